@@ -1,0 +1,315 @@
+using StackExchange.Redis;
+
+namespace LockService.Core.Locks;
+
+/// <summary>
+/// The lock engine: every operation is one Lua script run atomically in Redis, so correctness never depends
+/// on a client's clock. Waiting happens here, woken by Redis pub/sub on release and by a timer on expiry.
+/// One engine per process, sharing one <see cref="IConnectionMultiplexer"/>.
+/// </summary>
+public sealed class LockEngine : IDisposable
+{
+    // A last-resort re-check for a queue's head, in case a wake-up was lost in a way nobody foresaw.
+    // Hand-off and expiry never rely on it: they come from pub/sub and the expiry timer.
+    private static readonly TimeSpan SafetyRecheck = TimeSpan.FromSeconds(5);
+
+    private readonly IConnectionMultiplexer _multiplexer;
+    private readonly IDatabase _db;
+    private readonly LockOptions _options;
+    private readonly TimeSpan _timeout;
+    private readonly int _replicaAcks;
+    private readonly TimeProvider _clock;
+    private readonly WaitQueues _queues;
+    private int _shardedPubSub = -1;
+
+    /// <summary>Creates the engine over a shared multiplexer.</summary>
+    public LockEngine(IConnectionMultiplexer multiplexer, LockOptions options, RedisOptions redis, TimeProvider? clock = null)
+    {
+        _multiplexer = multiplexer;
+        _db = multiplexer.GetDatabase();
+        _options = options;
+        _timeout = TimeSpan.FromMilliseconds(redis.TimeoutMs);
+        _replicaAcks = redis.ReplicaAcks;
+        _clock = clock ?? TimeProvider.System;
+        _queues = new WaitQueues(multiplexer, options.MaxWaiters);
+    }
+
+    /// <summary>Requests of this instance waiting for a lock right now.</summary>
+    public int WaitingCount => _queues.Waiting;
+
+    /// <summary>
+    /// Takes the lock if it is free; otherwise waits up to <see cref="AcquireRequest.WaitMs"/> for it. Cancelling
+    /// ends the wait, and a lock obtained at the moment of cancellation is released before this throws.
+    /// </summary>
+    public async Task<AcquireResult> AcquireAsync(LockName name, AcquireRequest request, CancellationToken cancellationToken = default)
+    {
+        var keys = KeysOf(name);
+        var token = LockToken.New();
+        if (request.WaitMs <= 0 || !_queues.HasQueue(keys.Lock))
+        {
+            var first = await TryAcquireAsync(name, keys, token, request, waited: false).ConfigureAwait(false);
+            if (first.Status != AcquireStatus.Held || request.WaitMs <= 0)
+            {
+                return await KeepOnlyIfWantedAsync(first, name, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return await WaitAsync(name, keys, token, request, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Releases the lock if <paramref name="token"/> holds it, and wakes a waiter. False when it does not hold it.</summary>
+    public async Task<bool> ReleaseAsync(LockName name, string token)
+    {
+        var keys = KeysOf(name);
+        var result = await EvalAsync(LockScripts.Release, [keys.Lock], [token, keys.ChannelName, PublishCommand]).ConfigureAwait(false);
+        return (long)result == 1;
+    }
+
+    /// <summary>Sets the remaining TTL to <paramref name="ttlMs"/> (default: the TTL it was acquired with). Null when the token no longer holds it.</summary>
+    public async Task<LockLease?> ExtendAsync(LockName name, string token, long? ttlMs)
+    {
+        var keys = KeysOf(name);
+        var now = _clock.GetUtcNow();
+        var result = await EvalAsync(LockScripts.Extend, [keys.Lock], [token, ttlMs.HasValue ? ttlMs.Value : RedisValue.EmptyString]).ConfigureAwait(false);
+        if (result.IsNull)
+        {
+            return null;
+        }
+
+        var values = (RedisResult[])result!;
+        var ttl = (long)values[1];
+        await EnsureReplicatedAsync(keys).ConfigureAwait(false);
+        return new LockLease(name.Key, token, (long)values[0], ttl, now.AddMilliseconds(ttl), OwnerOf(values[2]));
+    }
+
+    /// <summary>The holder of the lock (never its token), or null when the lock is free.</summary>
+    public Task<LockInfo?> InspectAsync(LockName name) => InspectAsync(name, RedisValue.EmptyString);
+
+    /// <summary>The lock's state when <paramref name="token"/> holds it, else null.</summary>
+    public Task<LockInfo?> CheckAsync(LockName name, string token) => InspectAsync(name, token);
+
+    /// <summary>Pings Redis; throws when it does not answer within the configured timeout.</summary>
+    public async Task PingAsync() => await _db.PingAsync().WaitAsync(_timeout).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public void Dispose() => _queues.Dispose();
+
+    internal LockKeys KeysOf(LockName name)
+    {
+        if (!LockName.IsValid(name.Key))
+        {
+            throw new ArgumentException("A lock name is 1-200 characters from A-Z a-z 0-9 . _ : - starting with a letter or digit.", nameof(name));
+        }
+
+        var tenant = name.Tenant.Length == 0 ? string.Empty : name.Tenant + ":";
+        var lockKey = string.Concat(_options.KeyPrefix, tenant, "{", name.Key, "}");
+        var channel = lockKey + ":released";
+        return new LockKeys(lockKey, lockKey + ":fence", channel, Sharded ? RedisChannel.Sharded(channel) : RedisChannel.Literal(channel));
+    }
+
+    private async Task<AcquireResult> WaitAsync(LockName name, LockKeys keys, string token, AcquireRequest request, CancellationToken cancellationToken)
+    {
+        var deadline = _clock.GetTimestamp() + (long)(request.WaitMs * (_clock.TimestampFrequency / 1000.0));
+        var idempotent = request.IdempotencyKey is not null;
+        var waiter = _queues.TryJoin(keys.Lock, keys.Channel, idempotent);
+        if (waiter is null)
+        {
+            return new AcquireResult(AcquireStatus.TooManyWaiters, null, 0, false, true, null, name);
+        }
+
+        var acquired = false;
+        try
+        {
+            await waiter.Queue.Subscription.WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+
+            // Subscribed before this attempt, so a release after it cannot go unheard. A waiter behind others
+            // does not try: they are first in line, and the release that frees the lock will wake them.
+            var attempt = idempotent || _queues.IsHead(waiter);
+            long retryAfterMs = 0;
+            while (true)
+            {
+                var remaining = _clock.GetElapsedTime(_clock.GetTimestamp(), deadline);
+                if (attempt || (remaining <= TimeSpan.Zero && retryAfterMs <= 0))
+                {
+                    var result = await TryAcquireAsync(name, keys, token, request, waited: true).ConfigureAwait(false);
+                    if (result.Status != AcquireStatus.Held)
+                    {
+                        acquired = result.Acquired;
+                        if (acquired)
+                        {
+                            // The next holder is this one: if it vanishes, its TTL is when the head must look again.
+                            _queues.WakeHeadAfter(waiter.Queue, result.Lease!.TtlMs);
+                        }
+
+                        return await KeepOnlyIfWantedAsync(result, name, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    retryAfterMs = result.RetryAfterMs;
+                    _queues.WakeHeadAfter(waiter.Queue, retryAfterMs);
+                    remaining = _clock.GetElapsedTime(_clock.GetTimestamp(), deadline);
+                }
+
+                if (remaining <= TimeSpan.Zero)
+                {
+                    return new AcquireResult(AcquireStatus.Held, null, Math.Max(retryAfterMs, 0), false, true, null, name);
+                }
+
+                var started = _clock.GetTimestamp();
+                var signalled = await waiter.WaitAsync(remaining < SafetyRecheck ? remaining : SafetyRecheck, cancellationToken).ConfigureAwait(false);
+                retryAfterMs -= (long)_clock.GetElapsedTime(started).TotalMilliseconds;
+                attempt = signalled || (remaining > SafetyRecheck && _queues.IsHead(waiter));
+            }
+        }
+        finally
+        {
+            _queues.Leave(waiter, acquired);
+        }
+    }
+
+    // A lock obtained just as the caller went away is released at once: no lock is left to a client that is gone.
+    private async Task<AcquireResult> KeepOnlyIfWantedAsync(AcquireResult result, LockName name, CancellationToken cancellationToken)
+    {
+        if (result.Acquired && cancellationToken.IsCancellationRequested)
+        {
+            await ReleaseAsync(name, result.Lease!.Token).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
+        return result;
+    }
+
+    private async Task<AcquireResult> TryAcquireAsync(LockName name, LockKeys keys, string token, AcquireRequest request, bool waited)
+    {
+        var now = _clock.GetUtcNow();
+        var expiresAt = now.AddMilliseconds(request.TtlMs);
+        RedisValue[] args =
+        [
+            token, request.TtlMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
+            expiresAt.ToUnixTimeMilliseconds(), keys.ChannelName, PublishCommand,
+        ];
+        var result = await EvalAsync(LockScripts.Acquire, [keys.Lock, keys.Fence], args, (keys, token)).ConfigureAwait(false);
+        var values = (RedisResult[])result!;
+        switch ((long)values[0])
+        {
+            case 1:
+                var lease = new LockLease(name.Key, token, (long)values[1], request.TtlMs, expiresAt, request.Owner);
+                try
+                {
+                    await EnsureReplicatedAsync(keys).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await ReleaseAsync(name, token).ConfigureAwait(false);
+                    throw;
+                }
+
+                return new AcquireResult(AcquireStatus.Acquired, lease, 0, false, waited, this, name);
+            case 2:
+                var replay = new LockLease(
+                    name.Key, (string)values[2]!, (long)values[1], (long)values[3],
+                    DateTimeOffset.FromUnixTimeMilliseconds((long)values[4]), OwnerOf(values[5]));
+                return new AcquireResult(AcquireStatus.Acquired, replay, 0, true, waited, null, name);
+            default:
+                // PTTL is -1 only for a key someone wrote by hand without a TTL: it frees on no schedule.
+                var pttl = (long)values[1];
+                return new AcquireResult(AcquireStatus.Held, null, pttl < 0 ? 0 : pttl, false, waited, null, name);
+        }
+    }
+
+    private async Task<LockInfo?> InspectAsync(LockName name, RedisValue token)
+    {
+        var keys = KeysOf(name);
+        var now = _clock.GetUtcNow();
+        var result = await EvalAsync(LockScripts.Inspect, [keys.Lock], [token]).ConfigureAwait(false);
+        if (result.IsNull)
+        {
+            return null;
+        }
+
+        var values = (RedisResult[])result!;
+        var ttl = (long)values[2];
+        return new LockInfo(name.Key, (long)values[0], OwnerOf(values[1]), ttl, now.AddMilliseconds(ttl));
+    }
+
+    // With Redis:ReplicaAcks set, a write that did not reach enough replicas does not count: a failover
+    // to a replica that never saw this lock could otherwise hand it to a second client.
+    private async Task EnsureReplicatedAsync(LockKeys keys)
+    {
+        if (_replicaAcks <= 0)
+        {
+            return;
+        }
+
+        var server = _multiplexer.GetServer(keys.Lock);
+        var acked = (long)await server.ExecuteAsync("WAIT", _replicaAcks, (long)_timeout.TotalMilliseconds).WaitAsync(_timeout * 2).ConfigureAwait(false);
+        if (acked < _replicaAcks)
+        {
+            throw new LockStoreUnavailableException(
+                $"Only {acked} of the {_replicaAcks} replicas required by Redis:ReplicaAcks acknowledged the write.");
+        }
+    }
+
+    // Every call is bounded by Redis:TimeoutMs, so a slow Redis becomes a fast "unavailable" and never a hang.
+    // An acquire that timed out here may still succeed in Redis later: that lock is released when it does,
+    // since its caller has already been told it failed.
+    private async Task<RedisResult> EvalAsync(string script, RedisKey[] keys, RedisValue[] values, (LockKeys Keys, string Token)? acquiring = null)
+    {
+        var call = _db.ScriptEvaluateAsync(script, keys, values);
+        try
+        {
+            return await call.WaitAsync(_timeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (acquiring is { } pending)
+        {
+            _ = call.ContinueWith(
+                async t =>
+                {
+                    if (t.IsCompletedSuccessfully && (long)((RedisResult[])t.Result!)[0] == 1)
+                    {
+                        await _db.ScriptEvaluateAsync(LockScripts.Release, [pending.Keys.Lock], [pending.Token, pending.Keys.ChannelName, PublishCommand]).ConfigureAwait(false);
+                    }
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.None,
+                TaskScheduler.Default);
+            throw;
+        }
+    }
+
+    private static string? OwnerOf(RedisResult value)
+    {
+        var owner = (string?)value;
+        return string.IsNullOrEmpty(owner) ? null : owner;
+    }
+
+    private string PublishCommand => Sharded ? "SPUBLISH" : "PUBLISH";
+
+    // Sharded pub/sub (Redis 7+) keeps release notices on the lock's own shard, which Redis Cluster needs;
+    // older servers get plain pub/sub. Decided once, from the first connected server, so publishers and
+    // subscribers of this instance always agree.
+    private bool Sharded
+    {
+        get
+        {
+            var known = Volatile.Read(ref _shardedPubSub);
+            if (known >= 0)
+            {
+                return known == 1;
+            }
+
+            foreach (var server in _multiplexer.GetServers())
+            {
+                if (server.IsConnected)
+                {
+                    var sharded = server.Version >= new Version(7, 0) ? 1 : 0;
+                    Interlocked.CompareExchange(ref _shardedPubSub, sharded, -1);
+                    return Volatile.Read(ref _shardedPubSub) == 1;
+                }
+            }
+
+            throw new LockStoreUnavailableException("No Redis server is connected.");
+        }
+    }
+
+    internal readonly record struct LockKeys(string Lock, string Fence, string ChannelName, RedisChannel Channel);
+}

@@ -1,0 +1,42 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace LockService.Core.Locks;
+
+/// <summary>Limits and defaults of the lock engine, bound from the <c>Locks</c> configuration section.</summary>
+public sealed class LockOptions : IValidatableObject
+{
+    /// <summary>The configuration section these options are bound from.</summary>
+    public const string SectionName = "Locks";
+
+    /// <summary>Prefix of every Redis key the engine writes; may not contain a hash-tag brace.</summary>
+    [Required(ErrorMessage = "Locks:KeyPrefix must be set (it may be empty only by choice, not by accident).")]
+    [RegularExpression(@"^[^{}]*$", ErrorMessage = "Locks:KeyPrefix must not contain '{' or '}': the braces are reserved for the lock's hash tag.")]
+    public string KeyPrefix { get; set; } = "lock:";
+
+    /// <summary>TTL of a lock when the caller gives none.</summary>
+    [Range(10, long.MaxValue, ErrorMessage = "Locks:DefaultTtlMs must be at least 10.")]
+    public long DefaultTtlMs { get; set; } = 30_000;
+
+    /// <summary>Largest TTL a caller may ask for.</summary>
+    [Range(10, long.MaxValue, ErrorMessage = "Locks:MaxTtlMs must be at least 10.")]
+    public long MaxTtlMs { get; set; } = 86_400_000;
+
+    /// <summary>Longest server-side wait a caller may ask for.</summary>
+    [Range(1, long.MaxValue, ErrorMessage = "Locks:MaxWaitMs must be a positive number.")]
+    public long MaxWaitMs { get; set; } = 60_000;
+
+    /// <summary>How many requests one instance lets wait at once; more get "too many requests".</summary>
+    [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxWaiters must be a positive number.")]
+    public int MaxWaiters { get; set; } = 10_000;
+
+    /// <inheritdoc />
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (DefaultTtlMs > MaxTtlMs)
+        {
+            yield return new ValidationResult(
+                $"Locks:DefaultTtlMs ({DefaultTtlMs}) must be between 10 and Locks:MaxTtlMs ({MaxTtlMs}).",
+                [nameof(DefaultTtlMs)]);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace LockService.Core.Locks;
+
+/// <summary>How the service reaches Redis, bound from the <c>Redis</c> configuration section.</summary>
+public sealed class RedisOptions
+{
+    /// <summary>The configuration section these options are bound from.</summary>
+    public const string SectionName = "Redis";
+
+    /// <summary>A StackExchange.Redis configuration string: one node, a Cluster's nodes, or Sentinel with <c>serviceName=</c>.</summary>
+    [Required(AllowEmptyStrings = false, ErrorMessage = "Redis:ConnectionString must not be empty.")]
+    public string ConnectionString { get; set; } = "localhost:6379";
+
+    /// <summary>Bound on one Redis call; past it the caller gets "Redis unavailable".</summary>
+    [Range(10, 600_000, ErrorMessage = "Redis:TimeoutMs must be between 10 and 600000.")]
+    public int TimeoutMs { get; set; } = 2_000;
+
+    /// <summary>Replicas that must acknowledge an acquire or extend before it counts (Redis <c>WAIT</c>); 0 turns it off.</summary>
+    [Range(0, 16, ErrorMessage = "Redis:ReplicaAcks must be between 0 and 16.")]
+    public int ReplicaAcks { get; set; }
+}
