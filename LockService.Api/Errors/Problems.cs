@@ -1,0 +1,110 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace LockService.Api.Errors;
+
+/// <summary>
+/// Builds every problem response of the service, so each 4xx and 5xx has the same RFC 9457 shape and a stable
+/// machine-readable <c>code</c>. Details say what was wrong; they never carry an exception's message.
+/// </summary>
+internal static class Problems
+{
+    public const string InvalidKey = "invalid_key";
+    public const string InvalidToken = "invalid_token";
+    public const string InvalidParameter = "invalid_parameter";
+    public const string Unauthorized = "unauthorized";
+    public const string NotFound = "not_found";
+    public const string LockNotHeld = "lock_not_held";
+    public const string MethodNotAllowed = "method_not_allowed";
+    public const string LockHeld = "lock_held";
+    public const string PayloadTooLarge = "payload_too_large";
+    public const string UnsupportedMediaType = "unsupported_media_type";
+    public const string TooManyRequests = "too_many_requests";
+    public const string RedisUnavailable = "redis_unavailable";
+    public const string InternalError = "internal_error";
+
+    public static ProblemHttpResult Create(int status, string code, string title, string detail, IDictionary<string, object?>? extensions = null)
+    {
+        var members = new Dictionary<string, object?>(StringComparer.Ordinal) { ["code"] = code };
+        if (extensions is not null)
+        {
+            foreach (var (name, value) in extensions)
+            {
+                members[name] = value;
+            }
+        }
+
+        return TypedResults.Problem(detail, instance: null, status, title, TypeOf(code), members);
+    }
+
+    /// <summary>A 400 whose <c>errors</c> member is keyed by parameter name, as ASP.NET's ValidationProblemDetails.</summary>
+    public static ProblemHttpResult Invalid(IDictionary<string, string[]> errors, string detail) => Create(
+        StatusCodes.Status400BadRequest,
+        InvalidParameter,
+        "One or more parameters are invalid.",
+        detail,
+        new Dictionary<string, object?>(StringComparer.Ordinal) { ["errors"] = errors });
+
+    public static ProblemHttpResult BadKey(string? key) => Create(
+        StatusCodes.Status400BadRequest,
+        InvalidKey,
+        "The lock key is invalid.",
+        key is null or { Length: 0 }
+            ? "A lock key is required: POST /locks/{key}. Keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit."
+            : "Lock keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit.");
+
+    public static ProblemHttpResult BadToken() => Create(
+        StatusCodes.Status400BadRequest,
+        InvalidToken,
+        "The lock token is invalid.",
+        "A token is the 32 lowercase hexadecimal characters returned by the acquire.");
+
+    public static ProblemHttpResult NotHeld(string key) => Create(
+        StatusCodes.Status404NotFound,
+        LockNotHeld,
+        "The lock is not held.",
+        $"Lock '{key}' is not held by this token (never was, released, expired, or held by someone else).");
+
+    public static ProblemHttpResult Free(string key) => Create(
+        StatusCodes.Status404NotFound,
+        LockNotHeld,
+        "The lock is not held.",
+        $"Lock '{key}' is free.");
+
+    public static ProblemHttpResult Held(string key, long retryAfterMs) => Create(
+        StatusCodes.Status409Conflict,
+        LockHeld,
+        "The lock is held by someone else.",
+        $"Lock '{key}' is held; its holder's TTL runs out in {retryAfterMs} ms.",
+        new Dictionary<string, object?> { ["retryAfterMs"] = retryAfterMs });
+
+    public static ProblemHttpResult TooManyWaiters(int maxWaiters) => Create(
+        StatusCodes.Status429TooManyRequests,
+        TooManyRequests,
+        "Too many requests.",
+        $"This instance already has {maxWaiters} requests waiting (Locks:MaxWaiters). Retry later, or use waitMs=0.");
+
+    public static ProblemHttpResult RedisDown(int timeoutMs) => Create(
+        StatusCodes.Status503ServiceUnavailable,
+        RedisUnavailable,
+        "Redis is unavailable.",
+        $"Redis could not be reached or did not answer within {timeoutMs} ms. Nothing was changed by this request that will outlive its lock's TTL; retry shortly.");
+
+    public static ProblemHttpResult TooLarge(int limit) => Create(
+        StatusCodes.Status413PayloadTooLarge,
+        PayloadTooLarge,
+        "The request body is too large.",
+        $"Request bodies are limited to {limit} bytes.");
+
+    public static ProblemHttpResult NotJson(string? contentType) => Create(
+        StatusCodes.Status415UnsupportedMediaType,
+        UnsupportedMediaType,
+        "The request body is not JSON.",
+        $"The body's content type '{contentType ?? "(none)"}' is not supported: send a JSON object with Content-Type: application/json, or pass the parameters in the query string.");
+
+    /// <summary>Whole seconds, rounded up, for a Retry-After header.</summary>
+    public static string RetryAfterSeconds(long milliseconds) =>
+        ((milliseconds + 999) / 1000).ToString(CultureInfo.InvariantCulture);
+
+    private static string TypeOf(string code) => "urn:lockservice:problem:" + code;
+}

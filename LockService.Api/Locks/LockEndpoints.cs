@@ -1,0 +1,233 @@
+using LockService.Api.Auth;
+using LockService.Api.Errors;
+using LockService.Api.Observability;
+using LockService.Api.OpenApi;
+using LockService.Api.RateLimiting;
+using LockService.Core.Locks;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace LockService.Api.Locks;
+
+/// <summary>The route table of the lock API and its handlers, which only translate between HTTP and the engine.</summary>
+internal static class LockEndpoints
+{
+    private static readonly string[] AcquireParameters = [LockParameterReader.TtlMs, LockParameterReader.WaitMs, LockParameterReader.Owner];
+    private static readonly string[] ExtendParameters = [LockParameterReader.TtlMs];
+
+    public static IEndpointRouteBuilder MapLockEndpoints(this IEndpointRouteBuilder app)
+    {
+        var locks = app.MapGroup("/locks")
+            .WithTags("Locks")
+            .RequireLockAuthorization()
+            .RequireLockRateLimit()
+            .AddEndpointFilter<LockMetricsFilter>()
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        locks.MapPost("/{key}", AcquireAsync).WithName("acquire")
+            .WithSummary("Acquire a lock, optionally waiting in the server for it")
+            .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting.")
+            .WithBody<AcquireBody>()
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        locks.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release")
+            .WithSummary("Release a lock held by this token")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend")
+            .WithSummary("Extend a lock held by this token: its remaining TTL becomes ttlMs from now")
+            .WithBody<ExtendBody>()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        locks.MapGet("/{key}", InspectAsync).WithName("inspect")
+            .WithSummary("Who holds a lock and for how long (never the token)")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        locks.MapGet("/{key}/{token}", CheckAsync).WithName("check")
+            .WithSummary("Whether this token still holds the lock")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        // An empty key (POST /locks/) or one with a '/' in it reaches no route above: it is a bad key, not a missing page.
+        locks.MapMethods("/{**rest}", [HttpMethods.Post, HttpMethods.Get, HttpMethods.Delete, HttpMethods.Patch], InvalidPath)
+            .WithName("invalid-key").ExcludeFromDescription();
+        return app;
+    }
+
+    private static async Task<Results<Created<LeaseResponse>, ProblemHttpResult>> AcquireAsync(
+        string key,
+        HttpContext http,
+        LockEngine engine,
+        IOptions<LockOptions> options,
+        CancellationToken cancellationToken,
+        [AsParameters] AcquireQuery query)
+    {
+        var (body, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
+        if (bodyProblem is not null)
+        {
+            return bodyProblem;
+        }
+
+        if (!LockName.IsValid(key))
+        {
+            return Problems.BadKey(key);
+        }
+
+        var limits = options.Value;
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        var parameters = LockParameterReader.Parse(http.Request.Query, body, AcquireParameters, limits.MaxTtlMs, limits.MaxWaitMs, errors);
+        var idempotencyKey = IdempotencyKeyOf(http.Request, errors);
+        if (errors.Count > 0)
+        {
+            return Problems.Invalid(errors, "See 'errors' for what is wrong with each parameter.");
+        }
+
+        var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, idempotencyKey);
+        var result = await engine.AcquireAsync(new LockName(http.TenantOf(), key), request, cancellationToken);
+        http.Items[LockMetricsFilter.WaitedItem] = result.Waited;
+        switch (result.Status)
+        {
+            case AcquireStatus.Acquired:
+                var lease = result.Lease!;
+                return TypedResults.Created($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease));
+            case AcquireStatus.TooManyWaiters:
+                http.Response.Headers.RetryAfter = "1";
+                return Problems.TooManyWaiters(limits.MaxWaiters);
+            default:
+                http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
+                return Problems.Held(key, result.RetryAfterMs);
+        }
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
+        string key, string token, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+    {
+        if (await CheckTargetAsync(http, key, token, cancellationToken) is { } problem)
+        {
+            return problem;
+        }
+
+        return await engine.ReleaseAsync(new LockName(http.TenantOf(), key), token)
+            ? TypedResults.NoContent()
+            : Problems.NotHeld(key);
+    }
+
+    private static async Task<Results<Ok<LeaseResponse>, ProblemHttpResult>> ExtendAsync(
+        string key,
+        string token,
+        HttpContext http,
+        LockEngine engine,
+        IOptions<LockOptions> options,
+        CancellationToken cancellationToken,
+        [AsParameters] ExtendQuery query)
+    {
+        var (body, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
+        if (bodyProblem is not null)
+        {
+            return bodyProblem;
+        }
+
+        if (TargetProblem(key, token) is { } targetProblem)
+        {
+            return targetProblem;
+        }
+
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        var parameters = LockParameterReader.Parse(http.Request.Query, body, ExtendParameters, options.Value.MaxTtlMs, options.Value.MaxWaitMs, errors);
+        if (errors.Count > 0)
+        {
+            return Problems.Invalid(errors, "See 'errors' for what is wrong with each parameter.");
+        }
+
+        var lease = await engine.ExtendAsync(new LockName(http.TenantOf(), key), token, parameters.TtlMs);
+        return lease is null ? Problems.NotHeld(key) : TypedResults.Ok(LeaseResponse.From(lease));
+    }
+
+    private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> InspectAsync(
+        string key, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+    {
+        if (await CheckTargetAsync(http, key, token: null, cancellationToken) is { } problem)
+        {
+            return problem;
+        }
+
+        var info = await engine.InspectAsync(new LockName(http.TenantOf(), key));
+        return info is null ? Problems.Free(key) : TypedResults.Ok(LockInfoResponse.From(info));
+    }
+
+    private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> CheckAsync(
+        string key, string token, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+    {
+        if (await CheckTargetAsync(http, key, token, cancellationToken) is { } problem)
+        {
+            return problem;
+        }
+
+        var info = await engine.CheckAsync(new LockName(http.TenantOf(), key), token);
+        return info is null ? Problems.NotHeld(key) : TypedResults.Ok(LockInfoResponse.From(info));
+    }
+
+    private static async Task<ProblemHttpResult> InvalidPath(HttpContext http, CancellationToken cancellationToken, string? rest = null)
+    {
+        var (_, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
+        return bodyProblem ?? Problems.BadKey(rest);
+    }
+
+    // Endpoints without parameters still answer an oversized body (413) and a typo'd query parameter (400).
+    private static async Task<ProblemHttpResult?> CheckTargetAsync(HttpContext http, string key, string? token, CancellationToken cancellationToken)
+    {
+        var (_, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
+        if (bodyProblem is not null)
+        {
+            return bodyProblem;
+        }
+
+        if (TargetProblem(key, token) is { } targetProblem)
+        {
+            return targetProblem;
+        }
+
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        LockParameterReader.Parse(http.Request.Query, body: null, [], long.MaxValue, long.MaxValue, errors);
+        return errors.Count > 0 ? Problems.Invalid(errors, "This endpoint takes no parameters.") : null;
+    }
+
+    private static ProblemHttpResult? TargetProblem(string key, string? token)
+    {
+        if (!LockName.IsValid(key))
+        {
+            return Problems.BadKey(key);
+        }
+
+        return token is not null && !LockToken.IsValid(token) ? Problems.BadToken() : null;
+    }
+
+    private static string? IdempotencyKeyOf(HttpRequest request, Dictionary<string, string[]> errors)
+    {
+        if (!request.Headers.TryGetValue("Idempotency-Key", out var values))
+        {
+            return null;
+        }
+
+        var value = values.Count == 1 ? values[0] : null;
+        if (value is null || value.Length is 0 or > 128 || value.Any(c => c is < ' ' or > '~'))
+        {
+            errors["Idempotency-Key"] = ["The Idempotency-Key header must be given once, 1-128 printable ASCII characters."];
+            return null;
+        }
+
+        return value;
+    }
+
+    /// <summary>Query parameters of an acquire, declared so the OpenAPI document lists them; parsed strictly by <see cref="LockParameterReader"/>.</summary>
+    internal readonly record struct AcquireQuery(
+        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "ttlMs")] string? TtlMs,
+        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "waitMs")] string? WaitMs,
+        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "owner")] string? Owner,
+        [Microsoft.AspNetCore.Mvc.FromHeader(Name = "Idempotency-Key")] string? IdempotencyKey);
+
+    /// <summary>Query parameters of an extend, declared for the OpenAPI document.</summary>
+    internal readonly record struct ExtendQuery([Microsoft.AspNetCore.Mvc.FromQuery(Name = "ttlMs")] string? TtlMs);
+}

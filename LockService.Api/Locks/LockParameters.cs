@@ -1,0 +1,261 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using LockService.Api.Errors;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Net.Http.Headers;
+
+namespace LockService.Api.Locks;
+
+/// <summary>The parameters of one request, from the query string and/or a JSON body.</summary>
+internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string? Owner);
+
+/// <summary>
+/// Reads parameters strictly: a typo, a duplicate, a quoted or fractional number or a value out of range is
+/// a 400 naming the parameter, never silently ignored. The body is read by hand (at most 4 KiB) so that its
+/// size and content type are answered with 413/415 before anything else is looked at.
+/// </summary>
+internal static class LockParameterReader
+{
+    public const int MaxBodyBytes = 4096;
+    public const int MaxOwnerLength = 128;
+
+    public const string TtlMs = "ttlMs";
+    public const string WaitMs = "waitMs";
+    public const string Owner = "owner";
+
+    /// <summary>Reads the body up to the limit. A null result means the body itself was answered (413/415).</summary>
+    public static async Task<(byte[]? Body, ProblemHttpResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > MaxBodyBytes)
+        {
+            return (null, Problems.TooLarge(MaxBodyBytes));
+        }
+
+        if (request.ContentLength == 0 || (request.ContentLength is null && !request.Headers.ContainsKey(HeaderNames.TransferEncoding)))
+        {
+            return (null, null);
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(MaxBodyBytes + 1);
+        try
+        {
+            var length = 0;
+            int read;
+            while ((read = await request.Body.ReadAsync(buffer.AsMemory(length, MaxBodyBytes + 1 - length), cancellationToken)) > 0)
+            {
+                length += read;
+                if (length > MaxBodyBytes)
+                {
+                    return (null, Problems.TooLarge(MaxBodyBytes));
+                }
+            }
+
+            if (length == 0)
+            {
+                return (null, null);
+            }
+
+            if (!IsJson(request.ContentType))
+            {
+                return (null, Problems.NotJson(request.ContentType));
+            }
+
+            return (buffer.AsSpan(0, length).ToArray(), null);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Parses query and body against the allowed names; errors are keyed by parameter name.</summary>
+    public static LockParameters Parse(
+        IQueryCollection query, byte[]? body, IReadOnlyCollection<string> allowed, long maxTtlMs, long maxWaitMs, Dictionary<string, string[]> errors)
+    {
+        long? ttl = null, wait = null;
+        string? owner = null;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+
+        foreach (var (name, values) in query)
+        {
+            if (!allowed.Contains(name))
+            {
+                Add(errors, name, Unknown(name, allowed));
+                continue;
+            }
+
+            seen.Add(name);
+            if (values.Count != 1)
+            {
+                Add(errors, name, $"'{name}' is given {values.Count} times; give it once.");
+                continue;
+            }
+
+            var text = values[0] ?? string.Empty;
+            if (name == Owner)
+            {
+                owner = CheckOwner(text, errors);
+            }
+            else if (ParseInteger(name, text, errors) is long number)
+            {
+                Assign(name, number, ref ttl, ref wait);
+            }
+        }
+
+        if (body is not null)
+        {
+            ParseBody(body, allowed, seen, errors, ref ttl, ref wait, ref owner);
+        }
+
+        if (ttl is long t && (t < 10 || t > maxTtlMs))
+        {
+            Add(errors, TtlMs, $"'ttlMs' must be between 10 and {maxTtlMs}; got {t}.");
+        }
+
+        if (wait is long w && (w < 0 || w > maxWaitMs))
+        {
+            Add(errors, WaitMs, $"'waitMs' must be between 0 and {maxWaitMs}; got {w}.");
+        }
+
+        return new LockParameters(ttl, wait, owner);
+    }
+
+    private static void ParseBody(
+        byte[] body, IReadOnlyCollection<string> allowed, HashSet<string> seen, Dictionary<string, string[]> errors,
+        ref long? ttl, ref long? wait, ref string? owner)
+    {
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 });
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                Add(errors, "body", "The body must be a JSON object such as {\"ttlMs\":5000}.");
+                return;
+            }
+
+            var inBody = new HashSet<string>(StringComparer.Ordinal);
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+            {
+                var name = reader.GetString()!;
+                reader.Read();
+                if (!allowed.Contains(name))
+                {
+                    Add(errors, name, Unknown(name, allowed));
+                    reader.Skip();
+                    continue;
+                }
+
+                if (!inBody.Add(name))
+                {
+                    Add(errors, name, $"'{name}' appears twice in the body; give it once.");
+                    reader.Skip();
+                    continue;
+                }
+
+                if (reader.TokenType == JsonTokenType.Null)
+                {
+                    continue;
+                }
+
+                if (seen.Contains(name))
+                {
+                    Add(errors, name, $"'{name}' is given both in the query and in the body; give it once.");
+                    reader.Skip();
+                    continue;
+                }
+
+                if (name == Owner)
+                {
+                    if (reader.TokenType != JsonTokenType.String)
+                    {
+                        Add(errors, name, "'owner' must be a string.");
+                        reader.Skip();
+                        continue;
+                    }
+
+                    owner = CheckOwner(reader.GetString()!, errors);
+                }
+                else if (reader.TokenType != JsonTokenType.Number)
+                {
+                    Add(errors, name, $"'{name}' must be a JSON number that is a whole number of milliseconds, not a {Describe(reader.TokenType)}.");
+                    reader.Skip();
+                }
+                else if (ParseInteger(name, Encoding.UTF8.GetString(reader.ValueSpan), errors) is long number)
+                {
+                    Assign(name, number, ref ttl, ref wait);
+                }
+            }
+
+            if (reader.Read())
+            {
+                Add(errors, "body", "The body holds more than one JSON value.");
+            }
+        }
+        catch (JsonException)
+        {
+            Add(errors, "body", "The body is not valid JSON.");
+        }
+    }
+
+    private static long? ParseInteger(string name, string text, Dictionary<string, string[]> errors)
+    {
+        var digits = text.StartsWith('-') ? text.AsSpan(1) : text.AsSpan();
+        if (digits.Length == 0 || digits.ContainsAnyExceptInRange('0', '9')
+            || !long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+        {
+            Add(errors, name, $"'{name}' must be a plain whole number of milliseconds (digits only, such as 5000).");
+            return null;
+        }
+
+        return value;
+    }
+
+    private static string? CheckOwner(string owner, Dictionary<string, string[]> errors)
+    {
+        if (owner.Length is 0 or > MaxOwnerLength || owner.Any(char.IsControl))
+        {
+            Add(errors, Owner, $"'owner' must be 1-{MaxOwnerLength} characters without control characters.");
+            return null;
+        }
+
+        return owner;
+    }
+
+    private static void Assign(string name, long value, ref long? ttl, ref long? wait)
+    {
+        if (name == TtlMs)
+        {
+            ttl = value;
+        }
+        else
+        {
+            wait = value;
+        }
+    }
+
+    private static bool IsJson(string? contentType) =>
+        MediaTypeHeaderValue.TryParse(contentType, out var media)
+        && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            || (media.MediaType.StartsWith("application/", StringComparison.OrdinalIgnoreCase) && media.MediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase)));
+
+    private static string Unknown(string name, IReadOnlyCollection<string> allowed) =>
+        allowed.Count == 0
+            ? $"Unknown parameter '{name}': this endpoint takes no parameters."
+            : $"Unknown parameter '{name}': this endpoint takes {string.Join(", ", allowed.Select(a => $"'{a}'"))}.";
+
+    private static string Describe(JsonTokenType token) => token switch
+    {
+        JsonTokenType.String => "string",
+        JsonTokenType.True or JsonTokenType.False => "boolean",
+        JsonTokenType.StartArray => "array",
+        JsonTokenType.StartObject => "object",
+        _ => token.ToString().ToLowerInvariant(),
+    };
+
+    private static void Add(Dictionary<string, string[]> errors, string name, string message)
+    {
+        errors[name] = errors.TryGetValue(name, out var existing) ? [.. existing, message] : [message];
+    }
+}

@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using LockService.Api.Errors;
+using LockService.Core.Locks;
+using Microsoft.Extensions.Options;
+
+namespace LockService.Api.Observability;
+
+/// <summary>
+/// Counts and times every lock request, and turns Redis being unreachable or slow into a fast 503 with
+/// Retry-After (the one place that does, so no handler catches exceptions of its own).
+/// </summary>
+internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, ILogger<LockMetricsFilter> logger) : IEndpointFilter
+{
+    public const string WaitedItem = "lockservice.waited";
+
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        var operation = OperationOf(http.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName);
+        var started = Stopwatch.GetTimestamp();
+        string outcome = "error";
+        try
+        {
+            var result = await next(context);
+            outcome = OutcomeOf(operation, (result as IStatusCodeHttpResult)?.StatusCode ?? StatusCodes.Status200OK);
+            return result;
+        }
+        catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+        {
+            LockMetrics.RedisErrors.Inc();
+            LogRedisUnavailable(logger, operation ?? "lock", ex.GetType().Name);
+            http.Response.Headers.RetryAfter = "1";
+            return Problems.RedisDown(redis.Value.TimeoutMs);
+        }
+        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+        {
+            outcome = "cancelled";
+            throw;
+        }
+        finally
+        {
+            if (operation is not null)
+            {
+                var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+                LockMetrics.Operations.WithLabels(operation, outcome).Inc();
+                LockMetrics.RequestDuration.WithLabels(operation).Observe(elapsed);
+                if (http.Items.TryGetValue(WaitedItem, out var waited) && waited is true)
+                {
+                    LockMetrics.WaitDuration.Observe(elapsed);
+                }
+            }
+        }
+    }
+
+    private static string? OperationOf(string? endpointName) => endpointName switch
+    {
+        "acquire" => "acquire",
+        "release" => "release",
+        "extend" => "extend",
+        "inspect" or "check" => "inspect",
+        _ => null,
+    };
+
+    private static string OutcomeOf(string? operation, int status) => (operation, status) switch
+    {
+        ("acquire", 201) => "acquired",
+        ("acquire", 409) => "held",
+        ("release", 204) => "released",
+        ("extend", 200) => "extended",
+        ("inspect", 200) => "held",
+        (_, 404) => "not_held",
+        (_, 429) => "rejected",
+        (_, 503) => "error",
+        (_, >= 400 and < 500) => "invalid",
+        _ => "error",
+    };
+
+    [LoggerMessage(EventId = 1001, EventName = "RedisUnavailable", Level = LogLevel.Warning,
+        Message = "Redis unavailable during {Operation} ({ExceptionType}); answered 503")]
+    private static partial void LogRedisUnavailable(ILogger logger, string operation, string exceptionType);
+}

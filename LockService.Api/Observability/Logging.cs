@@ -1,0 +1,82 @@
+using System.Text.RegularExpressions;
+using Serilog;
+using Serilog.Core;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+
+namespace LockService.Api.Observability;
+
+/// <summary>
+/// Serilog from configuration: compact JSON on stdout outside Development, readable text in Development,
+/// one request line per request with the route template (never the raw path, which holds tokens).
+/// </summary>
+internal static partial class Logging
+{
+    public const string TextTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}";
+
+    public static WebApplicationBuilder AddLockLogging(this WebApplicationBuilder builder)
+    {
+        var development = builder.Environment.IsDevelopment();
+        builder.Services.AddSerilog((services, logger) =>
+        {
+            logger.ReadFrom.Configuration(builder.Configuration)
+                .ReadFrom.Services(services)
+                .Enrich.FromLogContext()
+                .Enrich.With<TokenRedactor>();
+            if (development)
+            {
+                logger.WriteTo.Console(outputTemplate: TextTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+            }
+            else
+            {
+                logger.WriteTo.Console(new CompactJsonFormatter());
+            }
+        });
+        return builder;
+    }
+
+    public static IApplicationBuilder UseLockRequestLogging(this IApplicationBuilder app) =>
+        app.UseSerilogRequestLogging(options =>
+        {
+            options.MessageTemplate = "HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed:0.000} ms";
+            options.GetMessageTemplateProperties = (http, _, elapsed, status) =>
+            [
+                new LogEventProperty("RequestMethod", new ScalarValue(http.Request.Method)),
+                new LogEventProperty("RouteTemplate", new ScalarValue(RouteTemplateOf(http))),
+                new LogEventProperty("StatusCode", new ScalarValue(status)),
+                new LogEventProperty("Elapsed", new ScalarValue(elapsed)),
+            ];
+        });
+
+    private static string RouteTemplateOf(HttpContext http) =>
+        (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
+
+    /// <summary>
+    /// A last line of defence: any 32-hex-character run in a logged string (the shape of a lock token) is
+    /// replaced, so a token that reaches a log property by a path nobody foresaw is still not written out.
+    /// </summary>
+    private sealed partial class TokenRedactor : ILogEventEnricher
+    {
+        public void Enrich(LogEvent logEvent, ILogEventPropertyFactory propertyFactory)
+        {
+            // ASP.NET Core's request scope carries the raw path, token included; the route template says enough.
+            logEvent.RemovePropertyIfPresent("RequestPath");
+            List<LogEventProperty>? changed = null;
+            foreach (var (name, value) in logEvent.Properties)
+            {
+                if (value is ScalarValue { Value: string text } && TokenShape().IsMatch(text))
+                {
+                    (changed ??= []).Add(new LogEventProperty(name, new ScalarValue(TokenShape().Replace(text, "[redacted]"))));
+                }
+            }
+
+            foreach (var property in changed ?? [])
+            {
+                logEvent.AddOrUpdateProperty(property);
+            }
+        }
+
+        [GeneratedRegex("[0-9a-fA-F]{32}")]
+        private static partial Regex TokenShape();
+    }
+}

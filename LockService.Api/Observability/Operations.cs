@@ -1,0 +1,65 @@
+using LockService.Api.Auth;
+using LockService.Core.Locks;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Prometheus;
+
+namespace LockService.Api.Observability;
+
+/// <summary>Health, metrics and the start-up checks an operator relies on.</summary>
+internal static partial class Operations
+{
+    public static WebApplication MapOperations(this WebApplication app)
+    {
+        // Liveness never looks at Redis: a Redis outage must not get healthy instances restarted.
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).WithTags("Health");
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).WithTags("Health");
+        app.MapMetrics("/metrics");
+
+        var engine = app.Services.GetRequiredService<LockEngine>();
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => LockMetrics.WaitingRequests.Set(engine.WaitingCount));
+
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("LockService");
+        if (!app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Enabled)
+        {
+            LogAuthOff(logger);
+        }
+
+        return app;
+    }
+
+    /// <summary>
+    /// Runs the container's health probe: GET /health/ready on this machine's port, exit 0 when ready.
+    /// The runtime image has no curl or wget, so the service probes itself.
+    /// </summary>
+    public static async Task<int> ProbeAsync()
+    {
+        var port = Environment.GetEnvironmentVariable("HTTP_PORTS")?.Split(';', ',')[0] ?? "8080";
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        try
+        {
+            using var response = await client.GetAsync(new Uri($"http://127.0.0.1:{port}/health/ready"));
+            return response.IsSuccessStatusCode ? 0 : 1;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return 1;
+        }
+    }
+
+    /// <summary>Writes one line that names the bad setting, for a service that must not start with it.</summary>
+    public static int ReportInvalidConfiguration(Exception exception)
+    {
+        var message = exception switch
+        {
+            OptionsValidationException validation => string.Join(" ", validation.Failures),
+            _ => exception.Message,
+        };
+        Console.Error.WriteLine("LockService cannot start, invalid configuration: " + message.ReplaceLineEndings(" "));
+        return 1;
+    }
+
+    [LoggerMessage(EventId = 1000, EventName = "AuthenticationOff", Level = LogLevel.Warning,
+        Message = "Authentication is off: no Auth:ApiKeys are configured, so anyone who reaches this service can take and release any lock")]
+    private static partial void LogAuthOff(ILogger logger);
+}

@@ -1,0 +1,47 @@
+using LockService.Api.Auth;
+using LockService.Api.Errors;
+using LockService.Api.Locks;
+using LockService.Api.Observability;
+using LockService.Api.OpenApi;
+using LockService.Api.RateLimiting;
+using LockService.Api.Redis;
+using Prometheus;
+
+// The container's HEALTHCHECK: the runtime image has no curl, so the service probes itself.
+if (args is ["--healthcheck", ..])
+{
+    return await Operations.ProbeAsync();
+}
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddLockLogging();                   // Serilog: JSON outside Development, tokens never logged
+builder.Services.AddLockEngine();           // one multiplexer, the engine, validated Redis/Locks options
+builder.Services.AddLockErrors();           // one problem+json shape for every error
+builder.Services.AddLockAuth();             // API keys and tenants, off when none are configured
+builder.Services.AddLockRateLimiting();     // optional token bucket per tenant or client address
+builder.Services.AddLockSwagger();          // OpenAPI derived from the route table
+builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, LockJsonContext.Default));
+
+try
+{
+    var app = builder.Build();
+    app.UseLockRequestLogging();            // first, so it sees the final status of every request
+    app.UseLockErrors();                    // 503 for Redis trouble, problem+json for 404/405/500
+    app.UseHttpMetrics();                   // prometheus-net's HTTP metrics, labelled by route template
+    app.UseLockSwagger();
+    app.UseAuthentication();
+    app.UseAuthorization();
+    app.UseRateLimiter();                   // after authentication, so buckets are per tenant
+    app.MapLockEndpoints();
+    app.MapOperations();                    // health, metrics, start-up warnings
+    await app.RunAsync();
+    return 0;
+}
+catch (Exception ex) when (ex is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException { InnerException: FormatException })
+{
+    // A bad setting stops the service at start with one line that names it.
+    return Operations.ReportInvalidConfiguration(ex);
+}
+
+/// <summary>The entry point, visible to WebApplicationFactory in the tests.</summary>
+public partial class Program;

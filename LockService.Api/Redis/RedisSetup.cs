@@ -1,0 +1,72 @@
+using LockService.Core.Locks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace LockService.Api.Redis;
+
+/// <summary>One multiplexer per process, tuned so that Redis trouble is a fast error and heals by itself.</summary>
+internal static class RedisSetup
+{
+    public static IServiceCollection AddLockEngine(this IServiceCollection services)
+    {
+        services.AddOptions<RedisOptions>().BindConfiguration(RedisOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => TryParse(o.ConnectionString), "Redis:ConnectionString is not a valid StackExchange.Redis configuration string.")
+            .ValidateOnStart();
+        services.AddOptions<LockOptions>().BindConfiguration(LockOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IConnectionMultiplexer>(sp => Connect(sp.GetRequiredService<IOptions<RedisOptions>>().Value));
+        services.AddSingleton(sp => new LockEngine(
+            sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<LockOptions>>().Value,
+            sp.GetRequiredService<IOptions<RedisOptions>>().Value));
+        services.AddHealthChecks().AddCheck<RedisHealthCheck>("redis", tags: ["ready"]);
+        return services;
+    }
+
+    public static ConnectionMultiplexer Connect(RedisOptions options)
+    {
+        var config = ConfigurationOptions.Parse(options.ConnectionString);
+
+        // Start even when Redis is down (readiness says so) and keep reconnecting in the background.
+        config.AbortOnConnectFail = false;
+        config.ConnectTimeout = options.TimeoutMs;
+        config.SyncTimeout = options.TimeoutMs;
+        config.AsyncTimeout = options.TimeoutMs;
+
+        // While disconnected, fail at once (503) instead of queueing commands until they time out.
+        config.BacklogPolicy = BacklogPolicy.FailFast;
+
+        // Reconnect attempts every 500 ms, so the service heals within a second or two of Redis coming back.
+        config.ReconnectRetryPolicy = new LinearRetry(500);
+        config.HeartbeatInterval = TimeSpan.FromMilliseconds(Math.Min(1000, Math.Max(100, options.TimeoutMs / 2)));
+        return ConnectionMultiplexer.Connect(config);
+    }
+
+    private static bool TryParse(string connectionString)
+    {
+        try
+        {
+            return ConfigurationOptions.Parse(connectionString).EndPoints.Count > 0;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private sealed class RedisHealthCheck(LockEngine engine) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                await engine.PingAsync();
+                return HealthCheckResult.Healthy("Redis answers.");
+            }
+            catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+            {
+                return HealthCheckResult.Unhealthy("Redis does not answer.");
+            }
+        }
+    }
+}
