@@ -1,0 +1,187 @@
+using LockService.Core.Locks;
+using LockService.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace LockService.Tests.Core;
+
+public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<EngineFixture>
+{
+    private LockEngine Engine => fixture.Engine;
+
+    private IDatabase Db => fixture.Redis.Redis.GetDatabase();
+
+    [Fact]
+    public async Task Acquire_gives_a_token_and_fencing_token_and_a_second_acquire_sees_it_held()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Acquire_gives_a_token_and_fencing_token_and_a_second_acquire_sees_it_held)));
+        var first = await Engine.AcquireAsync(name, new AcquireRequest(5_000, Owner: "worker-1"));
+        var second = await Engine.AcquireAsync(name, new AcquireRequest(5_000));
+
+        Assert.True(first.Acquired);
+        Assert.Matches("^[0-9a-f]{32}$", first.Lease!.Token);
+        Assert.Equal(1, first.Lease.FencingToken);
+        Assert.Equal("worker-1", first.Lease.Owner);
+        Assert.Equal(AcquireStatus.Held, second.Status);
+        Assert.InRange(second.RetryAfterMs, 1, 5_000);
+    }
+
+    [Fact]
+    public async Task Every_key_of_one_lock_shares_its_hash_tag_so_scripts_are_single_slot()
+    {
+        var key = Keys.Unique(nameof(Every_key_of_one_lock_shares_its_hash_tag_so_scripts_are_single_slot));
+        await Engine.AcquireAsync(LockName.Of(key), new AcquireRequest(5_000));
+
+        Assert.True(await Db.KeyExistsAsync($"lock:{{{key}}}"));
+        Assert.Equal(1, (long)await Db.StringGetAsync($"lock:{{{key}}}:fence"));
+    }
+
+    [Fact]
+    public async Task Release_with_a_foreign_token_fails_and_keeps_the_lock()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Release_with_a_foreign_token_fails_and_keeps_the_lock)));
+        var held = await Engine.AcquireAsync(name, new AcquireRequest(5_000));
+
+        Assert.False(await Engine.ReleaseAsync(name, LockToken.New()));
+        Assert.Equal(held.Lease!.FencingToken, (await Engine.InspectAsync(name))!.FencingToken);
+        Assert.True(await Engine.ReleaseAsync(name, held.Lease.Token));
+        Assert.Null(await Engine.InspectAsync(name));
+    }
+
+    [Fact]
+    public async Task Extend_with_a_foreign_token_fails_and_leaves_the_ttl_alone()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Extend_with_a_foreign_token_fails_and_leaves_the_ttl_alone)));
+        await Engine.AcquireAsync(name, new AcquireRequest(2_000));
+
+        Assert.Null(await Engine.ExtendAsync(name, LockToken.New(), 60_000));
+        Assert.InRange((await Engine.InspectAsync(name))!.TtlMs, 1, 2_000);
+    }
+
+    [Fact]
+    public async Task Releasing_an_expired_lock_that_someone_else_reacquired_leaves_theirs_intact()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Releasing_an_expired_lock_that_someone_else_reacquired_leaves_theirs_intact)));
+        var stale = await Engine.AcquireAsync(name, new AcquireRequest(50));
+        await RedisServer.WaitUntilAsync(async () => await Engine.InspectAsync(name) is null, TimeSpan.FromSeconds(5), "the lock to expire");
+        var fresh = await Engine.AcquireAsync(name, new AcquireRequest(5_000));
+
+        Assert.False(await Engine.ReleaseAsync(name, stale.Lease!.Token));
+        Assert.Null(await Engine.ExtendAsync(name, stale.Lease.Token, 5_000));
+        Assert.NotNull(await Engine.CheckAsync(name, fresh.Lease!.Token));
+    }
+
+    [Fact]
+    public async Task Fencing_tokens_strictly_increase_across_release_and_expiry()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Fencing_tokens_strictly_increase_across_release_and_expiry)));
+        var fences = new List<long>();
+        for (var i = 0; i < 3; i++)
+        {
+            var released = await Engine.AcquireAsync(name, new AcquireRequest(5_000));
+            fences.Add(released.Lease!.FencingToken);
+            await Engine.ReleaseAsync(name, released.Lease.Token);
+
+            var expiring = await Engine.AcquireAsync(name, new AcquireRequest(20));
+            fences.Add(expiring.Lease!.FencingToken);
+            await RedisServer.WaitUntilAsync(async () => await Engine.InspectAsync(name) is null, TimeSpan.FromSeconds(5), "the lock to expire");
+        }
+
+        Assert.Equal([1, 2, 3, 4, 5, 6], fences);
+    }
+
+    [Fact]
+    public async Task Extend_never_resurrects_an_expired_lock()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Extend_never_resurrects_an_expired_lock)));
+        var lease = (await Engine.AcquireAsync(name, new AcquireRequest(20))).Lease!;
+        await RedisServer.WaitUntilAsync(async () => await Engine.InspectAsync(name) is null, TimeSpan.FromSeconds(5), "the lock to expire");
+
+        Assert.Null(await Engine.ExtendAsync(name, lease.Token, 60_000));
+        Assert.Null(await Engine.InspectAsync(name));
+        Assert.False(await Db.KeyExistsAsync($"lock:{{{name.Key}}}"));
+    }
+
+    [Fact]
+    public async Task Extend_defaults_to_the_acquired_ttl_even_after_an_earlier_extend()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Extend_defaults_to_the_acquired_ttl_even_after_an_earlier_extend)));
+        var lease = (await Engine.AcquireAsync(name, new AcquireRequest(3_000))).Lease!;
+
+        var longer = await Engine.ExtendAsync(name, lease.Token, 60_000);
+        var back = await Engine.ExtendAsync(name, lease.Token, null);
+
+        Assert.Equal(60_000, longer!.TtlMs);
+        Assert.Equal(3_000, back!.TtlMs);
+        Assert.Equal(lease.FencingToken, back.FencingToken);
+        Assert.InRange((await Engine.InspectAsync(name))!.TtlMs, 1, 3_000);
+    }
+
+    [Fact]
+    public async Task Inspect_shows_holder_and_remaining_ttl_and_check_tells_token_holders_only()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Inspect_shows_holder_and_remaining_ttl_and_check_tells_token_holders_only)));
+        Assert.Null(await Engine.InspectAsync(name));
+        var lease = (await Engine.AcquireAsync(name, new AcquireRequest(10_000, Owner: "cron@host"))).Lease!;
+
+        var info = await Engine.InspectAsync(name);
+        Assert.Equal("cron@host", info!.Owner);
+        Assert.Equal(lease.FencingToken, info.FencingToken);
+        Assert.InRange(info.TtlMs, 1, 10_000);
+        Assert.NotNull(await Engine.CheckAsync(name, lease.Token));
+        Assert.Null(await Engine.CheckAsync(name, LockToken.New()));
+    }
+
+    [Fact]
+    public async Task Await_using_the_result_releases_the_lock_at_the_end_of_the_scope()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Await_using_the_result_releases_the_lock_at_the_end_of_the_scope)));
+        await using (var held = await Engine.AcquireAsync(name, new AcquireRequest(10_000)))
+        {
+            Assert.True(held.Acquired);
+            Assert.NotNull(await Engine.InspectAsync(name));
+        }
+
+        Assert.Null(await Engine.InspectAsync(name));
+    }
+
+    [Fact]
+    public async Task Tenants_have_separate_key_spaces_and_fencing_counters()
+    {
+        var key = Keys.Unique(nameof(Tenants_have_separate_key_spaces_and_fencing_counters));
+        var billing = await Engine.AcquireAsync(new LockName("billing", key), new AcquireRequest(5_000));
+        var shipping = await Engine.AcquireAsync(new LockName("shipping", key), new AcquireRequest(5_000));
+
+        Assert.True(billing.Acquired);
+        Assert.True(shipping.Acquired);
+        Assert.Equal(1, shipping.Lease!.FencingToken);
+        Assert.False(await Engine.ReleaseAsync(new LockName("shipping", key), billing.Lease!.Token));
+        Assert.True(await Db.KeyExistsAsync($"lock:billing:{{{key}}}"));
+    }
+
+    [Fact]
+    public void Tokens_are_32_lowercase_hex_characters_and_never_repeat()
+    {
+        var tokens = Enumerable.Range(0, 10_000).Select(_ => LockToken.New()).ToHashSet();
+
+        Assert.Equal(10_000, tokens.Count);
+        Assert.All(tokens, t => Assert.True(LockToken.IsValid(t)));
+        Assert.False(LockToken.IsValid(tokens.First().ToUpperInvariant()));
+    }
+
+    [Theory]
+    [InlineData("a", true)]
+    [InlineData("orders-42:eu_1.x", true)]
+    [InlineData("", false)]
+    [InlineData(".hidden", false)]
+    [InlineData("-dash", false)]
+    [InlineData("a{b}", false)]
+    [InlineData("a b", false)]
+    [InlineData("a/b", false)]
+    [InlineData("caf\u00e9", false)]
+    public void Lock_names_follow_the_contract(string key, bool valid)
+    {
+        Assert.Equal(valid, LockName.IsValid(key));
+        Assert.True(LockName.IsValid(new string('k', 200)));
+        Assert.False(LockName.IsValid(new string('k', 201)));
+    }
+}

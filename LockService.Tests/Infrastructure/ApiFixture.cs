@@ -1,0 +1,44 @@
+using LockService.Core.Locks;
+
+namespace LockService.Tests.Infrastructure;
+
+/// <summary>One service in the test server over the shared Redis, for a test class.</summary>
+public class ApiFixture : IAsyncLifetime
+{
+    public RedisFixture Redis { get; } = new();
+
+    public LockServiceFactory Factory { get; private set; } = null!;
+
+    public LockClient Client { get; private set; } = null!;
+
+    protected virtual IDictionary<string, string?> Settings => new Dictionary<string, string?>();
+
+    public virtual async Task InitializeAsync()
+    {
+        await Redis.InitializeAsync();
+        Factory = new LockServiceFactory(Redis.ConnectionString, Settings);
+        Client = new LockClient(Factory.CreateClient());
+    }
+
+    public virtual async Task DisposeAsync() => await Factory.DisposeAsync();
+}
+
+/// <summary>The engine alone, as a .NET program would use it, over the shared Redis.</summary>
+public sealed class EngineFixture : IAsyncLifetime
+{
+    public RedisFixture Redis { get; } = new();
+
+    public LockEngine Engine { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        await Redis.InitializeAsync();
+        Engine = new LockEngine(Redis.Redis, new LockOptions(), new RedisOptions { ConnectionString = Redis.ConnectionString });
+    }
+
+    public Task DisposeAsync()
+    {
+        Engine.Dispose();
+        return Task.CompletedTask;
+    }
+}

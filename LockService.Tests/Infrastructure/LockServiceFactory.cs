@@ -1,0 +1,81 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using LockService.Api.Observability;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Serilog.Core;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+using Serilog.Formatting.Display;
+
+namespace LockService.Tests.Infrastructure;
+
+/// <summary>
+/// The real service in-process: in the test server, or on a real Kestrel port when a test needs two
+/// instances or a socket it can drop. Every log event is captured, rendered the way the shipped sinks
+/// render it, so tests can search the log output for secrets.
+/// </summary>
+public sealed class LockServiceFactory : WebApplicationFactory<Program>
+{
+    private readonly Dictionary<string, string?> _settings;
+
+    public LockServiceFactory(string redisConnectionString, IDictionary<string, string?>? settings = null, bool kestrel = false)
+    {
+        _settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["Redis:ConnectionString"] = redisConnectionString,
+            ["Redis:TimeoutMs"] = "1000",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            _settings[key] = value;
+        }
+
+        if (kestrel)
+        {
+            UseKestrel(0);
+        }
+    }
+
+    public CapturedLog Log { get; } = new();
+
+    /// <summary>Base address of the real Kestrel port (kestrel mode), after the server started.</summary>
+    public Uri BaseAddress
+    {
+        get
+        {
+            StartServer();
+            return ClientOptions.BaseAddress;
+        }
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Production");
+        builder.ConfigureAppConfiguration(config => config.AddInMemoryCollection(_settings));
+        builder.ConfigureTestServices(services => services.AddSingleton<ILogEventSink>(Log));
+    }
+}
+
+/// <summary>Log events as the console sinks would write them, in both shipped formats.</summary>
+public sealed class CapturedLog : ILogEventSink
+{
+    private static readonly MessageTemplateTextFormatter Text = new(Logging.TextTemplate, CultureInfo.InvariantCulture);
+    private static readonly CompactJsonFormatter Json = new();
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    public void Emit(LogEvent logEvent)
+    {
+        using var text = new StringWriter();
+        Text.Format(logEvent, text);
+        Json.Format(logEvent, text);
+        _lines.Enqueue(text.ToString());
+    }
+
+    public string All => string.Join(Environment.NewLine, _lines);
+
+    public IReadOnlyCollection<string> Lines => _lines;
+}

@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using StackExchange.Redis;
+
+namespace LockService.Tests.Infrastructure;
+
+/// <summary>
+/// A real redis-server process on a free loopback port with its own temp directory, which a test may stop
+/// and start again on the same port (outage tests). Killed when disposed and when the test process exits.
+/// </summary>
+public sealed class RedisServer : IAsyncDisposable
+{
+    private static readonly Lazy<string?> Binary = new(() => FindOnPath("redis-server"));
+    private readonly string _directory = Directory.CreateTempSubdirectory("lockservice-redis-").FullName;
+    private readonly string[] _extraArguments;
+    private Process? _process;
+
+    private RedisServer(int port, string[] extraArguments)
+    {
+        Port = port;
+        _extraArguments = extraArguments;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Kill();
+    }
+
+    public int Port { get; }
+
+    public string ConnectionString => $"127.0.0.1:{Port}";
+
+    public static bool Available => Binary.Value is not null;
+
+    /// <summary>Starts a new server; extra arguments go to redis-server (for example cluster or replica settings).</summary>
+    public static async Task<RedisServer> StartNewAsync(params string[] extraArguments)
+    {
+        var server = new RedisServer(FreePort(), extraArguments);
+        await server.StartAsync();
+        return server;
+    }
+
+    public async Task StartAsync()
+    {
+        var binary = Binary.Value ?? throw new InvalidOperationException("redis-server is not on PATH.");
+        var info = new ProcessStartInfo(binary)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = false,
+            RedirectStandardError = false,
+        };
+        foreach (var argument in new[]
+                 {
+                     "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
+                     "--dir", _directory, "--save", "", "--appendonly", "no", "--logfile", Path.Combine(_directory, "redis.log"),
+                 }.Concat(_extraArguments))
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        _process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start.");
+        await WaitUntilAsync(async () => await PingsAsync(), TimeSpan.FromSeconds(15), $"redis-server on port {Port} did not answer PING");
+    }
+
+    /// <summary>Kills the server (an outage, not a clean shutdown) and waits until the port refuses connections.</summary>
+    public async Task StopAsync()
+    {
+        Kill();
+        if (_process is not null)
+        {
+            await _process.WaitForExitAsync();
+        }
+
+        await WaitUntilAsync(async () => !await PingsAsync(), TimeSpan.FromSeconds(10), $"redis-server on port {Port} still answers");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        if (_process is not null)
+        {
+            await _process.WaitForExitAsync();
+            _process.Dispose();
+        }
+
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A log file still being closed: the temp directory is cleaned by the OS later.
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (deadline.Elapsed > timeout)
+            {
+                throw new TimeoutException($"{what} within {timeout.TotalSeconds:0.#} s.");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
+    private async Task<bool> PingsAsync()
+    {
+        try
+        {
+            var options = ConfigurationOptions.Parse(ConnectionString);
+            options.ConnectTimeout = 500;
+            options.AbortOnConnectFail = true;
+            await using var connection = await ConnectionMultiplexer.ConnectAsync(options);
+            await connection.GetDatabase().PingAsync();
+            return true;
+        }
+        catch (RedisConnectionException)
+        {
+            return false;
+        }
+    }
+
+    private void Kill()
+    {
+        try
+        {
+            if (_process is { HasExited: false })
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+
+    private static string? FindOnPath(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
+            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Select(dir => Path.Combine(dir, name))
+            .FirstOrDefault(File.Exists);
+}
