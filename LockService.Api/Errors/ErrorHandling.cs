@@ -26,7 +26,7 @@ internal static partial class ErrorHandling
             var problem = http.Response.StatusCode switch
             {
                 StatusCodes.Status404NotFound => Problems.Create(404, Problems.NotFound, "Not found.", "No such route. The lock API is under /locks; see /swagger."),
-                StatusCodes.Status405MethodNotAllowed => Problems.Create(405, Problems.MethodNotAllowed, "Method not allowed.", $"{http.Request.Method} is not allowed on this route; see the Allow header."),
+                StatusCodes.Status405MethodNotAllowed => Problems.WrongMethod(http.Request.Method),
                 _ => null,
             };
             if (problem is not null)

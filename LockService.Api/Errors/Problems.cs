@@ -102,6 +102,12 @@ internal static class Problems
         "The request body is not JSON.",
         $"The body's content type '{contentType ?? "(none)"}' is not supported: send a JSON object with Content-Type: application/json, or pass the parameters in the query string.");
 
+    public static ProblemHttpResult WrongMethod(string method) => Create(
+        StatusCodes.Status405MethodNotAllowed,
+        MethodNotAllowed,
+        "Method not allowed.",
+        $"{method} is not allowed on this route; see the Allow header.");
+
     /// <summary>Whole seconds, rounded up, for a Retry-After header.</summary>
     public static string RetryAfterSeconds(long milliseconds) =>
         ((milliseconds + 999) / 1000).ToString(CultureInfo.InvariantCulture);

@@ -172,7 +172,19 @@ internal static class LockEndpoints
     private static async Task<ProblemHttpResult> InvalidPath(HttpContext http, CancellationToken cancellationToken, string? rest = null)
     {
         var (_, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
-        return bodyProblem ?? Problems.BadKey(rest);
+        if (bodyProblem is not null)
+        {
+            return bodyProblem;
+        }
+
+        // DELETE or PATCH on /locks/{key}: the route exists, the method does not.
+        if (!string.IsNullOrEmpty(rest) && !rest.Contains('/') && !HttpMethods.IsPost(http.Request.Method) && !HttpMethods.IsGet(http.Request.Method))
+        {
+            http.Response.Headers.Allow = "GET, POST";
+            return Problems.WrongMethod(http.Request.Method);
+        }
+
+        return Problems.BadKey(rest);
     }
 
     // Endpoints without parameters still answer an oversized body (413) and a typo'd query parameter (400).

@@ -1,0 +1,215 @@
+using System.Net;
+using System.Text;
+using LockService.Tests.Infrastructure;
+
+namespace LockService.Tests.Api;
+
+/// <summary>Every bad-input class of the contract answers 4xx problem+json and changes nothing.</summary>
+public sealed class BadInputTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+{
+    private const string SomeToken = "0123456789abcdef0123456789abcdef";
+
+    private LockClient Client => fixture.Client;
+
+    public static TheoryData<string> BadKeys() => new()
+    {
+        "/locks/",
+        "/locks",
+        "/locks/" + new string('k', 201),
+        "/locks/a/b/c/d",
+        "/locks/a%2Fb",
+        "/locks/100%25",
+        "/locks/with%20space",
+        "/locks/%7Bbrace%7D",
+        "/locks/caf%C3%A9",
+        "/locks/.hidden",
+        "/locks/-dash",
+        "/locks/_under",
+        "/locks/semi;colon",
+    };
+
+    [Theory]
+    [MemberData(nameof(BadKeys))]
+    public async Task Acquire_with_a_bad_key_is_400_invalid_key(string path)
+    {
+        var reply = await Client.SendAsync(HttpMethod.Post, path);
+
+        reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+    }
+
+    [Theory]
+    [InlineData("GET", "/locks/bad%20key")]
+    [InlineData("GET", "/locks/.dot/" + SomeToken)]
+    [InlineData("DELETE", "/locks/%7Bx%7D/" + SomeToken)]
+    [InlineData("PATCH", "/locks/a%2Fb/" + SomeToken)]
+    public async Task Other_endpoints_with_a_bad_key_are_400_invalid_key(string method, string path)
+    {
+        (await Client.SendAsync(new HttpMethod(method), path)).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+    }
+
+    [Theory]
+    [InlineData("0123456789ABCDEF0123456789ABCDEF")]
+    [InlineData("0123456789abcdef")]
+    [InlineData("0123456789abcdef0123456789abcdef0")]
+    [InlineData("0123456789abcdef0123456789abcdeg")]
+    [InlineData("not-a-token")]
+    public async Task A_malformed_token_is_400_invalid_token_on_every_token_endpoint(string token)
+    {
+        var key = Keys.Unique(nameof(A_malformed_token_is_400_invalid_token_on_every_token_endpoint));
+        var canary = await Client.AcquireOkAsync(key);
+
+        foreach (var method in new[] { HttpMethod.Delete, HttpMethod.Patch, HttpMethod.Get })
+        {
+            (await Client.SendAsync(method, $"/locks/{key}/{token}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_token");
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await Client.CheckAsync(key, canary.Token)).Status);
+    }
+
+    public static TheoryData<string, string?, string> BadParameters() => new()
+    {
+        // query, JSON body, the parameter the errors object must name
+        { "ttlMs=1000&ttlMs=2000", null, "ttlMs" },
+        { "ttlMs=1000", """{"ttlMs":2000}""", "ttlMs" },
+        { "", """{"ttlMs":1000,"ttlMs":2000}""", "ttlMs" },
+        { "ttl=5000", null, "ttl" },
+        { "", """{"wait":5}""", "wait" },
+        { "", """{"ttlMs":"5000"}""", "ttlMs" },
+        { "", """{"ttlMs":5000.0}""", "ttlMs" },
+        { "", """{"ttlMs":1e3}""", "ttlMs" },
+        { "", """{"ttlMs":true}""", "ttlMs" },
+        { "ttlMs=5000.0", null, "ttlMs" },
+        { "ttlMs=1e3", null, "ttlMs" },
+        { "ttlMs=%2B5000", null, "ttlMs" },
+        { "ttlMs=", null, "ttlMs" },
+        { "ttlMs=abc", null, "ttlMs" },
+        { "ttlMs=99999999999999999999999", null, "ttlMs" },
+        { "ttlMs=9", null, "ttlMs" },
+        { "ttlMs=86400001", null, "ttlMs" },
+        { "ttlMs=-5", null, "ttlMs" },
+        { "waitMs=-1", null, "waitMs" },
+        { "waitMs=60001", null, "waitMs" },
+        { "owner=", null, "owner" },
+        { "owner=" + "x", """{"owner":"y"}""", "owner" },
+        { "", """{"owner":42}""", "owner" },
+        { "", "{\"owner\":\"line\\nbreak\"}", "owner" },
+        { "", "{\"owner\":\"" + new string('o', 129) + "\"}", "owner" },
+        { "", "[1,2]", "body" },
+        { "", "42", "body" },
+        { "", "{\"ttlMs\":", "body" },
+        { "", "{} {}", "body" },
+        { "", "not json at all", "body" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadParameters))]
+    public async Task Bad_parameters_are_400_invalid_parameter_naming_the_parameter_and_change_nothing(string query, string? body, string parameter)
+    {
+        var key = Keys.Unique(nameof(Bad_parameters_are_400_invalid_parameter_naming_the_parameter_and_change_nothing));
+        var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
+
+        var acquire = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}-other?{query}", body);
+        var problem = acquire.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        Assert.True(problem.GetProperty("errors").TryGetProperty(parameter, out _), acquire.Body);
+        (await Client.InspectAsync($"{key}-other")).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+
+        if (parameter is "ttlMs" or "body")
+        {
+            var extend = await Client.SendAsync(HttpMethod.Patch, $"/locks/{key}/{canary.Token}?{query}", body);
+            extend.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        }
+
+        var after = await Client.InspectAsync(key);
+        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
+        Assert.Equal("canary", after.Json.GetProperty("owner").GetString());
+        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+    }
+
+    [Theory]
+    [InlineData("waitMs=1000")]
+    [InlineData("owner=x")]
+    public async Task Extend_takes_only_ttlMs(string query)
+    {
+        var key = Keys.Unique(nameof(Extend_takes_only_ttlMs));
+        var lease = await Client.AcquireOkAsync(key);
+
+        (await Client.ExtendAsync(key, lease.Token, query)).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+    }
+
+    [Fact]
+    public async Task Unknown_query_parameters_on_release_and_inspect_are_400()
+    {
+        var key = Keys.Unique(nameof(Unknown_query_parameters_on_release_and_inspect_are_400));
+        var lease = await Client.AcquireOkAsync(key);
+
+        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/{lease.Token}?force=true")).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        (await Client.SendAsync(HttpMethod.Get, $"/locks/{key}?verbose=1")).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        Assert.Equal(HttpStatusCode.OK, (await Client.CheckAsync(key, lease.Token)).Status);
+    }
+
+    [Fact]
+    public async Task Idempotency_key_header_that_is_too_long_or_not_printable_is_400()
+    {
+        var key = Keys.Unique(nameof(Idempotency_key_header_that_is_too_long_or_not_printable_is_400));
+        var tooLong = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", headers: new Dictionary<string, string> { ["Idempotency-Key"] = new string('i', 129) });
+
+        tooLong.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    [Fact]
+    public async Task A_body_over_4_KiB_is_413_before_anything_else()
+    {
+        var body = "{\"owner\":\"" + new string('x', 5000) + "\"}";
+
+        (await Client.SendAsync(HttpMethod.Post, "/locks/.bad-key-too", body)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
+        (await Client.SendAsync(HttpMethod.Patch, $"/locks/k/{SomeToken}", body)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
+    }
+
+    [Fact]
+    public async Task A_chunked_body_over_4_KiB_is_413()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/locks/" + Keys.Unique("chunked"))
+        {
+            Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes("{\"owner\":\"" + new string('x', 6000) + "\"}"))),
+        };
+        request.Content.Headers.ContentType = new("application/json");
+        request.Headers.TransferEncodingChunked = true;
+
+        using var response = await Client.Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Theory]
+    [InlineData("text/plain")]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData(null)]
+    public async Task A_body_that_is_not_json_is_415_saying_to_send_json_or_use_the_query(string? contentType)
+    {
+        var key = Keys.Unique(nameof(A_body_that_is_not_json_is_415_saying_to_send_json_or_use_the_query));
+        var reply = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", "ttlMs=5000", contentType);
+
+        var problem = reply.AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+        Assert.Contains("JSON", problem.GetProperty("detail").GetString());
+        Assert.Contains("query", problem.GetProperty("detail").GetString());
+        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    [Fact]
+    public async Task The_415_wins_over_a_bad_key_as_the_contract_orders_them()
+    {
+        (await Client.SendAsync(HttpMethod.Post, "/locks/%7Bbad%7D", "x", "text/plain")).AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+    }
+
+    [Fact]
+    public async Task Lua_looking_owner_is_stored_as_plain_text()
+    {
+        var key = Keys.Unique(nameof(Lua_looking_owner_is_stored_as_plain_text));
+        const string owner = "'); redis.call('FLUSHALL') --";
+        await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", System.Text.Json.JsonSerializer.Serialize(new { owner }));
+
+        Assert.Equal(owner, (await Client.InspectAsync(key)).Json.GetProperty("owner").GetString());
+    }
+}
