@@ -37,7 +37,7 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (Exception ex) when (ex is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException { InnerException: FormatException })
+catch (Exception ex) when (ex is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException { InnerException: ArgumentException or FormatException })
 {
     // A bad setting stops the service at start with one line that names it.
     return Operations.ReportInvalidConfiguration(ex);

@@ -69,7 +69,7 @@ public sealed class LockEngine : IDisposable
     public async Task<LockLease?> ExtendAsync(LockName name, string token, long? ttlMs)
     {
         var keys = KeysOf(name);
-        var now = _clock.GetUtcNow();
+        var now = NowToTheMillisecond();
         var result = await EvalAsync(LockScripts.Extend, [keys.Lock], [token, ttlMs.HasValue ? ttlMs.Value : RedisValue.EmptyString]).ConfigureAwait(false);
         if (result.IsNull)
         {
@@ -180,7 +180,7 @@ public sealed class LockEngine : IDisposable
 
     private async Task<AcquireResult> TryAcquireAsync(LockName name, LockKeys keys, string token, AcquireRequest request, bool waited)
     {
-        var now = _clock.GetUtcNow();
+        var now = NowToTheMillisecond();
         var expiresAt = now.AddMilliseconds(request.TtlMs);
         RedisValue[] args =
         [
@@ -219,7 +219,7 @@ public sealed class LockEngine : IDisposable
     private async Task<LockInfo?> InspectAsync(LockName name, RedisValue token)
     {
         var keys = KeysOf(name);
-        var now = _clock.GetUtcNow();
+        var now = NowToTheMillisecond();
         var result = await EvalAsync(LockScripts.Inspect, [keys.Lock], [token]).ConfigureAwait(false);
         if (result.IsNull)
         {
@@ -275,6 +275,9 @@ public sealed class LockEngine : IDisposable
             throw;
         }
     }
+
+    // Whole milliseconds, like every other time in the contract.
+    private DateTimeOffset NowToTheMillisecond() => DateTimeOffset.FromUnixTimeMilliseconds(_clock.GetUtcNow().ToUnixTimeMilliseconds());
 
     private static string? OwnerOf(RedisResult value)
     {

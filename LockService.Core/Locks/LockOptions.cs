@@ -10,7 +10,7 @@ public sealed class LockOptions : IValidatableObject
 
     /// <summary>Prefix of every Redis key the engine writes; may not contain a hash-tag brace.</summary>
     [Required(ErrorMessage = "Locks:KeyPrefix must be set (it may be empty only by choice, not by accident).")]
-    [RegularExpression(@"^[^{}]*$", ErrorMessage = "Locks:KeyPrefix must not contain '{' or '}': the braces are reserved for the lock's hash tag.")]
+    [RegularExpression(@"^[^{}]*$", ErrorMessage = "Locks:KeyPrefix must not contain '{{' or '}}': the braces are reserved for the lock's hash tag.")]
     public string KeyPrefix { get; set; } = "lock:";
 
     /// <summary>TTL of a lock when the caller gives none.</summary>

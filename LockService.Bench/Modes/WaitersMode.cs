@@ -1,0 +1,277 @@
+using System.Globalization;
+using LockService.Bench.Http;
+using LockService.Bench.Service;
+using LockService.Bench.Stats;
+
+namespace LockService.Bench.Modes;
+
+/// <summary>
+/// W requests waiting at once on a few held keys: what they cost the service (RSS at the peak), then whether
+/// every one of them gets the lock in turn once the holders let go, and how long that drain takes.
+/// </summary>
+internal static class WaitersMode
+{
+    public static async Task<Report> RunAsync(BenchContext context)
+    {
+        var options = context.Options;
+        int waiters = options.Concurrency;
+        // Every waiting request holds one connection, so one file descriptor here and one in the service.
+        CheckOpenFileLimit("this process", "self", waiters, waiters + options.Keys + 64);
+        if (options.Pid is int pid)
+        {
+            CheckOpenFileLimit($"the service (pid {pid})", pid.ToString(CultureInfo.InvariantCulture), waiters, waiters + 64);
+        }
+
+        await using var rss = RssSampler.Start(options.Pid);
+        double? rssBefore = rss?.SampleNow();
+
+        // Waiters get their own client, so that its connection count tells when all of them are connected
+        // and the holders' releases never queue behind them for a connection.
+        using var waiterClient = new LockClient(waiters + 16, options.ApiKey);
+        var run = new Run(context, waiterClient);
+        await run.HoldAllAsync();
+
+        context.Progress($"waiters: {waiters} waiting requests on {options.Keys} keys, waitMs {options.WaitMs}");
+        // Every waiter has its own timeout (waitMs + --timeout); this bounds the whole mode in case one hangs anyway.
+        using var hard = new CancellationTokenSource(options.SettleTimeout + context.WaitingTimeout + TimeSpan.FromSeconds(5));
+        long launched = Outcome.Now();
+        var tasks = new Task[waiters];
+        for (int i = 0; i < waiters; i++)
+        {
+            tasks[i] = run.WaiterAsync(i, hard.Token);
+        }
+
+        long settleDeadline = launched + Outcome.ToTicks(options.SettleTimeout);
+        while (waiterClient.ConnectionsOpened + run.Finished < waiters && Outcome.Now() < settleDeadline)
+        {
+            await Task.Delay(10);
+        }
+
+        double connectMs = Outcome.ToMs(Outcome.Now() - launched);
+        long connected = waiterClient.ConnectionsOpened;
+        double? serverWaiting = null;
+        string settledBy;
+        if (context.Service.HasWaitingGauge)
+        {
+            settledBy = $"server's {ServiceMetrics.WaitingGauge} gauge";
+            while (Outcome.Now() < settleDeadline)
+            {
+                serverWaiting = await ServiceMetrics.ReadWaitingAsync(context.Client.Http, context.Service.Urls.Metrics, options.Timeout);
+                if (serverWaiting >= waiters - run.Finished)
+                {
+                    break;
+                }
+
+                await Task.Delay(50);
+            }
+        }
+        else
+        {
+            settledBy = $"{options.SettleMs} ms after all connections opened (no {ServiceMetrics.WaitingGauge} gauge)";
+            await Task.Delay(options.SettleMs);
+        }
+
+        double settledMs = Outcome.ToMs(Outcome.Now() - launched);
+        double? rssAtPeak = rss?.SampleNow();
+        context.Progress($"waiters: {connected} connected in {connectMs:0} ms, settled at {settledMs:0} ms; releasing the holders");
+        await run.ReleaseAllAsync();
+        await Task.WhenAll(tasks);
+
+        var afterDrain = run.AcquiredAfterDrainStart();
+        double drainMs = afterDrain.Count == 0 ? double.NaN : afterDrain.MaxMs;
+        var report = new Report(context);
+        report.Add("waiters", waiters);
+        report.Add("keys", options.Keys);
+        report.Add("waitMs", options.WaitMs);
+        report.Add("connectionsOpened", connected);
+        report.Add("connectMs", connectMs);
+        report.Add("settledMs", settledMs);
+        report.Add("settledBy", context.Service.HasWaitingGauge ? "gauge" : "fixed");
+        report.Add("serverWaiting", serverWaiting);
+        report.Add("completed", run.Completed);
+        report.Add("failed", waiters - run.Completed);
+        report.Add("acquiredEarly", run.Early);
+        report.Add("drainMs", drainMs);
+        report.Add("handoffsPerSec", afterDrain.Count / (drainMs / 1000));
+        report.Line("waiters", $"{waiters} on {options.Keys} keys (prefix {context.RunPrefix}waiters-), waitMs {options.WaitMs}");
+        report.Line("connections", $"{connected} opened in {Report.Number(connectMs, "0")} ms");
+        report.Line("in place", $"at {Report.Number(settledMs, "0")} ms, by {settledBy}" + (serverWaiting is double w ? $": server reports {w} waiting" : ""));
+        report.Line("completed (201 + 204)", $"{run.Completed} of {waiters}");
+        report.Line("failed", $"{waiters - run.Completed}");
+        report.Line("acquired before release", $"{run.Early} (should be 0)");
+        report.Line("drain", $"{Report.Ms(drainMs)} ms from the holders' DELETEs to the last 201 ({Report.Number(afterDrain.Count / (drainMs / 1000))} acquisitions/s)");
+        report.LatencyHeader();
+        report.Latency("201 after drain start", "acquiredAfterDrain", afterDrain);
+        report.Line("waiter errors", run.WaiterErrors.ToString());
+        report.Line("release errors", run.ReleaseErrors.ToString());
+        report.Line("holder release errors", run.HolderErrors.ToString());
+        report.Add("errorCount", run.WaiterErrors.Total + run.ReleaseErrors.Total + run.HolderErrors.Total);
+        report.Add("waiterErrors", run.WaiterErrors.ByName());
+        report.Add("releaseErrors", run.ReleaseErrors.ByName());
+        report.Add("holderErrors", run.HolderErrors.ByName());
+        if (rss is not null)
+        {
+            report.Line("service RSS", $"before {Report.Number(rssBefore ?? double.NaN)} MB, with all waiting {Report.Number(rssAtPeak ?? double.NaN)} MB, peak {Report.Number(rss.PeakMb)} MB");
+        }
+
+        report.Add("rssBeforeMb", rssBefore);
+        report.Add("rssAtPeakMb", rssAtPeak);
+        ModeReports.AddRss(report, rss);
+        ModeReports.AddTransportNote(report, run.WaiterErrors, run.ReleaseErrors, run.HolderErrors);
+        return report;
+    }
+
+    /// <summary>Each connection is a file descriptor: too low a limit would show up as transport errors mid-run.</summary>
+    private static void CheckOpenFileLimit(string who, string pid, int waiters, int needed)
+    {
+        long? limit = ReadOpenFileLimit(pid);
+        if (limit < needed)
+        {
+            throw new SetupException(
+                $"{who} may open {limit} files (ulimit -n), and {waiters} waiting requests need about {needed}: " +
+                "raise it with `ulimit -n` in the shell that starts it, or lower -c");
+        }
+    }
+
+    private static long? ReadOpenFileLimit(string pid)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines($"/proc/{pid}/limits"))
+            {
+                if (line.StartsWith("Max open files", StringComparison.Ordinal))
+                {
+                    string soft = line["Max open files".Length..].TrimStart().Split(' ', 2)[0];
+                    return long.TryParse(soft, NumberStyles.None, CultureInfo.InvariantCulture, out long value) ? value : null;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return null; // unknown or unlimited
+    }
+
+    private sealed class Run(BenchContext context, LockClient waiterClient)
+    {
+        private readonly Lock _gate = new();
+        private readonly string[] _keys = [.. Enumerable.Range(0, context.Options.Keys).Select(i => $"{context.RunPrefix}waiters-{i}")];
+        private readonly string[] _holderTokens = new string[context.Options.Keys];
+        private readonly double[] _acquiredAfterMs = [.. Enumerable.Repeat(double.NaN, context.Options.Concurrency)];
+        private long _drainStart = long.MaxValue;
+        private int _finished;
+        private int _completed;
+        private int _early;
+
+        public StatusCounts WaiterErrors { get; } = new();
+
+        public StatusCounts ReleaseErrors { get; } = new();
+
+        public StatusCounts HolderErrors { get; } = new();
+
+        /// <summary>Waiters that have their answer (of any kind).</summary>
+        public int Finished => Volatile.Read(ref _finished);
+
+        public int Completed => Volatile.Read(ref _completed);
+
+        public int Early => Volatile.Read(ref _early);
+
+        /// <summary>Takes every key for long enough to outlast the settle and a full wait of every waiter.</summary>
+        public async Task HoldAllAsync()
+        {
+            var options = context.Options;
+            long holdMs = (long)(options.SettleTimeout + context.WaitingTimeout).TotalMilliseconds + 60_000;
+            string query = LockUrls.AcquireQuery(holdMs, 0);
+            using var caller = new Caller(context.Client.Http);
+            for (int i = 0; i < _keys.Length; i++)
+            {
+                var uri = context.Service.Urls.Acquire(_keys[i], query);
+                var hold = await caller.SendAsync(HttpMethod.Post, uri, options.Timeout, readToken: true, CancellationToken.None);
+                if (hold.Status != 201)
+                {
+                    throw new SetupException($"the holder of {_keys[i]} got {Outcome.Name(hold.Status)} from POST {uri}, expected 201");
+                }
+
+                _holderTokens[i] = new string(caller.Token);
+            }
+        }
+
+        public async Task ReleaseAllAsync()
+        {
+            Volatile.Write(ref _drainStart, Outcome.Now());
+            await Task.WhenAll(_keys.Select(async (key, i) =>
+            {
+                using var caller = new Caller(context.Client.Http);
+                var release = await caller.SendAsync(HttpMethod.Delete, context.Service.Urls.Release(key, _holderTokens[i]), context.Options.Timeout, readToken: false, CancellationToken.None);
+                if (release.Status != 204)
+                {
+                    lock (_gate)
+                    {
+                        HolderErrors.Add(release.Status);
+                    }
+                }
+            }));
+        }
+
+        /// <summary>One waiter: wait for its key, and once it has it, release it for the next.</summary>
+        public async Task WaiterAsync(int index, CancellationToken cancel)
+        {
+            await Task.Yield(); // start all waiters before any of them runs
+            var options = context.Options;
+            var urls = context.Service.Urls;
+            string key = _keys[index % _keys.Length];
+            using var caller = new Caller(waiterClient.Http, initialBufferSize: 512);
+            var acquire = await caller.SendAsync(HttpMethod.Post, urls.Acquire(key, LockUrls.AcquireQuery(options.TtlMs, options.WaitMs)), context.WaitingTimeout, readToken: true, cancel);
+            Interlocked.Increment(ref _finished);
+            if (acquire.Status != 201)
+            {
+                lock (_gate)
+                {
+                    WaiterErrors.Add(acquire.Status);
+                }
+
+                return;
+            }
+
+            long drainStart = Volatile.Read(ref _drainStart);
+            if (acquire.HeadersAt < drainStart)
+            {
+                Interlocked.Increment(ref _early);
+            }
+            else
+            {
+                _acquiredAfterMs[index] = Outcome.ToMs(acquire.HeadersAt - drainStart);
+            }
+
+            var release = await caller.SendAsync(HttpMethod.Delete, urls.Release(key, caller.Token), options.Timeout, readToken: false, cancel);
+            if (release.Status == 204)
+            {
+                Interlocked.Increment(ref _completed);
+                return;
+            }
+
+            lock (_gate)
+            {
+                ReleaseErrors.Add(release.Status);
+            }
+        }
+
+        public SampleSet AcquiredAfterDrainStart()
+        {
+            var samples = new SampleSet();
+            foreach (double ms in _acquiredAfterMs)
+            {
+                if (!double.IsNaN(ms))
+                {
+                    samples.Add(ms);
+                }
+            }
+
+            return samples;
+        }
+    }
+}

@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using LockService.Tests.Infrastructure;
+using Microsoft.Extensions.Options;
+
+namespace LockService.Tests.Api;
+
+public sealed class OperationsTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+{
+    private LockClient Client => fixture.Client;
+
+    [Fact]
+    public async Task No_token_reaches_the_log_over_a_full_lock_cycle_including_failures()
+    {
+        var key = Keys.Unique(nameof(No_token_reaches_the_log_over_a_full_lock_cycle_including_failures));
+        var lease = await Client.AcquireOkAsync(key, "ttlMs=5000");
+        await Client.ExtendAsync(key, lease.Token, "ttlMs=9000");
+        await Client.CheckAsync(key, lease.Token);
+        await Client.InspectAsync(key);
+        await Client.SendAsync(HttpMethod.Put, $"/locks/{key}/{lease.Token}");
+        await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/{lease.Token}?bogus=1");
+        await Client.ReleaseAsync(key, lease.Token);
+        await Client.ReleaseAsync(key, lease.Token);
+        var unissued = "feedfacefeedfacefeedfacefeedface";
+        await Client.ReleaseAsync(key, unissued);
+        await Client.SendAsync(HttpMethod.Get, $"/locks/{key}/{unissued.ToUpperInvariant()}");
+
+        await RedisServer.WaitUntilAsync(
+            () => Task.FromResult(fixture.Factory.Log.Lines.Count(l => l.Contains("/locks/{key}/{token}", StringComparison.Ordinal)) >= 6),
+            TimeSpan.FromSeconds(5),
+            "request log lines");
+        var log = fixture.Factory.Log.All;
+        Assert.DoesNotContain(lease.Token, log, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(unissued, log, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("HTTP DELETE /locks/{key}/{token} responded 204", log);
+    }
+
+    [Fact]
+    public async Task Swagger_document_describes_every_lock_endpoint_with_its_responses()
+    {
+        var reply = await Client.SendAsync(HttpMethod.Get, "/swagger/v1/swagger.json");
+        Assert.Equal(HttpStatusCode.OK, reply.Status);
+        var paths = reply.Json.GetProperty("paths");
+
+        var expected = new (string Path, string Method, string[] Statuses)[]
+        {
+            ("/locks/{key}", "post", ["201", "400", "401", "409", "413", "415", "429", "503"]),
+            ("/locks/{key}/{token}", "delete", ["204", "400", "401", "404", "429", "503"]),
+            ("/locks/{key}/{token}", "patch", ["200", "400", "401", "404", "413", "415", "429", "503"]),
+            ("/locks/{key}", "get", ["200", "400", "401", "404", "429", "503"]),
+            ("/locks/{key}/{token}", "get", ["200", "400", "401", "404", "429", "503"]),
+        };
+        foreach (var (path, method, statuses) in expected)
+        {
+            var operation = paths.GetProperty(path).GetProperty(method);
+            var responses = operation.GetProperty("responses").EnumerateObject().Select(p => p.Name).ToHashSet();
+            Assert.True(statuses.All(responses.Contains), $"{method} {path} documents {string.Join(",", responses)}");
+            Assert.False(string.IsNullOrWhiteSpace(operation.GetProperty("summary").GetString()));
+        }
+
+        var acquire = paths.GetProperty("/locks/{key}").GetProperty("post");
+        var parameters = acquire.GetProperty("parameters").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToHashSet();
+        Assert.Superset(new HashSet<string?> { "key", "ttlMs", "waitMs", "owner", "Idempotency-Key" }, parameters);
+        Assert.True(acquire.GetProperty("requestBody").GetProperty("content").TryGetProperty("application/json", out _));
+    }
+
+    [Fact]
+    public async Task Swagger_ui_is_served()
+    {
+        using var response = await Client.Http.GetAsync("/swagger/index.html");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("swagger-ui", await response.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+    }
+}
+
+public sealed class RedisDownTests : IAsyncLifetime
+{
+    private LockServiceFactory _factory = null!;
+    private LockClient _client = null!;
+
+    public Task InitializeAsync()
+    {
+        // A port nothing listens on: Redis is down from the start.
+        _factory = new LockServiceFactory($"127.0.0.1:{RedisServer.FreePort()},connectTimeout=300", new Dictionary<string, string?> { ["Redis:TimeoutMs"] = "500" });
+        _client = new LockClient(_factory.CreateClient());
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await _factory.DisposeAsync();
+
+    [Fact]
+    public async Task Every_lock_endpoint_answers_503_redis_unavailable_fast_with_retry_after()
+    {
+        const string token = "0123456789abcdef0123456789abcdef";
+        foreach (var (method, path) in new[]
+                 {
+                     (HttpMethod.Post, "/locks/down"), (HttpMethod.Post, "/locks/down?waitMs=2000"), (HttpMethod.Delete, $"/locks/down/{token}"),
+                     (HttpMethod.Patch, $"/locks/down/{token}"), (HttpMethod.Get, "/locks/down"), (HttpMethod.Get, $"/locks/down/{token}"),
+                 })
+        {
+            var watch = Stopwatch.StartNew();
+            var reply = await _client.SendAsync(method, path);
+
+            reply.AssertProblem(HttpStatusCode.ServiceUnavailable, "redis_unavailable");
+            Assert.NotNull(reply.Headers.RetryAfter);
+            Assert.True(watch.Elapsed < TimeSpan.FromMilliseconds(500 + 1000), $"{method} {path} took {watch.ElapsedMilliseconds} ms");
+            Assert.DoesNotContain("Exception", reply.Body);
+        }
+    }
+
+    [Fact]
+    public async Task Readiness_is_503_while_liveness_stays_200()
+    {
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await _client.SendAsync(HttpMethod.Get, "/health/ready")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await _client.SendAsync(HttpMethod.Get, "/health/live")).Status);
+    }
+}
+
+/// <summary>A bad setting stops the real process at start with one line naming the setting, exit code 1.</summary>
+public sealed class ConfigurationTests
+{
+    [Theory]
+    [InlineData("Locks:DefaultTtlMs", "5", "Locks:DefaultTtlMs")]
+    [InlineData("Locks:DefaultTtlMs", "90000000", "Locks:DefaultTtlMs")]
+    [InlineData("Locks:MaxTtlMs", "-1", "Locks:MaxTtlMs")]
+    [InlineData("Locks:MaxTtlMs", "lots", "Locks:MaxTtlMs")]
+    [InlineData("Locks:MaxWaitMs", "0", "Locks:MaxWaitMs")]
+    [InlineData("Locks:MaxWaiters", "0", "Locks:MaxWaiters")]
+    [InlineData("Locks:KeyPrefix", "lock:{x}", "Locks:KeyPrefix")]
+    [InlineData("Redis:ConnectionString", "", "Redis:ConnectionString")]
+    [InlineData("Redis:TimeoutMs", "0", "Redis:TimeoutMs")]
+    [InlineData("Auth:ApiKeys:0:Key", "a-key-that-is-long-enough", "Auth:ApiKeys:0:Tenant")]
+    [InlineData("RateLimit:PermitsPerSecond", "0", "RateLimit:PermitsPerSecond")]
+    public async Task An_invalid_setting_stops_the_service_at_start_with_one_line_naming_it(string setting, string value, string named)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        info.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "LockService.Api.dll"));
+        info.ArgumentList.Add($"--{setting}={value}");
+
+        using var process = Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+
+        Assert.Equal(1, process.ExitCode);
+        var line = Assert.Single((await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(named, line);
+        Assert.DoesNotContain("   at ", await stdout + line);
+    }
+
+    [Fact]
+    public void Defaults_match_the_contract()
+    {
+        var locks = new LockService.Core.Locks.LockOptions();
+        var redis = new LockService.Core.Locks.RedisOptions();
+
+        Assert.Equal(("lock:", 30_000L, 86_400_000L, 60_000L, 10_000), (locks.KeyPrefix, locks.DefaultTtlMs, locks.MaxTtlMs, locks.MaxWaitMs, locks.MaxWaiters));
+        Assert.Equal(("localhost:6379", 2_000), (redis.ConnectionString, redis.TimeoutMs));
+        Assert.True(JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "appsettings.json"))).RootElement.GetProperty("Swagger").GetProperty("Enabled").GetBoolean());
+    }
+}
