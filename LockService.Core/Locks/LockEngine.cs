@@ -34,6 +34,9 @@ public sealed class LockEngine : IDisposable
         _queues = new WaitQueues(multiplexer, options.MaxWaiters);
     }
 
+    /// <summary>Runs between a waiter's first failed attempt and its subscription; tests use it to land a release in that window.</summary>
+    internal Func<Task>? BeforeSubscribeForTests { get; set; }
+
     /// <summary>Requests of this instance waiting for a lock right now.</summary>
     public int WaitingCount => _queues.Waiting;
 
@@ -110,6 +113,11 @@ public sealed class LockEngine : IDisposable
     private async Task<AcquireResult> WaitAsync(LockName name, LockKeys keys, string token, AcquireRequest request, CancellationToken cancellationToken)
     {
         var deadline = _clock.GetTimestamp() + (long)(request.WaitMs * (_clock.TimestampFrequency / 1000.0));
+        if (BeforeSubscribeForTests is { } hook)
+        {
+            await hook().ConfigureAwait(false);
+        }
+
         var idempotent = request.IdempotencyKey is not null;
         var waiter = _queues.TryJoin(keys.Lock, keys.Channel, idempotent);
         if (waiter is null)

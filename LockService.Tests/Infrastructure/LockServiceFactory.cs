@@ -79,3 +79,13 @@ public sealed class CapturedLog : ILogEventSink
 
     public IReadOnlyCollection<string> Lines => _lines;
 }
+
+public static class LockServiceFactoryExtensions
+{
+    public static LockService.Core.Locks.LockEngine Engine(this LockServiceFactory factory) =>
+        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<LockService.Core.Locks.LockEngine>(factory.Services);
+
+    /// <summary>Waits until the instance has exactly <paramref name="count"/> requests waiting.</summary>
+    public static Task WaitForWaitersAsync(this LockServiceFactory factory, int count) =>
+        RedisServer.WaitUntilAsync(() => Task.FromResult(factory.Engine().WaitingCount == count), TimeSpan.FromSeconds(10), $"{count} waiting requests");
+}
