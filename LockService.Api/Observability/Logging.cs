@@ -38,6 +38,8 @@ internal static partial class Logging
     public static IApplicationBuilder UseLockRequestLogging(this IApplicationBuilder app) =>
         app.UseSerilogRequestLogging(options =>
         {
+            // This host's logger, not Serilog's static one (which the last host built in a process would own).
+            options.Logger = app.ApplicationServices.GetRequiredService<Serilog.ILogger>();
             options.MessageTemplate = "HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed:0.000} ms";
             options.GetMessageTemplateProperties = (http, _, elapsed, status) =>
             [
