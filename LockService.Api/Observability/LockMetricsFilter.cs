@@ -22,7 +22,7 @@ internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, IL
         try
         {
             var result = await next(context);
-            outcome = OutcomeOf(operation, (result as IStatusCodeHttpResult)?.StatusCode ?? StatusCodes.Status200OK);
+            outcome = OutcomeOf(operation, StatusOf(result));
             return result;
         }
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
@@ -51,6 +51,14 @@ internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, IL
             }
         }
     }
+
+    // Handlers return a Results<...> union: the status is on the result inside it.
+    private static int StatusOf(object? result) => result switch
+    {
+        INestedHttpResult nested => StatusOf(nested.Result),
+        IStatusCodeHttpResult { StatusCode: { } status } => status,
+        _ => StatusCodes.Status200OK,
+    };
 
     private static string? OperationOf(string? endpointName) => endpointName switch
     {

@@ -248,7 +248,8 @@ public sealed class LockEngine : IDisposable
             return;
         }
 
-        var server = _multiplexer.GetServer(keys.Lock);
+        // The RedisKey overload: a plain string would be taken for "host:port".
+        var server = _multiplexer.GetServer((RedisKey)keys.Lock);
         var acked = (long)await server.ExecuteAsync("WAIT", _replicaAcks, (long)_timeout.TotalMilliseconds).WaitAsync(_timeout * 2).ConfigureAwait(false);
         if (acked < _replicaAcks)
         {
@@ -258,29 +259,36 @@ public sealed class LockEngine : IDisposable
     }
 
     // Every call is bounded by Redis:TimeoutMs, so a slow Redis becomes a fast "unavailable" and never a hang.
-    // An acquire that timed out here may still succeed in Redis later: that lock is released when it does,
-    // since its caller has already been told it failed.
+    // An acquire that failed this way may still run in Redis later (it may sit in a paused server's queue),
+    // and its caller has been told it failed: a release of its token is sent right behind it, on the same
+    // connection, so Redis runs it after the acquire and no lock is left to a caller that was told "503".
     private async Task<RedisResult> EvalAsync(string script, RedisKey[] keys, RedisValue[] values, (LockKeys Keys, string Token)? acquiring = null)
     {
-        var call = _db.ScriptEvaluateAsync(script, keys, values);
         try
         {
-            return await call.WaitAsync(_timeout).ConfigureAwait(false);
+            return await _db.ScriptEvaluateAsync(script, keys, values).WaitAsync(_timeout).ConfigureAwait(false);
         }
-        catch (TimeoutException) when (acquiring is { } pending)
+        catch (Exception ex) when (acquiring is { } pending && RedisFaults.IsUnavailable(ex))
         {
-            _ = call.ContinueWith(
-                async t =>
-                {
-                    if (t.IsCompletedSuccessfully && (long)((RedisResult[])t.Result!)[0] == 1)
-                    {
-                        await _db.ScriptEvaluateAsync(LockScripts.Release, [pending.Keys.Lock], [pending.Token, pending.Keys.ChannelName, PublishCommand]).ConfigureAwait(false);
-                    }
-                },
-                CancellationToken.None,
-                TaskContinuationOptions.None,
-                TaskScheduler.Default);
+            _ = ReleaseAbandonedAsync(pending.Keys, pending.Token);
             throw;
+        }
+    }
+
+    private async Task ReleaseAbandonedAsync(LockKeys keys, string token)
+    {
+        // Redis may be down rather than slow: then keep trying for a while; the lock's TTL is the backstop.
+        for (var attempt = 0; attempt < 10; attempt++)
+        {
+            try
+            {
+                await _db.ScriptEvaluateAsync(LockScripts.Release, [keys.Lock], [token, keys.ChannelName, PublishCommand]).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            }
         }
     }
 

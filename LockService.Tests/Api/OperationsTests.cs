@@ -66,6 +66,45 @@ public sealed class OperationsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
     }
 
     [Fact]
+    public async Task Metrics_count_operations_by_outcome_in_prometheus_format_never_by_lock_key()
+    {
+        var key = Keys.Unique("metrics-key");
+        var lease = await Client.AcquireOkAsync(key);
+        await Client.AcquireAsync(key);
+        await Client.AcquireAsync(key, "waitMs=50");
+        await Client.ExtendAsync(key, lease.Token);
+        await Client.InspectAsync(key);
+        await Client.ReleaseAsync(key, lease.Token);
+        await Client.ReleaseAsync(key, lease.Token);
+
+        using var response = await Client.Http.GetAsync("/metrics");
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.StartsWith("text/plain", response.Content.Headers.ContentType?.MediaType);
+        foreach (var series in new[]
+                 {
+                     "lockservice_operations_total{operation=\"acquire\",outcome=\"acquired\"}",
+                     "lockservice_operations_total{operation=\"acquire\",outcome=\"held\"}",
+                     "lockservice_operations_total{operation=\"release\",outcome=\"released\"}",
+                     "lockservice_operations_total{operation=\"release\",outcome=\"not_held\"}",
+                     "lockservice_operations_total{operation=\"extend\",outcome=\"extended\"}",
+                     "lockservice_operations_total{operation=\"inspect\",outcome=\"held\"}",
+                     "lockservice_request_duration_seconds_bucket{operation=\"acquire\",le=",
+                     "lockservice_wait_duration_seconds_count",
+                     "# TYPE lockservice_waiting_requests gauge",
+                     "# TYPE lockservice_redis_errors_total counter",
+                     "http_requests_received_total",
+                 })
+        {
+            Assert.Contains(series, text);
+        }
+
+        Assert.DoesNotContain(key, text);
+        Assert.DoesNotContain(lease.Token, text);
+    }
+
+    [Fact]
     public async Task Swagger_ui_is_served()
     {
         using var response = await Client.Http.GetAsync("/swagger/index.html");
@@ -160,6 +199,61 @@ public sealed class ConfigurationTests
         var line = Assert.Single((await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains(named, line);
         Assert.DoesNotContain("   at ", await stdout + line);
+    }
+
+    [Fact]
+    public async Task Outside_development_the_log_is_compact_json_with_one_line_per_request_and_no_token()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        var port = RedisServer.FreePort();
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "LockService.Api.dll"), "--urls", $"http://127.0.0.1:{port}", "--Redis:ConnectionString", redis.ConnectionString })
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(info)!;
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lines.Enqueue(e.Data);
+            }
+        };
+        process.BeginOutputReadLine();
+        try
+        {
+            var client = new LockClient(new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") });
+            await RedisServer.WaitUntilAsync(
+                async () =>
+                {
+                    try
+                    {
+                        return (await client.SendAsync(HttpMethod.Get, "/health/ready")).Status == HttpStatusCode.OK;
+                    }
+                    catch (HttpRequestException)
+                    {
+                        return false;
+                    }
+                },
+                TimeSpan.FromSeconds(30),
+                "the service to start");
+            var lease = await client.AcquireOkAsync("json-log");
+            await client.ReleaseAsync("json-log", lease.Token);
+            await RedisServer.WaitUntilAsync(() => Task.FromResult(lines.Any(l => l.Contains("responded", StringComparison.Ordinal) && l.Contains("204", StringComparison.Ordinal))), TimeSpan.FromSeconds(10), "the release's log line");
+
+            var requestLines = lines.Where(l => l.Contains("RouteTemplate", StringComparison.Ordinal)).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            Assert.All(lines, l => JsonDocument.Parse(l));
+            Assert.Contains(requestLines, e => e.GetProperty("RouteTemplate").GetString() == "/locks/{key}/{token}" && e.GetProperty("RequestMethod").GetString() == "DELETE" && e.GetProperty("StatusCode").GetInt32() == 204 && e.TryGetProperty("Elapsed", out _));
+            Assert.DoesNotContain(lines, l => l.Contains(lease.Token, StringComparison.Ordinal));
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
     }
 
     [Fact]
