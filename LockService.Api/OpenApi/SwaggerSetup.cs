@@ -1,3 +1,7 @@
+using System.Text.Json.Nodes;
+using LockService.Api.Locks;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.OpenApi;
 using Swashbuckle.AspNetCore.SwaggerGen;
 
@@ -27,6 +31,8 @@ internal static class SwaggerSetup
                 Description = "An API key from Auth:ApiKeys (only when keys are configured).",
             });
             options.OperationFilter<JsonBodyFilter>();
+            options.SchemaFilter<ExampleFilter>();
+            options.OperationFilter<ProblemCodesFilter>();
             options.AddSecurityRequirement(document => new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("Bearer", document)] = [] });
         });
         return services;
@@ -72,5 +78,54 @@ internal sealed class JsonBodyFilter : IOperationFilter
                 ["application/json"] = new OpenApiMediaType { Schema = context.SchemaGenerator.GenerateSchema(body.BodyType, context.SchemaRepository) },
             },
         };
+    }
+}
+
+/// <summary>An example of each body the API sends or takes, shown by Swagger UI.</summary>
+internal sealed class ExampleFilter : ISchemaFilter
+{
+    private static readonly Dictionary<Type, string> Examples = new()
+    {
+        [typeof(LeaseResponse)] = """{"key":"orders-42","token":"16d6b288d3740b2b5ea03dc7f735e33f","fencingToken":2,"ttlMs":30000,"expiresAt":"2026-11-26T14:24:19.026+00:00","owner":"billing-cron"}""",
+        [typeof(LockInfoResponse)] = """{"key":"orders-42","fencingToken":2,"owner":"billing-cron","ttlMs":29827,"expiresAt":"2026-11-26T14:24:19.033+00:00"}""",
+        [typeof(AcquireBody)] = """{"ttlMs":30000,"waitMs":5000,"owner":"billing-cron"}""",
+        [typeof(ExtendBody)] = """{"ttlMs":60000}""",
+        [typeof(ProblemDetails)] = """{"type":"urn:lockservice:problem:lock_held","title":"The lock is held by someone else.","status":409,"detail":"Lock 'orders-42' is held; its holder's TTL runs out in 29912 ms.","code":"lock_held","retryAfterMs":29912}""",
+        [typeof(HttpValidationProblemDetails)] = """{"type":"urn:lockservice:problem:invalid_parameter","title":"One or more parameters are invalid.","status":400,"detail":"See 'errors' for what is wrong with each parameter.","code":"invalid_parameter","errors":{"ttl":["Unknown parameter 'ttl': this endpoint takes 'ttlMs', 'waitMs', 'owner'."]}}""",
+    };
+
+    public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
+    {
+        if (schema is OpenApiSchema concrete && Examples.TryGetValue(context.Type, out var example))
+        {
+            concrete.Examples = [JsonNode.Parse(example)!];
+        }
+    }
+}
+
+/// <summary>Names the problem <c>code</c>s each error status can carry, so clients can branch on them.</summary>
+internal sealed class ProblemCodesFilter : IOperationFilter
+{
+    private static readonly Dictionary<string, string> Codes = new()
+    {
+        ["400"] = "Bad input, nothing changed. code: invalid_key, invalid_token or invalid_parameter (with an 'errors' object keyed by parameter).",
+        ["401"] = "code: unauthorized (API keys are configured and the request has none or a wrong one). Header WWW-Authenticate: Bearer.",
+        ["404"] = "code: lock_not_held.",
+        ["409"] = "code: lock_held, with retryAfterMs (the holder's remaining TTL) and a Retry-After header.",
+        ["413"] = "code: payload_too_large (body over 4 KiB).",
+        ["415"] = "code: unsupported_media_type (send JSON or use the query string).",
+        ["429"] = "code: too_many_requests (rate limit, or Locks:MaxWaiters waiting already), with Retry-After.",
+        ["503"] = "code: redis_unavailable, with Retry-After. Answered within Redis:TimeoutMs plus a second.",
+    };
+
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        foreach (var (status, response) in operation.Responses ?? [])
+        {
+            if (Codes.TryGetValue(status, out var description) && response is OpenApiResponse concrete)
+            {
+                concrete.Description = description;
+            }
+        }
     }
 }
