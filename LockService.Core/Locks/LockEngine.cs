@@ -13,6 +13,9 @@ public sealed class LockEngine : IDisposable
     // Hand-off and expiry never rely on it: they come from pub/sub and the expiry timer.
     private static readonly TimeSpan SafetyRecheck = TimeSpan.FromSeconds(5);
 
+    // Time for WAIT's own answer to arrive after its server-side timeout, before the call counts as timed out.
+    private static readonly TimeSpan WaitReplySlack = TimeSpan.FromMilliseconds(200);
+
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly IDatabase _db;
     private readonly LockOptions _options;
@@ -71,6 +74,7 @@ public sealed class LockEngine : IDisposable
     /// <summary>Sets the remaining TTL to <paramref name="ttlMs"/> (default: the TTL it was acquired with). Null when the token no longer holds it.</summary>
     public async Task<LockLease?> ExtendAsync(LockName name, string token, long? ttlMs)
     {
+        var started = _clock.GetTimestamp();
         var keys = KeysOf(name);
         var now = NowToTheMillisecond();
         var result = await EvalAsync(LockScripts.Extend, [keys.Lock], [token, ttlMs.HasValue ? ttlMs.Value : RedisValue.EmptyString]).ConfigureAwait(false);
@@ -81,7 +85,7 @@ public sealed class LockEngine : IDisposable
 
         var values = (RedisResult[])result!;
         var ttl = (long)values[1];
-        await EnsureReplicatedAsync(keys).ConfigureAwait(false);
+        await EnsureReplicatedAsync(keys, started).ConfigureAwait(false);
         return new LockLease(name.Key, token, (long)values[0], ttl, now.AddMilliseconds(ttl), OwnerOf(values[2]));
     }
 
@@ -188,6 +192,7 @@ public sealed class LockEngine : IDisposable
 
     private async Task<AcquireResult> TryAcquireAsync(LockName name, LockKeys keys, string token, AcquireRequest request, bool waited)
     {
+        var started = _clock.GetTimestamp();
         var now = NowToTheMillisecond();
         var expiresAt = now.AddMilliseconds(request.TtlMs);
         RedisValue[] args =
@@ -203,11 +208,13 @@ public sealed class LockEngine : IDisposable
                 var lease = new LockLease(name.Key, token, (long)values[1], request.TtlMs, expiresAt, request.Owner);
                 try
                 {
-                    await EnsureReplicatedAsync(keys).ConfigureAwait(false);
+                    await EnsureReplicatedAsync(keys, started).ConfigureAwait(false);
                 }
                 catch
                 {
-                    await ReleaseAsync(name, token).ConfigureAwait(false);
+                    // Sent behind the write on the same connection, so Redis runs it next. The 503 does not wait
+                    // for it: it may queue behind another request's WAIT, and the answer must stay within the bound.
+                    _ = ReleaseAbandonedAsync(keys, token);
                     throw;
                 }
 
@@ -241,16 +248,31 @@ public sealed class LockEngine : IDisposable
 
     // With Redis:ReplicaAcks set, a write that did not reach enough replicas does not count: a failover
     // to a replica that never saw this lock could otherwise hand it to a second client.
-    private async Task EnsureReplicatedAsync(LockKeys keys)
+    // WAIT gets what is left of Redis:TimeoutMs after the write, so that an acquire or extend with replica acks
+    // still answers within Redis:TimeoutMs plus a second. Never 0: WAIT 0 blocks until the replicas answer.
+    private async Task EnsureReplicatedAsync(LockKeys keys, long started)
     {
         if (_replicaAcks <= 0)
         {
             return;
         }
 
+        var waitMs = Math.Max(1, (long)(_timeout - _clock.GetElapsedTime(started)).TotalMilliseconds);
+
         // The RedisKey overload: a plain string would be taken for "host:port".
         var server = _multiplexer.GetServer((RedisKey)keys.Lock);
-        var acked = (long)await server.ExecuteAsync("WAIT", _replicaAcks, (long)_timeout.TotalMilliseconds).WaitAsync(_timeout * 2).ConfigureAwait(false);
+        long acked;
+        try
+        {
+            acked = (long)await server.ExecuteAsync("WAIT", _replicaAcks, waitMs)
+                .WaitAsync(TimeSpan.FromMilliseconds(waitMs) + WaitReplySlack).ConfigureAwait(false);
+        }
+        catch (RedisServerException)
+        {
+            // "WAIT cannot be used with replica instances": the node was demoted between the write and the WAIT.
+            throw new LockStoreUnavailableException("The Redis node was demoted before the write could be confirmed on replicas.");
+        }
+
         if (acked < _replicaAcks)
         {
             throw new LockStoreUnavailableException(

@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Net;
+using LockService.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace LockService.Tests.Scale;
+
+/// <summary>The service unchanged on a real three-master Redis Cluster: every script single-slot, waiting on sharded pub/sub.</summary>
+public sealed class ClusterTests(ClusterFixture cluster) : IClassFixture<ClusterFixture>
+{
+    private LockClient Client => cluster.Client;
+
+    [Fact]
+    public async Task A_full_lock_cycle_works_on_the_cluster()
+    {
+        var key = Keys.Unique(nameof(A_full_lock_cycle_works_on_the_cluster));
+
+        var lease = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=cluster-test");
+        var held = await Client.AcquireAsync(key);
+        var inspected = await Client.InspectAsync(key);
+        var checkedOut = await Client.CheckAsync(key, lease.Token);
+        var extended = await Client.ExtendAsync(key, lease.Token, "ttlMs=60000");
+        var released = await Client.ReleaseAsync(key, lease.Token);
+        var again = await Client.ReleaseAsync(key, lease.Token);
+
+        Assert.Equal(1, lease.FencingToken);
+        Assert.InRange(held.AssertProblem(HttpStatusCode.Conflict, "lock_held").GetProperty("retryAfterMs").GetInt64(), 1, 30_000);
+        Assert.Equal(HttpStatusCode.OK, inspected.Status);
+        Assert.Equal("cluster-test", inspected.Json.GetProperty("owner").GetString());
+        Assert.False(inspected.Json.TryGetProperty("token", out _));
+        Assert.Equal(HttpStatusCode.OK, checkedOut.Status);
+        Assert.Equal(HttpStatusCode.OK, extended.Status);
+        Assert.Equal(60_000, extended.Lease.TtlMs);
+        Assert.Equal(lease.FencingToken, extended.Lease.FencingToken);
+        Assert.Equal(HttpStatusCode.NoContent, released.Status);
+        again.AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+        (await Client.CheckAsync(key, lease.Token)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    [Fact]
+    public async Task Fencing_tokens_strictly_increase_across_release_and_expiry()
+    {
+        var key = Keys.Unique(nameof(Fencing_tokens_strictly_increase_across_release_and_expiry));
+        var fences = new List<long>();
+        for (var i = 0; i < 5; i++)
+        {
+            var lease = await Client.AcquireOkAsync(key, "ttlMs=30000");
+            fences.Add(lease.FencingToken);
+            Assert.Equal(HttpStatusCode.NoContent, (await Client.ReleaseAsync(key, lease.Token)).Status);
+        }
+
+        // One that is left to expire, then the next waits for it.
+        fences.Add((await Client.AcquireOkAsync(key, "ttlMs=100")).FencingToken);
+        fences.Add((await Client.AcquireOkAsync(key, "ttlMs=30000&waitMs=5000")).FencingToken);
+
+        Assert.Equal(Enumerable.Range(1, 7).Select(i => (long)i), fences);
+    }
+
+    [Fact]
+    public async Task Locks_spread_over_all_three_masters_and_each_keeps_its_keys_on_one_node()
+    {
+        var prefix = Keys.Unique("spread");
+        var names = Enumerable.Range(0, 48).Select(i => $"{prefix}-{i}").ToArray();
+        var leases = await Task.WhenAll(names.Select(name => Client.AcquireOkAsync(name, "ttlMs=60000")));
+        Assert.All(leases, l => Assert.Equal(1, l.FencingToken));
+
+        var perNode = new Dictionary<string, (HashSet<string> Locks, HashSet<string> Fences)>();
+        foreach (var server in cluster.Admin.GetServers().Where(s => !s.IsReplica))
+        {
+            var locks = new HashSet<string>();
+            var fences = new HashSet<string>();
+            await foreach (var redisKey in server.KeysAsync(pattern: $"lock:{{{prefix}-*"))
+            {
+                var text = redisKey.ToString();
+                (text.EndsWith(":fence", StringComparison.Ordinal) ? fences : locks).Add(text.Split('{', '}')[1]);
+            }
+
+            perNode[server.EndPoint.ToString()!] = (locks, fences);
+        }
+
+        // Every master serves some of the locks, so routing by slot works and not just one slot is in use;
+        // each lock's hash and fencing counter sit on the same node (one hash tag, one slot).
+        Assert.Equal(3, perNode.Count);
+        Assert.All(perNode, node => Assert.True(node.Value.Locks.Count > 0, $"{node.Key} holds none of the 48 locks"));
+        Assert.All(perNode, node => Assert.Equal(node.Value.Locks, node.Value.Fences));
+        Assert.Equal(names.OrderBy(n => n, StringComparer.Ordinal), perNode.Values.SelectMany(n => n.Locks).Order(StringComparer.Ordinal));
+        var slots = await Task.WhenAll(new[] { $"lock:{{{names[0]}}}", $"lock:{{{names[0]}}}:fence", $"lock:{{{names[0]}}}:released" }
+            .Select(async k => (long)await cluster.Admin.GetServers()[0].ExecuteAsync("CLUSTER", "KEYSLOT", k)));
+        Assert.Single(slots.Distinct());
+
+        var released = await Task.WhenAll(leases.Select(l => Client.ReleaseAsync(l.Key, l.Token)));
+        Assert.All(released, r => Assert.Equal(HttpStatusCode.NoContent, r.Status));
+    }
+
+    [Fact]
+    public async Task A_waiter_listens_on_the_locks_own_shard_and_gets_the_lock_promptly_after_the_release()
+    {
+        var key = Keys.Unique(nameof(A_waiter_listens_on_the_locks_own_shard_and_gets_the_lock_promptly_after_the_release));
+        var channel = $"lock:{{{key}}}:released";
+        var owner = cluster.OwnerOf($"lock:{{{key}}}");
+        var holder = await Client.AcquireOkAsync(key, "ttlMs=30000");
+        var waiter = Client.AcquireAsync(key, "waitMs=20000");
+        await RedisServer.WaitUntilAsync(() => Task.FromResult(cluster.Factory.Engine().WaitingCount >= 1), TimeSpan.FromSeconds(10), "the waiter to wait");
+
+        // SSUBSCRIBE on the node that owns the lock's slot, and no plain SUBSCRIBE anywhere.
+        await RedisServer.WaitUntilAsync(async () => await ShardSubscribersAsync(owner, channel) == 1, TimeSpan.FromSeconds(5), "the waiter's SSUBSCRIBE on the owning node");
+        foreach (var server in cluster.Admin.GetServers())
+        {
+            Assert.Equal(0, await SubscribersAsync(server, "NUMSUB", channel));
+        }
+
+        await Client.ReleaseAsync(key, holder.Token);
+        var released = Stopwatch.StartNew();
+        var reply = await waiter;
+
+        Assert.Equal(HttpStatusCode.Created, reply.Status);
+        Assert.Equal(holder.FencingToken + 1, reply.Lease.FencingToken);
+        Assert.True(released.Elapsed < TimeSpan.FromMilliseconds(900), $"hand-off took {released.ElapsedMilliseconds} ms");
+
+        // The last waiter gone, the subscription goes too.
+        await RedisServer.WaitUntilAsync(async () => await ShardSubscribersAsync(owner, channel) == 0, TimeSpan.FromSeconds(5), "the SUNSUBSCRIBE after the last waiter");
+    }
+
+    [Fact]
+    public async Task Expiry_wakes_a_waiter_at_about_the_ttl()
+    {
+        var key = Keys.Unique(nameof(Expiry_wakes_a_waiter_at_about_the_ttl));
+        await Client.AcquireOkAsync(key, "ttlMs=400");
+        var started = Stopwatch.StartNew();
+
+        var reply = await Client.AcquireAsync(key, "waitMs=10000");
+
+        Assert.Equal(HttpStatusCode.Created, reply.Status);
+        Assert.Equal(2, reply.Lease.FencingToken);
+        Assert.InRange(started.ElapsedMilliseconds, 250, 2_000);
+    }
+
+    [Fact]
+    public async Task A_waiter_on_another_instance_is_woken_by_a_release_through_this_one()
+    {
+        await using var a = new LockServiceFactory(cluster.ConnectionString, kestrel: true);
+        await using var b = new LockServiceFactory(cluster.ConnectionString, kestrel: true);
+        var clientA = new LockClient(a.CreateClient());
+        var clientB = new LockClient(b.CreateClient());
+        Assert.NotEqual(a.BaseAddress, b.BaseAddress);
+
+        // A few keys, so the hand-off is shown on more than one master.
+        foreach (var i in Enumerable.Range(0, 3))
+        {
+            var key = Keys.Unique($"{nameof(A_waiter_on_another_instance_is_woken_by_a_release_through_this_one)}-{i}");
+            var holder = await clientA.AcquireOkAsync(key, "ttlMs=30000");
+            var waiter = clientB.AcquireAsync(key, "waitMs=20000");
+            await b.WaitForWaitersAsync(1);
+
+            Assert.Equal(HttpStatusCode.NoContent, (await clientA.ReleaseAsync(key, holder.Token)).Status);
+            var released = Stopwatch.StartNew();
+            var reply = await waiter;
+
+            Assert.Equal(HttpStatusCode.Created, reply.Status);
+            Assert.Equal(holder.FencingToken + 1, reply.Lease.FencingToken);
+            Assert.True(released.Elapsed < TimeSpan.FromMilliseconds(900), $"cross-instance hand-off took {released.ElapsedMilliseconds} ms");
+            await b.WaitForWaitersAsync(0);
+        }
+    }
+
+    [Fact]
+    public async Task An_idempotent_retry_while_held_returns_the_same_lease_and_after_release_a_new_one()
+    {
+        var key = Keys.Unique(nameof(An_idempotent_retry_while_held_returns_the_same_lease_and_after_release_a_new_one));
+        var headers = new Dictionary<string, string> { ["Idempotency-Key"] = "retry-" + Guid.NewGuid().ToString("N") };
+
+        var first = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}?ttlMs=30000", headers: headers);
+        var retry = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}?ttlMs=5000", headers: headers);
+        var stranger = await Client.AcquireAsync(key);
+        Assert.Equal(HttpStatusCode.NoContent, (await Client.ReleaseAsync(key, first.Lease.Token)).Status);
+        var afterRelease = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}?ttlMs=30000", headers: headers);
+
+        Assert.Equal(HttpStatusCode.Created, first.Status);
+        Assert.Equal(HttpStatusCode.Created, retry.Status);
+        Assert.Equal(first.Body, retry.Body);
+        stranger.AssertProblem(HttpStatusCode.Conflict, "lock_held");
+        Assert.Equal(HttpStatusCode.Created, afterRelease.Status);
+        Assert.NotEqual(first.Lease.Token, afterRelease.Lease.Token);
+        Assert.Equal(first.Lease.FencingToken + 1, afterRelease.Lease.FencingToken);
+    }
+
+    private static Task<long> ShardSubscribersAsync(IServer server, string channel) => SubscribersAsync(server, "SHARDNUMSUB", channel);
+
+    // PUBSUB NUMSUB / SHARDNUMSUB answer [channel, count].
+    private static async Task<long> SubscribersAsync(IServer server, string kind, string channel)
+    {
+        var reply = (RedisResult[])(await server.ExecuteAsync("PUBSUB", kind, channel))!;
+        return (long)reply[1];
+    }
+}
