@@ -64,27 +64,14 @@ internal static class LockEndpoints
         CancellationToken cancellationToken,
         [AsParameters] AcquireQuery query)
     {
-        var (body, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
-        if (bodyProblem is not null)
-        {
-            return bodyProblem;
-        }
-
-        if (!LockName.IsValid(key))
-        {
-            return Problems.BadKey(key);
-        }
-
         var limits = options.Value;
-        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        var parameters = LockParameterReader.Parse(http.Request.Query, body, AcquireParameters, limits.MaxTtlMs, limits.MaxWaitMs, errors);
-        var idempotencyKey = IdempotencyKeyOf(http.Request, errors);
-        if (errors.Count > 0)
+        var (parameters, problem) = await ReadRequestAsync(http, key, token: null, AcquireParameters, limits, cancellationToken);
+        if (problem is not null)
         {
-            return Problems.Invalid(errors, "See 'errors' for what is wrong with each parameter.");
+            return problem;
         }
 
-        var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, idempotencyKey);
+        var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, parameters.IdempotencyKey);
         var result = await engine.AcquireAsync(new LockName(http.TenantOf(), key), request, cancellationToken);
         http.Items[LockMetricsFilter.WaitedItem] = result.Waited;
         switch (result.Status)
@@ -102,9 +89,9 @@ internal static class LockEndpoints
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+        string key, string token, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken)
     {
-        if (await CheckTargetAsync(http, key, token, cancellationToken) is { } problem)
+        if ((await ReadRequestAsync(http, key, token, [], options.Value, cancellationToken)).Problem is { } problem)
         {
             return problem;
         }
@@ -123,22 +110,10 @@ internal static class LockEndpoints
         CancellationToken cancellationToken,
         [AsParameters] ExtendQuery query)
     {
-        var (body, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
-        if (bodyProblem is not null)
+        var (parameters, problem) = await ReadRequestAsync(http, key, token, ExtendParameters, options.Value, cancellationToken);
+        if (problem is not null)
         {
-            return bodyProblem;
-        }
-
-        if (TargetProblem(key, token) is { } targetProblem)
-        {
-            return targetProblem;
-        }
-
-        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        var parameters = LockParameterReader.Parse(http.Request.Query, body, ExtendParameters, options.Value.MaxTtlMs, options.Value.MaxWaitMs, errors);
-        if (errors.Count > 0)
-        {
-            return Problems.Invalid(errors, "See 'errors' for what is wrong with each parameter.");
+            return problem;
         }
 
         var lease = await engine.ExtendAsync(new LockName(http.TenantOf(), key), token, parameters.TtlMs);
@@ -146,9 +121,9 @@ internal static class LockEndpoints
     }
 
     private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+        string key, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken)
     {
-        if (await CheckTargetAsync(http, key, token: null, cancellationToken) is { } problem)
+        if ((await ReadRequestAsync(http, key, token: null, [], options.Value, cancellationToken)).Problem is { } problem)
         {
             return problem;
         }
@@ -158,9 +133,9 @@ internal static class LockEndpoints
     }
 
     private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> CheckAsync(
-        string key, string token, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+        string key, string token, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken)
     {
-        if (await CheckTargetAsync(http, key, token, cancellationToken) is { } problem)
+        if ((await ReadRequestAsync(http, key, token, [], options.Value, cancellationToken)).Problem is { } problem)
         {
             return problem;
         }
@@ -187,23 +162,27 @@ internal static class LockEndpoints
         return Problems.BadKey(rest);
     }
 
-    // Endpoints without parameters still answer an oversized body (413) and a typo'd query parameter (400).
-    private static async Task<ProblemHttpResult?> CheckTargetAsync(HttpContext http, string key, string? token, CancellationToken cancellationToken)
+    // Every lock request in the contract's order: 413/415 for the body, then 400 for the key, the token and
+    // the parameters. Endpoints without parameters still answer a typo'd query parameter with a 400.
+    private static async Task<(LockParameters Parameters, ProblemHttpResult? Problem)> ReadRequestAsync(
+        HttpContext http, string key, string? token, string[] allowed, LockOptions limits, CancellationToken cancellationToken)
     {
-        var (_, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
-        if (bodyProblem is not null)
+        var (body, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
+        if ((bodyProblem ?? TargetProblem(key, token)) is { } problem)
         {
-            return bodyProblem;
-        }
-
-        if (TargetProblem(key, token) is { } targetProblem)
-        {
-            return targetProblem;
+            return (default, problem);
         }
 
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        LockParameterReader.Parse(http.Request.Query, body: null, [], long.MaxValue, long.MaxValue, errors);
-        return errors.Count > 0 ? Problems.Invalid(errors, "This endpoint takes no parameters.") : null;
+        var parameters = LockParameterReader.Parse(http.Request.Query, allowed.Length == 0 ? null : body, allowed, limits.MaxTtlMs, limits.MaxWaitMs, errors);
+        if (allowed == AcquireParameters)
+        {
+            parameters = parameters with { IdempotencyKey = IdempotencyKeyOf(http.Request, errors) };
+        }
+
+        return errors.Count > 0
+            ? (parameters, Problems.Invalid(errors, allowed.Length == 0 ? "This endpoint takes no parameters." : "See 'errors' for what is wrong with each parameter."))
+            : (parameters, null);
     }
 
     private static ProblemHttpResult? TargetProblem(string key, string? token)

@@ -9,7 +9,7 @@ using Microsoft.Net.Http.Headers;
 namespace LockService.Api.Locks;
 
 /// <summary>The parameters of one request, from the query string and/or a JSON body.</summary>
-internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string? Owner);
+internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string? Owner, string? IdempotencyKey = null);
 
 /// <summary>
 /// Reads parameters strictly: a typo, a duplicate, a quoted or fractional number or a value out of range is
