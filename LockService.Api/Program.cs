@@ -13,6 +13,7 @@ if (args is ["--healthcheck", ..])
     return await Operations.ProbeAsync();
 }
 
+LockMetrics.ConfigureAdapters();            // runtime metrics only: ASP.NET's per-request meters cost CPU on every request
 var builder = WebApplication.CreateBuilder(args);
 builder.AddLockLogging();                   // Serilog: JSON outside Development, tokens never logged
 builder.Services.AddLockEngine();           // one multiplexer, the engine, validated Redis/Locks options

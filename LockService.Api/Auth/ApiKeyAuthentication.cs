@@ -76,8 +76,18 @@ internal static class AuthSetup
     public static IServiceCollection AddLockAuth(this IServiceCollection services)
     {
         services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+        // ASP.NET Core would make a lone scheme the default, and so run the handler on every request. The API-key
+        // scheme is the default only when keys are configured: with authentication off no handler runs at all.
+        AppContext.SetSwitch("Microsoft.AspNetCore.Authentication.SuppressAutoDefaultScheme", true);
+        services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddOptions<AuthenticationOptions>().Configure<IOptions<AuthOptions>>((options, auth) =>
+        {
+            if (auth.Value.Enabled)
+            {
+                options.DefaultScheme = ApiKeyAuthenticationHandler.SchemeName;
+            }
+        });
         services.AddAuthorization();
         return services;
     }

@@ -8,6 +8,19 @@ namespace LockService.Api.Observability;
 /// </summary>
 internal static class LockMetrics
 {
+    /// <summary>
+    /// Keeps prometheus-net's adapters to the runtime's own meter and event counters only. By default they also
+    /// publish ASP.NET Core's per-request meters and event sources (hosting, routing, Kestrel), which costs a
+    /// share of every request's CPU; http_request_duration_seconds and lockservice_request_duration_seconds
+    /// already cover requests. Exemplars are off: nothing here records trace ids. Call before the first scrape.
+    /// </summary>
+    public static void ConfigureAdapters()
+    {
+        Metrics.ConfigureMeterAdapter(options => options.InstrumentFilterPredicate = instrument => instrument.Meter.Name == "System.Runtime");
+        Metrics.ConfigureEventCounterAdapter(options => options.EventSourceFilterPredicate = source => source == "System.Runtime");
+        Metrics.DefaultFactory.ExemplarBehavior = ExemplarBehavior.NoExemplars();
+    }
+
     public static readonly Counter Operations = Metrics.CreateCounter(
         "lockservice_operations_total",
         "Lock operations by outcome.",

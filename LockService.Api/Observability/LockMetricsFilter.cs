@@ -1,7 +1,9 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using LockService.Api.Errors;
 using LockService.Core.Locks;
 using Microsoft.Extensions.Options;
+using Prometheus;
 
 namespace LockService.Api.Observability;
 
@@ -12,6 +14,10 @@ namespace LockService.Api.Observability;
 internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, ILogger<LockMetricsFilter> logger) : IEndpointFilter
 {
     public const string WaitedItem = "lockservice.waited";
+
+    // Labelled children resolved once: WithLabels looks the label values up on every call.
+    private static readonly ConcurrentDictionary<(string Operation, string Outcome), Counter.Child> OperationCounters = new();
+    private static readonly ConcurrentDictionary<string, Histogram.Child> Durations = new(StringComparer.Ordinal);
 
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
@@ -42,8 +48,8 @@ internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, IL
             if (operation is not null)
             {
                 var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
-                LockMetrics.Operations.WithLabels(operation, outcome).Inc();
-                LockMetrics.RequestDuration.WithLabels(operation).Observe(elapsed);
+                OperationCounters.GetOrAdd((operation, outcome), static k => LockMetrics.Operations.WithLabels(k.Operation, k.Outcome)).Inc();
+                Durations.GetOrAdd(operation, static o => LockMetrics.RequestDuration.WithLabels(o)).Observe(elapsed);
                 if (http.Items.TryGetValue(WaitedItem, out var waited) && waited is true)
                 {
                     LockMetrics.WaitDuration.Observe(elapsed);
