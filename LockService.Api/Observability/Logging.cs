@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Serilog;
+using Serilog.Configuration;
 using Serilog.Core;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
@@ -36,7 +37,14 @@ internal static partial class Logging
             }
             else
             {
-                logger.WriteTo.Console(new CompactJsonFormatter());
+                // Written in batches off the request path: one write per batch instead of a locked write and
+                // flush per request. A line may lag by up to 100 ms; past 100,000 queued events new ones are dropped.
+                logger.WriteTo.Sink(new BatchedConsoleSink(new CompactJsonFormatter()), new BatchingOptions
+                {
+                    BatchSizeLimit = 1000,
+                    BufferingTimeLimit = TimeSpan.FromMilliseconds(100),
+                    QueueLimit = 100_000,
+                });
             }
         });
         return builder;
