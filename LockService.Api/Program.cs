@@ -28,7 +28,11 @@ try
     var app = builder.Build();
     app.UseLockRequestLogging();            // first, so it sees the final status of every request
     app.UseLockErrors();                    // 503 for Redis trouble, problem+json for 404/405/500
-    app.UseHttpMetrics();                   // prometheus-net's HTTP metrics, labelled by route template
+    app.UseHttpMetrics(o =>                 // prometheus-net's HTTP histogram by route template; its request
+    {                                       // counter and in-progress gauge cost CPU on every request and the
+        o.RequestCount.Enabled = false;     // histogram's _count already counts requests
+        o.InProgress.Enabled = false;
+    });
     app.UseLockSwagger();
     app.UseAuthentication();
     app.UseAuthorization();

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using LockService.Core.Locks;
 using Serilog;
 using Serilog.Configuration;
 using Serilog.Core;
@@ -81,7 +82,7 @@ internal static partial class Logging
             List<LogEventProperty>? changed = null;
             foreach (var (name, value) in logEvent.Properties)
             {
-                if (value is ScalarValue { Value: string text } && TokenShape().IsMatch(text))
+                if (value is ScalarValue { Value: string { Length: >= LockToken.Length } text } && TokenShape().IsMatch(text))
                 {
                     (changed ??= []).Add(new LogEventProperty(name, new ScalarValue(TokenShape().Replace(text, "[redacted]"))));
                 }

@@ -94,7 +94,7 @@ public sealed class OperationsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
                      "lockservice_wait_duration_seconds_count",
                      "# TYPE lockservice_waiting_requests gauge",
                      "# TYPE lockservice_redis_errors_total counter",
-                     "http_requests_received_total",
+                     "http_request_duration_seconds_count{code=\"201\",method=\"POST\",controller=\"\",action=\"\",endpoint=\"/locks/{key}\"}",
                  })
         {
             Assert.Contains(series, text);
