@@ -17,13 +17,11 @@ internal sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    IOptions<AuthOptions> auth) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    ApiKeyDigests digests) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
     public const string TenantClaim = "tenant";
 
-    private readonly (byte[] Digest, string Tenant)[] _keys =
-        [.. auth.Value.ApiKeys.Select(k => (SHA256.HashData(Encoding.UTF8.GetBytes(k.Key)), k.Tenant))];
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -40,7 +38,7 @@ internal sealed class ApiKeyAuthenticationHandler(
 
         var digest = SHA256.HashData(Encoding.UTF8.GetBytes(header.AsSpan(7).Trim().ToString()));
         string? tenant = null;
-        foreach (var (known, owner) in _keys)
+        foreach (var (known, owner) in digests.Keys)
         {
             // Every configured key is compared, whichever matches, so the time taken does not tell which one did.
             if (CryptographicOperations.FixedTimeEquals(known, digest))
@@ -70,12 +68,20 @@ internal sealed class ApiKeyAuthenticationHandler(
     }
 }
 
+/// <summary>The configured keys' SHA-256 digests, computed once: the handler is created per request.</summary>
+internal sealed class ApiKeyDigests(IOptions<AuthOptions> auth)
+{
+    public (byte[] Digest, string Tenant)[] Keys { get; } =
+        [.. auth.Value.ApiKeys.Select(k => (SHA256.HashData(Encoding.UTF8.GetBytes(k.Key)), k.Tenant))];
+}
+
 /// <summary>Wires API keys, tenants and per-tenant rate limits into the pipeline.</summary>
 internal static class AuthSetup
 {
     public static IServiceCollection AddLockAuth(this IServiceCollection services)
     {
         services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<ApiKeyDigests>();
         // ASP.NET Core would make a lone scheme the default, and so run the handler on every request. The API-key
         // scheme is the default only when keys are configured: with authentication off no handler runs at all.
         AppContext.SetSwitch("Microsoft.AspNetCore.Authentication.SuppressAutoDefaultScheme", true);

@@ -49,8 +49,12 @@ internal static class SwaggerSetup
     {
         if (app.Configuration.GetValue("Swagger:Enabled", true))
         {
-            app.UseSwagger();
-            app.UseSwaggerUI(options => options.SwaggerEndpoint("/swagger/v1/swagger.json", "LockService v1"));
+            // A branch, so lock requests do not pass through Swagger's path matching.
+            app.UseWhen(
+                http => http.Request.Path.StartsWithSegments("/swagger", StringComparison.OrdinalIgnoreCase),
+                swagger => swagger
+                    .UseSwagger()
+                    .UseSwaggerUI(options => options.SwaggerEndpoint("/swagger/v1/swagger.json", "LockService v1")));
         }
 
         return app;
