@@ -20,6 +20,9 @@ internal static class RedisSetup
             sp.GetRequiredService<IOptions<LockOptions>>().Value,
             sp.GetRequiredService<IOptions<RedisOptions>>().Value));
         services.AddHealthChecks().AddCheck<RedisHealthCheck>("redis", tags: ["ready"]);
+
+        // Connect while the host starts, not inside the first request (which would then pay for the connect).
+        services.AddHostedService<RedisConnector>();
         return services;
     }
 
@@ -52,6 +55,14 @@ internal static class RedisSetup
         {
             return false;
         }
+    }
+
+    /// <summary>Creates the multiplexer at start. With Redis down the service still starts and reconnects in the background.</summary>
+    private sealed class RedisConnector(IServiceProvider services) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => Task.Run(() => services.GetRequiredService<LockEngine>(), cancellationToken);
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private sealed class RedisHealthCheck(LockEngine engine) : IHealthCheck
