@@ -21,6 +21,7 @@ builder.Services.AddLockErrors();           // one problem+json shape for every 
 builder.Services.AddLockAuth();             // API keys and tenants, off when none are configured
 builder.Services.AddLockRateLimiting();     // optional token bucket per tenant or client address
 builder.Services.AddLockSwagger();          // OpenAPI derived from the route table
+builder.WebHost.ConfigureKestrel(o => o.AddServerHeader = false);   // no need to advertise the server
 builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, LockJsonContext.Default));
 
 try
@@ -34,8 +35,7 @@ try
         o.InProgress.Enabled = false;
     });
     app.UseLockSwagger();
-    app.UseAuthentication();
-    app.UseAuthorization();
+    app.UseLockAuth();                      // API keys, only when configured
     app.UseRateLimiter();                   // after authentication, so buckets are per tenant
     app.MapLockEndpoints();
     app.MapOperations();                    // health, metrics, start-up warnings

@@ -98,6 +98,27 @@ internal static class AuthSetup
         return services;
     }
 
+    /// <summary>
+    /// Authentication and authorization middleware, only when keys are configured. With auth off they would run on
+    /// every request for nothing; the two markers are the ones UseAuthentication and UseAuthorization set, which keep
+    /// WebApplication from adding the middleware by itself.
+    /// </summary>
+    public static WebApplication UseLockAuth(this WebApplication app)
+    {
+        if (app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Enabled)
+        {
+            app.UseAuthentication();
+            app.UseAuthorization();
+        }
+        else
+        {
+            ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
+            ((IApplicationBuilder)app).Properties["__AuthorizationMiddlewareSet"] = true;
+        }
+
+        return app;
+    }
+
     /// <summary>Requires an API key on the group when keys are configured; with none, the locks stay open.</summary>
     public static RouteGroupBuilder RequireLockAuthorization(this RouteGroupBuilder group)
     {

@@ -1,5 +1,4 @@
 using LockService.Core.Locks;
-using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
 
 namespace LockService.Api.Errors;
@@ -10,52 +9,56 @@ namespace LockService.Api.Errors;
 /// </summary>
 internal static partial class ErrorHandling
 {
-    public static IServiceCollection AddLockErrors(this IServiceCollection services)
-    {
-        services.AddProblemDetails();
-        services.AddExceptionHandler<LastResortExceptionHandler>();
-        return services;
-    }
+    public static IServiceCollection AddLockErrors(this IServiceCollection services) => services.AddProblemDetails();
 
-    public static IApplicationBuilder UseLockErrors(this IApplicationBuilder app)
+    /// <summary>
+    /// One middleware for what UseExceptionHandler and UseStatusCodePages would do in two, each with its own
+    /// per-request work: catch what escaped the endpoints, and give routing's bare 404 and 405 a problem body.
+    /// </summary>
+    public static IApplicationBuilder UseLockErrors(this IApplicationBuilder app) => app.UseMiddleware<ErrorMiddleware>();
+
+    private sealed partial class ErrorMiddleware(RequestDelegate next, IOptions<RedisOptions> redis, ILogger<ErrorMiddleware> logger)
     {
-        app.UseExceptionHandler();
-        app.UseStatusCodePages(async context =>
+        public async Task InvokeAsync(HttpContext http)
         {
-            var http = context.HttpContext;
-            var problem = http.Response.StatusCode switch
+            try
             {
-                StatusCodes.Status404NotFound => Problems.Create(404, Problems.NotFound, "Not found.", "No such route. The lock API is under /locks; see /swagger."),
-                StatusCodes.Status405MethodNotAllowed => Problems.WrongMethod(http.Request.Method),
-                _ => null,
-            };
-            if (problem is not null)
+                await next(http);
+            }
+            catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
             {
+                // The client is gone: nobody reads an answer. 499 is what the request log records.
+                if (!http.Response.HasStarted)
+                {
+                    http.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
+                }
+
+                return;
+            }
+            catch (Exception ex) when (!http.Response.HasStarted)
+            {
+                http.Response.Clear();
+                if (RedisFaults.IsUnavailable(ex))
+                {
+                    http.Response.Headers.RetryAfter = "1";
+                    await Problems.RedisDown(redis.Value.TimeoutMs).ExecuteAsync(http);
+                    return;
+                }
+
+                LogUnexpected(logger, ex.GetType().Name);
+                await Problems.Create(500, Problems.InternalError, "Internal error.", "The service failed unexpectedly; this is a bug. The error is logged.").ExecuteAsync(http);
+                return;
+            }
+
+            var response = http.Response;
+            if (response.StatusCode is StatusCodes.Status404NotFound or StatusCodes.Status405MethodNotAllowed
+                && !response.HasStarted && response.ContentLength is null && string.IsNullOrEmpty(response.ContentType))
+            {
+                var problem = response.StatusCode == StatusCodes.Status404NotFound
+                    ? Problems.Create(404, Problems.NotFound, "Not found.", "No such route. The lock API is under /locks; see /swagger.")
+                    : Problems.WrongMethod(http.Request.Method);
                 await problem.ExecuteAsync(http);
             }
-        });
-        return app;
-    }
-
-    private sealed partial class LastResortExceptionHandler(IOptions<RedisOptions> redis, ILogger<LastResortExceptionHandler> logger) : IExceptionHandler
-    {
-        public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
-        {
-            if (exception is OperationCanceledException && http.RequestAborted.IsCancellationRequested)
-            {
-                return false;
-            }
-
-            if (RedisFaults.IsUnavailable(exception))
-            {
-                http.Response.Headers.RetryAfter = "1";
-                await Problems.RedisDown(redis.Value.TimeoutMs).ExecuteAsync(http);
-                return true;
-            }
-
-            LogUnexpected(logger, exception.GetType().Name);
-            await Problems.Create(500, Problems.InternalError, "Internal error.", "The service failed unexpectedly; this is a bug. The error is logged.").ExecuteAsync(http);
-            return true;
         }
 
         [LoggerMessage(EventId = 1002, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected {ExceptionType} answered with 500")]

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Text.RegularExpressions;
 using LockService.Core.Locks;
 using Serilog;
@@ -5,6 +7,7 @@ using Serilog.Configuration;
 using Serilog.Core;
 using Serilog.Events;
 using Serilog.Formatting.Compact;
+using Serilog.Parsing;
 
 namespace LockService.Api.Observability;
 
@@ -48,26 +51,100 @@ internal static partial class Logging
                 });
             }
         });
+        CacheLoggersPerCategory(builder.Services);
         return builder;
     }
 
-    public static IApplicationBuilder UseLockRequestLogging(this IApplicationBuilder app) =>
-        app.UseSerilogRequestLogging(options =>
-        {
-            // This host's logger, not Serilog's static one (which the last host built in a process would own).
-            options.Logger = app.ApplicationServices.GetRequiredService<Serilog.ILogger>();
-            options.MessageTemplate = "HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed:0.000} ms";
-            options.GetMessageTemplateProperties = (http, _, elapsed, status) =>
-            [
-                new LogEventProperty("RequestMethod", new ScalarValue(http.Request.Method)),
-                new LogEventProperty("RouteTemplate", new ScalarValue(RouteTemplateOf(http))),
-                new LogEventProperty("StatusCode", new ScalarValue(status)),
-                new LogEventProperty("Elapsed", new ScalarValue(elapsed)),
-            ];
-        });
+    /// <summary>One line per request: method, route template (never the raw path), status, elapsed ms.</summary>
+    public static IApplicationBuilder UseLockRequestLogging(this IApplicationBuilder app) => app.UseMiddleware<RequestLogMiddleware>();
 
-    private static string RouteTemplateOf(HttpContext http) =>
-        (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
+    /// <summary>
+    /// The ASP.NET Core logger factory Serilog provides builds a new Serilog logger on every CreateLogger call, and
+    /// ASP.NET Core's result types call it on every response. Loggers are cached per category here instead.
+    /// </summary>
+    private static void CacheLoggersPerCategory(IServiceCollection services)
+    {
+        var serilog = services.Last(d => d.ServiceType == typeof(ILoggerFactory));
+        services.Remove(serilog);
+        services.AddSingleton<ILoggerFactory>(sp => new CachingLoggerFactory(serilog switch
+        {
+            { ImplementationInstance: ILoggerFactory instance } => instance,
+            { ImplementationFactory: { } factory } => (ILoggerFactory)factory(sp),
+            _ => (ILoggerFactory)ActivatorUtilities.CreateInstance(sp, serilog.ImplementationType!),
+        }));
+    }
+
+    private sealed class CachingLoggerFactory(ILoggerFactory inner) : ILoggerFactory
+    {
+        private readonly ConcurrentDictionary<string, Microsoft.Extensions.Logging.ILogger> _loggers = new(StringComparer.Ordinal);
+
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => _loggers.GetOrAdd(categoryName, inner.CreateLogger);
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+            _loggers.Clear();
+            inner.AddProvider(provider);
+        }
+
+        public void Dispose() => inner.Dispose();
+    }
+
+    /// <summary>
+    /// Serilog's request logging, cut to what this service logs: the event is built from a template parsed once and
+    /// cached property values, with no per-request diagnostic context. Level Information, Error for a 5xx.
+    /// </summary>
+    private sealed class RequestLogMiddleware(RequestDelegate next, Serilog.ILogger logger)
+    {
+        private static readonly MessageTemplate Template =
+            new MessageTemplateParser().Parse("HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed:0.000} ms");
+
+        private static readonly ScalarValue NoRoute = new("(no route)");
+        private static readonly ConcurrentDictionary<string, ScalarValue> Scalars = new(StringComparer.Ordinal);
+        private static readonly ScalarValue?[] Statuses = new ScalarValue?[600];
+        private readonly Serilog.ILogger _logger = logger.ForContext(Serilog.Core.Constants.SourceContextPropertyName, "LockService.Api.RequestLog");
+
+        public async Task InvokeAsync(HttpContext http)
+        {
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                await next(http);
+            }
+            catch (Exception ex)
+            {
+                Write(http, StatusCodes.Status500InternalServerError, started, ex);
+                throw;
+            }
+
+            Write(http, http.Response.StatusCode, started, null);
+        }
+
+        private void Write(HttpContext http, int status, long started, Exception? exception)
+        {
+            var level = status >= 500 || exception is not null ? LogEventLevel.Error : LogEventLevel.Information;
+            if (!_logger.IsEnabled(level))
+            {
+                return;
+            }
+
+            var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
+            _logger.Write(new LogEvent(DateTimeOffset.Now, level, exception, Template,
+            [
+                new LogEventProperty("RequestMethod", Scalar(http.Request.Method)),
+                new LogEventProperty("RouteTemplate", route is null ? NoRoute : Scalar(route)),
+                new LogEventProperty("StatusCode", StatusOf(status)),
+                new LogEventProperty("Elapsed", new ScalarValue(elapsedMs)),
+            ]));
+        }
+
+        // Methods and route templates are few (an unknown method is bounded by Kestrel's request line limit and
+        // only ever one request's worth); statuses are 100-599.
+        private static ScalarValue Scalar(string text) => Scalars.Count < 1000 ? Scalars.GetOrAdd(text, static t => new ScalarValue(t)) : new ScalarValue(text);
+
+        private static ScalarValue StatusOf(int status) =>
+            status is >= 100 and < 600 ? Statuses[status] ??= new ScalarValue(status) : new ScalarValue(status);
+    }
 
     /// <summary>
     /// A last line of defence: any 32-hex-character run in a logged string (the shape of a lock token) is
