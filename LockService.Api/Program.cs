@@ -33,6 +33,7 @@ try
     {                                       // counter and in-progress gauge cost CPU on every request and the
         o.RequestCount.Enabled = false;     // histogram's _count already counts requests
         o.InProgress.Enabled = false;
+        o.RequestDuration.ExemplarPredicate = _ => false;   // trace-id exemplars: formatted on every request, never scraped as text
     });
     app.UseLockSwagger();
     app.UseLockAuth();                      // API keys, only when configured

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using LockService.Api.Errors;
 using LockService.Core.Locks;
@@ -15,16 +14,23 @@ internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, IL
 {
     public const string WaitedItem = "lockservice.waited";
 
-    // Labelled children resolved once: WithLabels looks the label values up on every call.
-    private static readonly ConcurrentDictionary<(string Operation, string Outcome), Counter.Child> OperationCounters = new();
-    private static readonly ConcurrentDictionary<string, Histogram.Child> Durations = new(StringComparer.Ordinal);
+    private const int Acquire = 0, Release = 1, Extend = 2, Inspect = 3;
+    private const int Acquired = 0, Held = 1, Released = 2, Extended = 3, NotHeld = 4, Rejected = 5, Invalid = 6, Error = 7, Cancelled = 8;
+    private static readonly string[] Operations = ["acquire", "release", "extend", "inspect"];
+    private static readonly string[] Outcomes = ["acquired", "held", "released", "extended", "not_held", "rejected", "invalid", "error", "cancelled"];
+
+    // Every labelled child resolved once, up front: WithLabels looks the label values up on every call.
+    private static readonly Counter.Child[][] OperationCounters =
+        Operations.Select(operation => Outcomes.Select(outcome => LockMetrics.Operations.WithLabels(operation, outcome)).ToArray()).ToArray();
+
+    private static readonly Histogram.Child[] Durations = Operations.Select(operation => LockMetrics.RequestDuration.WithLabels(operation)).ToArray();
 
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
         var operation = OperationOf(http.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName);
         var started = Stopwatch.GetTimestamp();
-        string outcome = "error";
+        var outcome = Error;
         try
         {
             var result = await next(context);
@@ -34,22 +40,22 @@ internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, IL
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
         {
             LockMetrics.RedisErrors.Inc();
-            LogRedisUnavailable(logger, operation ?? "lock", ex.GetType().Name);
+            LogRedisUnavailable(logger, operation >= 0 ? Operations[operation] : "lock", ex.GetType().Name);
             http.Response.Headers.RetryAfter = "1";
             return Problems.RedisDown(redis.Value.TimeoutMs);
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
-            outcome = "cancelled";
+            outcome = Cancelled;
             throw;
         }
         finally
         {
-            if (operation is not null)
+            if (operation >= 0)
             {
                 var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
-                OperationCounters.GetOrAdd((operation, outcome), static k => LockMetrics.Operations.WithLabels(k.Operation, k.Outcome)).Inc();
-                Durations.GetOrAdd(operation, static o => LockMetrics.RequestDuration.WithLabels(o)).Observe(elapsed);
+                OperationCounters[operation][outcome].Inc();
+                Durations[operation].Observe(elapsed);
                 if (http.Items.TryGetValue(WaitedItem, out var waited) && waited is true)
                 {
                     LockMetrics.WaitDuration.Observe(elapsed);
@@ -66,27 +72,27 @@ internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, IL
         _ => StatusCodes.Status200OK,
     };
 
-    private static string? OperationOf(string? endpointName) => endpointName switch
+    private static int OperationOf(string? endpointName) => endpointName switch
     {
-        "acquire" => "acquire",
-        "release" => "release",
-        "extend" => "extend",
-        "inspect" or "check" => "inspect",
-        _ => null,
+        "acquire" => Acquire,
+        "release" => Release,
+        "extend" => Extend,
+        "inspect" or "check" => Inspect,
+        _ => -1,
     };
 
-    private static string OutcomeOf(string? operation, int status) => (operation, status) switch
+    private static int OutcomeOf(int operation, int status) => (operation, status) switch
     {
-        ("acquire", 201) => "acquired",
-        ("acquire", 409) => "held",
-        ("release", 204) => "released",
-        ("extend", 200) => "extended",
-        ("inspect", 200) => "held",
-        (_, 404) => "not_held",
-        (_, 429) => "rejected",
-        (_, 503) => "error",
-        (_, >= 400 and < 500) => "invalid",
-        _ => "error",
+        (Acquire, 201) => Acquired,
+        (Acquire, 409) => Held,
+        (Release, 204) => Released,
+        (Extend, 200) => Extended,
+        (Inspect, 200) => Held,
+        (_, 404) => NotHeld,
+        (_, 429) => Rejected,
+        (_, 503) => Error,
+        (_, >= 400 and < 500) => Invalid,
+        _ => Error,
     };
 
     [LoggerMessage(EventId = 1001, EventName = "RedisUnavailable", Level = LogLevel.Warning,
