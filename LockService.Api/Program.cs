@@ -38,6 +38,7 @@ try
     app.UseLockSwagger();
     app.UseLockAuth();                      // API keys, only when configured
     app.UseRateLimiter();                   // after authentication, so buckets are per tenant
+    app.UseLockMetrics();                   // lock operations by outcome, and Redis trouble as a 503
     app.MapLockEndpoints();
     app.MapOperations();                    // health, metrics, start-up warnings
     await app.RunAsync();

@@ -6,6 +6,7 @@ using LockService.Api.RateLimiting;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
 
 namespace LockService.Api.Locks;
 
@@ -21,7 +22,6 @@ internal static class LockEndpoints
             .WithTags("Locks")
             .RequireLockAuthorization()
             .RequireLockRateLimit()
-            .AddEndpointFilter<LockMetricsFilter>()
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
@@ -30,6 +30,10 @@ internal static class LockEndpoints
         locks.MapPost("/{key}", AcquireAsync).WithName("acquire")
             .WithSummary("Acquire a lock, optionally waiting in the server for it")
             .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting.")
+            .WithParameter(ParameterLocation.Query, LockParameterReader.TtlMs, JsonSchemaType.Integer, "Lock TTL in ms (default Locks:DefaultTtlMs, at most Locks:MaxTtlMs).")
+            .WithParameter(ParameterLocation.Query, LockParameterReader.WaitMs, JsonSchemaType.Integer, "How long to wait in the server for a held lock, in ms (0 = do not wait; at most Locks:MaxWaitMs).")
+            .WithParameter(ParameterLocation.Query, LockParameterReader.Owner, JsonSchemaType.String, "Free text shown by inspect (1-128 characters, no control characters).")
+            .WithParameter(ParameterLocation.Header, "Idempotency-Key", JsonSchemaType.String, "Retry-safe acquire: a retry with the same key while the lock is held returns the same lease.")
             .WithBody<AcquireBody>()
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
@@ -39,6 +43,7 @@ internal static class LockEndpoints
             .ProducesProblem(StatusCodes.Status404NotFound);
         locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend")
             .WithSummary("Extend a lock held by this token: its remaining TTL becomes ttlMs from now")
+            .WithParameter(ParameterLocation.Query, LockParameterReader.TtlMs, JsonSchemaType.Integer, "The new remaining TTL in ms (default: the TTL the lock was acquired with).")
             .WithBody<ExtendBody>()
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
@@ -61,8 +66,7 @@ internal static class LockEndpoints
         HttpContext http,
         LockEngine engine,
         IOptions<LockOptions> options,
-        CancellationToken cancellationToken,
-        [AsParameters] AcquireQuery query)
+        CancellationToken cancellationToken)
     {
         var limits = options.Value;
         var (parameters, problem) = await ReadRequestAsync(http, key, token: null, AcquireParameters, limits, cancellationToken);
@@ -73,7 +77,11 @@ internal static class LockEndpoints
 
         var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, parameters.IdempotencyKey);
         var result = await engine.AcquireAsync(new LockName(http.TenantOf(), key), request, cancellationToken);
-        http.Items[LockMetricsFilter.WaitedItem] = result.Waited;
+        if (result.Waited)
+        {
+            http.Items[LockMetricsMiddleware.WaitedItem] = true;
+        }
+
         switch (result.Status)
         {
             case AcquireStatus.Acquired:
@@ -107,8 +115,7 @@ internal static class LockEndpoints
         HttpContext http,
         LockEngine engine,
         IOptions<LockOptions> options,
-        CancellationToken cancellationToken,
-        [AsParameters] ExtendQuery query)
+        CancellationToken cancellationToken)
     {
         var (parameters, problem) = await ReadRequestAsync(http, key, token, ExtendParameters, options.Value, cancellationToken);
         if (problem is not null)
@@ -211,14 +218,4 @@ internal static class LockEndpoints
 
         return value;
     }
-
-    /// <summary>Query parameters of an acquire, declared so the OpenAPI document lists them; parsed strictly by <see cref="LockParameterReader"/>.</summary>
-    internal readonly record struct AcquireQuery(
-        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "ttlMs")] string? TtlMs,
-        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "waitMs")] string? WaitMs,
-        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "owner")] string? Owner,
-        [Microsoft.AspNetCore.Mvc.FromHeader(Name = "Idempotency-Key")] string? IdempotencyKey);
-
-    /// <summary>Query parameters of an extend, declared for the OpenAPI document.</summary>
-    internal readonly record struct ExtendQuery([Microsoft.AspNetCore.Mvc.FromQuery(Name = "ttlMs")] string? TtlMs);
 }

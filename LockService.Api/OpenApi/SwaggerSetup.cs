@@ -31,6 +31,7 @@ internal static class SwaggerSetup
                 Description = "An API key from Auth:ApiKeys (only when keys are configured).",
             });
             options.OperationFilter<JsonBodyFilter>();
+            options.OperationFilter<DeclaredParametersFilter>();
             options.SchemaFilter<ExampleFilter>();
             options.OperationFilter<ProblemCodesFilter>();
             options.AddSecurityRequirement(document => new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("Bearer", document)] = [] });
@@ -44,6 +45,13 @@ internal static class SwaggerSetup
     /// </summary>
     public static RouteHandlerBuilder WithBody<TBody>(this RouteHandlerBuilder builder) =>
         builder.WithMetadata(new JsonBodyMetadata(typeof(TBody)));
+
+    /// <summary>
+    /// Documents a query parameter or header the handler reads itself (strictly, through LockParameterReader), so
+    /// the request pays for no model binding of its own just to appear in the OpenAPI document.
+    /// </summary>
+    public static RouteHandlerBuilder WithParameter(this RouteHandlerBuilder builder, ParameterLocation location, string name, JsonSchemaType type, string description) =>
+        builder.WithMetadata(new DeclaredParameter(location, name, type, description));
 
     public static WebApplication UseLockSwagger(this WebApplication app)
     {
@@ -62,6 +70,26 @@ internal static class SwaggerSetup
 }
 
 internal sealed record JsonBodyMetadata(Type BodyType);
+
+internal sealed record DeclaredParameter(ParameterLocation Location, string Name, JsonSchemaType Type, string Description);
+
+internal sealed class DeclaredParametersFilter : IOperationFilter
+{
+    public void Apply(OpenApiOperation operation, OperationFilterContext context)
+    {
+        foreach (var declared in context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<DeclaredParameter>())
+        {
+            (operation.Parameters ??= []).Add(new OpenApiParameter
+            {
+                Name = declared.Name,
+                In = declared.Location,
+                Required = false,
+                Description = declared.Description,
+                Schema = new OpenApiSchema { Type = declared.Type, Format = declared.Type == JsonSchemaType.Integer ? "int64" : null },
+            });
+        }
+    }
+}
 
 internal sealed class JsonBodyFilter : IOperationFilter
 {

@@ -3,8 +3,9 @@ namespace LockService.Core.Locks;
 /// <summary>
 /// The Lua scripts behind every lock operation. Each runs atomically in Redis, so no operation depends on
 /// a client's clock or on a read-then-write race. Keys come only through KEYS and values only through ARGV.
-/// A lock is a hash (token, fence, owner, ttl, exp, idem) that expires with the lock; its fencing counter is
-/// a separate key that never expires, so fencing tokens keep increasing across expiry and release.
+/// A lock is a hash (token, fence, ttl; owner when given; idem and exp with an idempotency key) that expires with
+/// the lock; its fencing counter is a separate key that never expires, so fencing tokens keep increasing across
+/// expiry and release.
 /// </summary>
 internal static class LockScripts
 {
@@ -18,7 +19,13 @@ internal static class LockScripts
         local pttl = redis.call('PTTL', KEYS[1])
         if pttl == -2 then
           local fence = redis.call('INCR', KEYS[2])
-          redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', fence, 'owner', ARGV[3], 'ttl', ARGV[2], 'exp', ARGV[5], 'idem', ARGV[4])
+          redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', fence, 'ttl', ARGV[2])
+          if ARGV[3] ~= '' then
+            redis.call('HSET', KEYS[1], 'owner', ARGV[3])
+          end
+          if ARGV[4] ~= '' then
+            redis.call('HSET', KEYS[1], 'idem', ARGV[4], 'exp', ARGV[5])
+          end
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
           if ARGV[4] ~= '' then
             redis.call(ARGV[7], ARGV[6], 'acquired')

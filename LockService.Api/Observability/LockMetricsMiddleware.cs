@@ -8,9 +8,11 @@ namespace LockService.Api.Observability;
 
 /// <summary>
 /// Counts and times every lock request, and turns Redis being unreachable or slow into a fast 503 with
-/// Retry-After (the one place that does, so no handler catches exceptions of its own).
+/// Retry-After (the one place that does, so no handler catches exceptions of its own). The last middleware before
+/// the endpoint runs (after authentication and rate limiting), so it sees exactly the requests a handler answers.
+/// A middleware rather than an endpoint filter: a filter makes every lock request box its arguments and result.
 /// </summary>
-internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, ILogger<LockMetricsFilter> logger) : IEndpointFilter
+internal sealed partial class LockMetricsMiddleware(RequestDelegate next, IOptions<RedisOptions> redis, ILogger<LockMetricsMiddleware> logger)
 {
     public const string WaitedItem = "lockservice.waited";
 
@@ -25,24 +27,28 @@ internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, IL
 
     private static readonly Histogram.Child[] Durations = Operations.Select(operation => LockMetrics.RequestDuration.WithLabels(operation)).ToArray();
 
-    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    public Task InvokeAsync(HttpContext http)
     {
-        var http = context.HttpContext;
         var operation = OperationOf(http.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName);
+        return operation < 0 ? next(http) : MeasureAsync(http, operation);
+    }
+
+    private async Task MeasureAsync(HttpContext http, int operation)
+    {
         var started = Stopwatch.GetTimestamp();
         var outcome = Error;
         try
         {
-            var result = await next(context);
-            outcome = OutcomeOf(operation, StatusOf(result));
-            return result;
+            await next(http);
+            outcome = OutcomeOf(operation, http.Response.StatusCode);
         }
-        catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+        catch (Exception ex) when (RedisFaults.IsUnavailable(ex) && !http.Response.HasStarted)
         {
             LockMetrics.RedisErrors.Inc();
-            LogRedisUnavailable(logger, operation >= 0 ? Operations[operation] : "lock", ex.GetType().Name);
+            LogRedisUnavailable(logger, Operations[operation], ex.GetType().Name);
+            http.Response.Clear();
             http.Response.Headers.RetryAfter = "1";
-            return Problems.RedisDown(redis.Value.TimeoutMs);
+            await Problems.RedisDown(redis.Value.TimeoutMs).ExecuteAsync(http);
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
@@ -51,26 +57,15 @@ internal sealed partial class LockMetricsFilter(IOptions<RedisOptions> redis, IL
         }
         finally
         {
-            if (operation >= 0)
+            var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            OperationCounters[operation][outcome].Inc();
+            Durations[operation].Observe(elapsed);
+            if (http.Items.TryGetValue(WaitedItem, out var waited) && waited is true)
             {
-                var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
-                OperationCounters[operation][outcome].Inc();
-                Durations[operation].Observe(elapsed);
-                if (http.Items.TryGetValue(WaitedItem, out var waited) && waited is true)
-                {
-                    LockMetrics.WaitDuration.Observe(elapsed);
-                }
+                LockMetrics.WaitDuration.Observe(elapsed);
             }
         }
     }
-
-    // Handlers return a Results<...> union: the status is on the result inside it.
-    private static int StatusOf(object? result) => result switch
-    {
-        INestedHttpResult nested => StatusOf(nested.Result),
-        IStatusCodeHttpResult { StatusCode: { } status } => status,
-        _ => StatusCodes.Status200OK,
-    };
 
     private static int OperationOf(string? endpointName) => endpointName switch
     {
