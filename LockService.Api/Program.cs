@@ -5,7 +5,6 @@ using LockService.Api.Observability;
 using LockService.Api.OpenApi;
 using LockService.Api.RateLimiting;
 using LockService.Api.Redis;
-using Prometheus;
 
 // The container's HEALTHCHECK: the runtime image has no curl, so the service probes itself.
 if (args is ["--healthcheck", ..])
@@ -29,12 +28,7 @@ try
     var app = builder.Build();
     app.UseLockRequestLogging();            // first, so it sees the final status of every request
     app.UseLockErrors();                    // 503 for Redis trouble, problem+json for 404/405/500
-    app.UseHttpMetrics(o =>                 // prometheus-net's HTTP histogram by route template; its request
-    {                                       // counter and in-progress gauge cost CPU on every request and the
-        o.RequestCount.Enabled = false;     // histogram's _count already counts requests
-        o.InProgress.Enabled = false;
-        o.RequestDuration.ExemplarPredicate = _ => false;   // trace-id exemplars: formatted on every request, never scraped as text
-    });
+    app.UseHttpDurationMetrics();           // http_request_duration_seconds by route template, method and status
     app.UseLockSwagger();
     app.UseLockAuth();                      // API keys, only when configured
     app.UseRateLimiter();                   // after authentication, so buckets are per tenant

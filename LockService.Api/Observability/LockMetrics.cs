@@ -21,6 +21,8 @@ internal static class LockMetrics
         Metrics.DefaultFactory.ExemplarBehavior = ExemplarBehavior.NoExemplars();
     }
 
+    public static IApplicationBuilder UseHttpDurationMetrics(this IApplicationBuilder app) => app.UseMiddleware<HttpDurationMiddleware>();
+
     public static IApplicationBuilder UseLockMetrics(this IApplicationBuilder app) => app.UseMiddleware<LockMetricsMiddleware>();
 
     public static readonly Counter Operations = Metrics.CreateCounter(

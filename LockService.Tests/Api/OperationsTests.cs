@@ -105,6 +105,34 @@ public sealed class OperationsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
     }
 
     [Fact]
+    public async Task A_problems_traceId_finds_its_request_line_in_the_log()
+    {
+        var key = Keys.Unique(nameof(A_problems_traceId_finds_its_request_line_in_the_log));
+        await Client.AcquireOkAsync(key);
+
+        var traceId = (await Client.AcquireAsync(key)).AssertProblem(HttpStatusCode.Conflict, "lock_held").GetProperty("traceId").GetString()!;
+
+        await RedisServer.WaitUntilAsync(
+            () => Task.FromResult(fixture.Factory.Log.Lines.Any(l => l.Contains(traceId, StringComparison.Ordinal))),
+            TimeSpan.FromSeconds(5),
+            $"a log line with {traceId}");
+        var line = fixture.Factory.Log.Lines.First(l => l.Contains(traceId, StringComparison.Ordinal));
+        Assert.Contains("HTTP POST /locks/{key} responded 409", line);
+    }
+
+    [Fact]
+    public async Task Request_metrics_keep_a_bounded_label_set_whatever_method_a_client_sends()
+    {
+        var invented = "BREW" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        await Client.SendAsync(new HttpMethod(invented), "/locks/teapot");
+
+        var text = (await Client.SendAsync(HttpMethod.Get, "/metrics")).Body;
+
+        Assert.DoesNotContain(invented, text);
+        Assert.Contains("method=\"OTHER\"", text);
+    }
+
+    [Fact]
     public async Task Swagger_ui_is_served()
     {
         using var response = await Client.Http.GetAsync("/swagger/index.html");
