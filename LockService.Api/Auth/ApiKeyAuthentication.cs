@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using LockService.Api.Errors;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http.Features.Authentication;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 
@@ -127,6 +128,7 @@ internal static class AuthSetup
     }
 
     /// <summary>The caller's tenant, or the empty (default) tenant when authentication is off.</summary>
+    /// <remarks>Reads the authentication feature, not HttpContext.User, whose getter builds an empty principal when nobody set one.</remarks>
     public static string TenantOf(this HttpContext http) =>
-        http.User.FindFirst(ApiKeyAuthenticationHandler.TenantClaim)?.Value ?? string.Empty;
+        http.Features.Get<IHttpAuthenticationFeature>()?.User?.FindFirst(ApiKeyAuthenticationHandler.TenantClaim)?.Value ?? string.Empty;
 }

@@ -171,7 +171,7 @@ internal static class LockEndpoints
 
     // Every lock request in the contract's order: 413/415 for the body, then 400 for the key, the token and
     // the parameters. Endpoints without parameters still answer a typo'd query parameter with a 400.
-    private static async Task<(LockParameters Parameters, ProblemHttpResult? Problem)> ReadRequestAsync(
+    private static async ValueTask<(LockParameters Parameters, ProblemHttpResult? Problem)> ReadRequestAsync(
         HttpContext http, string key, string? token, string[] allowed, LockOptions limits, CancellationToken cancellationToken)
     {
         var (body, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
@@ -180,14 +180,14 @@ internal static class LockEndpoints
             return (default, problem);
         }
 
-        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        var parameters = LockParameterReader.Parse(http.Request.Query, allowed.Length == 0 ? null : body, allowed, limits.MaxTtlMs, limits.MaxWaitMs, errors);
+        Dictionary<string, string[]>? errors = null;   // created by the first error only
+        var parameters = LockParameterReader.Parse(http.Request.Query, allowed.Length == 0 ? null : body, allowed, limits.MaxTtlMs, limits.MaxWaitMs, ref errors);
         if (allowed == AcquireParameters)
         {
-            parameters = parameters with { IdempotencyKey = IdempotencyKeyOf(http.Request, errors) };
+            parameters = parameters with { IdempotencyKey = IdempotencyKeyOf(http.Request, ref errors) };
         }
 
-        return errors.Count > 0
+        return errors is not null
             ? (parameters, Problems.Invalid(errors, allowed.Length == 0 ? "This endpoint takes no parameters." : "See 'errors' for what is wrong with each parameter."))
             : (parameters, null);
     }
@@ -202,7 +202,7 @@ internal static class LockEndpoints
         return token is not null && !LockToken.IsValid(token) ? Problems.BadToken() : null;
     }
 
-    private static string? IdempotencyKeyOf(HttpRequest request, Dictionary<string, string[]> errors)
+    private static string? IdempotencyKeyOf(HttpRequest request, ref Dictionary<string, string[]>? errors)
     {
         if (!request.Headers.TryGetValue("Idempotency-Key", out var values))
         {
@@ -212,7 +212,7 @@ internal static class LockEndpoints
         var value = values.Count == 1 ? values[0] : null;
         if (value is null || value.Length is 0 or > 128 || value.Any(c => c is < ' ' or > '~'))
         {
-            errors["Idempotency-Key"] = ["The Idempotency-Key header must be given once, 1-128 printable ASCII characters."];
+            (errors ??= new Dictionary<string, string[]>(StringComparer.Ordinal))["Idempotency-Key"] = ["The Idempotency-Key header must be given once, 1-128 printable ASCII characters."];
             return null;
         }
 

@@ -26,7 +26,7 @@ internal static class LockParameterReader
     public const string Owner = "owner";
 
     /// <summary>Reads the body up to the limit. A null result means the body itself was answered (413/415).</summary>
-    public static async Task<(byte[]? Body, ProblemHttpResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    public static async ValueTask<(byte[]? Body, ProblemHttpResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         if (request.ContentLength > MaxBodyBytes)
         {
@@ -72,33 +72,33 @@ internal static class LockParameterReader
 
     /// <summary>Parses query and body against the allowed names; errors are keyed by parameter name.</summary>
     public static LockParameters Parse(
-        IQueryCollection query, byte[]? body, IReadOnlyCollection<string> allowed, long maxTtlMs, long maxWaitMs, Dictionary<string, string[]> errors)
+        IQueryCollection query, byte[]? body, IReadOnlyCollection<string> allowed, long maxTtlMs, long maxWaitMs, ref Dictionary<string, string[]>? errors)
     {
         long? ttl = null, wait = null;
         string? owner = null;
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var seen = body is null ? null : new HashSet<string>(StringComparer.Ordinal);   // only a body can repeat a query parameter
 
         foreach (var (name, values) in query)
         {
             if (!allowed.Contains(name))
             {
-                Add(errors, name, Unknown(name, allowed));
+                Add(ref errors, name, Unknown(name, allowed));
                 continue;
             }
 
-            seen.Add(name);
+            seen?.Add(name);
             if (values.Count != 1)
             {
-                Add(errors, name, $"'{name}' is given {values.Count} times; give it once.");
+                Add(ref errors, name, $"'{name}' is given {values.Count} times; give it once.");
                 continue;
             }
 
             var text = values[0] ?? string.Empty;
             if (name == Owner)
             {
-                owner = CheckOwner(text, errors);
+                owner = CheckOwner(text, ref errors);
             }
-            else if (ParseInteger(name, text, errors) is long number)
+            else if (ParseInteger(name, text, ref errors) is long number)
             {
                 Assign(name, number, ref ttl, ref wait);
             }
@@ -106,24 +106,24 @@ internal static class LockParameterReader
 
         if (body is not null)
         {
-            ParseBody(body, allowed, seen, errors, ref ttl, ref wait, ref owner);
+            ParseBody(body, allowed, seen!, ref errors, ref ttl, ref wait, ref owner);
         }
 
         if (ttl is long t && (t < 10 || t > maxTtlMs))
         {
-            Add(errors, TtlMs, $"'ttlMs' must be between 10 and {maxTtlMs}; got {t}.");
+            Add(ref errors, TtlMs, $"'ttlMs' must be between 10 and {maxTtlMs}; got {t}.");
         }
 
         if (wait is long w && (w < 0 || w > maxWaitMs))
         {
-            Add(errors, WaitMs, $"'waitMs' must be between 0 and {maxWaitMs}; got {w}.");
+            Add(ref errors, WaitMs, $"'waitMs' must be between 0 and {maxWaitMs}; got {w}.");
         }
 
         return new LockParameters(ttl, wait, owner);
     }
 
     private static void ParseBody(
-        byte[] body, IReadOnlyCollection<string> allowed, HashSet<string> seen, Dictionary<string, string[]> errors,
+        byte[] body, IReadOnlyCollection<string> allowed, HashSet<string> seen, ref Dictionary<string, string[]>? errors,
         ref long? ttl, ref long? wait, ref string? owner)
     {
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 });
@@ -131,7 +131,7 @@ internal static class LockParameterReader
         {
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
-                Add(errors, "body", "The body must be a JSON object such as {\"ttlMs\":5000}.");
+                Add(ref errors, "body", "The body must be a JSON object such as {\"ttlMs\":5000}.");
                 return;
             }
 
@@ -142,14 +142,14 @@ internal static class LockParameterReader
                 reader.Read();
                 if (!allowed.Contains(name))
                 {
-                    Add(errors, name, Unknown(name, allowed));
+                    Add(ref errors, name, Unknown(name, allowed));
                     reader.Skip();
                     continue;
                 }
 
                 if (!inBody.Add(name))
                 {
-                    Add(errors, name, $"'{name}' appears twice in the body; give it once.");
+                    Add(ref errors, name, $"'{name}' appears twice in the body; give it once.");
                     reader.Skip();
                     continue;
                 }
@@ -161,7 +161,7 @@ internal static class LockParameterReader
 
                 if (seen.Contains(name))
                 {
-                    Add(errors, name, $"'{name}' is given both in the query and in the body; give it once.");
+                    Add(ref errors, name, $"'{name}' is given both in the query and in the body; give it once.");
                     reader.Skip();
                     continue;
                 }
@@ -170,19 +170,19 @@ internal static class LockParameterReader
                 {
                     if (reader.TokenType != JsonTokenType.String)
                     {
-                        Add(errors, name, "'owner' must be a string.");
+                        Add(ref errors, name, "'owner' must be a string.");
                         reader.Skip();
                         continue;
                     }
 
-                    owner = CheckOwner(reader.GetString()!, errors);
+                    owner = CheckOwner(reader.GetString()!, ref errors);
                 }
                 else if (reader.TokenType != JsonTokenType.Number)
                 {
-                    Add(errors, name, $"'{name}' must be a JSON number that is a whole number of milliseconds, not a {Describe(reader.TokenType)}.");
+                    Add(ref errors, name, $"'{name}' must be a JSON number that is a whole number of milliseconds, not a {Describe(reader.TokenType)}.");
                     reader.Skip();
                 }
-                else if (ParseInteger(name, Encoding.UTF8.GetString(reader.ValueSpan), errors) is long number)
+                else if (ParseInteger(name, Encoding.UTF8.GetString(reader.ValueSpan), ref errors) is long number)
                 {
                     Assign(name, number, ref ttl, ref wait);
                 }
@@ -190,33 +190,33 @@ internal static class LockParameterReader
 
             if (reader.Read())
             {
-                Add(errors, "body", "The body holds more than one JSON value.");
+                Add(ref errors, "body", "The body holds more than one JSON value.");
             }
         }
         catch (JsonException)
         {
-            Add(errors, "body", "The body is not valid JSON.");
+            Add(ref errors, "body", "The body is not valid JSON.");
         }
     }
 
-    private static long? ParseInteger(string name, string text, Dictionary<string, string[]> errors)
+    private static long? ParseInteger(string name, string text, ref Dictionary<string, string[]>? errors)
     {
         var digits = text.StartsWith('-') ? text.AsSpan(1) : text.AsSpan();
         if (digits.Length == 0 || digits.ContainsAnyExceptInRange('0', '9')
             || !long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
         {
-            Add(errors, name, $"'{name}' must be a plain whole number of milliseconds (digits only, such as 5000).");
+            Add(ref errors, name, $"'{name}' must be a plain whole number of milliseconds (digits only, such as 5000).");
             return null;
         }
 
         return value;
     }
 
-    private static string? CheckOwner(string owner, Dictionary<string, string[]> errors)
+    private static string? CheckOwner(string owner, ref Dictionary<string, string[]>? errors)
     {
         if (owner.Length is 0 or > MaxOwnerLength || owner.Any(char.IsControl))
         {
-            Add(errors, Owner, $"'owner' must be 1-{MaxOwnerLength} characters without control characters.");
+            Add(ref errors, Owner, $"'owner' must be 1-{MaxOwnerLength} characters without control characters.");
             return null;
         }
 
@@ -254,8 +254,9 @@ internal static class LockParameterReader
         _ => token.ToString().ToLowerInvariant(),
     };
 
-    private static void Add(Dictionary<string, string[]> errors, string name, string message)
+    private static void Add(ref Dictionary<string, string[]>? errors, string name, string message)
     {
+        errors ??= new Dictionary<string, string[]>(StringComparer.Ordinal);
         errors[name] = errors.TryGetValue(name, out var existing) ? [.. existing, message] : [message];
     }
 }

@@ -39,7 +39,8 @@ internal sealed class HttpDurationMiddleware(RequestDelegate next)
         }
     }
 
-    private static string MethodOf(string method)
+    /// <summary>The method, or "OTHER" for a method outside the standard set (bounded label values and log fields).</summary>
+    internal static string MethodOf(string method)
     {
         foreach (var known in KnownMethods)
         {

@@ -105,13 +105,15 @@ internal static partial class Logging
     /// </summary>
     private sealed class RequestLogMiddleware(RequestDelegate next, Serilog.ILogger logger)
     {
-        private static readonly MessageTemplate Template =
-            new MessageTemplateParser().Parse("HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed:0.000} ms ({RequestId})");
+        /// <summary>The request line's template; events with it carry no token, so the redactor lets them pass.</summary>
+        internal static readonly MessageTemplate Template =
+            new MessageTemplateParser().Parse("HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed} ms ({RequestId})");
+
+        private static readonly LogEventProperty SourceContext = new(Serilog.Core.Constants.SourceContextPropertyName, new ScalarValue("LockService.Api.RequestLog"));
 
         private static readonly ScalarValue NoRoute = new("(no route)");
         private static readonly ConcurrentDictionary<string, ScalarValue> Scalars = new(StringComparer.Ordinal);
         private static readonly ScalarValue?[] Statuses = new ScalarValue?[600];
-        private readonly Serilog.ILogger _logger = logger.ForContext(Serilog.Core.Constants.SourceContextPropertyName, "LockService.Api.RequestLog");
 
         public async Task InvokeAsync(HttpContext http)
         {
@@ -132,25 +134,27 @@ internal static partial class Logging
         private void Write(HttpContext http, int status, long started, Exception? exception)
         {
             var level = status >= 500 || exception is not null ? LogEventLevel.Error : LogEventLevel.Information;
-            if (!_logger.IsEnabled(level))
+            if (!logger.IsEnabled(level))
             {
                 return;
             }
 
             var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
-            _logger.Write(new LogEvent(DateTimeOffset.Now, level, exception, Template,
+            // Elapsed rounded here rather than by a format in the template, which would make the JSON formatter
+            // render the message a second time for every event.
+            logger.Write(new LogEvent(DateTimeOffset.Now, level, exception, Template,
             [
-                new LogEventProperty("RequestMethod", Scalar(http.Request.Method)),
+                new LogEventProperty("RequestMethod", Scalar(HttpDurationMiddleware.MethodOf(http.Request.Method))),
                 new LogEventProperty("RouteTemplate", route is null ? NoRoute : Scalar(route)),
                 new LogEventProperty("StatusCode", StatusOf(status)),
-                new LogEventProperty("Elapsed", new ScalarValue(elapsedMs)),
+                new LogEventProperty("Elapsed", new ScalarValue(Math.Round(elapsedMs, 3))),
                 new LogEventProperty("RequestId", new ScalarValue(http.TraceIdentifier)),
+                SourceContext,
             ]));
         }
 
-        // Methods and route templates are few (an unknown method is bounded by Kestrel's request line limit and
-        // only ever one request's worth); statuses are 100-599.
+        // Methods (the standard set, else OTHER) and route templates are few; statuses are 100-599.
         private static ScalarValue Scalar(string text) => Scalars.Count < 1000 ? Scalars.GetOrAdd(text, static t => new ScalarValue(t)) : new ScalarValue(text);
 
         private static ScalarValue StatusOf(int status) =>
@@ -165,6 +169,11 @@ internal static partial class Logging
     {
         public void Enrich(LogEvent logEvent, ILogEventPropertyFactory propertyFactory)
         {
+            if (ReferenceEquals(logEvent.MessageTemplate, RequestLogMiddleware.Template))
+            {
+                return;
+            }
+
             // ASP.NET Core's request scope carries the raw path, token included; the route template says enough.
             logEvent.RemovePropertyIfPresent("RequestPath");
             List<LogEventProperty>? changed = null;
@@ -176,7 +185,12 @@ internal static partial class Logging
                 }
             }
 
-            foreach (var property in changed ?? [])
+            if (changed is null)
+            {
+                return;
+            }
+
+            foreach (var property in changed)
             {
                 logEvent.AddOrUpdateProperty(property);
             }

@@ -281,6 +281,8 @@ public sealed class LockEngine : IDisposable
     }
 
     // Every call is bounded by Redis:TimeoutMs, so a slow Redis becomes a fast "unavailable" and never a hang.
+    // The client's own AsyncTimeout is not enough: it is checked on its heartbeat, and during a Sentinel failover
+    // a call waited 3.3 s with Redis:TimeoutMs at 1 s. WaitAsync costs a timer per call; the bound is worth it.
     // An acquire that failed this way may still run in Redis later (it may sit in a paused server's queue),
     // and its caller has been told it failed: a release of its token is sent right behind it, on the same
     // connection, so Redis runs it after the acquire and no lock is left to a caller that was told "503".
