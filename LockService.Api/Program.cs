@@ -26,13 +26,10 @@ builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResol
 try
 {
     var app = builder.Build();
-    app.UseLockRequestLogging();            // first, so it sees the final status of every request
-    app.UseLockErrors();                    // 503 for Redis trouble, problem+json for 404/405/500
-    app.UseHttpDurationMetrics();           // http_request_duration_seconds by route template, method and status
+    app.UseLockRequests();                  // first: errors as problems, then metrics and the request line
     app.UseLockSwagger();
     app.UseLockAuth();                      // API keys, only when configured
     app.UseRateLimiter();                   // after authentication, so buckets are per tenant
-    app.UseLockMetrics();                   // lock operations by outcome, and Redis trouble as a 503
     app.MapLockEndpoints();
     app.MapOperations();                    // health, metrics, start-up warnings
     await app.RunAsync();

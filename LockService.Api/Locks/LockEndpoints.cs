@@ -79,7 +79,7 @@ internal static class LockEndpoints
         var result = await engine.AcquireAsync(new LockName(http.TenantOf(), key), request, cancellationToken);
         if (result.Waited)
         {
-            http.Items[LockMetricsMiddleware.WaitedItem] = true;
+            http.Items[RequestMetrics.WaitedItem] = true;
         }
 
         switch (result.Status)

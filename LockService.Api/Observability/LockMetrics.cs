@@ -21,9 +21,8 @@ internal static class LockMetrics
         Metrics.DefaultFactory.ExemplarBehavior = ExemplarBehavior.NoExemplars();
     }
 
-    public static IApplicationBuilder UseHttpDurationMetrics(this IApplicationBuilder app) => app.UseMiddleware<HttpDurationMiddleware>();
-
-    public static IApplicationBuilder UseLockMetrics(this IApplicationBuilder app) => app.UseMiddleware<LockMetricsMiddleware>();
+    /// <summary>Errors as problems, metrics and the request line for every request: see <see cref="RequestMiddleware"/>.</summary>
+    public static IApplicationBuilder UseLockRequests(this IApplicationBuilder app) => app.UseMiddleware<RequestMiddleware>();
 
     public static readonly Counter Operations = Metrics.CreateCounter(
         "lockservice_operations_total",

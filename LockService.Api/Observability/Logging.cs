@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using LockService.Core.Locks;
 using Serilog;
@@ -55,9 +54,6 @@ internal static partial class Logging
         return builder;
     }
 
-    /// <summary>One line per request: method, route template (never the raw path), status, elapsed ms.</summary>
-    public static IApplicationBuilder UseLockRequestLogging(this IApplicationBuilder app) => app.UseMiddleware<RequestLogMiddleware>();
-
     /// <summary>
     /// The ASP.NET Core logger factory Serilog provides builds a new Serilog logger on every CreateLogger call, and
     /// ASP.NET Core's result types call it on every response. Loggers are cached per category here instead.
@@ -100,10 +96,12 @@ internal static partial class Logging
     }
 
     /// <summary>
-    /// Serilog's request logging, cut to what this service logs: the event is built from a template parsed once and
-    /// cached property values, with no per-request diagnostic context. Level Information, Error for a 5xx.
+    /// The request line, one per request: method, route template (never the raw path), status, elapsed ms and the
+    /// RequestId that problem bodies show as traceId. Serilog's request logging cut to that: the event is built from
+    /// a template parsed once and cached property values, with no per-request diagnostic context. Level
+    /// Information, Error for a 5xx. Written by <see cref="RequestMiddleware"/>.
     /// </summary>
-    private sealed class RequestLogMiddleware(RequestDelegate next, Serilog.ILogger logger)
+    internal static class RequestLog
     {
         /// <summary>The request line's template; events with it carry no token, so the redactor lets them pass.</summary>
         internal static readonly MessageTemplate Template =
@@ -115,37 +113,19 @@ internal static partial class Logging
         private static readonly ConcurrentDictionary<string, ScalarValue> Scalars = new(StringComparer.Ordinal);
         private static readonly ScalarValue?[] Statuses = new ScalarValue?[600];
 
-        public async Task InvokeAsync(HttpContext http)
+        public static void Write(Serilog.ILogger logger, HttpContext http, string? route, int status, double elapsedMs)
         {
-            var started = Stopwatch.GetTimestamp();
-            try
-            {
-                await next(http);
-            }
-            catch (Exception ex)
-            {
-                Write(http, StatusCodes.Status500InternalServerError, started, ex);
-                throw;
-            }
-
-            Write(http, http.Response.StatusCode, started, null);
-        }
-
-        private void Write(HttpContext http, int status, long started, Exception? exception)
-        {
-            var level = status >= 500 || exception is not null ? LogEventLevel.Error : LogEventLevel.Information;
+            var level = status >= 500 ? LogEventLevel.Error : LogEventLevel.Information;
             if (!logger.IsEnabled(level))
             {
                 return;
             }
 
-            var elapsedMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
             // Elapsed rounded here rather than by a format in the template, which would make the JSON formatter
             // render the message a second time for every event.
-            logger.Write(new LogEvent(DateTimeOffset.Now, level, exception, Template,
+            logger.Write(new LogEvent(DateTimeOffset.Now, level, null, Template,
             [
-                new LogEventProperty("RequestMethod", Scalar(HttpDurationMiddleware.MethodOf(http.Request.Method))),
+                new LogEventProperty("RequestMethod", Scalar(RequestMetrics.MethodOf(http.Request.Method))),
                 new LogEventProperty("RouteTemplate", route is null ? NoRoute : Scalar(route)),
                 new LogEventProperty("StatusCode", StatusOf(status)),
                 new LogEventProperty("Elapsed", new ScalarValue(Math.Round(elapsedMs, 3))),
@@ -169,7 +149,7 @@ internal static partial class Logging
     {
         public void Enrich(LogEvent logEvent, ILogEventPropertyFactory propertyFactory)
         {
-            if (ReferenceEquals(logEvent.MessageTemplate, RequestLogMiddleware.Template))
+            if (ReferenceEquals(logEvent.MessageTemplate, RequestLog.Template))
             {
                 return;
             }
