@@ -107,7 +107,7 @@ internal static partial class Logging
         internal static readonly MessageTemplate Template =
             new MessageTemplateParser().Parse("HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed} ms ({RequestId})");
 
-        private static readonly LogEventProperty SourceContext = new(Serilog.Core.Constants.SourceContextPropertyName, new ScalarValue("LockService.Api.RequestLog"));
+        private static readonly ScalarValue SourceContext = new("LockService.Api.RequestLog");
 
         private static readonly ScalarValue NoRoute = new("(no route)");
         private static readonly ConcurrentDictionary<string, ScalarValue> Scalars = new(StringComparer.Ordinal);
@@ -122,16 +122,20 @@ internal static partial class Logging
             }
 
             // Elapsed rounded here rather than by a format in the template, which would make the JSON formatter
-            // render the message a second time for every event.
-            logger.Write(new LogEvent(DateTimeOffset.Now, level, null, Template,
-            [
-                new LogEventProperty("RequestMethod", Scalar(RequestMetrics.MethodOf(http.Request.Method))),
-                new LogEventProperty("RouteTemplate", route is null ? NoRoute : Scalar(route)),
-                new LogEventProperty("StatusCode", StatusOf(status)),
-                new LogEventProperty("Elapsed", new ScalarValue(Math.Round(elapsedMs, 3))),
-                new LogEventProperty("RequestId", new ScalarValue(http.TraceIdentifier)),
-                SourceContext,
-            ]));
+            // render the message a second time for every event. The properties go straight into the event's own
+            // dictionary, sized once, instead of through LogEventProperty objects into a dictionary that grows.
+            var properties = new Dictionary<string, LogEventPropertyValue>(7, StringComparer.Ordinal)
+            {
+                ["RequestMethod"] = Scalar(RequestMetrics.MethodOf(http.Request.Method)),
+                ["RouteTemplate"] = route is null ? NoRoute : Scalar(route),
+                ["StatusCode"] = StatusOf(status),
+                ["Elapsed"] = new ScalarValue(Math.Round(elapsedMs, 3)),
+                ["RequestId"] = new ScalarValue(http.TraceIdentifier),
+                [Serilog.Core.Constants.SourceContextPropertyName] = SourceContext,
+            };
+            var activity = System.Diagnostics.Activity.Current;
+            logger.Write(LogEvent.UnstableAssembleFromParts(
+                DateTimeOffset.Now, level, null, Template, properties, activity?.TraceId ?? default, activity?.SpanId ?? default));
         }
 
         // Methods (the standard set, else OTHER) and route templates are few; statuses are 100-599.

@@ -108,10 +108,10 @@ public sealed class LockEngine : IDisposable
             throw new ArgumentException("A lock name is 1-200 characters from A-Z a-z 0-9 . _ : - starting with a letter or digit.", nameof(name));
         }
 
-        var tenant = name.Tenant.Length == 0 ? string.Empty : name.Tenant + ":";
-        var lockKey = string.Concat(_options.KeyPrefix, tenant, "{", name.Key, "}");
-        var channel = lockKey + ":released";
-        return new LockKeys(lockKey, lockKey + ":fence", channel, Sharded ? RedisChannel.Sharded(channel) : RedisChannel.Literal(channel));
+        var lockKey = name.Tenant.Length == 0
+            ? string.Concat(_options.KeyPrefix, "{", name.Key, "}")
+            : string.Concat(_options.KeyPrefix, name.Tenant, ":{", name.Key, "}");
+        return new LockKeys(lockKey, Sharded);
     }
 
     private async Task<AcquireResult> WaitAsync(LockName name, LockKeys keys, string token, AcquireRequest request, CancellationToken cancellationToken)
@@ -198,7 +198,7 @@ public sealed class LockEngine : IDisposable
         RedisValue[] args =
         [
             token, request.TtlMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
-            expiresAt.ToUnixTimeMilliseconds(), keys.ChannelName, PublishCommand,
+            expiresAt.ToUnixTimeMilliseconds(), request.IdempotencyKey is null ? RedisValue.EmptyString : keys.ChannelName, PublishCommand,
         ];
         var result = await EvalAsync(LockScripts.Acquire, [keys.Lock, keys.Fence], args, (keys, token)).ConfigureAwait(false);
         var values = (RedisResult[])result!;
@@ -354,5 +354,13 @@ public sealed class LockEngine : IDisposable
         }
     }
 
-    internal readonly record struct LockKeys(string Lock, string Fence, string ChannelName, RedisChannel Channel);
+    /// <summary>The lock's keys and channel, all with the lock's hash tag; the derived names are built only when used.</summary>
+    internal readonly record struct LockKeys(string Lock, bool Sharded)
+    {
+        public string Fence => Lock + ":fence";
+
+        public string ChannelName => Lock + ":released";
+
+        public RedisChannel Channel => Sharded ? RedisChannel.Sharded(ChannelName) : RedisChannel.Literal(ChannelName);
+    }
 }

@@ -11,7 +11,8 @@ internal static class LockScripts
 {
     // KEYS[1] lock hash, KEYS[2] fencing counter
     // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] owner ('' = none), ARGV[4] idempotency key ('' = none),
-    // ARGV[5] expiresAt (unix ms, informational, kept for replays), ARGV[6] notify channel, ARGV[7] PUBLISH or SPUBLISH
+    // ARGV[5] expiresAt (unix ms, informational, kept for replays), ARGV[6] notify channel (used only with an
+    // idempotency key), ARGV[7] PUBLISH or SPUBLISH
     // Returns {1, fence} acquired; {2, fence, token, ttl, exp, owner} idempotent replay; {0, pttl} held.
     // An acquire that carries an idempotency key announces itself, so a retry of it waiting elsewhere
     // replays at once instead of waiting for the release of its own lock.
