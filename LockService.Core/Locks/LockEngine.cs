@@ -200,7 +200,20 @@ public sealed class LockEngine : IDisposable
             token, request.TtlMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
             expiresAt.ToUnixTimeMilliseconds(), request.IdempotencyKey is null ? RedisValue.EmptyString : keys.ChannelName, PublishCommand,
         ];
-        var result = await EvalAsync(LockScripts.Acquire, [keys.Lock, keys.Fence], args, (keys, token)).ConfigureAwait(false);
+        RedisResult result;
+        try
+        {
+            result = await EvalAsync(LockScripts.Acquire, [keys.Lock, keys.Fence], args).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+        {
+            // The acquire may still run in Redis later (it may sit in a paused server's queue), and its caller is
+            // told it failed: a release of its token is sent right behind it, on the same connection, so Redis
+            // runs it after the acquire and no lock is left to a caller that was told "503".
+            _ = ReleaseAbandonedAsync(keys, token);
+            throw;
+        }
+
         var values = (RedisResult[])result!;
         switch ((long)values[0])
         {
@@ -283,21 +296,9 @@ public sealed class LockEngine : IDisposable
     // Every call is bounded by Redis:TimeoutMs, so a slow Redis becomes a fast "unavailable" and never a hang.
     // The client's own AsyncTimeout is not enough: it is checked on its heartbeat, and during a Sentinel failover
     // a call waited 3.3 s with Redis:TimeoutMs at 1 s. WaitAsync costs a timer per call; the bound is worth it.
-    // An acquire that failed this way may still run in Redis later (it may sit in a paused server's queue),
-    // and its caller has been told it failed: a release of its token is sent right behind it, on the same
-    // connection, so Redis runs it after the acquire and no lock is left to a caller that was told "503".
-    private async Task<RedisResult> EvalAsync(string script, RedisKey[] keys, RedisValue[] values, (LockKeys Keys, string Token)? acquiring = null)
-    {
-        try
-        {
-            return await _db.ScriptEvaluateAsync(script, keys, values).WaitAsync(_timeout).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (acquiring is { } pending && RedisFaults.IsUnavailable(ex))
-        {
-            _ = ReleaseAbandonedAsync(pending.Keys, pending.Token);
-            throw;
-        }
-    }
+    // Not an async method: callers await the task itself, one state machine fewer per call.
+    private Task<RedisResult> EvalAsync(string script, RedisKey[] keys, RedisValue[] values) =>
+        _db.ScriptEvaluateAsync(script, keys, values).WaitAsync(_timeout);
 
     private async Task ReleaseAbandonedAsync(LockKeys keys, string token)
     {
