@@ -42,7 +42,7 @@ internal static partial class Logging
             {
                 // Written in batches off the request path: one write per batch instead of a locked write and
                 // flush per request. A line may lag by up to 100 ms; past 100,000 queued events new ones are dropped.
-                logger.WriteTo.Sink(new BatchedConsoleSink(new CompactJsonFormatter()), new BatchingOptions
+                logger.WriteTo.Sink(new BatchedConsoleSink(new RequestLineFormatter()), new BatchingOptions
                 {
                     BatchSizeLimit = 1000,
                     BufferingTimeLimit = TimeSpan.FromMilliseconds(100),

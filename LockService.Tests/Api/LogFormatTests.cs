@@ -1,0 +1,43 @@
+using System.Text.Json.Nodes;
+using LockService.Api.Observability;
+using Microsoft.AspNetCore.Http;
+using Serilog;
+using Serilog.Core;
+using Serilog.Events;
+using Serilog.Formatting.Compact;
+
+namespace LockService.Tests.Api;
+
+/// <summary>The shipped JSON log format: the request line's fast path writes what Serilog's compact formatter writes.</summary>
+public sealed class LogFormatTests
+{
+    [Theory]
+    [InlineData("POST", 201, 0.853)]
+    [InlineData("DELETE", 503, 1000.5)]
+    [InlineData("BREW", 405, 0.01)]
+    public void The_request_line_is_the_same_compact_JSON_as_Serilogs_formatter_writes(string method, int status, double elapsedMs)
+    {
+        var events = new List<LogEvent>();
+        using var logger = new LoggerConfiguration().Enrich.WithProperty("Application", "lock\"service").WriteTo.Sink(new Collect(events)).CreateLogger();
+        var http = new DefaultHttpContext { TraceIdentifier = "0HN7:0000001" };
+        http.Request.Method = method;
+
+        Logging.RequestLog.Write(logger, http, "/locks/{key}", status, elapsedMs);
+
+        var logEvent = Assert.Single(events);
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(Render(new CompactJsonFormatter(), logEvent)), JsonNode.Parse(Render(new RequestLineFormatter(), logEvent))));
+        Assert.EndsWith("}\n", Render(new RequestLineFormatter(), logEvent), StringComparison.Ordinal);
+    }
+
+    private static string Render(Serilog.Formatting.ITextFormatter formatter, LogEvent logEvent)
+    {
+        using var text = new StringWriter();
+        formatter.Format(logEvent, text);
+        return text.ToString();
+    }
+
+    private sealed class Collect(List<LogEvent> events) : ILogEventSink
+    {
+        public void Emit(LogEvent logEvent) => events.Add(logEvent);
+    }
+}
