@@ -33,18 +33,19 @@ internal static class RequestMetrics
         new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 2, 16), LabelNames = ["code", "method", "controller", "action", "endpoint"] });
 
     private static readonly string[] KnownMethods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-    private static readonly ConcurrentDictionary<(string Route, string Method, int Status), Histogram.Child> HttpChildren = new();
+    private static readonly ConcurrentDictionary<HttpSeries, Histogram.Child> HttpChildren = new();
 
     /// <summary>The lock operation of an endpoint (by its name in the route table), or null for any other route.</summary>
     public static string? OperationOf(Endpoint? endpoint) => OperationIndex(endpoint) is var index and >= 0 ? Operations[index] : null;
 
     public static void Record(HttpContext http, string? route, int status, bool cancelled, double elapsedSeconds)
     {
-        HttpChildren.GetOrAdd((route ?? string.Empty, MethodOf(http.Request.Method), status), static k => HttpDuration.WithLabels(
+        var endpoint = http.GetEndpoint();
+        HttpChildren.GetOrAdd(new HttpSeries(endpoint, MethodOf(http.Request.Method), status, route ?? string.Empty), static k => HttpDuration.WithLabels(
             k.Status.ToString(System.Globalization.CultureInfo.InvariantCulture), k.Method, string.Empty, string.Empty, k.Route))
             .Observe(elapsedSeconds);
 
-        var operation = OperationIndex(http.GetEndpoint());
+        var operation = OperationIndex(endpoint);
         if (operation < 0)
         {
             return;
@@ -95,4 +96,28 @@ internal static class RequestMetrics
         (_, >= 400 and < 500) => Invalid,
         _ => Error,
     };
+
+    /// <summary>
+    /// One labelled series, looked up by the endpoint object and the method constant (by reference, so a lookup
+    /// hashes no strings); the route template is carried along for the label, and is the same for one endpoint.
+    /// </summary>
+    private readonly struct HttpSeries(Endpoint? endpoint, string method, int status, string route) : IEquatable<HttpSeries>
+    {
+        public Endpoint? Endpoint { get; } = endpoint;
+
+        public string Method { get; } = method;
+
+        public int Status { get; } = status;
+
+        public string Route { get; } = route;
+
+        public bool Equals(HttpSeries other) =>
+            ReferenceEquals(Endpoint, other.Endpoint) && ReferenceEquals(Method, other.Method) && Status == other.Status
+            && (Endpoint is not null || string.Equals(Route, other.Route, StringComparison.Ordinal));
+
+        public override bool Equals(object? obj) => obj is HttpSeries other && Equals(other);
+
+        public override int GetHashCode() =>
+            HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Endpoint), System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Method), Status);
+    }
 }

@@ -195,11 +195,13 @@ public sealed class LockEngine : IDisposable
         var started = _clock.GetTimestamp();
         var now = NowToTheMillisecond();
         var expiresAt = now.AddMilliseconds(request.TtlMs);
-        RedisValue[] args =
-        [
-            token, request.TtlMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
-            expiresAt.ToUnixTimeMilliseconds(), request.IdempotencyKey is null ? RedisValue.EmptyString : keys.ChannelName, PublishCommand,
-        ];
+        RedisValue[] args = request.Owner is null && request.IdempotencyKey is null
+            ? [token, request.TtlMs]
+            :
+            [
+                token, request.TtlMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
+                expiresAt.ToUnixTimeMilliseconds(), request.IdempotencyKey is null ? RedisValue.EmptyString : keys.ChannelName, PublishCommand,
+            ];
         RedisResult result;
         try
         {
@@ -236,7 +238,8 @@ public sealed class LockEngine : IDisposable
                 var replay = new LockLease(
                     name.Key, (string)values[2]!, (long)values[1], (long)values[3],
                     DateTimeOffset.FromUnixTimeMilliseconds((long)values[4]), OwnerOf(values[5]));
-                return new AcquireResult(AcquireStatus.Acquired, replay, 0, true, waited, null, name);
+                // The same lease, so the same handle: disposing a replay releases the lock like disposing the original.
+                return new AcquireResult(AcquireStatus.Acquired, replay, 0, true, waited, this, name);
             default:
                 // PTTL is -1 only for a key someone wrote by hand without a TTL: it frees on no schedule.
                 var pttl = (long)values[1];

@@ -10,32 +10,34 @@ namespace LockService.Core.Locks;
 internal static class LockScripts
 {
     // KEYS[1] lock hash, KEYS[2] fencing counter
-    // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] owner ('' = none), ARGV[4] idempotency key ('' = none),
-    // ARGV[5] expiresAt (unix ms, informational, kept for replays), ARGV[6] notify channel (used only with an
-    // idempotency key), ARGV[7] PUBLISH or SPUBLISH
+    // ARGV[1] token, ARGV[2] ttl ms; then, only when there is an owner or an idempotency key (the common acquire
+    // sends two arguments): ARGV[3] owner ('' = none), ARGV[4] idempotency key ('' = none), ARGV[5] expiresAt
+    // (unix ms, informational, kept for replays), ARGV[6] notify channel, ARGV[7] PUBLISH or SPUBLISH
     // Returns {1, fence} acquired; {2, fence, token, ttl, exp, owner} idempotent replay; {0, pttl} held.
     // An acquire that carries an idempotency key announces itself, so a retry of it waiting elsewhere
     // replays at once instead of waiting for the release of its own lock.
     public const string Acquire = """
+        local owner = ARGV[3] or ''
+        local idem = ARGV[4] or ''
         local pttl = redis.call('PTTL', KEYS[1])
         if pttl == -2 then
           local fence = redis.call('INCR', KEYS[2])
           redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', fence, 'ttl', ARGV[2])
-          if ARGV[3] ~= '' then
-            redis.call('HSET', KEYS[1], 'owner', ARGV[3])
+          if owner ~= '' then
+            redis.call('HSET', KEYS[1], 'owner', owner)
           end
-          if ARGV[4] ~= '' then
-            redis.call('HSET', KEYS[1], 'idem', ARGV[4], 'exp', ARGV[5])
+          if idem ~= '' then
+            redis.call('HSET', KEYS[1], 'idem', idem, 'exp', ARGV[5])
           end
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          if ARGV[4] ~= '' then
+          if idem ~= '' then
             redis.call(ARGV[7], ARGV[6], 'acquired')
           end
           return {1, fence}
         end
-        if ARGV[4] ~= '' then
+        if idem ~= '' then
           local h = redis.call('HMGET', KEYS[1], 'idem', 'fence', 'token', 'ttl', 'exp', 'owner')
-          if h[1] == ARGV[4] then
+          if h[1] == idem then
             return {2, tonumber(h[2]), h[3], tonumber(h[4]), tonumber(h[5]), h[6]}
           end
         end

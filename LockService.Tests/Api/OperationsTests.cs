@@ -203,31 +203,12 @@ public sealed class ConfigurationTests
     [InlineData("RateLimit:PermitsPerSecond", "0", "RateLimit:PermitsPerSecond")]
     public async Task An_invalid_setting_stops_the_service_at_start_with_one_line_naming_it(string setting, string value, string named)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        info.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "LockService.Api.dll"));
-        info.ArgumentList.Add($"--{setting}={value}");
+        await using var service = ServiceProcess.Start(new Dictionary<string, string> { ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" }, $"--{setting}={value}");
 
-        using var process = Process.Start(info)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
-
-        Assert.Equal(1, process.ExitCode);
-        var line = Assert.Single((await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(1, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+        var line = Assert.Single(service.Stderr, l => l.Length > 0);
         Assert.Contains(named, line);
-        Assert.DoesNotContain("   at ", await stdout + line);
+        Assert.DoesNotContain("   at ", string.Join('\n', service.Stdout) + line);
     }
 
     [Fact]
@@ -235,54 +216,34 @@ public sealed class ConfigurationTests
     {
         await using var redis = await RedisServer.StartNewAsync();
         var port = RedisServer.FreePort();
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        foreach (var argument in new[] { Path.Combine(AppContext.BaseDirectory, "LockService.Api.dll"), "--urls", $"http://127.0.0.1:{port}", "--Redis:ConnectionString", redis.ConnectionString })
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(info)!;
-        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
+        await using var service = ServiceProcess.Start(
+            new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" },
+            "--urls", $"http://127.0.0.1:{port}", "--Redis:ConnectionString", redis.ConnectionString);
+        var client = new LockClient(new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") });
+        await RedisServer.WaitUntilAsync(
+            async () =>
             {
-                lines.Enqueue(e.Data);
-            }
-        };
-        process.BeginOutputReadLine();
-        try
-        {
-            var client = new LockClient(new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") });
-            await RedisServer.WaitUntilAsync(
-                async () =>
+                try
                 {
-                    try
-                    {
-                        return (await client.SendAsync(HttpMethod.Get, "/health/ready")).Status == HttpStatusCode.OK;
-                    }
-                    catch (HttpRequestException)
-                    {
-                        return false;
-                    }
-                },
-                TimeSpan.FromSeconds(30),
-                "the service to start");
-            var lease = await client.AcquireOkAsync("json-log");
-            await client.ReleaseAsync("json-log", lease.Token);
-            await RedisServer.WaitUntilAsync(() => Task.FromResult(lines.Any(l => l.Contains("responded", StringComparison.Ordinal) && l.Contains("204", StringComparison.Ordinal))), TimeSpan.FromSeconds(10), "the release's log line");
+                    return (await client.SendAsync(HttpMethod.Get, "/health/ready")).Status == HttpStatusCode.OK;
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(30),
+            "the service to start");
 
-            var requestLines = lines.Where(l => l.Contains("RouteTemplate", StringComparison.Ordinal)).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-            Assert.All(lines, l => JsonDocument.Parse(l));
-            Assert.Contains(requestLines, e => e.GetProperty("RouteTemplate").GetString() == "/locks/{key}/{token}" && e.GetProperty("RequestMethod").GetString() == "DELETE" && e.GetProperty("StatusCode").GetInt32() == 204 && e.TryGetProperty("Elapsed", out _));
-            Assert.DoesNotContain(lines, l => l.Contains(lease.Token, StringComparison.Ordinal));
-        }
-        finally
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-        }
+        var lease = await client.AcquireOkAsync("json-log");
+        await client.ReleaseAsync("json-log", lease.Token);
+        await RedisServer.WaitUntilAsync(() => Task.FromResult(service.Stdout.Any(l => l.Contains("responded", StringComparison.Ordinal) && l.Contains("204", StringComparison.Ordinal))), TimeSpan.FromSeconds(10), "the release's log line");
+
+        var lines = service.Stdout.ToList();
+        var requestLines = lines.Where(l => l.Contains("RouteTemplate", StringComparison.Ordinal)).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.All(lines, l => JsonDocument.Parse(l));
+        Assert.Contains(requestLines, e => e.GetProperty("RouteTemplate").GetString() == "/locks/{key}/{token}" && e.GetProperty("RequestMethod").GetString() == "DELETE" && e.GetProperty("StatusCode").GetInt32() == 204 && e.TryGetProperty("Elapsed", out _));
+        Assert.DoesNotContain(lines, l => l.Contains(lease.Token, StringComparison.Ordinal));
     }
 
     [Fact]

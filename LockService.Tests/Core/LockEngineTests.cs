@@ -184,4 +184,20 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         Assert.True(LockName.IsValid(new string('k', 200)));
         Assert.False(LockName.IsValid(new string('k', 201)));
     }
+
+    [Fact]
+    public async Task Disposing_an_idempotent_replay_releases_the_lock_like_the_original()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Disposing_an_idempotent_replay_releases_the_lock_like_the_original)));
+        var request = new AcquireRequest(30_000, IdempotencyKey: "retry-" + Guid.NewGuid().ToString("N"));
+        var original = await Engine.AcquireAsync(name, request);
+
+        await using (var replay = await Engine.AcquireAsync(name, request))
+        {
+            Assert.True(replay.Replayed);
+            Assert.Equal(original.Lease!.Token, replay.Lease!.Token);
+        }
+
+        Assert.Null(await Engine.InspectAsync(name));
+    }
 }

@@ -1,14 +1,19 @@
 using System.Diagnostics;
 using System.Net;
 using LockService.Tests.Infrastructure;
+using LockService.Tests.Waiting;
 using StackExchange.Redis;
 
 namespace LockService.Tests.Scale;
 
 /// <summary>The service unchanged on a real three-master Redis Cluster: every script single-slot, waiting on sharded pub/sub.</summary>
-public sealed class ClusterTests(ClusterFixture cluster) : IClassFixture<ClusterFixture>
+public sealed class ClusterTests(ClusterFixture cluster) : WaitingBehaviour, IClassFixture<ClusterFixture>
 {
-    private LockClient Client => cluster.Client;
+    protected override LockClient Client => cluster.Client;
+
+    protected override string RedisConnectionString => cluster.ConnectionString;
+
+    protected override int CrossInstanceKeys => 3;
 
     [Fact]
     public async Task A_full_lock_cycle_works_on_the_cluster()
@@ -120,48 +125,6 @@ public sealed class ClusterTests(ClusterFixture cluster) : IClassFixture<Cluster
 
         // The last waiter gone, the subscription goes too.
         await RedisServer.WaitUntilAsync(async () => await ShardSubscribersAsync(owner, channel) == 0, TimeSpan.FromSeconds(5), "the SUNSUBSCRIBE after the last waiter");
-    }
-
-    [Fact]
-    public async Task Expiry_wakes_a_waiter_at_about_the_ttl()
-    {
-        var key = Keys.Unique(nameof(Expiry_wakes_a_waiter_at_about_the_ttl));
-        await Client.AcquireOkAsync(key, "ttlMs=400");
-        var started = Stopwatch.StartNew();
-
-        var reply = await Client.AcquireAsync(key, "waitMs=10000");
-
-        Assert.Equal(HttpStatusCode.Created, reply.Status);
-        Assert.Equal(2, reply.Lease.FencingToken);
-        Assert.InRange(started.ElapsedMilliseconds, 250, 2_000);
-    }
-
-    [Fact]
-    public async Task A_waiter_on_another_instance_is_woken_by_a_release_through_this_one()
-    {
-        await using var a = new LockServiceFactory(cluster.ConnectionString, kestrel: true);
-        await using var b = new LockServiceFactory(cluster.ConnectionString, kestrel: true);
-        var clientA = new LockClient(a.CreateClient());
-        var clientB = new LockClient(b.CreateClient());
-        Assert.NotEqual(a.BaseAddress, b.BaseAddress);
-
-        // A few keys, so the hand-off is shown on more than one master.
-        foreach (var i in Enumerable.Range(0, 3))
-        {
-            var key = Keys.Unique($"{nameof(A_waiter_on_another_instance_is_woken_by_a_release_through_this_one)}-{i}");
-            var holder = await clientA.AcquireOkAsync(key, "ttlMs=30000");
-            var waiter = clientB.AcquireAsync(key, "waitMs=20000");
-            await b.WaitForWaitersAsync(1);
-
-            Assert.Equal(HttpStatusCode.NoContent, (await clientA.ReleaseAsync(key, holder.Token)).Status);
-            var released = Stopwatch.StartNew();
-            var reply = await waiter;
-
-            Assert.Equal(HttpStatusCode.Created, reply.Status);
-            Assert.Equal(holder.FencingToken + 1, reply.Lease.FencingToken);
-            Assert.True(released.Elapsed < TimeSpan.FromMilliseconds(900), $"cross-instance hand-off took {released.ElapsedMilliseconds} ms");
-            await b.WaitForWaitersAsync(0);
-        }
     }
 
     [Fact]

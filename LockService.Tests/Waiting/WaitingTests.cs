@@ -8,9 +8,11 @@ using LockService.Tests.Infrastructure;
 namespace LockService.Tests.Waiting;
 
 /// <summary>Server-side waiting through the API: woken by release or expiry, bounded by waitMs.</summary>
-public sealed class WaitingTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+public sealed class WaitingTests(ApiFixture fixture) : WaitingBehaviour, IClassFixture<ApiFixture>
 {
-    private LockClient Client => fixture.Client;
+    protected override LockClient Client => fixture.Client;
+
+    protected override string RedisConnectionString => fixture.Redis.ConnectionString;
 
     [Fact]
     public async Task A_waiter_gets_the_lock_promptly_after_the_release()
@@ -27,22 +29,6 @@ public sealed class WaitingTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.Equal(HttpStatusCode.Created, reply.Status);
         Assert.Equal(holder.FencingToken + 1, reply.Lease.FencingToken);
         Assert.True(released.Elapsed < TimeSpan.FromMilliseconds(900), $"hand-off took {released.ElapsedMilliseconds} ms");
-    }
-
-    [Fact]
-    public async Task Expiry_wakes_a_waiter_at_about_the_ttl_without_any_release()
-    {
-        var key = Keys.Unique(nameof(Expiry_wakes_a_waiter_at_about_the_ttl_without_any_release));
-        await Client.AcquireOkAsync(key, "ttlMs=400");
-        var started = Stopwatch.StartNew();
-
-        var reply = await Client.AcquireAsync(key, "waitMs=10000");
-
-        Assert.Equal(HttpStatusCode.Created, reply.Status);
-        Assert.Equal(2, reply.Lease.FencingToken);
-
-        // Well before the 5 s safety re-check: the expiry timer woke it.
-        Assert.InRange(started.ElapsedMilliseconds, 250, 2_000);
     }
 
     [Fact]
@@ -132,27 +118,6 @@ public sealed class WaitingTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         (await client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
         var next = await client.AcquireOkAsync(key, "ttlMs=1000");
         Assert.Equal(holder.FencingToken + 1, next.FencingToken);
-    }
-
-    [Fact]
-    public async Task A_waiter_on_another_instance_is_woken_by_a_release_through_this_one()
-    {
-        await using var a = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
-        await using var b = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
-        var clientA = new LockClient(a.CreateClient());
-        var clientB = new LockClient(b.CreateClient());
-        Assert.NotEqual(a.BaseAddress, b.BaseAddress);
-        var key = Keys.Unique(nameof(A_waiter_on_another_instance_is_woken_by_a_release_through_this_one));
-        var holder = await clientA.AcquireOkAsync(key, "ttlMs=30000");
-        var waiter = clientB.AcquireAsync(key, "waitMs=20000");
-        await b.WaitForWaitersAsync(1);
-
-        await clientA.ReleaseAsync(key, holder.Token);
-        var released = Stopwatch.StartNew();
-        var reply = await waiter;
-
-        Assert.Equal(HttpStatusCode.Created, reply.Status);
-        Assert.True(released.Elapsed < TimeSpan.FromMilliseconds(900), $"cross-instance hand-off took {released.ElapsedMilliseconds} ms");
     }
 }
 
