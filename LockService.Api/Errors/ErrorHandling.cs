@@ -20,7 +20,7 @@ internal static partial class ErrorHandling
             return;
         }
 
-        LogUnexpected(logger, exception.GetType().Name);
+        LogUnexpected(logger, exception.GetType().Name, ErrorCodeOf(exception));
         await Problems.Create(500, Problems.InternalError, "Internal error.", "The service failed unexpectedly; this is a bug. The error is logged.").ExecuteAsync(http);
     }
 
@@ -40,6 +40,12 @@ internal static partial class ErrorHandling
         return problem.ExecuteAsync(http);
     }
 
-    [LoggerMessage(EventId = 1002, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected {ExceptionType} answered with 500")]
-    private static partial void LogUnexpected(ILogger logger, string exceptionType);
+    // A Redis error reply's code ("ERR", "WRONGTYPE", ...): says what failed without quoting anything the request
+    // carried, which the rest of the message may do.
+    private static string ErrorCodeOf(Exception exception) =>
+        exception is StackExchange.Redis.RedisServerException server && server.Message.Split(' ', 2)[0] is { Length: > 0 and <= 20 } code
+            && code.All(char.IsAsciiLetterUpper) ? code : "-";
+
+    [LoggerMessage(EventId = 1002, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected {ExceptionType} ({RedisErrorCode}) answered with 500")]
+    private static partial void LogUnexpected(ILogger logger, string exceptionType, string redisErrorCode);
 }

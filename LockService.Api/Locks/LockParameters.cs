@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using LockService.Api.Errors;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
 
 namespace LockService.Api.Locks;
@@ -78,29 +79,26 @@ internal static class LockParameterReader
         string? owner = null;
         var seen = body is null ? null : new HashSet<string>(StringComparer.Ordinal);   // only a body can repeat a query parameter
 
-        foreach (var (name, values) in query)
+        // The usual request names only allowed parameters: look those up instead of enumerating the query, whose
+        // enumerator is allocated on every request. Anything else goes through the loop that reports unknowns.
+        var known = 0;
+        foreach (var name in allowed)
         {
-            if (!allowed.Contains(name))
+            if (query.TryGetValue(name, out var values))
             {
-                Add(ref errors, name, Unknown(name, allowed));
-                continue;
+                known++;
+                Take(name, values, seen, ref errors, ref ttl, ref wait, ref owner);
             }
+        }
 
-            seen?.Add(name);
-            if (values.Count != 1)
+        if (known != query.Count)
+        {
+            foreach (var (name, _) in query)
             {
-                Add(ref errors, name, $"'{name}' is given {values.Count} times; give it once.");
-                continue;
-            }
-
-            var text = values[0] ?? string.Empty;
-            if (name == Owner)
-            {
-                owner = CheckOwner(text, ref errors);
-            }
-            else if (ParseInteger(name, text, ref errors) is long number)
-            {
-                Assign(name, number, ref ttl, ref wait);
+                if (!allowed.Contains(name))
+                {
+                    Add(ref errors, name, Unknown(name, allowed));
+                }
             }
         }
 
@@ -120,6 +118,27 @@ internal static class LockParameterReader
         }
 
         return new LockParameters(ttl, wait, owner);
+    }
+
+    private static void Take(
+        string name, StringValues values, HashSet<string>? seen, ref Dictionary<string, string[]>? errors, ref long? ttl, ref long? wait, ref string? owner)
+    {
+        seen?.Add(name);
+        if (values.Count != 1)
+        {
+            Add(ref errors, name, $"'{name}' is given {values.Count} times; give it once.");
+            return;
+        }
+
+        var text = values[0] ?? string.Empty;
+        if (name == Owner)
+        {
+            owner = CheckOwner(text, ref errors);
+        }
+        else if (ParseInteger(name, text, ref errors) is long number)
+        {
+            Assign(name, number, ref ttl, ref wait);
+        }
     }
 
     private static void ParseBody(

@@ -52,7 +52,8 @@ internal sealed class RequestLineFormatter : ITextFormatter
             output.Write('"');
         }
 
-        foreach (var (name, value) in logEvent.Properties)
+        // The event's properties are a Dictionary behind the interface: its struct enumerator allocates nothing.
+        foreach (var (name, value) in logEvent.Properties as Dictionary<string, LogEventPropertyValue> ?? new(logEvent.Properties))
         {
             output.Write(',');
             JsonValueFormatter.WriteQuotedJsonString(name.Length > 0 && name[0] == '@' ? "@" + name : name, output);

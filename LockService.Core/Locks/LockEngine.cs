@@ -77,7 +77,7 @@ public sealed class LockEngine : IDisposable
         var started = _clock.GetTimestamp();
         var keys = KeysOf(name);
         var now = NowToTheMillisecond();
-        var result = await EvalAsync(LockScripts.Extend, [keys.Lock], [token, ttlMs.HasValue ? ttlMs.Value : RedisValue.EmptyString]).ConfigureAwait(false);
+        var (result, server) = await WriteAsync(keys, LockScripts.Extend, [keys.Lock], [token, ttlMs.HasValue ? ttlMs.Value : RedisValue.EmptyString]).ConfigureAwait(false);
         if (result.IsNull)
         {
             return null;
@@ -85,7 +85,7 @@ public sealed class LockEngine : IDisposable
 
         var values = (RedisResult[])result!;
         var ttl = (long)values[1];
-        await EnsureReplicatedAsync(keys, started).ConfigureAwait(false);
+        await EnsureReplicatedAsync(server, started).ConfigureAwait(false);
         return new LockLease(name.Key, token, (long)values[0], ttl, now.AddMilliseconds(ttl), OwnerOf(values[2]));
     }
 
@@ -203,9 +203,10 @@ public sealed class LockEngine : IDisposable
                 expiresAt.ToUnixTimeMilliseconds(), request.IdempotencyKey is null ? RedisValue.EmptyString : keys.ChannelName, PublishCommand,
             ];
         RedisResult result;
+        IServer? server;
         try
         {
-            result = await EvalAsync(LockScripts.Acquire, [keys.Lock, keys.Fence], args).ConfigureAwait(false);
+            (result, server) = await WriteAsync(keys, LockScripts.Acquire, [keys.Lock, keys.Fence], args).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
         {
@@ -223,7 +224,7 @@ public sealed class LockEngine : IDisposable
                 var lease = new LockLease(name.Key, token, (long)values[1], request.TtlMs, expiresAt, request.Owner);
                 try
                 {
-                    await EnsureReplicatedAsync(keys, started).ConfigureAwait(false);
+                    await EnsureReplicatedAsync(server, started).ConfigureAwait(false);
                 }
                 catch
                 {
@@ -266,17 +267,15 @@ public sealed class LockEngine : IDisposable
     // to a replica that never saw this lock could otherwise hand it to a second client.
     // WAIT gets what is left of Redis:TimeoutMs after the write, so that an acquire or extend with replica acks
     // still answers within Redis:TimeoutMs plus a second. Never 0: WAIT 0 blocks until the replicas answer.
-    private async Task EnsureReplicatedAsync(LockKeys keys, long started)
+    private async Task EnsureReplicatedAsync(IServer? server, long started)
     {
-        if (_replicaAcks <= 0)
+        if (server is null)
         {
             return;
         }
 
         var waitMs = Math.Max(1, (long)(_timeout - _clock.GetElapsedTime(started)).TotalMilliseconds);
 
-        // The RedisKey overload: a plain string would be taken for "host:port".
-        var server = _multiplexer.GetServer((RedisKey)keys.Lock);
         long acked;
         try
         {
@@ -302,6 +301,51 @@ public sealed class LockEngine : IDisposable
     // Not an async method: callers await the task itself, one state machine fewer per call.
     private Task<RedisResult> EvalAsync(string script, RedisKey[] keys, RedisValue[] values) =>
         _db.ScriptEvaluateAsync(script, keys, values).WaitAsync(_timeout);
+
+    // A write whose replication WAIT will confirm. With Redis:ReplicaAcks set, the script and the WAIT go to the
+    // same server, chosen once: through the database, a failover between the two could send the script to the
+    // old master and the WAIT to the new one, whose replicas then "confirm" a write they never had (a fencing
+    // token was handed out twice that way in a Sentinel failover test). Without replica acks: the database.
+    private async Task<(RedisResult Result, IServer? Server)> WriteAsync(LockKeys keys, string script, RedisKey[] keyArgs, RedisValue[] values)
+    {
+        if (_replicaAcks <= 0)
+        {
+            return (await EvalAsync(script, keyArgs, values).ConfigureAwait(false), null);
+        }
+
+        IServer server;
+        try
+        {
+            // The RedisKey overload: a plain string would be taken for "host:port".
+            server = _multiplexer.GetServer((RedisKey)keys.Lock);
+        }
+        catch (InvalidOperationException)
+        {
+            // "It was not possible to resolve a connection to the server owning the specified key": mid-failover.
+            throw new LockStoreUnavailableException("No connected Redis master owns this lock's key.");
+        }
+
+        List<object> args = [LockScripts.Sha1Of(script), keyArgs.Length];
+        foreach (var key in keyArgs)
+        {
+            args.Add(key);
+        }
+
+        foreach (var value in values)
+        {
+            args.Add(value);
+        }
+
+        try
+        {
+            return (await server.ExecuteAsync("EVALSHA", args).WaitAsync(_timeout).ConfigureAwait(false), server);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            args[0] = script;
+            return (await server.ExecuteAsync("EVAL", args).WaitAsync(_timeout).ConfigureAwait(false), server);
+        }
+    }
 
     private async Task ReleaseAbandonedAsync(LockKeys keys, string token)
     {

@@ -1,3 +1,7 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+
 namespace LockService.Core.Locks;
 
 /// <summary>
@@ -9,6 +13,12 @@ namespace LockService.Core.Locks;
 /// </summary>
 internal static class LockScripts
 {
+    private static readonly ConcurrentDictionary<string, string> Sha1s = new(StringComparer.Ordinal);
+
+    /// <summary>The script's SHA1, as EVALSHA names it (Redis's choice of hash, not a security measure).</summary>
+    public static string Sha1Of(string script) =>
+        Sha1s.GetOrAdd(script, static s => Convert.ToHexStringLower(SHA1.HashData(Encoding.UTF8.GetBytes(s))));
+
     // KEYS[1] lock hash, KEYS[2] fencing counter
     // ARGV[1] token, ARGV[2] ttl ms; then, only when there is an owner or an idempotency key (the common acquire
     // sends two arguments): ARGV[3] owner ('' = none), ARGV[4] idempotency key ('' = none), ARGV[5] expiresAt

@@ -15,14 +15,18 @@ internal sealed class FailoverScenario
     private static readonly HttpStatusCode[] ContractAnswers =
         [HttpStatusCode.Created, HttpStatusCode.NoContent, HttpStatusCode.Conflict, HttpStatusCode.NotFound, HttpStatusCode.ServiceUnavailable];
 
-    private FailoverScenario(IReadOnlyList<Answer> answers, TimeSpan switched, TimeSpan recovered)
+    private FailoverScenario(IReadOnlyList<Answer> answers, TimeSpan switched, TimeSpan recovered, IReadOnlyList<string> errorLog)
     {
         Answers = answers;
         Switched = switched;
         Recovered = recovered;
+        ErrorLog = errorLog;
     }
 
     public IReadOnlyList<Answer> Answers { get; }
+
+    /// <summary>The service's log lines about 500s, for the failure message (there should be none).</summary>
+    public IReadOnlyList<string> ErrorLog { get; }
 
     /// <summary>When the Sentinel named the old replica master and it had taken the role, from the start of the run.</summary>
     public TimeSpan Switched { get; }
@@ -86,7 +90,7 @@ internal sealed class FailoverScenario
 
             await stop.CancelAsync();
             await Task.WhenAll(loops).WaitAsync(TimeSpan.FromSeconds(10));
-            return new FailoverScenario([.. answers.OrderBy(a => a.At)], switched, recovered);
+            return new FailoverScenario([.. answers.OrderBy(a => a.At)], switched, recovered, [.. factory.Log.Lines.Where(l => l.Contains(" ERR]", StringComparison.Ordinal) && !l.Contains("ERR] HTTP ", StringComparison.Ordinal))]);
         }
         finally
         {
@@ -108,7 +112,9 @@ internal sealed class FailoverScenario
     public void AssertOnlyContractAnswers()
     {
         var unexpected = Answers.Where(a => !ContractAnswers.Contains(a.Status)).ToList();
-        Assert.True(unexpected.Count == 0, "answers outside the contract: " + string.Join("; ", unexpected.Take(5).Select(a => $"{a.Operation} {(int)a.Status} {a.Body}")));
+        Assert.True(
+            unexpected.Count == 0,
+            "answers outside the contract: " + string.Join("; ", unexpected.Take(5).Select(a => $"{a.Operation} {(int)a.Status} {a.Body}")) + "; service log: " + string.Join(" | ", ErrorLog.Take(3)));
         Assert.All(Answers.Where(a => a.Status == HttpStatusCode.ServiceUnavailable), a => Assert.Equal("redis_unavailable", JsonDocument.Parse(a.Body).RootElement.GetProperty("code").GetString()));
         Assert.Contains(Answers, a => a.At < Switched && a.Status == HttpStatusCode.Created);
 
@@ -122,9 +128,15 @@ internal sealed class FailoverScenario
     {
         foreach (var key in Answers.Where(a => a.Operation == "acquire" && a.Key.StartsWith("failover-", StringComparison.Ordinal) && !a.Key.StartsWith("failover-shared", StringComparison.Ordinal)).Select(a => a.Key).Distinct())
         {
-            var fences = Answers.Where(a => a.Key == key && a.Fence is not null).Select(a => a.Fence!.Value).ToList();
-            var backwards = fences.Zip(fences.Skip(1)).Where(p => p.Second <= p.First).ToList();
-            Assert.True(backwards.Count == 0, $"{key}: fencing token went from {backwards.FirstOrDefault().First} to {backwards.FirstOrDefault().Second} ({fences.Count} acquisitions)");
+            var granted = Answers.Where(a => a.Key == key && a.Fence is not null).ToList();
+            var backwards = granted.Zip(granted.Skip(1)).Where(p => p.Second.Fence <= p.First.Fence).ToList();
+            Assert.True(
+                backwards.Count == 0,
+                $"{key}: fencing token went from {backwards.FirstOrDefault().First?.Fence} to {backwards.FirstOrDefault().Second?.Fence} ({granted.Count} acquisitions); " +
+                $"switch at {Switched.TotalMilliseconds:0} ms; " + string.Join(" | ", backwards.Take(1).SelectMany(p => new[] { p.First, p.Second })
+                    .Select(a => $"{a.Operation} at {a.At.TotalMilliseconds:0} ms took {a.Elapsed.TotalMilliseconds:0} ms: {a.Body}")) +
+                "; around them: " + string.Join(" | ", Answers.Where(a => a.Key == key && backwards.Count > 0 && a.At >= backwards[0].First.At - TimeSpan.FromSeconds(1) && a.At <= backwards[0].Second.At)
+                    .Select(a => $"{a.Operation} {(int)a.Status} at {a.At.TotalMilliseconds:0}+{a.Elapsed.TotalMilliseconds:0}")));
         }
     }
 
