@@ -38,9 +38,8 @@ internal static class RequestMetrics
     /// <summary>The lock operation of an endpoint (by its name in the route table), or null for any other route.</summary>
     public static string? OperationOf(Endpoint? endpoint) => OperationIndex(endpoint) is var index and >= 0 ? Operations[index] : null;
 
-    public static void Record(HttpContext http, string? route, int status, bool cancelled, double elapsedSeconds)
+    public static void Record(HttpContext http, Endpoint? endpoint, string? route, int status, bool cancelled, double elapsedSeconds)
     {
-        var endpoint = http.GetEndpoint();
         HttpChildren.GetOrAdd(new HttpSeries(endpoint, MethodOf(http.Request.Method), status, route ?? string.Empty), static k => HttpDuration.WithLabels(
             k.Status.ToString(System.Globalization.CultureInfo.InvariantCulture), k.Method, string.Empty, string.Empty, k.Route))
             .Observe(elapsedSeconds);

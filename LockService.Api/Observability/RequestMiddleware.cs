@@ -47,9 +47,10 @@ internal sealed partial class RequestMiddleware(RequestDelegate next, IOptions<R
         finally
         {
             var elapsed = Stopwatch.GetElapsedTime(started);
-            var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
+            var endpoint = http.GetEndpoint();
+            var route = (endpoint as RouteEndpoint)?.RoutePattern.RawText;
             var status = http.Response.StatusCode;
-            RequestMetrics.Record(http, route, status, cancelled, elapsed.TotalSeconds);
+            RequestMetrics.Record(http, endpoint, route, status, cancelled, elapsed.TotalSeconds);
             Logging.RequestLog.Write(requestLog, http, route, status, elapsed.TotalMilliseconds);
         }
     }

@@ -33,14 +33,12 @@ internal static class LockScripts
         if pttl == -2 then
           local fence = redis.call('INCR', KEYS[2])
           redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', fence, 'ttl', ARGV[2])
+          redis.call('PEXPIRE', KEYS[1], ARGV[2])
           if owner ~= '' then
             redis.call('HSET', KEYS[1], 'owner', owner)
           end
           if idem ~= '' then
             redis.call('HSET', KEYS[1], 'idem', idem, 'exp', ARGV[5])
-          end
-          redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          if idem ~= '' then
             redis.call(ARGV[7], ARGV[6], 'acquired')
           end
           return {1, fence}

@@ -106,7 +106,7 @@ public sealed class ClusterTests(ClusterFixture cluster) : WaitingBehaviour, ICl
         var owner = cluster.OwnerOf($"lock:{{{key}}}");
         var holder = await Client.AcquireOkAsync(key, "ttlMs=30000");
         var waiter = Client.AcquireAsync(key, "waitMs=20000");
-        await RedisServer.WaitUntilAsync(() => Task.FromResult(cluster.Factory.Engine().WaitingCount >= 1), TimeSpan.FromSeconds(10), "the waiter to wait");
+        await cluster.Factory.WaitForWaitersAsync(1);
 
         // SSUBSCRIBE on the node that owns the lock's slot, and no plain SUBSCRIBE anywhere.
         await RedisServer.WaitUntilAsync(async () => await ShardSubscribersAsync(owner, channel) == 1, TimeSpan.FromSeconds(5), "the waiter's SSUBSCRIBE on the owning node");

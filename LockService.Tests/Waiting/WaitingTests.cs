@@ -20,7 +20,7 @@ public sealed class WaitingTests(ApiFixture fixture) : WaitingBehaviour, IClassF
         var key = Keys.Unique(nameof(A_waiter_gets_the_lock_promptly_after_the_release));
         var holder = await Client.AcquireOkAsync(key, "ttlMs=30000");
         var waiter = Client.AcquireAsync(key, "waitMs=20000");
-        await RedisServer.WaitUntilAsync(() => Task.FromResult(fixture.Factory.Engine().WaitingCount >= 1), TimeSpan.FromSeconds(10), "the waiter to wait");
+        await fixture.Factory.WaitForWaitersAsync(1);
 
         await Client.ReleaseAsync(key, holder.Token);
         var released = Stopwatch.StartNew();
