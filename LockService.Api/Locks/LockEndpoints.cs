@@ -123,7 +123,7 @@ internal static class LockEndpoints
             return problem;
         }
 
-        var lease = await engine.ExtendAsync(new LockName(http.TenantOf(), key), token, parameters.TtlMs);
+        var lease = await engine.ExtendAsync(new LockName(http.TenantOf(), key), token, new ExtendRequest(parameters.TtlMs));
         return lease is null ? Problems.NotHeld(key) : TypedResults.Ok(LeaseResponse.From(lease));
     }
 

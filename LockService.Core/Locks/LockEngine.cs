@@ -9,10 +9,6 @@ namespace LockService.Core.Locks;
 /// </summary>
 public sealed class LockEngine : IDisposable
 {
-    // A last-resort re-check for a queue's head, in case a wake-up was lost in a way nobody foresaw.
-    // Hand-off and expiry never rely on it: they come from pub/sub and the expiry timer.
-    private static readonly TimeSpan SafetyRecheck = TimeSpan.FromSeconds(5);
-
     // Time for WAIT's own answer to arrive after its server-side timeout, before the call counts as timed out.
     private static readonly TimeSpan WaitReplySlack = TimeSpan.FromMilliseconds(200);
 
@@ -23,6 +19,11 @@ public sealed class LockEngine : IDisposable
     private readonly int _replicaAcks;
     private readonly TimeProvider _clock;
     private readonly WaitQueues _queues;
+
+    // The re-check of a queue's head (Locks:RecheckMs), for what publishes nothing: a key deleted behind the
+    // service's back. Hand-off on release, expiry and a shortened TTL never rely on it (pub/sub and the expiry timer).
+    private readonly TimeSpan _recheck;
+    private readonly RedisValue _fenceRetentionMs;
     private int _shardedPubSub = -1;
 
     /// <summary>Creates the engine over a shared multiplexer.</summary>
@@ -35,6 +36,8 @@ public sealed class LockEngine : IDisposable
         _replicaAcks = redis.ReplicaAcks;
         _clock = clock ?? TimeProvider.System;
         _queues = new WaitQueues(multiplexer, options.MaxWaiters);
+        _recheck = TimeSpan.FromMilliseconds(options.RecheckMs);
+        _fenceRetentionMs = options.FenceRetentionMs;
     }
 
     /// <summary>Runs between a waiter's first failed attempt and its subscription; tests use it to land a release in that window.</summary>
@@ -47,8 +50,14 @@ public sealed class LockEngine : IDisposable
     /// Takes the lock if it is free; otherwise waits up to <see cref="AcquireRequest.WaitMs"/> for it. Cancelling
     /// ends the wait, and a lock obtained at the moment of cancellation is released before this throws.
     /// </summary>
+    /// <exception cref="ArgumentException">The request breaks <see cref="LockRules"/> under this engine's <see cref="LockOptions"/>.</exception>
     public async Task<AcquireResult> AcquireAsync(LockName name, AcquireRequest request, CancellationToken cancellationToken = default)
     {
+        if (request.Validate(_options) is { } errors)
+        {
+            throw errors.ToException();
+        }
+
         var keys = KeysOf(name);
         var token = LockToken.New();
         if (request.WaitMs <= 0 || !_queues.HasQueue(keys.Lock))
@@ -67,17 +76,29 @@ public sealed class LockEngine : IDisposable
     public async Task<bool> ReleaseAsync(LockName name, string token)
     {
         var keys = KeysOf(name);
-        var result = await EvalAsync(LockScripts.Release, [keys.Lock], [token, keys.ChannelName, PublishCommand]).ConfigureAwait(false);
+        var result = await EvalAsync(LockScripts.Release, [keys.Lock, keys.Fence], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
         return (long)result == 1;
     }
 
-    /// <summary>Sets the remaining TTL to <paramref name="ttlMs"/> (default: the TTL it was acquired with). Null when the token no longer holds it.</summary>
-    public async Task<LockLease?> ExtendAsync(LockName name, string token, long? ttlMs)
+    /// <summary>
+    /// Sets the remaining TTL to <see cref="ExtendRequest.TtlMs"/> from now (default: the TTL it was acquired with).
+    /// Null when the token no longer holds it. A shorter TTL wakes the waiters of every instance when it lapses.
+    /// </summary>
+    /// <exception cref="ArgumentException">The request breaks <see cref="LockRules"/> under this engine's <see cref="LockOptions"/>.</exception>
+    public async Task<LockLease?> ExtendAsync(LockName name, string token, ExtendRequest request)
     {
+        if (request.Validate(_options) is { } errors)
+        {
+            throw errors.ToException();
+        }
+
         var started = _clock.GetTimestamp();
         var keys = KeysOf(name);
-        var now = NowToTheMillisecond();
-        var (result, server) = await WriteAsync(keys, LockScripts.Extend, [keys.Lock], [token, ttlMs.HasValue ? ttlMs.Value : RedisValue.EmptyString]).ConfigureAwait(false);
+        var (result, server) = await WriteAsync(
+            keys,
+            LockScripts.Extend,
+            [keys.Lock, keys.Fence],
+            [token, request.TtlMs.HasValue ? request.TtlMs.Value : RedisValue.EmptyString, _fenceRetentionMs, keys.Channel, PublishCommand]).ConfigureAwait(false);
         if (result.IsNull)
         {
             return null;
@@ -86,7 +107,7 @@ public sealed class LockEngine : IDisposable
         var values = (RedisResult[])result!;
         var ttl = (long)values[1];
         await EnsureReplicatedAsync(server, started).ConfigureAwait(false);
-        return new LockLease(name.Key, token, (long)values[0], ttl, now.AddMilliseconds(ttl), OwnerOf(values[2]));
+        return new LockLease(name.Key, token, (long)values[0], ttl, RedisTime(values[3], ttl), OwnerOf(values[2]));
     }
 
     /// <summary>The holder of the lock (never its token), or null when the lock is free.</summary>
@@ -101,18 +122,9 @@ public sealed class LockEngine : IDisposable
     /// <inheritdoc />
     public void Dispose() => _queues.Dispose();
 
-    internal LockKeys KeysOf(LockName name)
-    {
-        if (!LockName.IsValid(name.Key))
-        {
-            throw new ArgumentException("A lock name is 1-200 characters from A-Z a-z 0-9 . _ : - starting with a letter or digit.", nameof(name));
-        }
+    private LockKeys KeysOf(LockName name) => LockKeys.For(_options.KeyPrefix, name);
 
-        var lockKey = name.Tenant.Length == 0
-            ? string.Concat(_options.KeyPrefix, "{", name.Key, "}")
-            : string.Concat(_options.KeyPrefix, name.Tenant, ":{", name.Key, "}");
-        return new LockKeys(lockKey, Sharded);
-    }
+    private RedisChannel ChannelOf(LockKeys keys) => Sharded ? RedisChannel.Sharded(keys.Channel) : RedisChannel.Literal(keys.Channel);
 
     private async Task<AcquireResult> WaitAsync(LockName name, LockKeys keys, string token, AcquireRequest request, CancellationToken cancellationToken)
     {
@@ -123,7 +135,7 @@ public sealed class LockEngine : IDisposable
         }
 
         var idempotent = request.IdempotencyKey is not null;
-        var waiter = _queues.TryJoin(keys.Lock, keys.Channel, idempotent);
+        var waiter = _queues.TryJoin(keys.Lock, ChannelOf(keys), idempotent);
         if (waiter is null)
         {
             return new AcquireResult(AcquireStatus.TooManyWaiters, null, 0, false, true, null, name);
@@ -167,9 +179,9 @@ public sealed class LockEngine : IDisposable
                 }
 
                 var started = _clock.GetTimestamp();
-                var signalled = await waiter.WaitAsync(remaining < SafetyRecheck ? remaining : SafetyRecheck, cancellationToken).ConfigureAwait(false);
+                var signalled = await waiter.WaitAsync(remaining < _recheck ? remaining : _recheck, cancellationToken).ConfigureAwait(false);
                 retryAfterMs -= (long)_clock.GetElapsedTime(started).TotalMilliseconds;
-                attempt = signalled || (remaining > SafetyRecheck && _queues.IsHead(waiter));
+                attempt = signalled || (remaining > _recheck && _queues.IsHead(waiter));
             }
         }
         finally
@@ -193,14 +205,12 @@ public sealed class LockEngine : IDisposable
     private async Task<AcquireResult> TryAcquireAsync(LockName name, LockKeys keys, string token, AcquireRequest request, bool waited)
     {
         var started = _clock.GetTimestamp();
-        var now = NowToTheMillisecond();
-        var expiresAt = now.AddMilliseconds(request.TtlMs);
         RedisValue[] args = request.Owner is null && request.IdempotencyKey is null
-            ? [token, request.TtlMs]
+            ? [token, request.TtlMs, _fenceRetentionMs]
             :
             [
-                token, request.TtlMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
-                expiresAt.ToUnixTimeMilliseconds(), request.IdempotencyKey is null ? RedisValue.EmptyString : keys.ChannelName, PublishCommand,
+                token, request.TtlMs, _fenceRetentionMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
+                request.IdempotencyKey is null ? RedisValue.EmptyString : keys.Channel, PublishCommand,
             ];
         RedisResult result;
         IServer? server;
@@ -221,7 +231,7 @@ public sealed class LockEngine : IDisposable
         switch ((long)values[0])
         {
             case 1:
-                var lease = new LockLease(name.Key, token, (long)values[1], request.TtlMs, expiresAt, request.Owner);
+                var lease = new LockLease(name.Key, token, (long)values[1], request.TtlMs, RedisTime(values[2], request.TtlMs), request.Owner);
                 try
                 {
                     await EnsureReplicatedAsync(server, started).ConfigureAwait(false);
@@ -251,7 +261,6 @@ public sealed class LockEngine : IDisposable
     private async Task<LockInfo?> InspectAsync(LockName name, RedisValue token)
     {
         var keys = KeysOf(name);
-        var now = NowToTheMillisecond();
         var result = await EvalAsync(LockScripts.Inspect, [keys.Lock], [token]).ConfigureAwait(false);
         if (result.IsNull)
         {
@@ -260,7 +269,7 @@ public sealed class LockEngine : IDisposable
 
         var values = (RedisResult[])result!;
         var ttl = (long)values[2];
-        return new LockInfo(name.Key, (long)values[0], OwnerOf(values[1]), ttl, now.AddMilliseconds(ttl));
+        return new LockInfo(name.Key, (long)values[0], OwnerOf(values[1]), ttl, RedisTime(values[3], ttl));
     }
 
     // With Redis:ReplicaAcks set, a write that did not reach enough replicas does not count: a failover
@@ -354,7 +363,7 @@ public sealed class LockEngine : IDisposable
         {
             try
             {
-                await _db.ScriptEvaluateAsync(LockScripts.Release, [keys.Lock], [token, keys.ChannelName, PublishCommand]).ConfigureAwait(false);
+                await _db.ScriptEvaluateAsync(LockScripts.Release, [keys.Lock, keys.Fence], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
                 return;
             }
             catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
@@ -364,8 +373,9 @@ public sealed class LockEngine : IDisposable
         }
     }
 
-    // Whole milliseconds, like every other time in the contract.
-    private DateTimeOffset NowToTheMillisecond() => DateTimeOffset.FromUnixTimeMilliseconds(_clock.GetUtcNow().ToUnixTimeMilliseconds());
+    // Redis's clock (milliseconds from TIME inside the script) plus an offset: every time in a body comes from the
+    // same clock as the expiry itself, whichever instance answers.
+    private static DateTimeOffset RedisTime(RedisResult unixMs, long plusMs) => DateTimeOffset.FromUnixTimeMilliseconds((long)unixMs + plusMs);
 
     private static string? OwnerOf(RedisResult value)
     {
@@ -400,15 +410,5 @@ public sealed class LockEngine : IDisposable
 
             throw new LockStoreUnavailableException("No Redis server is connected.");
         }
-    }
-
-    /// <summary>The lock's keys and channel, all with the lock's hash tag; the derived names are built only when used.</summary>
-    internal readonly record struct LockKeys(string Lock, bool Sharded)
-    {
-        public string Fence => Lock + ":fence";
-
-        public string ChannelName => Lock + ":released";
-
-        public RedisChannel Channel => Sharded ? RedisChannel.Sharded(ChannelName) : RedisChannel.Literal(ChannelName);
     }
 }

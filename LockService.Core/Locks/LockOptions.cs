@@ -29,14 +29,36 @@ public sealed class LockOptions : IValidatableObject
     [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxWaiters must be a positive number.")]
     public int MaxWaiters { get; set; } = 10_000;
 
+    /// <summary>
+    /// How often the head of a waiting queue looks at its lock by itself. Every hand-off through the service
+    /// (release, expiry, a shortened TTL) wakes waiters at once; this bounds only what the service cannot hear,
+    /// such as a key deleted behind its back.
+    /// </summary>
+    [Range(10, 3_600_000, ErrorMessage = "Locks:RecheckMs must be between 10 and 3600000.")]
+    public long RecheckMs { get; set; } = 1_000;
+
+    /// <summary>
+    /// How long a key's last fencing token is remembered after the key's last use (acquire, extend or release).
+    /// At least <see cref="MaxTtlMs"/>, so that no lock outlives the memory of its fencing token.
+    /// </summary>
+    [Range(10, long.MaxValue, ErrorMessage = "Locks:FenceRetentionMs must be at least 10.")]
+    public long FenceRetentionMs { get; set; } = 604_800_000;
+
     /// <inheritdoc />
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (DefaultTtlMs > MaxTtlMs)
         {
             yield return new ValidationResult(
-                $"Locks:DefaultTtlMs ({DefaultTtlMs}) must be between 10 and Locks:MaxTtlMs ({MaxTtlMs}).",
+                $"Locks:DefaultTtlMs ({DefaultTtlMs}) must be between {LockRules.MinTtlMs} and Locks:MaxTtlMs ({MaxTtlMs}).",
                 [nameof(DefaultTtlMs)]);
+        }
+
+        if (FenceRetentionMs < MaxTtlMs)
+        {
+            yield return new ValidationResult(
+                $"Locks:FenceRetentionMs ({FenceRetentionMs}) must be at least Locks:MaxTtlMs ({MaxTtlMs}): a lock must not outlive the memory of its fencing token.",
+                [nameof(FenceRetentionMs)]);
         }
     }
 }

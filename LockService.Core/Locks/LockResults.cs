@@ -22,7 +22,44 @@ public sealed record LockInfo(string Key, long FencingToken, string? Owner, long
 /// <param name="WaitMs">How long to wait in the server for a held lock; 0 answers at once.</param>
 /// <param name="Owner">Free text shown by inspection, or null.</param>
 /// <param name="IdempotencyKey">A retry of the same acquire while its lock is held gets the same lease back.</param>
-public readonly record struct AcquireRequest(long TtlMs, long WaitMs = 0, string? Owner = null, string? IdempotencyKey = null);
+public readonly record struct AcquireRequest(long TtlMs, long WaitMs = 0, string? Owner = null, string? IdempotencyKey = null)
+{
+    /// <summary>What breaks <see cref="LockRules"/> under <paramref name="options"/>, or null when the request is valid.</summary>
+    public RequestErrors? Validate(LockOptions options)
+    {
+        RequestErrors? errors = null;
+        LockRules.CheckTtl(TtlMs, options, ref errors);
+        LockRules.CheckWait(WaitMs, options, ref errors);
+        if (Owner is not null)
+        {
+            LockRules.CheckOwner(Owner, ref errors);
+        }
+
+        if (IdempotencyKey is not null)
+        {
+            LockRules.CheckIdempotencyKey(IdempotencyKey, ref errors);
+        }
+
+        return errors;
+    }
+}
+
+/// <summary>What an extend asks for.</summary>
+/// <param name="TtlMs">The new remaining TTL; null keeps the TTL the lock was acquired with.</param>
+public readonly record struct ExtendRequest(long? TtlMs = null)
+{
+    /// <summary>What breaks <see cref="LockRules"/> under <paramref name="options"/>, or null when the request is valid.</summary>
+    public RequestErrors? Validate(LockOptions options)
+    {
+        RequestErrors? errors = null;
+        if (TtlMs is long ttl)
+        {
+            LockRules.CheckTtl(ttl, options, ref errors);
+        }
+
+        return errors;
+    }
+}
 
 /// <summary>How an acquire ended.</summary>
 public enum AcquireStatus

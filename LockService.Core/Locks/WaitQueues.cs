@@ -6,7 +6,9 @@ namespace LockService.Core.Locks;
 /// The waiters of one service instance, one FIFO queue per lock key, each queue sharing one Redis pub/sub
 /// subscription to the lock's release channel. A release wakes only the head of the queue (no thundering
 /// herd); a waiter that loses the race to another instance stays at the head. A lock that expires publishes
-/// nothing, so each queue also has a timer set to the holder's remaining TTL that wakes the head then.
+/// nothing, so each queue also has a timer set to the holder's remaining TTL that wakes the head then. An extend
+/// that shortens the TTL announces itself, and the head looks again: its failed attempt re-arms the timer to the
+/// new TTL (read after the extend, so no stale, longer TTL can overwrite it).
 /// </summary>
 internal sealed class WaitQueues : IDisposable
 {
@@ -150,7 +152,7 @@ internal sealed class WaitQueues : IDisposable
     {
         lock (_gate)
         {
-            if (message == "acquired")
+            if (message == LockMessages.Acquired)
             {
                 // Only a retry with an idempotency key can gain from an acquire: it may be its own.
                 foreach (var waiter in queue.Waiters)
@@ -164,6 +166,7 @@ internal sealed class WaitQueues : IDisposable
                 return;
             }
 
+            // Released or Shortened: the head tries (and, if still held, re-arms its timer to the remaining TTL).
             queue.Waiters.First?.Value.Signal();
         }
     }

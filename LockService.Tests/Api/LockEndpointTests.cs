@@ -18,7 +18,7 @@ public sealed class LockEndpointTests(ApiFixture fixture) : IClassFixture<ApiFix
         var lease = reply.Lease;
         Assert.Equal(key, lease.Key);
         Assert.Matches("^[0-9a-f]{32}$", lease.Token);
-        Assert.Equal(1, lease.FencingToken);
+        Fences.AssertTimeBased(lease.FencingToken);
         Assert.Equal(5000, lease.TtlMs);
         Assert.Equal("billing-cron", reply.Json.GetProperty("owner").GetString());
         var expiresAt = reply.Json.GetProperty("expiresAt").GetDateTimeOffset();
@@ -197,7 +197,7 @@ public sealed class LockEndpointTests(ApiFixture fixture) : IClassFixture<ApiFix
         await RedisServer.WaitUntilAsync(async () => (await Client.InspectAsync(key)).Status == HttpStatusCode.NotFound, TimeSpan.FromSeconds(5), "expiry");
         var third = await Client.AcquireOkAsync(key);
 
-        Assert.Equal([1L, 2L, 3L], [first.FencingToken, second.FencingToken, third.FencingToken]);
+        Fences.AssertStrictlyIncreasing([first.FencingToken, second.FencingToken, third.FencingToken]);
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
 
         Assert.True(first.Acquired);
         Assert.Matches("^[0-9a-f]{32}$", first.Lease!.Token);
-        Assert.Equal(1, first.Lease.FencingToken);
+        Fences.AssertTimeBased(first.Lease.FencingToken);
         Assert.Equal("worker-1", first.Lease.Owner);
         Assert.Equal(AcquireStatus.Held, second.Status);
         Assert.InRange(second.RetryAfterMs, 1, 5_000);
@@ -29,10 +29,12 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
     public async Task Every_key_of_one_lock_shares_its_hash_tag_so_scripts_are_single_slot()
     {
         var key = Keys.Unique(nameof(Every_key_of_one_lock_shares_its_hash_tag_so_scripts_are_single_slot));
-        await Engine.AcquireAsync(LockName.Of(key), new AcquireRequest(5_000));
+        var lease = (await Engine.AcquireAsync(LockName.Of(key), new AcquireRequest(5_000))).Lease!;
+        var keys = LockKeys.For("lock:", LockName.Of(key));
 
-        Assert.True(await Db.KeyExistsAsync($"lock:{{{key}}}"));
-        Assert.Equal(1, (long)await Db.StringGetAsync($"lock:{{{key}}}:fence"));
+        Assert.Equal($"lock:{{{key}}}", keys.Lock);
+        Assert.True(await Db.KeyExistsAsync(keys.Lock));
+        Assert.Equal(lease.FencingToken, (long)await Db.StringGetAsync(keys.Fence));
     }
 
     [Fact]
@@ -53,7 +55,7 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         var name = LockName.Of(Keys.Unique(nameof(Extend_with_a_foreign_token_fails_and_leaves_the_ttl_alone)));
         await Engine.AcquireAsync(name, new AcquireRequest(2_000));
 
-        Assert.Null(await Engine.ExtendAsync(name, LockToken.New(), 60_000));
+        Assert.Null(await Engine.ExtendAsync(name, LockToken.New(), new ExtendRequest(60_000)));
         Assert.InRange((await Engine.InspectAsync(name))!.TtlMs, 1, 2_000);
     }
 
@@ -66,7 +68,7 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         var fresh = await Engine.AcquireAsync(name, new AcquireRequest(5_000));
 
         Assert.False(await Engine.ReleaseAsync(name, stale.Lease!.Token));
-        Assert.Null(await Engine.ExtendAsync(name, stale.Lease.Token, 5_000));
+        Assert.Null(await Engine.ExtendAsync(name, stale.Lease.Token, new ExtendRequest(5_000)));
         Assert.NotNull(await Engine.CheckAsync(name, fresh.Lease!.Token));
     }
 
@@ -86,7 +88,7 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
             await RedisServer.WaitUntilAsync(async () => await Engine.InspectAsync(name) is null, TimeSpan.FromSeconds(5), "the lock to expire");
         }
 
-        Assert.Equal([1, 2, 3, 4, 5, 6], fences);
+        Fences.AssertStrictlyIncreasing(fences);
     }
 
     [Fact]
@@ -96,9 +98,9 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         var lease = (await Engine.AcquireAsync(name, new AcquireRequest(20))).Lease!;
         await RedisServer.WaitUntilAsync(async () => await Engine.InspectAsync(name) is null, TimeSpan.FromSeconds(5), "the lock to expire");
 
-        Assert.Null(await Engine.ExtendAsync(name, lease.Token, 60_000));
+        Assert.Null(await Engine.ExtendAsync(name, lease.Token, new ExtendRequest(60_000)));
         Assert.Null(await Engine.InspectAsync(name));
-        Assert.False(await Db.KeyExistsAsync($"lock:{{{name.Key}}}"));
+        Assert.False(await Db.KeyExistsAsync(LockKeys.For("lock:", name).Lock));
     }
 
     [Fact]
@@ -107,8 +109,8 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         var name = LockName.Of(Keys.Unique(nameof(Extend_defaults_to_the_acquired_ttl_even_after_an_earlier_extend)));
         var lease = (await Engine.AcquireAsync(name, new AcquireRequest(3_000))).Lease!;
 
-        var longer = await Engine.ExtendAsync(name, lease.Token, 60_000);
-        var back = await Engine.ExtendAsync(name, lease.Token, null);
+        var longer = await Engine.ExtendAsync(name, lease.Token, new ExtendRequest(60_000));
+        var back = await Engine.ExtendAsync(name, lease.Token, new ExtendRequest());
 
         Assert.Equal(60_000, longer!.TtlMs);
         Assert.Equal(3_000, back!.TtlMs);
@@ -153,9 +155,10 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
 
         Assert.True(billing.Acquired);
         Assert.True(shipping.Acquired);
-        Assert.Equal(1, shipping.Lease!.FencingToken);
         Assert.False(await Engine.ReleaseAsync(new LockName("shipping", key), billing.Lease!.Token));
-        Assert.True(await Db.KeyExistsAsync($"lock:billing:{{{key}}}"));
+        Assert.Equal("lock:billing:{" + key + "}", LockKeys.For("lock:", new LockName("billing", key)).Lock);
+        Assert.True(await Db.KeyExistsAsync(LockKeys.For("lock:", new LockName("billing", key)).Lock));
+        Assert.Equal(shipping.Lease!.FencingToken, (long)await Db.StringGetAsync(LockKeys.For("lock:", new LockName("shipping", key)).Fence));
     }
 
     [Fact]
@@ -199,5 +202,39 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         }
 
         Assert.Null(await Engine.InspectAsync(name));
+    }
+
+    [Theory]
+    [InlineData(0, 0, null, null, "ttlMs")]
+    [InlineData(86_400_001, 0, null, null, "ttlMs")]
+    [InlineData(5_000, -1, null, null, "waitMs")]
+    [InlineData(5_000, 60_001, null, null, "waitMs")]
+    [InlineData(5_000, 0, "", null, "owner")]
+    [InlineData(5_000, 0, "line\nbreak", null, "owner")]
+    [InlineData(5_000, 0, null, "caf\u00e9", "Idempotency-Key")]
+    [InlineData(5_000, 0, null, "", "Idempotency-Key")]
+    public async Task The_engine_rejects_an_acquire_outside_its_limits_naming_the_field_and_writes_nothing(
+        long ttlMs, long waitMs, string? owner, string? idempotencyKey, string field)
+    {
+        var name = LockName.Of(Keys.Unique(nameof(The_engine_rejects_an_acquire_outside_its_limits_naming_the_field_and_writes_nothing)));
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => Engine.AcquireAsync(name, new AcquireRequest(ttlMs, waitMs, owner, idempotencyKey)));
+
+        Assert.Equal(field, error.ParamName);
+        Assert.Contains(field, error.Message, StringComparison.Ordinal);
+        Assert.False(await Db.KeyExistsAsync(LockKeys.For("lock:", name).Lock));
+        Assert.False(await Db.KeyExistsAsync(LockKeys.For("lock:", name).Fence));
+    }
+
+    [Fact]
+    public async Task The_engine_rejects_an_extend_outside_its_limits_and_the_lock_keeps_its_ttl()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(The_engine_rejects_an_extend_outside_its_limits_and_the_lock_keeps_its_ttl)));
+        var lease = (await Engine.AcquireAsync(name, new AcquireRequest(10_000))).Lease!;
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => Engine.ExtendAsync(name, lease.Token, new ExtendRequest(0)));
+
+        Assert.Equal("ttlMs", error.ParamName);
+        Assert.InRange((await Engine.CheckAsync(name, lease.Token))!.TtlMs, 5_000, 10_000);
     }
 }

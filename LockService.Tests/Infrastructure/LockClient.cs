@@ -86,6 +86,29 @@ public sealed record Lease(JsonElement Json)
     public long TtlMs => Json.GetProperty("ttlMs").GetInt64();
 }
 
+public static class Fences
+{
+    /// <summary>
+    /// Asserts the contract's time-based fencing token: Redis's clock in microseconds (Redis runs on this machine,
+    /// so within a minute of ours), below 2^53 so JavaScript reads it exactly.
+    /// </summary>
+    public static void AssertTimeBased(long fence)
+    {
+        var nowMicros = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000;
+        Assert.InRange(fence, nowMicros - 60_000_000, nowMicros + 60_000_000);
+        Assert.True(fence < 1L << 53, $"fencing token {fence} is not below 2^53");
+    }
+
+    /// <summary>Asserts that every fencing token is larger than the one before it.</summary>
+    public static void AssertStrictlyIncreasing(IReadOnlyList<long> fences)
+    {
+        for (var i = 1; i < fences.Count; i++)
+        {
+            Assert.True(fences[i] > fences[i - 1], $"fencing token {i} ({fences[i]}) is not above the one before ({fences[i - 1]}): {string.Join(", ", fences)}");
+        }
+    }
+}
+
 public static class Keys
 {
     /// <summary>A key no other test uses: the test's name plus a GUID, within the contract's 200 characters.</summary>

@@ -1,0 +1,90 @@
+namespace LockService.Core.Locks;
+
+/// <summary>
+/// The one home of the rules a lock request is held to, next to the <see cref="LockOptions"/> that set their
+/// limits. The engine enforces them (an <see cref="ArgumentException"/> naming the field) and the HTTP API
+/// answers them as <c>400 invalid_parameter</c>, from the same checks and the same words.
+/// Error keys are the contract's parameter names.
+/// </summary>
+public static class LockRules
+{
+    /// <summary>Shortest TTL a lock may have.</summary>
+    public const long MinTtlMs = 10;
+
+    /// <summary>Longest owner text.</summary>
+    public const int MaxOwnerLength = 128;
+
+    /// <summary>Longest Idempotency-Key.</summary>
+    public const int MaxIdempotencyKeyLength = 128;
+
+    /// <summary>The TTL parameter's name.</summary>
+    public const string TtlMs = "ttlMs";
+
+    /// <summary>The wait parameter's name.</summary>
+    public const string WaitMs = "waitMs";
+
+    /// <summary>The owner parameter's name.</summary>
+    public const string Owner = "owner";
+
+    /// <summary>The Idempotency-Key header's name.</summary>
+    public const string IdempotencyKey = "Idempotency-Key";
+
+    /// <summary>Adds an error when <paramref name="ttlMs"/> is outside <see cref="MinTtlMs"/> .. <see cref="LockOptions.MaxTtlMs"/>.</summary>
+    public static void CheckTtl(long ttlMs, LockOptions options, ref RequestErrors? errors)
+    {
+        if (ttlMs < MinTtlMs || ttlMs > options.MaxTtlMs)
+        {
+            RequestErrors.Add(ref errors, TtlMs, $"'ttlMs' must be between {MinTtlMs} and {options.MaxTtlMs}; got {ttlMs}.");
+        }
+    }
+
+    /// <summary>Adds an error when <paramref name="waitMs"/> is outside 0 .. <see cref="LockOptions.MaxWaitMs"/>.</summary>
+    public static void CheckWait(long waitMs, LockOptions options, ref RequestErrors? errors)
+    {
+        if (waitMs < 0 || waitMs > options.MaxWaitMs)
+        {
+            RequestErrors.Add(ref errors, WaitMs, $"'waitMs' must be between 0 and {options.MaxWaitMs}; got {waitMs}.");
+        }
+    }
+
+    /// <summary>Adds an error unless <paramref name="owner"/> is 1-128 characters without control characters.</summary>
+    public static void CheckOwner(string owner, ref RequestErrors? errors)
+    {
+        if (owner.Length is 0 or > MaxOwnerLength || owner.AsSpan().ContainsAnyInRange('\u0000', '\u001f') || owner.AsSpan().ContainsAnyInRange('\u007f', '\u009f'))
+        {
+            RequestErrors.Add(ref errors, Owner, $"'owner' must be 1-{MaxOwnerLength} characters without control characters.");
+        }
+    }
+
+    /// <summary>Adds an error unless <paramref name="key"/> is 1-128 printable ASCII characters.</summary>
+    public static void CheckIdempotencyKey(string key, ref RequestErrors? errors)
+    {
+        if (key.Length is 0 or > MaxIdempotencyKeyLength || key.AsSpan().ContainsAnyExceptInRange(' ', '~'))
+        {
+            RequestErrors.Add(ref errors, IdempotencyKey, $"The {IdempotencyKey} header must be given once, 1-{MaxIdempotencyKeyLength} printable ASCII characters.");
+        }
+    }
+}
+
+/// <summary>What is wrong with a request, keyed by the contract's parameter names; created by the first error only.</summary>
+public sealed class RequestErrors
+{
+    private readonly Dictionary<string, string[]> _byName = new(StringComparer.Ordinal);
+
+    /// <summary>The errors, each parameter with its messages (the shape of ASP.NET's <c>ValidationProblemDetails.Errors</c>).</summary>
+    public IReadOnlyDictionary<string, string[]> ByName => _byName;
+
+    /// <summary>Adds <paramref name="message"/> for <paramref name="name"/>, creating the collection on the first error.</summary>
+    public static void Add(ref RequestErrors? errors, string name, string message)
+    {
+        errors ??= new RequestErrors();
+        errors._byName[name] = errors._byName.TryGetValue(name, out var existing) ? [.. existing, message] : [message];
+    }
+
+    /// <summary>The exception the engine throws for a request that breaks the rules: it names the first field.</summary>
+    public ArgumentException ToException()
+    {
+        var name = _byName.Keys.First();
+        return new ArgumentException(string.Join(" ", _byName.SelectMany(e => e.Value)), name);
+    }
+}

@@ -1,0 +1,159 @@
+using LockService.Core.Locks;
+using LockService.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace LockService.Tests.Core;
+
+/// <summary>
+/// Fencing tokens: max(Redis time in microseconds, the key's last token + 1), remembered only for
+/// Locks:FenceRetentionMs after the key's last use, so they keep increasing when Redis loses its data and no
+/// key lives forever.
+/// </summary>
+public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFixture>
+{
+    private IDatabase Db => fixture.Redis.Redis.GetDatabase();
+
+    [Fact]
+    public async Task Tokens_near_2_pow_51_stay_exact_and_count_up_from_the_last_one()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(Tokens_near_2_pow_51_stay_exact_and_count_up_from_the_last_one)));
+        var keys = LockKeys.For("lock:", name);
+
+        // Above Redis's clock, with low digits that %.14g (Lua's tostring) would round away.
+        const long last = (1L << 51) + 123_457;
+        await Db.StringSetAsync(keys.Fence, last);
+
+        var first = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(5_000))).Lease!;
+        Assert.Equal(last + 1, first.FencingToken);
+        Assert.Equal((last + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), (string?)await Db.HashGetAsync(keys.Lock, "fence"));
+        Assert.Equal(last + 1, (await fixture.Engine.InspectAsync(name))!.FencingToken);
+        Assert.True(await fixture.Engine.ReleaseAsync(name, first.Token));
+
+        var second = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(5_000))).Lease!;
+        Assert.Equal(last + 2, second.FencingToken);
+        Assert.Equal(last + 2, (long)await Db.StringGetAsync(keys.Fence));
+        Assert.True(second.FencingToken < 1L << 53);
+    }
+
+    [Fact]
+    public async Task A_token_is_redis_time_in_microseconds_and_the_lease_times_come_from_the_same_clock()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(A_token_is_redis_time_in_microseconds_and_the_lease_times_come_from_the_same_clock)));
+        var before = await RedisMicrosAsync();
+        var lease = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(5_000))).Lease!;
+        var after = await RedisMicrosAsync();
+
+        Assert.InRange(lease.FencingToken, before, after);
+        Assert.InRange(lease.ExpiresAt.ToUnixTimeMilliseconds(), (before / 1000) + 5_000, (after / 1000) + 5_000);
+    }
+
+    [Fact]
+    public async Task The_last_token_is_kept_for_the_retention_after_acquire_extend_and_release()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(The_last_token_is_kept_for_the_retention_after_acquire_extend_and_release)));
+        var fence = LockKeys.For("lock:", name).Fence;
+        var retention = TimeSpan.FromMilliseconds(new LockOptions().FenceRetentionMs);
+        var lease = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(5_000))).Lease!;
+        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention - TimeSpan.FromMinutes(1), retention);
+
+        await Db.KeyExpireAsync(fence, TimeSpan.FromMinutes(5));
+        Assert.NotNull(await fixture.Engine.ExtendAsync(name, lease.Token, new ExtendRequest(6_000)));
+        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention - TimeSpan.FromMinutes(1), retention);
+
+        await Db.KeyExpireAsync(fence, TimeSpan.FromMinutes(5));
+        Assert.True(await fixture.Engine.ReleaseAsync(name, lease.Token));
+        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention - TimeSpan.FromMinutes(1), retention);
+    }
+
+    [Fact]
+    public async Task Tokens_keep_increasing_across_FLUSHALL_and_a_restart_without_persistence()
+    {
+        // A Redis of its own: FLUSHALL and a restart would pull the shared one from under the other tests.
+        await using var server = await RedisServer.StartNewAsync();
+        var options = ConfigurationOptions.Parse(server.ConnectionString);
+        options.AllowAdmin = true;
+        options.AbortOnConnectFail = false;
+        options.ReconnectRetryPolicy = new LinearRetry(100);
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(options);
+        using var engine = new LockEngine(redis, new LockOptions(), new RedisOptions { ConnectionString = server.ConnectionString, TimeoutMs = 1_000 });
+        var name = LockName.Of(Keys.Unique(nameof(Tokens_keep_increasing_across_FLUSHALL_and_a_restart_without_persistence)));
+        var fences = new List<long>();
+
+        var lease = (await engine.AcquireAsync(name, new AcquireRequest(60_000))).Lease!;
+        fences.Add(lease.FencingToken);
+        await redis.GetServer(redis.GetEndPoints()[0]).FlushAllDatabasesAsync();
+
+        // The lock and its last token are gone: the next holder gets a larger token all the same.
+        fences.Add((await engine.AcquireAsync(name, new AcquireRequest(60_000))).Lease!.FencingToken);
+
+        await server.StopAsync();
+        await server.StartAsync();
+        AcquireResult? afterRestart = null;
+        await RedisServer.WaitUntilAsync(
+            async () =>
+            {
+                try
+                {
+                    afterRestart = await engine.AcquireAsync(name, new AcquireRequest(60_000));
+                    return afterRestart.Acquired;
+                }
+                catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(15),
+            "an acquire on the restarted Redis");
+        fences.Add(afterRestart!.Lease!.FencingToken);
+
+        Fences.AssertStrictlyIncreasing(fences);
+    }
+
+    [Fact]
+    public async Task Released_and_expired_names_leave_no_key_once_the_retention_has_passed()
+    {
+        var prefix = $"fence-{Guid.NewGuid():N}:";
+        var options = new LockOptions { KeyPrefix = prefix, DefaultTtlMs = 100, MaxTtlMs = 300, FenceRetentionMs = 400 };
+        using var engine = new LockEngine(fixture.Redis.Redis, options, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
+        var names = Enumerable.Range(0, 20).Select(i => LockName.Of($"name-{i}")).ToArray();
+        var last = new Dictionary<LockName, long>();
+        foreach (var (name, i) in names.Select((n, i) => (n, i)))
+        {
+            var request = new AcquireRequest(300, Owner: i % 2 == 0 ? "job" : null, IdempotencyKey: i % 3 == 0 ? $"retry-{i}" : null);
+            var lease = (await engine.AcquireAsync(name, request)).Lease!;
+            last[name] = lease.FencingToken;
+            if (i % 2 == 0)
+            {
+                Assert.True(await engine.ReleaseAsync(name, lease.Token));
+            }
+        }
+
+        // Every key the engine left has a TTL: none can outlive its retention.
+        var left = ScanKeys(prefix);
+        Assert.NotEmpty(left);
+        foreach (var key in left)
+        {
+            var pttl = (long)await Db.ExecuteAsync("PTTL", key);   // -1: no TTL; -2: expired meanwhile
+            Assert.True(pttl != -1, $"{key} has no TTL");
+            Assert.True(pttl <= 400, $"{key} lives {pttl} ms more, past the retention");
+        }
+
+        await RedisServer.WaitUntilAsync(() => Task.FromResult(ScanKeys(prefix).Count == 0), TimeSpan.FromSeconds(10), "every key to expire");
+
+        // Forgotten, yet the next token is still larger: Redis's clock moved on.
+        var again = (await engine.AcquireAsync(names[0], new AcquireRequest(100))).Lease!;
+        Assert.True(again.FencingToken > last[names[0]]);
+    }
+
+    private List<RedisKey> ScanKeys(string prefix)
+    {
+        var server = fixture.Redis.Redis.GetServer(fixture.Redis.Redis.GetEndPoints()[0]);
+        return server.Keys(pattern: prefix + "*", pageSize: 1000).ToList();
+    }
+
+    private async Task<long> RedisMicrosAsync()
+    {
+        var time = (RedisResult[])(await Db.ExecuteAsync("TIME"))!;
+        return ((long)time[0] * 1_000_000) + (long)time[1];
+    }
+}
