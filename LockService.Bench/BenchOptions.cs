@@ -44,6 +44,8 @@ internal sealed class BenchOptions
           --wait-ms MS        waitMs of waiting acquires (default 5000; waiters 60000)
           --timeout S         per-request timeout, added to waitMs for waiting requests (default 10)
           --grace-ms MS       handoff: pause after starting the waiter (default 20)
+          --shorten-ms MS     handoff: the holder cuts its TTL to MS (PATCH) instead of releasing; the
+                              figure is then from the PATCH's 200 plus MS to the waiter's 201
           --settle-ms MS      waiters: pause after all connections are open when the service has
                               no lockservice_waiting_requests gauge (default 1000)
           --settle-timeout S  waiters: bound on waiting for the waiters to be in place (default 60)
@@ -85,6 +87,8 @@ internal sealed class BenchOptions
     public TimeSpan Timeout { get; private set; } = TimeSpan.FromSeconds(10);
 
     public int GraceMs { get; private set; } = 20;
+
+    public int? ShortenMs { get; private set; }
 
     public int SettleMs { get; private set; } = 1000;
 
@@ -187,6 +191,9 @@ internal sealed class BenchOptions
                     break;
                 case "--grace-ms":
                     options.GraceMs = (int)ParseLong(flag, value, 0, 60_000);
+                    break;
+                case "--shorten-ms":
+                    options.ShortenMs = (int)ParseLong(flag, value, 10, 60_000);
                     break;
                 case "--settle-ms":
                     options.SettleMs = (int)ParseLong(flag, value, 0, 600_000);

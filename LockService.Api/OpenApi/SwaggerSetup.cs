@@ -118,8 +118,8 @@ internal sealed class ExampleFilter : ISchemaFilter
 {
     private static readonly Dictionary<Type, string> Examples = new()
     {
-        [typeof(LeaseResponse)] = """{"key":"orders-42","token":"16d6b288d3740b2b5ea03dc7f735e33f","fencingToken":2,"ttlMs":30000,"expiresAt":"2026-11-26T14:24:19.026+00:00","owner":"billing-cron"}""",
-        [typeof(LockInfoResponse)] = """{"key":"orders-42","fencingToken":2,"owner":"billing-cron","ttlMs":29827,"expiresAt":"2026-11-26T14:24:19.033+00:00"}""",
+        [typeof(LeaseResponse)] = """{"key":"orders-42","token":"16d6b288d3740b2b5ea03dc7f735e33f","fencingToken":1796011211951810,"ttlMs":30000,"expiresAt":"2026-11-26T14:24:19.026+00:00","owner":"billing-cron"}""",
+        [typeof(LockInfoResponse)] = """{"key":"orders-42","fencingToken":1796011211951810,"owner":"billing-cron","ttlMs":29827,"expiresAt":"2026-11-26T14:24:19.033+00:00"}""",
         [typeof(AcquireBody)] = """{"ttlMs":30000,"waitMs":5000,"owner":"billing-cron"}""",
         [typeof(ExtendBody)] = """{"ttlMs":60000}""",
         [typeof(ProblemDetails)] = """{"type":"urn:lockservice:problem:lock_held","title":"The lock is held by someone else.","status":409,"detail":"Lock 'orders-42' is held; its holder's TTL runs out in 29912 ms.","code":"lock_held","retryAfterMs":29912}""",

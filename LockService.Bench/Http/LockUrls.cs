@@ -34,4 +34,7 @@ internal sealed class LockUrls
         new(string.Create(CultureInfo.InvariantCulture, $"{_locks}{keyPrefix}{keyNumber}/{token}"));
 
     public Uri Inspect(string key) => new(_locks + key);
+
+    public Uri Extend(string key, ReadOnlySpan<char> token, int ttlMs) =>
+        new(string.Concat(_locks, key, "/", token) + "?ttlMs=" + ttlMs.ToString(System.Globalization.CultureInfo.InvariantCulture));
 }

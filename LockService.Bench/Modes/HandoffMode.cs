@@ -122,9 +122,13 @@ internal static class HandoffMode
                 return;
             }
 
-            var release = await _holder.SendAsync(HttpMethod.Delete, holderUrls.Release(key, holderToken), options.Timeout, readToken: false, CancellationToken.None);
+            // Released, or (--shorten-ms) its TTL cut so that it lapses ShortenMs after the PATCH's answer.
+            var release = options.ShortenMs is int shortenMs
+                ? await _holder.SendAsync(HttpMethod.Patch, holderUrls.Extend(key, holderToken, shortenMs), options.Timeout, readToken: false, CancellationToken.None)
+                : await _holder.SendAsync(HttpMethod.Delete, holderUrls.Release(key, holderToken), options.Timeout, readToken: false, CancellationToken.None);
+            var releasedStatus = options.ShortenMs is null ? 204 : 200;
             var acquired = await waiting;
-            if (release.Status != 204)
+            if (release.Status != releasedStatus)
             {
                 _releaseErrors.Add(release.Status);
             }
@@ -135,9 +139,9 @@ internal static class HandoffMode
                 return;
             }
 
-            if (record && release.Status == 204)
+            if (record && release.Status == releasedStatus)
             {
-                _handoff.Add(Outcome.ToMs(acquired.HeadersAt - release.HeadersAt));
+                _handoff.Add(Outcome.ToMs(acquired.HeadersAt - release.HeadersAt) - (options.ShortenMs ?? 0));
             }
 
             await ReleaseAsync(_waiter, waiterUrls.Release(key, _waiter.Token));
@@ -154,7 +158,8 @@ internal static class HandoffMode
             report.Line("rounds", $"{options.Rounds} measured, {warmupRounds} warm-up");
             report.Line("handoffs measured", $"{_handoff.Count}");
             report.LatencyHeader();
-            report.Latency("DELETE 204 -> waiter 201", "handoff", _handoff);
+            report.Add("shortenMs", options.ShortenMs);
+            report.Latency(options.ShortenMs is int ms ? $"PATCH 200 + {ms} ms -> waiter 201" : "DELETE 204 -> waiter 201", "handoff", _handoff);
             report.Line("min", $"{Report.Ms(_handoff.MinMs)} ms ({_handoff.CountBelowZero} negative: waiter's 201 arrived before the DELETE's 204)");
             report.Add("handoffMinMs", _handoff.MinMs);
             report.Add("handoffNegative", _handoff.CountBelowZero);
