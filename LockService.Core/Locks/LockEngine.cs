@@ -40,9 +40,6 @@ public sealed class LockEngine : IDisposable
         _fenceRetentionMs = options.FenceRetentionMs;
     }
 
-    /// <summary>Runs between a waiter's first failed attempt and its subscription; tests use it to land a release in that window.</summary>
-    internal Func<Task>? BeforeSubscribeForTests { get; set; }
-
     /// <summary>Requests of this instance waiting for a lock right now.</summary>
     public int WaitingCount => _queues.Waiting;
 
@@ -129,16 +126,11 @@ public sealed class LockEngine : IDisposable
     private async Task<AcquireResult> WaitAsync(LockName name, LockKeys keys, string token, AcquireRequest request, CancellationToken cancellationToken)
     {
         var deadline = _clock.GetTimestamp() + (long)(request.WaitMs * (_clock.TimestampFrequency / 1000.0));
-        if (BeforeSubscribeForTests is { } hook)
-        {
-            await hook().ConfigureAwait(false);
-        }
-
         var idempotent = request.IdempotencyKey is not null;
         var waiter = _queues.TryJoin(keys.Lock, ChannelOf(keys), idempotent);
         if (waiter is null)
         {
-            return new AcquireResult(AcquireStatus.TooManyWaiters, null, 0, false, true, null, name);
+            return AcquireResult.NoRoomToWait(name);
         }
 
         var acquired = false;
@@ -175,7 +167,7 @@ public sealed class LockEngine : IDisposable
 
                 if (remaining <= TimeSpan.Zero)
                 {
-                    return new AcquireResult(AcquireStatus.Held, null, Math.Max(retryAfterMs, 0), false, true, null, name);
+                    return AcquireResult.HeldBySomeoneElse(Math.Max(retryAfterMs, 0), waited: true, name);
                 }
 
                 var started = _clock.GetTimestamp();
@@ -244,17 +236,17 @@ public sealed class LockEngine : IDisposable
                     throw;
                 }
 
-                return new AcquireResult(AcquireStatus.Acquired, lease, 0, false, waited, this, name);
+                return AcquireResult.Granted(lease, waited, this, name);
             case 2:
                 var replay = new LockLease(
                     name.Key, (string)values[2]!, (long)values[1], (long)values[3],
                     DateTimeOffset.FromUnixTimeMilliseconds((long)values[4]), OwnerOf(values[5]));
                 // The same lease, so the same handle: disposing a replay releases the lock like disposing the original.
-                return new AcquireResult(AcquireStatus.Acquired, replay, 0, true, waited, this, name);
+                return AcquireResult.Replay(replay, waited, this, name);
             default:
                 // PTTL is -1 only for a key someone wrote by hand without a TTL: it frees on no schedule.
                 var pttl = (long)values[1];
-                return new AcquireResult(AcquireStatus.Held, null, pttl < 0 ? 0 : pttl, false, waited, null, name);
+                return AcquireResult.HeldBySomeoneElse(pttl < 0 ? 0 : pttl, waited, name);
         }
     }
 

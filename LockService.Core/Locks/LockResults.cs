@@ -84,7 +84,7 @@ public sealed class AcquireResult : IAsyncDisposable
     private readonly LockName _name;
     private int _released;
 
-    internal AcquireResult(AcquireStatus status, LockLease? lease, long retryAfterMs, bool replayed, bool waited, LockEngine? engine, LockName name)
+    private AcquireResult(AcquireStatus status, LockLease? lease, long retryAfterMs, bool replayed, bool waited, LockEngine? engine, LockName name)
     {
         _name = name;
         Status = status;
@@ -112,6 +112,22 @@ public sealed class AcquireResult : IAsyncDisposable
 
     /// <summary>True when the request waited in the server (its first attempt found the lock held).</summary>
     public bool Waited { get; }
+
+    /// <summary>The caller holds the lock now; disposing the result releases it through <paramref name="engine"/>.</summary>
+    internal static AcquireResult Granted(LockLease lease, bool waited, LockEngine engine, LockName name) =>
+        new(AcquireStatus.Acquired, lease, 0, replayed: false, waited, engine, name);
+
+    /// <summary>An Idempotency-Key matched: the original lease again, and the same handle (disposing it releases the lock).</summary>
+    internal static AcquireResult Replay(LockLease lease, bool waited, LockEngine engine, LockName name) =>
+        new(AcquireStatus.Acquired, lease, 0, replayed: true, waited, engine, name);
+
+    /// <summary>Someone else holds it; <paramref name="retryAfterMs"/> is their remaining TTL.</summary>
+    internal static AcquireResult HeldBySomeoneElse(long retryAfterMs, bool waited, LockName name) =>
+        new(AcquireStatus.Held, null, retryAfterMs, replayed: false, waited, null, name);
+
+    /// <summary>The instance had no room for another waiter: the request never waited.</summary>
+    internal static AcquireResult NoRoomToWait(LockName name) =>
+        new(AcquireStatus.TooManyWaiters, null, 0, replayed: false, waited: false, null, name);
 
     /// <summary>Releases the lock if this result acquired it and it was not released yet.</summary>
     public async ValueTask DisposeAsync()

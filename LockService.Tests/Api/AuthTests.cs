@@ -101,8 +101,8 @@ public sealed class AuthTests(AuthFixture fixture) : IClassFixture<AuthFixture>
         (await shipping.ExtendAsync(key, billingLease.Token, "ttlMs=90000")).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
         (await shipping.CheckAsync(key, billingLease.Token)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
         Assert.Equal(HttpStatusCode.OK, (await billing.CheckAsync(key, billingLease.Token)).Status);
-        Assert.True(await fixture.Redis.Redis.GetDatabase().KeyExistsAsync($"lock:billing:{{{key}}}"));
-        Assert.True(await fixture.Redis.Redis.GetDatabase().KeyExistsAsync($"lock:shipping:{{{key}}}"));
+        Assert.True(await fixture.Redis.Redis.GetDatabase().KeyExistsAsync(Keys.InRedis(key, "billing").Lock));
+        Assert.True(await fixture.Redis.Redis.GetDatabase().KeyExistsAsync(Keys.InRedis(key, "shipping").Lock));
     }
 
     [Fact]

@@ -113,4 +113,8 @@ public static class Keys
 {
     /// <summary>A key no other test uses: the test's name plus a GUID, within the contract's 200 characters.</summary>
     public static string Unique(string name) => $"{name[..Math.Min(name.Length, 60)]}-{Guid.NewGuid():N}";
+
+    /// <summary>The Redis keys of a lock under the default prefix, named by the service's own key-naming type.</summary>
+    public static LockService.Core.Locks.LockKeys InRedis(string key, string tenant = "") =>
+        LockService.Core.Locks.LockKeys.For(new LockService.Core.Locks.LockOptions().KeyPrefix, new LockService.Core.Locks.LockName(tenant, key));
 }

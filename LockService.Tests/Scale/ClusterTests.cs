@@ -90,7 +90,7 @@ public sealed class ClusterTests(ClusterFixture cluster) : WaitingBehaviour, ICl
         Assert.All(perNode, node => Assert.True(node.Value.Locks.Count > 0, $"{node.Key} holds none of the 48 locks"));
         Assert.All(perNode, node => Assert.Equal(node.Value.Locks, node.Value.Fences));
         Assert.Equal(names.OrderBy(n => n, StringComparer.Ordinal), perNode.Values.SelectMany(n => n.Locks).Order(StringComparer.Ordinal));
-        var slots = await Task.WhenAll(new[] { $"lock:{{{names[0]}}}", $"lock:{{{names[0]}}}:fence", $"lock:{{{names[0]}}}:released" }
+        var slots = await Task.WhenAll(new[] { Keys.InRedis(names[0]).Lock, Keys.InRedis(names[0]).Fence, Keys.InRedis(names[0]).Channel }
             .Select(async k => (long)await cluster.Admin.GetServers()[0].ExecuteAsync("CLUSTER", "KEYSLOT", k)));
         Assert.Single(slots.Distinct());
 
@@ -102,8 +102,8 @@ public sealed class ClusterTests(ClusterFixture cluster) : WaitingBehaviour, ICl
     public async Task A_waiter_listens_on_the_locks_own_shard_and_gets_the_lock_promptly_after_the_release()
     {
         var key = Keys.Unique(nameof(A_waiter_listens_on_the_locks_own_shard_and_gets_the_lock_promptly_after_the_release));
-        var channel = $"lock:{{{key}}}:released";
-        var owner = cluster.OwnerOf($"lock:{{{key}}}");
+        var channel = Keys.InRedis(key).Channel;
+        var owner = cluster.OwnerOf(Keys.InRedis(key).Lock);
         var holder = await Client.AcquireOkAsync(key, "ttlMs=30000");
         var waiter = Client.AcquireAsync(key, "waitMs=20000");
         await cluster.Factory.WaitForWaitersAsync(1);

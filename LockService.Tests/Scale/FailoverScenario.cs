@@ -78,7 +78,7 @@ internal sealed class FailoverScenario
                 {
                     var key = Keys.Unique($"after-switch-{probes++}");
                     var reply = await TimedAsync(answers, clock, "probe", key, () => client.AcquireAsync(key, "ttlMs=30000"));
-                    return reply.Status == HttpStatusCode.Created && await newMaster.KeyExistsAsync($"lock:{{{key}}}");
+                    return reply.Status == HttpStatusCode.Created && await newMaster.KeyExistsAsync(Keys.InRedis(key).Lock);
                 },
                 TimeSpan.FromSeconds(20),
                 "an acquire on the new master");

@@ -16,7 +16,7 @@ public sealed class SentinelTests(SentinelFixture sentinel) : IClassFixture<Sent
         var key = Keys.Unique(nameof(A_full_lock_cycle_works_through_sentinel_and_writes_to_the_master));
 
         var lease = await client.AcquireOkAsync(key, "ttlMs=30000");
-        var onMaster = await (await sentinel.DirectAsync(sentinel.Master)).Multiplexer.GetDatabase().KeyExistsAsync($"lock:{{{key}}}");
+        var onMaster = await (await sentinel.DirectAsync(sentinel.Master)).Multiplexer.GetDatabase().KeyExistsAsync(Keys.InRedis(key).Lock);
         var held = await client.AcquireAsync(key);
         var inspected = await client.InspectAsync(key);
         var extended = await client.ExtendAsync(key, lease.Token, "ttlMs=60000");
@@ -86,9 +86,9 @@ public sealed class ReplicaAcksTests(SentinelFixture sentinel) : IClassFixture<S
         var replica = (await sentinel.DirectAsync(sentinel.Replica)).Multiplexer.GetDatabase();
 
         var lease = await client.AcquireOkAsync(key, "ttlMs=30000");
-        var replicated = await replica.KeyExistsAsync($"lock:{{{key}}}");
+        var replicated = await replica.KeyExistsAsync(Keys.InRedis(key).Lock);
         var extended = await client.ExtendAsync(key, lease.Token, "ttlMs=45000");
-        var replicatedTtl = await replica.KeyTimeToLiveAsync($"lock:{{{key}}}");
+        var replicatedTtl = await replica.KeyTimeToLiveAsync(Keys.InRedis(key).Lock);
 
         Assert.True(replicated, "WAIT 1 returned before the replica had the lock");
         Assert.Equal(HttpStatusCode.OK, extended.Status);
@@ -117,7 +117,7 @@ public sealed class ReplicaAcksTests(SentinelFixture sentinel) : IClassFixture<S
 
         // Nobody holds it: a failover cannot hand a lock its client was told it did not get to a second client.
         (await client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
-        Assert.False(await master.KeyExistsAsync($"lock:{{{key}}}"));
+        Assert.False(await master.KeyExistsAsync(Keys.InRedis(key).Lock));
         var next = await new LockClient(plain.CreateClient()).AcquireOkAsync(key, "ttlMs=30000");
         Fences.AssertTimeBased(next.FencingToken);
     }

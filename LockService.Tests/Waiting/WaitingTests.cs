@@ -81,13 +81,16 @@ public sealed class WaitingTests(ApiFixture fixture) : WaitingBehaviour, IClassF
     public async Task A_release_in_the_window_before_the_subscription_still_wakes_the_waiter()
     {
         var name = LockName.Of(Keys.Unique(nameof(A_release_in_the_window_before_the_subscription_still_wakes_the_waiter)));
-        await using var redis = await RedisServer.StartNewAsync();
-        using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
-        using var engine = new LockEngine(connection, new LockOptions(), new RedisOptions { ConnectionString = redis.ConnectionString });
-        var holder = await engine.AcquireAsync(name, new AcquireRequest(30_000));
+        using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(fixture.Redis.ConnectionString);
+        LockEngine? engine = null;
+        AcquireResult? holder = null;
 
         // The holder releases after the waiter's failed attempt and before it subscribes: the notice goes to nobody.
-        engine.BeforeSubscribeForTests = async () => Assert.True(await engine.ReleaseAsync(name, holder.Lease!.Token));
+        // A re-check period far beyond the test: only the attempt made after subscribing can find the lock free.
+        var hooked = SubscribeHook.Wrap(connection, async () => Assert.True(await engine!.ReleaseAsync(name, holder!.Lease!.Token)));
+        using var owned = new LockEngine(hooked, new LockOptions { RecheckMs = 60_000 }, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
+        engine = owned;
+        holder = await engine.AcquireAsync(name, new AcquireRequest(30_000));
         var started = Stopwatch.StartNew();
         var waiter = await engine.AcquireAsync(name, new AcquireRequest(30_000, WaitMs: 20_000));
 
