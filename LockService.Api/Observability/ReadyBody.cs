@@ -17,7 +17,11 @@ internal static class ReadyBody
         var state = context.RequestServices.GetRequiredService<RedisSettingsMonitor>().State;
         var acceptEvictionRisk = context.RequestServices.GetRequiredService<IOptions<RedisOptions>>().Value.AcceptEvictionRisk;
         var redisAnswers = report.Entries.TryGetValue("redis", out var redis) && redis.Status == HealthStatus.Healthy;
-        var reasons = report.Entries.Values.Where(e => e.Status == HealthStatus.Unhealthy).Select(e => e.Description).ToArray();
+        // A check that threw says so by type only: this endpoint is open to anyone, and an exception's message can
+        // carry connection details.
+        var reasons = report.Entries.Where(e => e.Value.Status == HealthStatus.Unhealthy)
+            .Select(e => e.Value.Exception is null ? e.Value.Description : $"The {e.Key} check failed ({e.Value.Exception.GetType().Name}).")
+            .ToArray();
 
         context.Response.ContentType = "application/json; charset=utf-8";
         context.Response.Headers.CacheControl = "no-store";

@@ -103,20 +103,20 @@ internal sealed partial class RedisSettingsMonitor(
     private void Apply(RedisSettingsReport report)
     {
         var previous = _state;
-        var reason = previous.NotReadyReason;
         var startUp = previous.Last is null;
-        if (startUp && report.EvictionRisk && !_options.AcceptEvictionRisk)
+        var blocking = report.EvictionRisk && (startUp ? !_options.AcceptEvictionRisk : previous.NotReadyReason is not null);
+        if (previous.NotReadyReason is not null && !blocking)
         {
-            reason = "Redis can evict lock keys: " + string.Join(" ", report.Findings.Where(f => f.Check == RedisSettingsCheck.EvictionRisk).Select(f => $"{f.Node}: {f.Message}")) +
-                     " Not ready until this is fixed or Redis:AcceptEvictionRisk is true.";
-        }
-        else if (reason is not null && !report.EvictionRisk)
-        {
-            reason = null;
             LogEvictionRiskFixed(logger);
         }
 
-        Log(report, blocking: reason is not null, startUp);
+        // Rebuilt at each check while it stands, so the reason names the settings as they are now.
+        var reason = blocking
+            ? "Redis can evict lock keys: " + string.Join(" ", report.Findings.Where(f => f.Check == RedisSettingsCheck.EvictionRisk).Select(f => $"{f.Node}: {f.Message}")) +
+              " Not ready until this is fixed or Redis:AcceptEvictionRisk is true."
+            : null;
+
+        LogChanges(report, blocking, startUp);
         foreach (var check in RedisSettingsCheck.All)
         {
             LockMetrics.RedisSettingsWarnings.WithLabels(check).Set(report.Findings.Count(f => f.Check == check));
@@ -126,7 +126,7 @@ internal sealed partial class RedisSettingsMonitor(
     }
 
     /// <summary>Logs each finding once when it appears and once when it goes, not on every check.</summary>
-    private void Log(RedisSettingsReport report, bool blocking, bool startUp)
+    private void LogChanges(RedisSettingsReport report, bool blocking, bool startUp)
     {
         var current = report.Findings.ToHashSet();
         foreach (var finding in current.Where(f => !_logged.Contains(f)))

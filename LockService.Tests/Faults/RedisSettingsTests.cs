@@ -175,6 +175,18 @@ public sealed class RedisSettingsTests
         Assert.Contains("allkeys-random", body.GetProperty("reason").GetString());
     }
 
+    [Theory]
+    [InlineData("Redis:SettingsCheckMs", "60001")]      // the contract checks at least every minute
+    [InlineData("Redis:SettingsCheckMs", "0")]
+    [InlineData("Redis:AcceptEvictionRisk", "maybe")]
+    public async Task An_invalid_settings_check_option_stops_the_service_at_start_naming_it(string setting, string value)
+    {
+        await using var service = ServiceProcess.Start(new Dictionary<string, string> { ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" }, $"--{setting}={value}");
+
+        Assert.Equal(1, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(setting, Assert.Single(service.Stderr, l => l.Length > 0));
+    }
+
     internal static async Task<(HttpStatusCode Status, JsonElement Body)> ReadyAsync(LockClient client)
     {
         var reply = await client.SendAsync(HttpMethod.Get, "/health/ready");
