@@ -46,4 +46,10 @@ internal static class LockMetrics
     public static readonly Counter RedisErrors = Metrics.CreateCounter(
         "lockservice_redis_errors_total",
         "Lock requests that failed because Redis was unreachable, slow or switching over.");
+
+    /// <summary>Set by each check of Redis's own settings: masters with that finding, 0 once it is gone.</summary>
+    public static readonly Gauge RedisSettingsWarnings = Metrics.CreateGauge(
+        "lockservice_redis_settings_warnings",
+        "Redis masters whose settings the last check found unsafe or could not check, by check (eviction_risk, no_persistence, not_checked).",
+        new GaugeConfiguration { LabelNames = ["check"] });
 }

@@ -13,7 +13,8 @@ internal static partial class Operations
     {
         // Liveness never looks at Redis: a Redis outage must not get healthy instances restarted.
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).WithTags("Health");
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).WithTags("Health");
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = ReadyBody.WriteAsync })
+            .WithTags("Health");
         app.MapMetrics("/metrics");
 
         var engine = app.Services.GetRequiredService<LockEngine>();

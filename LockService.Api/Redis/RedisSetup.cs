@@ -19,10 +19,16 @@ internal static class RedisSetup
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<LockOptions>>().Value,
             sp.GetRequiredService<IOptions<RedisOptions>>().Value));
-        services.AddHealthChecks().AddCheck<RedisHealthCheck>("redis", tags: ["ready"]);
+        services.AddHealthChecks()
+            .AddCheck<RedisHealthCheck>("redis", tags: ["ready"])
+            .AddCheck<RedisSettingsHealthCheck>("redis_settings", tags: ["ready"]);
 
         // Connect while the host starts, not inside the first request (which would then pay for the connect).
         services.AddHostedService<RedisConnector>();
+
+        // Redis's own settings (eviction, persistence) on a timer of their own, never on a lock request's path.
+        services.AddSingleton<RedisSettingsMonitor>();
+        services.AddHostedService(sp => sp.GetRequiredService<RedisSettingsMonitor>());
         return services;
     }
 
@@ -42,6 +48,10 @@ internal static class RedisSetup
         // Reconnect attempts every 500 ms, so the service heals within a second or two of Redis coming back.
         config.ReconnectRetryPolicy = new LinearRetry(500);
         config.HeartbeatInterval = TimeSpan.FromMilliseconds(Math.Min(1000, Math.Max(100, options.TimeoutMs / 2)));
+
+        // CONFIG GET for the check of Redis's own settings (RedisSettingsMonitor), the one admin command the service
+        // sends. The flag is StackExchange.Redis's client-side guard, not a permission in Redis.
+        config.AllowAdmin = true;
         return ConnectionMultiplexer.Connect(config);
     }
 
@@ -78,6 +88,18 @@ internal static class RedisSetup
             {
                 return HealthCheckResult.Unhealthy("Redis does not answer.");
             }
+        }
+    }
+
+    /// <summary>Not ready only while the start-up check's eviction risk (not accepted) stands; every other finding is a warning in the body.</summary>
+    private sealed class RedisSettingsHealthCheck(RedisSettingsMonitor monitor) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            var state = await monitor.ForReadinessAsync(cancellationToken);
+            return state.NotReadyReason is { } reason
+                ? HealthCheckResult.Unhealthy(reason)
+                : HealthCheckResult.Healthy(state.Last is null ? "Redis settings not checked yet." : "No Redis setting keeps the service from being ready.");
         }
     }
 }

@@ -19,4 +19,17 @@ public sealed class RedisOptions
     /// <summary>Replicas that must acknowledge an acquire or extend before it counts (Redis <c>WAIT</c>); 0 turns it off.</summary>
     [Range(0, 16, ErrorMessage = "Redis:ReplicaAcks must be between 0 and 16.")]
     public int ReplicaAcks { get; set; }
+
+    /// <summary>
+    /// Run on a Redis whose <c>maxmemory-policy</c> can evict lock keys (with <c>maxmemory</c> above 0): a warning
+    /// instead of staying not ready at start. An evicted lock key is a lock granted twice, so this is an explicit choice.
+    /// </summary>
+    public bool AcceptEvictionRisk { get; set; }
+
+    /// <summary>
+    /// How often Redis's own settings (eviction, persistence) are checked again after start. At most a minute, so a
+    /// changed setting or a failover to a node set up otherwise shows within a minute; short values are for tests.
+    /// </summary>
+    [Range(100, 60_000, ErrorMessage = "Redis:SettingsCheckMs must be between 100 and 60000.")]
+    public int SettingsCheckMs { get; set; } = 60_000;
 }

@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.Net;
+using StackExchange.Redis;
+
+namespace LockService.Core.Locks;
+
+/// <summary>The names of what a check of Redis's own settings can find; stable, used in the ready body, the log and the metric.</summary>
+public static class RedisSettingsCheck
+{
+    /// <summary><c>maxmemory</c> above 0 with a <c>maxmemory-policy</c> that can evict lock keys.</summary>
+    public const string EvictionRisk = "eviction_risk";
+
+    /// <summary>Neither AOF (<c>appendonly yes</c>) nor RDB <c>save</c> rules: a restart forgets every lock and fencing counter.</summary>
+    public const string NoPersistence = "no_persistence";
+
+    /// <summary>The node refused <c>CONFIG GET</c> (or did not report a setting), so its settings could not be checked.</summary>
+    public const string NotChecked = "not_checked";
+
+    /// <summary>Every check name, for publishing all of them (zeros included).</summary>
+    public static readonly IReadOnlyList<string> All = [EvictionRisk, NoPersistence, NotChecked];
+}
+
+/// <summary>One unsafe or unknown setting on one Redis node.</summary>
+/// <param name="Check">One of <see cref="RedisSettingsCheck"/>'s names.</param>
+/// <param name="Node">The node's endpoint (<c>host:port</c>); no credentials.</param>
+/// <param name="Message">What was found and why it matters for locks, for an operator.</param>
+public sealed record RedisSettingsFinding(string Check, string Node, string Message);
+
+/// <summary>The outcome of one check of every connected Redis master.</summary>
+/// <param name="CheckedAt">When the check ran.</param>
+/// <param name="NodesChecked">Masters that answered (with settings or with a refusal).</param>
+/// <param name="Findings">What is unsafe or could not be checked; empty when every master is set up safely.</param>
+public sealed record RedisSettingsReport(DateTimeOffset CheckedAt, int NodesChecked, IReadOnlyList<RedisSettingsFinding> Findings)
+{
+    /// <summary>True when at least one master can evict lock keys.</summary>
+    public bool EvictionRisk => Findings.Any(f => f.Check == RedisSettingsCheck.EvictionRisk);
+}
+
+/// <summary>
+/// Reads and judges the Redis settings that decide whether locks survive: eviction (an evicted lock key is a lock
+/// granted twice) and persistence (a restarted Redis without it forgets every lock and fencing counter).
+/// </summary>
+public static class RedisSettings
+{
+    // Asked one by one: Redis before 7 takes a single pattern per CONFIG GET, and a pattern like "maxmemory*"
+    // would also fetch settings nobody asked for.
+    private static readonly string[] Names = ["maxmemory", "maxmemory-policy", "appendonly", "save"];
+
+    /// <summary>
+    /// Checks every connected master (each master of a Cluster, the one master otherwise). Returns null when no master
+    /// answered, so nothing was learnt and the caller keeps what it knew.
+    /// </summary>
+    /// <param name="multiplexer">The service's connection; its connected non-replica servers are checked.</param>
+    /// <param name="timeout">Bound on one node's answers.</param>
+    /// <param name="clock">The time source for <see cref="RedisSettingsReport.CheckedAt"/>.</param>
+    public static async Task<RedisSettingsReport?> CheckAsync(IConnectionMultiplexer multiplexer, TimeSpan timeout, TimeProvider clock)
+    {
+        var masters = multiplexer.GetServers()
+            .Where(s => s.IsConnected && !s.IsReplica && s.ServerType != ServerType.Sentinel)
+            .ToArray();
+        var nodes = await Task.WhenAll(masters.Select(s => CheckNodeAsync(s, timeout))).ConfigureAwait(false);
+        var answered = nodes.Where(n => n is not null).Select(n => n!).ToArray();
+        return answered.Length == 0
+            ? null
+            : new RedisSettingsReport(clock.GetUtcNow(), answered.Length, answered.SelectMany(n => n).ToArray());
+    }
+
+    /// <summary>
+    /// Judges one node's settings as <c>CONFIG GET</c> reported them (name to value). A setting missing from
+    /// <paramref name="config"/> is reported as not checked rather than guessed.
+    /// </summary>
+    /// <param name="node">The node's endpoint, for the findings.</param>
+    /// <param name="config">Values of <c>maxmemory</c>, <c>maxmemory-policy</c>, <c>appendonly</c> and <c>save</c>.</param>
+    public static IReadOnlyList<RedisSettingsFinding> Judge(string node, IReadOnlyDictionary<string, string> config)
+    {
+        var findings = new List<RedisSettingsFinding>();
+        var missing = Names.Where(n => !config.ContainsKey(n)).ToArray();
+        if (missing.Length > 0)
+        {
+            findings.Add(new(RedisSettingsCheck.NotChecked, node,
+                $"Redis did not report {string.Join(", ", missing)}, so whether it can evict lock keys or forget them on restart is not known."));
+        }
+
+        // maxmemory 0 is "no limit": Redis never evicts, whatever the policy says. Every policy but noeviction evicts
+        // when full, and volatile-* ones are no safer here because every lock key has a TTL.
+        if (config.TryGetValue("maxmemory", out var maxMemoryText) && config.TryGetValue("maxmemory-policy", out var policy)
+            && long.TryParse(maxMemoryText, NumberStyles.None, CultureInfo.InvariantCulture, out var maxMemory)
+            && maxMemory > 0 && !string.Equals(policy, "noeviction", StringComparison.OrdinalIgnoreCase))
+        {
+            findings.Add(new(RedisSettingsCheck.EvictionRisk, node,
+                $"maxmemory is {maxMemory} bytes with maxmemory-policy {policy}: when full, Redis evicts keys, and an evicted lock can be granted to a second holder. " +
+                "Set maxmemory-policy noeviction (or maxmemory 0)."));
+        }
+
+        if (config.TryGetValue("appendonly", out var appendOnly) && config.TryGetValue("save", out var save)
+            && !string.Equals(appendOnly, "yes", StringComparison.OrdinalIgnoreCase) && string.IsNullOrWhiteSpace(save))
+        {
+            findings.Add(new(RedisSettingsCheck.NoPersistence, node,
+                "No persistence (appendonly no, no save rules): a Redis restart forgets every lock and fencing counter. Set appendonly yes."));
+        }
+
+        return findings;
+    }
+
+    /// <summary>One node's findings; null when the node did not answer at all (down, timed out, loading).</summary>
+    private static async Task<IReadOnlyList<RedisSettingsFinding>?> CheckNodeAsync(IServer server, TimeSpan timeout)
+    {
+        var node = Describe(server.EndPoint);
+        try
+        {
+            // Sent together: one round trip's wait for four small replies.
+            var replies = await Task.WhenAll(Names.Select(n => server.ExecuteAsync("CONFIG", "GET", n))).WaitAsync(timeout).ConfigureAwait(false);
+            var config = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var reply in replies)
+            {
+                // CONFIG GET answers name, value pairs; an unknown name (a Redis-compatible server) answers none.
+                var pairs = (RedisResult[]?)reply ?? [];
+                for (var i = 0; i + 1 < pairs.Length; i += 2)
+                {
+                    config[pairs[i].ToString()] = pairs[i + 1].ToString();
+                }
+            }
+
+            return Judge(node, config);
+        }
+        catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+        {
+            return null;
+        }
+        catch (RedisServerException ex)
+        {
+            // Managed services rename or forbid CONFIG (ERR unknown command, NOPERM). The first line of Redis's reply
+            // names the command and the rule, never a credential.
+            var reason = ex.Message.Split('\n', 2)[0].Trim();
+            return [new(RedisSettingsCheck.NotChecked, node,
+                $"Redis refused CONFIG GET ({reason[..Math.Min(reason.Length, 200)]}), so whether it can evict lock keys or forget them on restart could not be checked.")];
+        }
+    }
+
+    private static string Describe(EndPoint endPoint) => endPoint switch
+    {
+        DnsEndPoint dns => $"{dns.Host}:{dns.Port.ToString(CultureInfo.InvariantCulture)}",
+        _ => endPoint.ToString() ?? "unknown",
+    };
+}
