@@ -10,7 +10,7 @@ public static class RedisSettingsCheck
     /// <summary><c>maxmemory</c> above 0 with a <c>maxmemory-policy</c> that can evict lock keys.</summary>
     public const string EvictionRisk = "eviction_risk";
 
-    /// <summary>Neither AOF (<c>appendonly yes</c>) nor RDB <c>save</c> rules: a restart forgets every lock and fencing counter.</summary>
+    /// <summary>Neither AOF (<c>appendonly yes</c>) nor RDB <c>save</c> rules: a restart forgets every lock.</summary>
     public const string NoPersistence = "no_persistence";
 
     /// <summary>The node refused <c>CONFIG GET</c> (or did not report a setting), so its settings could not be checked.</summary>
@@ -38,7 +38,7 @@ public sealed record RedisSettingsReport(DateTimeOffset CheckedAt, int NodesChec
 
 /// <summary>
 /// Reads and judges the Redis settings that decide whether locks survive: eviction (an evicted lock key is a lock
-/// granted twice) and persistence (a restarted Redis without it forgets every lock and fencing counter).
+/// granted twice) and persistence (a restarted Redis without it forgets every lock).
 /// </summary>
 public static class RedisSettings
 {
@@ -96,7 +96,7 @@ public static class RedisSettings
             && !string.Equals(appendOnly, "yes", StringComparison.OrdinalIgnoreCase) && string.IsNullOrWhiteSpace(save))
         {
             findings.Add(new(RedisSettingsCheck.NoPersistence, node,
-                "No persistence (appendonly no, no save rules): a Redis restart forgets every lock and fencing counter. Set appendonly yes."));
+                "No persistence (appendonly no, no save rules): a Redis restart forgets every lock. Set appendonly yes."));
         }
 
         return findings;

@@ -85,7 +85,7 @@ public sealed class ClusterTests(ClusterFixture cluster) : WaitingBehaviour, ICl
         }
 
         // Every master serves some of the locks, so routing by slot works and not just one slot is in use;
-        // each lock's hash and fencing counter sit on the same node (one hash tag, one slot).
+        // each lock's hash and last fencing token sit on the same node (one hash tag, one slot).
         Assert.Equal(3, perNode.Count);
         Assert.All(perNode, node => Assert.True(node.Value.Locks.Count > 0, $"{node.Key} holds none of the 48 locks"));
         Assert.All(perNode, node => Assert.Equal(node.Value.Locks, node.Value.Fences));
