@@ -170,7 +170,8 @@ internal static class LockEndpoints
     }
 
     // Every lock request in the contract's order: 413/415 for the body, then 400 for the key, the token and
-    // the parameters. Endpoints without parameters still answer a typo'd query parameter with a 400.
+    // the parameters. Endpoints without parameters still answer a typo'd query parameter, or a body that is not
+    // an empty JSON object, with a 400: bad input never releases a lock.
     private static async ValueTask<(LockParameters Parameters, ProblemHttpResult? Problem)> ReadRequestAsync(
         HttpContext http, string key, string? token, string[] allowed, LockOptions limits, CancellationToken cancellationToken)
     {
@@ -181,7 +182,7 @@ internal static class LockEndpoints
         }
 
         Dictionary<string, string[]>? errors = null;   // created by the first error only
-        var parameters = LockParameterReader.Parse(http.Request.Query, allowed.Length == 0 ? null : body, allowed, limits.MaxTtlMs, limits.MaxWaitMs, ref errors);
+        var parameters = LockParameterReader.Parse(http.Request.Query, body, allowed, limits.MaxTtlMs, limits.MaxWaitMs, ref errors);
         if (allowed == AcquireParameters)
         {
             parameters = parameters with { IdempotencyKey = IdempotencyKeyOf(http.Request, ref errors) };

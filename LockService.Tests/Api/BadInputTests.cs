@@ -212,4 +212,208 @@ public sealed class BadInputTests(ApiFixture fixture) : IClassFixture<ApiFixture
 
         Assert.Equal(owner, (await Client.InspectAsync(key)).Json.GetProperty("owner").GetString());
     }
+
+    public static TheoryData<string, byte[], string> UndecodableBodies() => new()
+    {
+        // what is wrong, the body's bytes, the member the errors object must name ("body" when no member can be named)
+        { "invalid UTF-8 in a string value", Bytes("{\"owner\":\"a", new byte[] { 0xFF }, "b\"}"), "owner" },
+        { "a lone continuation byte in a value", Bytes("{\"owner\":\"", new byte[] { 0x80 }, "\"}"), "owner" },
+        { "a truncated UTF-8 sequence in a value", Bytes("{\"owner\":\"", new byte[] { 0xE2, 0x82 }, "\"}"), "owner" },
+        { "an overlong encoding of '/'", Bytes("{\"owner\":\"", new byte[] { 0xC0, 0xAF }, "\"}"), "owner" },
+        { "a surrogate encoded as UTF-8 (CESU)", Bytes("{\"owner\":\"", new byte[] { 0xED, 0xA0, 0x80 }, "\"}"), "owner" },
+        { "a code point past U+10FFFF", Bytes("{\"owner\":\"", new byte[] { 0xF4, 0x90, 0x80, 0x80 }, "\"}"), "owner" },
+        { "an escaped lone high surrogate", Bytes("{\"owner\":\"\\ud800\"}"), "owner" },
+        { "an escaped lone low surrogate", Bytes("{\"owner\":\"x\\udc00\"}"), "owner" },
+        { "escaped surrogates in the wrong order", Bytes("{\"owner\":\"\\udc00\\ud800\"}"), "owner" },
+        { "an escaped high surrogate then a letter", Bytes("{\"owner\":\"\\ud800x\"}"), "owner" },
+        { "an escaped high surrogate then raw UTF-8", Bytes("{\"owner\":\"\\ud800", new byte[] { 0xC3, 0xA9 }, "\"}"), "owner" },
+        { "invalid UTF-8 in a member name", Bytes("{\"ow", new byte[] { 0xFF }, "ner\":\"x\"}"), "body" },
+        { "an escaped lone surrogate as a member name", Bytes("{\"\\ud800\":1}"), "body" },
+        { "a lone surrogate in a member name next to a good one", Bytes("{\"ttlMs\":null,\"a\\udfff\":1}"), "body" },
+        { "invalid UTF-8 outside strings", Bytes("{\"ttlMs\":5000", new byte[] { 0xFF }, "}"), "body" },
+        { "a raw NUL inside a string", Bytes("{\"owner\":\"a", new byte[] { 0x00 }, "\"}"), "body" },
+        { "a raw NUL after the object", Bytes("{\"owner\":\"a\"}", new byte[] { 0x00 }), "body" },
+        { "UTF-16 sent as if it were UTF-8", Encoding.Unicode.GetBytes("{\"owner\":\"a\"}"), "body" },
+        { "a BOM that is not UTF-8's", Bytes(new byte[] { 0xFE, 0xFF }, "{}"), "body" },
+        { "nesting past the depth limit", Bytes("{\"x\":" + new string('[', 64) + new string(']', 64) + "}"), "body" },
+        { "nesting past the depth limit in a known member", Bytes("{\"ttlMs\":" + new string('[', 64) + new string(']', 64) + "}"), "body" },
+        { "a number too large for 64 bits", Bytes("{\"ttlMs\":99999999999999999999999}"), "ttlMs" },
+        { "a negative number too large for 64 bits", Bytes("{\"ttlMs\":-99999999999999999999999}"), "ttlMs" },
+        { "a body cut inside a string", Bytes("{\"owner\":\"ab"), "body" },
+        { "a body cut inside a number", Bytes("{\"ttlMs\":50"), "body" },
+        { "a body cut after a member name", Bytes("{\"owner\""), "body" },
+        { "an escaped NUL in the owner", Bytes("{\"owner\":\"\\u0000\"}"), "owner" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UndecodableBodies))]
+    public async Task Undecodable_bodies_are_400_naming_the_member_on_every_endpoint_and_change_nothing(string what, byte[] body, string member)
+    {
+        foreach (var chunked in new[] { false, true })
+        {
+            var key = Keys.Unique(nameof(Undecodable_bodies_are_400_naming_the_member_on_every_endpoint_and_change_nothing));
+            var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
+
+            var acquire = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}-other", body, chunked: chunked);
+            AssertNames(acquire, member, $"acquire, {what}, chunked {chunked}");
+            (await Client.InspectAsync($"{key}-other")).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+
+            foreach (var (method, path) in new[]
+            {
+                (HttpMethod.Patch, $"/locks/{key}/{canary.Token}"),
+                (HttpMethod.Delete, $"/locks/{key}/{canary.Token}"),
+                (HttpMethod.Get, $"/locks/{key}/{canary.Token}"),
+                (HttpMethod.Get, $"/locks/{key}"),
+            })
+            {
+                AssertNames(await SendBytesAsync(method, path, body, chunked: chunked), member, $"{method}, {what}, chunked {chunked}");
+            }
+
+            var after = await Client.InspectAsync(key);
+            Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
+            Assert.Equal("canary", after.Json.GetProperty("owner").GetString());
+            Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+        }
+
+        static void AssertNames(Reply reply, string member, string context)
+        {
+            Assert.True(reply.Status == HttpStatusCode.BadRequest, $"{context}: {(int)reply.Status} {reply.Body}");
+            var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            Assert.True(problem.GetProperty("errors").TryGetProperty(member, out _), $"{context}: {reply.Body}");
+        }
+    }
+
+    [Fact]
+    public async Task Body_with_lone_surrogate_escape_is_400_naming_owner_and_changes_nothing()
+    {
+        var key = Keys.Unique(nameof(Body_with_lone_surrogate_escape_is_400_naming_owner_and_changes_nothing));
+
+        var reply = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", "{\"owner\":\"\\ud800\"}");
+
+        var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        Assert.Contains("owner", problem.GetProperty("errors").EnumerateObject().Select(p => p.Name));
+        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    [Fact]
+    public async Task Escaped_surrogate_pairs_and_empty_bodies_on_release_and_inspect_are_accepted()
+    {
+        var key = Keys.Unique(nameof(Escaped_surrogate_pairs_and_empty_bodies_on_release_and_inspect_are_accepted));
+        var lease = (await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", "{\"owner\":\"\\ud83d\\udd12 x\",\"ttlMs\":null}")).Lease;
+
+        Assert.Equal("\U0001F512 x", (await Client.SendAsync(HttpMethod.Get, $"/locks/{key}", "{}")).Json.GetProperty("owner").GetString());
+        Assert.Equal(HttpStatusCode.NoContent, (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/{lease.Token}", "{}")).Status);
+    }
+
+    [Fact]
+    public async Task A_body_with_a_utf8_byte_order_mark_is_read_as_json()
+    {
+        var key = Keys.Unique(nameof(A_body_with_a_utf8_byte_order_mark_is_read_as_json));
+
+        var reply = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}", Bytes(new byte[] { 0xEF, 0xBB, 0xBF }, "{\"owner\":\"bom\"}"));
+
+        Assert.True(reply.Status == HttpStatusCode.Created, reply.Body);
+        Assert.Equal("bom", (await Client.InspectAsync(key)).Json.GetProperty("owner").GetString());
+    }
+
+    [Theory]
+    [InlineData("application/json; charset=utf-16")]
+    [InlineData("application/json; charset=iso-8859-1")]
+    [InlineData("application/json; charset=\"utf-32\"")]
+    public async Task A_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing(string contentType)
+    {
+        var key = Keys.Unique(nameof(A_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing));
+
+        var reply = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}", Bytes("{\"owner\":\"x\"}"), contentType);
+
+        var problem = reply.AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+        Assert.Contains("UTF-8", problem.GetProperty("detail").GetString());
+        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    [Theory]
+    [InlineData("application/json; charset=utf-8")]
+    [InlineData("application/json; charset=UTF-8")]
+    [InlineData("application/json; charset=\"utf-8\"")]
+    [InlineData("application/problem+json")]
+    public async Task A_json_body_in_utf8_is_accepted_whatever_the_charset_spelling(string contentType)
+    {
+        var key = Keys.Unique(nameof(A_json_body_in_utf8_is_accepted_whatever_the_charset_spelling));
+
+        var reply = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}", Bytes("{\"owner\":\"caf\u00e9\"}"), contentType);
+
+        Assert.True(reply.Status == HttpStatusCode.Created, reply.Body);
+        Assert.Equal("caf\u00e9", reply.Json.GetProperty("owner").GetString());
+    }
+
+    [Theory]
+    [InlineData("owner=%ff")]
+    [InlineData("owner=%ed%a0%80")]
+    [InlineData("owner=%c0%af")]
+    [InlineData("ttlMs=%ff")]
+    [InlineData("ttlMs=%ed%a0%80")]
+    [InlineData("%ff=1")]
+    [InlineData("%ed%a0%80=1")]
+    [InlineData("%ff")]
+    [InlineData("owner=%00")]
+    public async Task Odd_bytes_in_the_query_are_never_a_500_and_change_nothing(string query)
+    {
+        var key = Keys.Unique(nameof(Odd_bytes_in_the_query_are_never_a_500_and_change_nothing));
+        var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
+
+        var acquire = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}-other?{query}");
+        Assert.True(acquire.Status is HttpStatusCode.Created or HttpStatusCode.BadRequest, $"{(int)acquire.Status} {acquire.Body}");
+        foreach (var (method, path) in new[]
+        {
+            (HttpMethod.Patch, $"/locks/{key}/{canary.Token}?{query}"),
+            (HttpMethod.Delete, $"/locks/{key}/{canary.Token}?{query}"),
+            (HttpMethod.Get, $"/locks/{key}/{canary.Token}?{query}"),
+            (HttpMethod.Get, $"/locks/{key}?{query}"),
+        })
+        {
+            (await Client.SendAsync(method, path)).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        }
+
+        var after = await Client.InspectAsync(key);
+        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
+        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+    }
+
+    [Theory]
+    [InlineData("\u00ff")]
+    [InlineData("caf\u00e9")]
+    [InlineData("\ud800")]
+    [InlineData("a\tb")]
+    public async Task Idempotency_key_header_with_odd_characters_is_400_and_changes_nothing(string value)
+    {
+        var key = Keys.Unique(nameof(Idempotency_key_header_with_odd_characters_is_400_and_changes_nothing));
+
+        var reply = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", headers: new Dictionary<string, string> { ["Idempotency-Key"] = value });
+
+        var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        Assert.True(problem.GetProperty("errors").TryGetProperty("Idempotency-Key", out _), reply.Body);
+        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    private async Task<Reply> SendBytesAsync(HttpMethod method, string path, byte[] body, string contentType = "application/json", bool chunked = false)
+    {
+        using var request = new HttpRequestMessage(method, path)
+        {
+            Content = chunked ? new StreamContent(new MemoryStream(body)) : new ByteArrayContent(body),
+        };
+        request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        request.Headers.TransferEncodingChunked = chunked;
+
+        using var response = await Client.Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return new Reply(response.StatusCode, text, response.Content.Headers.ContentType?.MediaType, response.Headers, response.Content.Headers);
+    }
+
+    private static byte[] Bytes(params object[] parts) =>
+        [.. parts.SelectMany(part => part switch
+        {
+            string text => Encoding.UTF8.GetBytes(text),
+            byte[] bytes => bytes,
+            _ => throw new ArgumentException(part.GetType().Name),
+        })];
 }
