@@ -1,11 +1,13 @@
 using System.Net;
 using System.Text;
 using LockService.Tests.Infrastructure;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LockService.Tests.Api;
 
 /// <summary>Every bad-input class of the contract answers 4xx problem+json and changes nothing.</summary>
-public sealed class BadInputTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClassFixture<ApiFixture>, IClassFixture<AuthFixture>
 {
     private const string SomeToken = "0123456789abcdef0123456789abcdef";
 
@@ -393,6 +395,128 @@ public sealed class BadInputTests(ApiFixture fixture) : IClassFixture<ApiFixture
         var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
         Assert.True(problem.GetProperty("errors").TryGetProperty("Idempotency-Key", out _), reply.Body);
         (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    public static TheoryData<string, string, string> WrongMethods() => new()
+    {
+        // method, path ("{key}" and "{token}" filled in), the Allow header the contract names
+        { "POST", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "PUT", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "OPTIONS", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "TRACE", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "BREW", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "PUT", "/locks/{key}/{token}/", "DELETE, GET, PATCH" },
+        { "DELETE", "/locks/{key}/", "GET, POST" },
+        { "PATCH", "/locks/{key}/", "GET, POST" },
+        { "PUT", "/locks/{key}", "GET, POST" },
+        { "DELETE", "/locks/{key}", "GET, POST" },
+        { "PATCH", "/locks/{key}", "GET, POST" },
+        { "OPTIONS", "/locks/{key}", "GET, POST" },
+        { "PROPFIND", "/locks/{key}", "GET, POST" },
+        { "PUT", "/locks/", "GET, POST" },
+        { "DELETE", "/locks", "GET, POST" },
+    };
+
+    [Theory]
+    [MemberData(nameof(WrongMethods))]
+    public async Task A_method_a_route_does_not_take_is_405_with_allow_and_changes_nothing(string method, string path, string allow)
+    {
+        var key = Keys.Unique(nameof(A_method_a_route_does_not_take_is_405_with_allow_and_changes_nothing));
+        var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
+        path = path.Replace("{key}", key, StringComparison.Ordinal).Replace("{token}", canary.Token, StringComparison.Ordinal);
+
+        foreach (var (body, contentType) in new (string?, string?)[] { (null, null), ("{\"ttlMs\":1000}", "application/json"), ("x", "text/plain"), (new string('x', 5000), "application/json") })
+        {
+            var reply = await Client.SendAsync(new HttpMethod(method), path, body, contentType);
+
+            reply.AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+            Assert.Equal(allow, reply.ContentHeaders.Allow.Count > 0 ? string.Join(", ", reply.ContentHeaders.Allow) : reply.Headers.GetValues("Allow").Single());
+        }
+
+        var after = await Client.CheckAsync(key, canary.Token);
+        Assert.Equal(HttpStatusCode.OK, after.Status);
+        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
+        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+    }
+
+    [Fact]
+    public async Task Head_on_a_lock_route_is_405_with_allow()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Head, "/locks/" + Keys.Unique(nameof(Head_on_a_lock_route_is_405_with_allow)));
+        using var response = await Client.Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Equal("GET, POST", string.Join(", ", response.Content.Headers.Allow));
+    }
+
+    [Fact]
+    public async Task The_allow_header_lists_exactly_the_methods_the_route_table_maps()
+    {
+        var endpoints = fixture.Factory.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
+        foreach (var (route, path) in new[] { ("/locks/{key}", "/locks/k"), ("/locks/{key}/{token}", $"/locks/k/{SomeToken}") })
+        {
+            var mapped = endpoints.Where(e => e.RoutePattern.RawText == route)
+                .SelectMany(e => e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? [])
+                .Order(StringComparer.Ordinal);
+
+            var reply = await Client.SendAsync(HttpMethod.Put, path);
+
+            reply.AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+            Assert.Equal(string.Join(", ", mapped), string.Join(", ", reply.ContentHeaders.Allow));
+        }
+    }
+
+    [Fact]
+    public async Task Release_or_extend_with_an_empty_token_or_key_is_4xx_and_changes_nothing()
+    {
+        var key = Keys.Unique(nameof(Release_or_extend_with_an_empty_token_or_key_is_4xx_and_changes_nothing));
+        var lease = await Client.AcquireOkAsync(key, "ttlMs=30000");
+
+        // A trailing slash is no empty token: /locks/k/ is the path of /locks/{key}, as for routing (GET inspects k).
+        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/")).AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+        (await Client.SendAsync(HttpMethod.Patch, $"/locks/{key}/?ttlMs=90000")).AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+        (await Client.SendAsync(HttpMethod.Delete, $"/locks//{lease.Token}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+        (await Client.SendAsync(HttpMethod.Patch, $"/locks//{lease.Token}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}//")).AssertProblem(HttpStatusCode.BadRequest, "invalid_token");
+        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/{lease.Token}/x")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+
+        var after = await Client.CheckAsync(key, lease.Token);
+        Assert.Equal(HttpStatusCode.OK, after.Status);
+        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+    }
+
+    [Theory]
+    [InlineData("POST", "/locks/a/b/c")]
+    [InlineData("PUT", "/locks/a/b/c")]
+    [InlineData("DELETE", "/locks/a/b/c/d")]
+    [InlineData("BREW", "/locks/a/b/c")]
+    [InlineData("POST", "/locks/")]
+    [InlineData("GET", "/locks/")]
+    public async Task A_path_no_route_can_take_is_400_invalid_key_whatever_the_method(string method, string path)
+    {
+        (await Client.SendAsync(new HttpMethod(method), path)).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+    }
+
+    [Theory]
+    [InlineData("PUT", "/locks/k")]
+    [InlineData("POST", "/locks/k/" + SomeToken)]
+    [InlineData("OPTIONS", "/locks/k/" + SomeToken)]
+    public async Task With_api_keys_a_wrong_method_is_401_without_a_key_and_405_with_one(string method, string path)
+    {
+        var anonymous = await auth.Client.SendAsync(new HttpMethod(method), path, new string('x', 5000));
+        anonymous.AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
+
+        var billing = await auth.As(AuthFixture.BillingKey).SendAsync(new HttpMethod(method), path, new string('x', 5000));
+        billing.AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+    }
+
+    [Fact]
+    public async Task The_openapi_document_describes_no_catch_all_route()
+    {
+        var document = (await Client.SendAsync(HttpMethod.Get, "/swagger/v1/swagger.json")).Json;
+        var paths = document.GetProperty("paths").EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToList();
+
+        Assert.Equal(["/locks/{key}", "/locks/{key}/{token}"], paths.Where(p => p.StartsWith("/locks", StringComparison.Ordinal)));
     }
 
     private async Task<Reply> SendBytesAsync(HttpMethod method, string path, byte[] body, string contentType = "application/json", bool chunked = false)
