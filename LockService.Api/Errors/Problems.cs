@@ -100,7 +100,7 @@ internal static class Problems
         StatusCodes.Status415UnsupportedMediaType,
         UnsupportedMediaType,
         "The request body is not JSON.",
-        $"The body's content type '{contentType ?? "(none)"}' is not supported: send a JSON object with Content-Type: application/json, or pass the parameters in the query string.");
+        $"The body's content type '{contentType ?? "(none)"}' is not supported: send a JSON object in UTF-8 with Content-Type: application/json, or pass the parameters in the query string.");
 
     public static ProblemHttpResult WrongMethod(string method) => Create(
         StatusCodes.Status405MethodNotAllowed,

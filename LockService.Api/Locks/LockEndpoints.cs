@@ -16,6 +16,10 @@ internal static class LockEndpoints
     private static readonly string[] AcquireParameters = [LockParameterReader.TtlMs, LockParameterReader.WaitMs, LockParameterReader.Owner];
     private static readonly string[] ExtendParameters = [LockParameterReader.TtlMs];
 
+    // The methods mapped below on /locks/{key} and on /locks/{key}/{token}, for the Allow header of a 405.
+    private static readonly string[] KeyRouteMethods = [HttpMethods.Get, HttpMethods.Post];
+    private static readonly string[] TokenRouteMethods = [HttpMethods.Delete, HttpMethods.Get, HttpMethods.Patch];
+
     public static IEndpointRouteBuilder MapLockEndpoints(this IEndpointRouteBuilder app)
     {
         var locks = app.MapGroup("/locks")
@@ -55,9 +59,9 @@ internal static class LockEndpoints
             .WithSummary("Whether this token still holds the lock")
             .ProducesProblem(StatusCodes.Status404NotFound);
 
-        // An empty key (POST /locks/) or one with a '/' in it reaches no route above: it is a bad key, not a missing page.
-        locks.MapMethods("/{**rest}", [HttpMethods.Post, HttpMethods.Get, HttpMethods.Delete, HttpMethods.Patch], InvalidPath)
-            .WithName("invalid-key").ExcludeFromDescription();
+        // Whatever no route above takes. Another method on a route's path is a 405 naming that route's methods; an empty
+        // key (POST /locks/) or token, or a path deeper than any route (a key cannot hold '/'), is a bad key or token.
+        locks.MapFallback("/{**rest}", NoRouteAsync).WithName("no-route").ExcludeFromDescription();
         return app;
     }
 
@@ -151,26 +155,31 @@ internal static class LockEndpoints
         return info is null ? Problems.NotHeld(key) : TypedResults.Ok(LockInfoResponse.From(info));
     }
 
-    private static async Task<ProblemHttpResult> InvalidPath(HttpContext http, CancellationToken cancellationToken, string? rest = null)
+    private static async Task<ProblemHttpResult> NoRouteAsync(HttpContext http, CancellationToken cancellationToken, string? rest = null)
     {
+        // The path's shape says which route it was meant for: one part is /locks/{key}, two are /locks/{key}/{token}
+        // (either part may be empty, which no route takes), more are no route at all. A trailing slash does not count,
+        // as routing does not count it for the routes above (POST /locks/k/ acquires k).
+        var path = rest is [.. var trimmed, '/'] ? trimmed : rest ?? string.Empty;
+        var slash = path.IndexOf('/');
+        var routeMethods = slash < 0 ? KeyRouteMethods : path.IndexOf('/', slash + 1) < 0 ? TokenRouteMethods : null;
+        var method = http.Request.Method;
+        if (routeMethods is not null && !routeMethods.Contains(method, StringComparer.OrdinalIgnoreCase))
+        {
+            // 405 comes before the body's 413/415 in the contract's order, so the body is not read.
+            http.Response.Headers.Allow = string.Join(", ", routeMethods);
+            return Problems.WrongMethod(method);
+        }
+
         var (_, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
-        if (bodyProblem is not null)
-        {
-            return bodyProblem;
-        }
-
-        // DELETE or PATCH on /locks/{key}: the route exists, the method does not.
-        if (!string.IsNullOrEmpty(rest) && !rest.Contains('/') && !HttpMethods.IsPost(http.Request.Method) && !HttpMethods.IsGet(http.Request.Method))
-        {
-            http.Response.Headers.Allow = "GET, POST";
-            return Problems.WrongMethod(http.Request.Method);
-        }
-
-        return Problems.BadKey(rest);
+        return bodyProblem
+            ?? (routeMethods == TokenRouteMethods ? TargetProblem(path[..slash], path[(slash + 1)..]) : null)
+            ?? Problems.BadKey(path);
     }
 
     // Every lock request in the contract's order: 413/415 for the body, then 400 for the key, the token and
-    // the parameters. Endpoints without parameters still answer a typo'd query parameter with a 400.
+    // the parameters. Endpoints without parameters still answer a typo'd query parameter, or a body that is not
+    // an empty JSON object, with a 400: bad input never releases a lock.
     private static async ValueTask<(LockParameters Parameters, ProblemHttpResult? Problem)> ReadRequestAsync(
         HttpContext http, string key, string? token, string[] allowed, LockOptions limits, CancellationToken cancellationToken)
     {
@@ -181,7 +190,7 @@ internal static class LockEndpoints
         }
 
         Dictionary<string, string[]>? errors = null;   // created by the first error only
-        var parameters = LockParameterReader.Parse(http.Request.Query, allowed.Length == 0 ? null : body, allowed, limits.MaxTtlMs, limits.MaxWaitMs, ref errors);
+        var parameters = LockParameterReader.Parse(http.Request.Query, body, allowed, limits.MaxTtlMs, limits.MaxWaitMs, ref errors);
         if (allowed == AcquireParameters)
         {
             parameters = parameters with { IdempotencyKey = IdempotencyKeyOf(http.Request, ref errors) };

@@ -26,7 +26,14 @@ internal static class LockParameterReader
     public const string WaitMs = "waitMs";
     public const string Owner = "owner";
 
-    /// <summary>Reads the body up to the limit. A null result means the body itself was answered (413/415).</summary>
+    // The key of the errors object for what is wrong with the body as a whole, where no member can be named.
+    private const string Body = "body";
+
+    private const string BadText = "it holds bytes that are not UTF-8, or a \\u escape that is half of a surrogate pair.";
+
+    private static ReadOnlySpan<byte> Utf8Bom => [0xEF, 0xBB, 0xBF];
+
+    /// <summary>Reads the body up to the limit. A problem means the body itself was answered (413/415, or 400 when it cannot be read).</summary>
     public static async ValueTask<(byte[]? Body, ProblemHttpResult? Problem)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         if (request.ContentLength > MaxBodyBytes)
@@ -64,6 +71,16 @@ internal static class LockParameterReader
             }
 
             return (buffer.AsSpan(0, length).ToArray(), null);
+        }
+        catch (BadHttpRequestException ex)
+        {
+            // Kestrel's word on a body that breaks HTTP itself: shorter than its Content-Length, broken chunked framing,
+            // or sent too slowly. Not a bug of the service, so not a 500.
+            return (null, ex.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? Problems.TooLarge(MaxBodyBytes)
+                : Problems.Invalid(
+                    new Dictionary<string, string[]>(StringComparer.Ordinal) { [Body] = ["The body could not be read: it ended before its Content-Length, its chunked encoding is broken, or it came too slowly."] },
+                    "The request body could not be read."));
         }
         finally
         {
@@ -145,19 +162,33 @@ internal static class LockParameterReader
         byte[] body, IReadOnlyCollection<string> allowed, HashSet<string> seen, ref Dictionary<string, string[]>? errors,
         ref long? ttl, ref long? wait, ref string? owner)
     {
-        var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 });
+        // A UTF-8 byte order mark may start a JSON text (RFC 8259 lets parsers ignore it; System.Text.Json's own readers do).
+        var json = body.AsSpan();
+        if (json.StartsWith(Utf8Bom))
+        {
+            json = json[Utf8Bom.Length..];
+        }
+
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 });
         try
         {
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
-                Add(ref errors, "body", "The body must be a JSON object such as {\"ttlMs\":5000}.");
+                Add(ref errors, Body, "The body must be a JSON object such as {\"ttlMs\":5000}.");
                 return;
             }
 
             var inBody = new HashSet<string>(StringComparer.Ordinal);
             while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
             {
-                var name = reader.GetString()!;
+                if (TryGetString(ref reader) is not { } name)
+                {
+                    Add(ref errors, Body, "A member name is not valid text: " + BadText);
+                    reader.Read();
+                    reader.Skip();
+                    continue;
+                }
+
                 reader.Read();
                 if (!allowed.Contains(name))
                 {
@@ -194,7 +225,14 @@ internal static class LockParameterReader
                         continue;
                     }
 
-                    owner = CheckOwner(reader.GetString()!, ref errors);
+                    if (TryGetString(ref reader) is { } text)
+                    {
+                        owner = CheckOwner(text, ref errors);
+                    }
+                    else
+                    {
+                        Add(ref errors, Owner, "'owner' is not valid text: " + BadText);
+                    }
                 }
                 else if (reader.TokenType != JsonTokenType.Number)
                 {
@@ -209,12 +247,30 @@ internal static class LockParameterReader
 
             if (reader.Read())
             {
-                Add(ref errors, "body", "The body holds more than one JSON value.");
+                Add(ref errors, Body, "The body holds more than one JSON value.");
             }
         }
         catch (JsonException)
         {
-            Add(ref errors, "body", "The body is not valid JSON.");
+            Add(ref errors, Body, "The body is not valid JSON.");
+        }
+    }
+
+    /// <summary>The string at the reader, or null when its bytes are not UTF-8 or its \u escapes are not UTF-16.</summary>
+    /// <remarks>
+    /// The reader checks a string's text only when it decodes it, and has no way to ask without decoding: bad text is
+    /// an InvalidOperationException from GetString (the token is known to be a string or a name here, so that is
+    /// the only reason it can throw). It is thrown at most once per member, for hostile input only.
+    /// </remarks>
+    private static string? TryGetString(ref Utf8JsonReader reader)
+    {
+        try
+        {
+            return reader.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
         }
     }
 
@@ -254,10 +310,14 @@ internal static class LockParameterReader
         }
     }
 
+    // JSON over a network is UTF-8 (RFC 8259): a body declared in another charset is one this service cannot read.
     private static bool IsJson(string? contentType) =>
         MediaTypeHeaderValue.TryParse(contentType, out var media)
         && (media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
-            || (media.MediaType.StartsWith("application/", StringComparison.OrdinalIgnoreCase) && media.MediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase)));
+            || (media.MediaType.StartsWith("application/", StringComparison.OrdinalIgnoreCase) && media.MediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase)))
+        && (media.Charset.Length == 0
+            || HeaderUtilities.RemoveQuotes(media.Charset).Equals("utf-8", StringComparison.OrdinalIgnoreCase)
+            || HeaderUtilities.RemoveQuotes(media.Charset).Equals("utf8", StringComparison.OrdinalIgnoreCase));
 
     private static string Unknown(string name, IReadOnlyCollection<string> allowed) =>
         allowed.Count == 0

@@ -1,11 +1,13 @@
 using System.Net;
 using System.Text;
 using LockService.Tests.Infrastructure;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LockService.Tests.Api;
 
 /// <summary>Every bad-input class of the contract answers 4xx problem+json and changes nothing.</summary>
-public sealed class BadInputTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClassFixture<ApiFixture>, IClassFixture<AuthFixture>
 {
     private const string SomeToken = "0123456789abcdef0123456789abcdef";
 
@@ -212,4 +214,330 @@ public sealed class BadInputTests(ApiFixture fixture) : IClassFixture<ApiFixture
 
         Assert.Equal(owner, (await Client.InspectAsync(key)).Json.GetProperty("owner").GetString());
     }
+
+    public static TheoryData<string, byte[], string> UndecodableBodies() => new()
+    {
+        // what is wrong, the body's bytes, the member the errors object must name ("body" when no member can be named)
+        { "invalid UTF-8 in a string value", Bytes("{\"owner\":\"a", new byte[] { 0xFF }, "b\"}"), "owner" },
+        { "a lone continuation byte in a value", Bytes("{\"owner\":\"", new byte[] { 0x80 }, "\"}"), "owner" },
+        { "a truncated UTF-8 sequence in a value", Bytes("{\"owner\":\"", new byte[] { 0xE2, 0x82 }, "\"}"), "owner" },
+        { "an overlong encoding of '/'", Bytes("{\"owner\":\"", new byte[] { 0xC0, 0xAF }, "\"}"), "owner" },
+        { "a surrogate encoded as UTF-8 (CESU)", Bytes("{\"owner\":\"", new byte[] { 0xED, 0xA0, 0x80 }, "\"}"), "owner" },
+        { "a code point past U+10FFFF", Bytes("{\"owner\":\"", new byte[] { 0xF4, 0x90, 0x80, 0x80 }, "\"}"), "owner" },
+        { "an escaped lone high surrogate", Bytes("{\"owner\":\"\\ud800\"}"), "owner" },
+        { "an escaped lone low surrogate", Bytes("{\"owner\":\"x\\udc00\"}"), "owner" },
+        { "escaped surrogates in the wrong order", Bytes("{\"owner\":\"\\udc00\\ud800\"}"), "owner" },
+        { "an escaped high surrogate then a letter", Bytes("{\"owner\":\"\\ud800x\"}"), "owner" },
+        { "an escaped high surrogate then raw UTF-8", Bytes("{\"owner\":\"\\ud800", new byte[] { 0xC3, 0xA9 }, "\"}"), "owner" },
+        { "invalid UTF-8 in a member name", Bytes("{\"ow", new byte[] { 0xFF }, "ner\":\"x\"}"), "body" },
+        { "an escaped lone surrogate as a member name", Bytes("{\"\\ud800\":1}"), "body" },
+        { "a lone surrogate in a member name next to a good one", Bytes("{\"ttlMs\":null,\"a\\udfff\":1}"), "body" },
+        { "invalid UTF-8 outside strings", Bytes("{\"ttlMs\":5000", new byte[] { 0xFF }, "}"), "body" },
+        { "a raw NUL inside a string", Bytes("{\"owner\":\"a", new byte[] { 0x00 }, "\"}"), "body" },
+        { "a raw NUL after the object", Bytes("{\"owner\":\"a\"}", new byte[] { 0x00 }), "body" },
+        { "UTF-16 sent as if it were UTF-8", Encoding.Unicode.GetBytes("{\"owner\":\"a\"}"), "body" },
+        { "a BOM that is not UTF-8's", Bytes(new byte[] { 0xFE, 0xFF }, "{}"), "body" },
+        { "nesting past the depth limit", Bytes("{\"x\":" + new string('[', 64) + new string(']', 64) + "}"), "body" },
+        { "nesting past the depth limit in a known member", Bytes("{\"ttlMs\":" + new string('[', 64) + new string(']', 64) + "}"), "body" },
+        { "a number too large for 64 bits", Bytes("{\"ttlMs\":99999999999999999999999}"), "ttlMs" },
+        { "a negative number too large for 64 bits", Bytes("{\"ttlMs\":-99999999999999999999999}"), "ttlMs" },
+        { "a body cut inside a string", Bytes("{\"owner\":\"ab"), "body" },
+        { "a body cut inside a number", Bytes("{\"ttlMs\":50"), "body" },
+        { "a body cut after a member name", Bytes("{\"owner\""), "body" },
+        { "an escaped NUL in the owner", Bytes("{\"owner\":\"\\u0000\"}"), "owner" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UndecodableBodies))]
+    public async Task Undecodable_bodies_are_400_naming_the_member_on_every_endpoint_and_change_nothing(string what, byte[] body, string member)
+    {
+        foreach (var chunked in new[] { false, true })
+        {
+            var key = Keys.Unique(nameof(Undecodable_bodies_are_400_naming_the_member_on_every_endpoint_and_change_nothing));
+            var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
+
+            var acquire = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}-other", body, chunked: chunked);
+            AssertNames(acquire, member, $"acquire, {what}, chunked {chunked}");
+            (await Client.InspectAsync($"{key}-other")).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+
+            foreach (var (method, path) in new[]
+            {
+                (HttpMethod.Patch, $"/locks/{key}/{canary.Token}"),
+                (HttpMethod.Delete, $"/locks/{key}/{canary.Token}"),
+                (HttpMethod.Get, $"/locks/{key}/{canary.Token}"),
+                (HttpMethod.Get, $"/locks/{key}"),
+            })
+            {
+                AssertNames(await SendBytesAsync(method, path, body, chunked: chunked), member, $"{method}, {what}, chunked {chunked}");
+            }
+
+            var after = await Client.InspectAsync(key);
+            Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
+            Assert.Equal("canary", after.Json.GetProperty("owner").GetString());
+            Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+        }
+
+        static void AssertNames(Reply reply, string member, string context)
+        {
+            Assert.True(reply.Status == HttpStatusCode.BadRequest, $"{context}: {(int)reply.Status} {reply.Body}");
+            var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            Assert.True(problem.GetProperty("errors").TryGetProperty(member, out _), $"{context}: {reply.Body}");
+        }
+    }
+
+    [Fact]
+    public async Task Body_with_lone_surrogate_escape_is_400_naming_owner_and_changes_nothing()
+    {
+        var key = Keys.Unique(nameof(Body_with_lone_surrogate_escape_is_400_naming_owner_and_changes_nothing));
+
+        var reply = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", "{\"owner\":\"\\ud800\"}");
+
+        var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        Assert.Contains("owner", problem.GetProperty("errors").EnumerateObject().Select(p => p.Name));
+        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    [Fact]
+    public async Task Escaped_surrogate_pairs_and_empty_bodies_on_release_and_inspect_are_accepted()
+    {
+        var key = Keys.Unique(nameof(Escaped_surrogate_pairs_and_empty_bodies_on_release_and_inspect_are_accepted));
+        var lease = (await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", "{\"owner\":\"\\ud83d\\udd12 x\",\"ttlMs\":null}")).Lease;
+
+        Assert.Equal("\U0001F512 x", (await Client.SendAsync(HttpMethod.Get, $"/locks/{key}", "{}")).Json.GetProperty("owner").GetString());
+        Assert.Equal(HttpStatusCode.NoContent, (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/{lease.Token}", "{}")).Status);
+    }
+
+    [Fact]
+    public async Task A_body_with_a_utf8_byte_order_mark_is_read_as_json()
+    {
+        var key = Keys.Unique(nameof(A_body_with_a_utf8_byte_order_mark_is_read_as_json));
+
+        var reply = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}", Bytes(new byte[] { 0xEF, 0xBB, 0xBF }, "{\"owner\":\"bom\"}"));
+
+        Assert.True(reply.Status == HttpStatusCode.Created, reply.Body);
+        Assert.Equal("bom", (await Client.InspectAsync(key)).Json.GetProperty("owner").GetString());
+    }
+
+    [Theory]
+    [InlineData("application/json; charset=utf-16")]
+    [InlineData("application/json; charset=iso-8859-1")]
+    [InlineData("application/json; charset=\"utf-32\"")]
+    public async Task A_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing(string contentType)
+    {
+        var key = Keys.Unique(nameof(A_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing));
+
+        var reply = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}", Bytes("{\"owner\":\"x\"}"), contentType);
+
+        var problem = reply.AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+        Assert.Contains("UTF-8", problem.GetProperty("detail").GetString());
+        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    [Theory]
+    [InlineData("application/json; charset=utf-8")]
+    [InlineData("application/json; charset=UTF-8")]
+    [InlineData("application/json; charset=\"utf-8\"")]
+    [InlineData("application/problem+json")]
+    public async Task A_json_body_in_utf8_is_accepted_whatever_the_charset_spelling(string contentType)
+    {
+        var key = Keys.Unique(nameof(A_json_body_in_utf8_is_accepted_whatever_the_charset_spelling));
+
+        var reply = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}", Bytes("{\"owner\":\"caf\u00e9\"}"), contentType);
+
+        Assert.True(reply.Status == HttpStatusCode.Created, reply.Body);
+        Assert.Equal("caf\u00e9", reply.Json.GetProperty("owner").GetString());
+    }
+
+    [Theory]
+    [InlineData("owner=%ff")]
+    [InlineData("owner=%ed%a0%80")]
+    [InlineData("owner=%c0%af")]
+    [InlineData("ttlMs=%ff")]
+    [InlineData("ttlMs=%ed%a0%80")]
+    [InlineData("%ff=1")]
+    [InlineData("%ed%a0%80=1")]
+    [InlineData("%ff")]
+    [InlineData("owner=%00")]
+    public async Task Odd_bytes_in_the_query_are_never_a_500_and_change_nothing(string query)
+    {
+        var key = Keys.Unique(nameof(Odd_bytes_in_the_query_are_never_a_500_and_change_nothing));
+        var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
+
+        var acquire = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}-other?{query}");
+        Assert.True(acquire.Status is HttpStatusCode.Created or HttpStatusCode.BadRequest, $"{(int)acquire.Status} {acquire.Body}");
+        foreach (var (method, path) in new[]
+        {
+            (HttpMethod.Patch, $"/locks/{key}/{canary.Token}?{query}"),
+            (HttpMethod.Delete, $"/locks/{key}/{canary.Token}?{query}"),
+            (HttpMethod.Get, $"/locks/{key}/{canary.Token}?{query}"),
+            (HttpMethod.Get, $"/locks/{key}?{query}"),
+        })
+        {
+            (await Client.SendAsync(method, path)).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        }
+
+        var after = await Client.InspectAsync(key);
+        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
+        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+    }
+
+    [Theory]
+    [InlineData("\u00ff")]
+    [InlineData("caf\u00e9")]
+    [InlineData("\ud800")]
+    [InlineData("a\tb")]
+    public async Task Idempotency_key_header_with_odd_characters_is_400_and_changes_nothing(string value)
+    {
+        var key = Keys.Unique(nameof(Idempotency_key_header_with_odd_characters_is_400_and_changes_nothing));
+
+        var reply = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", headers: new Dictionary<string, string> { ["Idempotency-Key"] = value });
+
+        var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        Assert.True(problem.GetProperty("errors").TryGetProperty("Idempotency-Key", out _), reply.Body);
+        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    public static TheoryData<string, string, string> WrongMethods() => new()
+    {
+        // method, path ("{key}" and "{token}" filled in), the Allow header the contract names
+        { "POST", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "PUT", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "OPTIONS", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "TRACE", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "BREW", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
+        { "PUT", "/locks/{key}/{token}/", "DELETE, GET, PATCH" },
+        { "DELETE", "/locks/{key}/", "GET, POST" },
+        { "PATCH", "/locks/{key}/", "GET, POST" },
+        { "PUT", "/locks/{key}", "GET, POST" },
+        { "DELETE", "/locks/{key}", "GET, POST" },
+        { "PATCH", "/locks/{key}", "GET, POST" },
+        { "OPTIONS", "/locks/{key}", "GET, POST" },
+        { "PROPFIND", "/locks/{key}", "GET, POST" },
+        { "PUT", "/locks/", "GET, POST" },
+        { "DELETE", "/locks", "GET, POST" },
+    };
+
+    [Theory]
+    [MemberData(nameof(WrongMethods))]
+    public async Task A_method_a_route_does_not_take_is_405_with_allow_and_changes_nothing(string method, string path, string allow)
+    {
+        var key = Keys.Unique(nameof(A_method_a_route_does_not_take_is_405_with_allow_and_changes_nothing));
+        var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
+        path = path.Replace("{key}", key, StringComparison.Ordinal).Replace("{token}", canary.Token, StringComparison.Ordinal);
+
+        foreach (var (body, contentType) in new (string?, string?)[] { (null, null), ("{\"ttlMs\":1000}", "application/json"), ("x", "text/plain"), (new string('x', 5000), "application/json") })
+        {
+            var reply = await Client.SendAsync(new HttpMethod(method), path, body, contentType);
+
+            reply.AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+            Assert.Equal(allow, reply.ContentHeaders.Allow.Count > 0 ? string.Join(", ", reply.ContentHeaders.Allow) : reply.Headers.GetValues("Allow").Single());
+        }
+
+        var after = await Client.CheckAsync(key, canary.Token);
+        Assert.Equal(HttpStatusCode.OK, after.Status);
+        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
+        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+    }
+
+    [Fact]
+    public async Task Head_on_a_lock_route_is_405_with_allow()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Head, "/locks/" + Keys.Unique(nameof(Head_on_a_lock_route_is_405_with_allow)));
+        using var response = await Client.Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        Assert.Equal("GET, POST", string.Join(", ", response.Content.Headers.Allow));
+    }
+
+    [Fact]
+    public async Task The_allow_header_lists_exactly_the_methods_the_route_table_maps()
+    {
+        var endpoints = fixture.Factory.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
+        foreach (var (route, path) in new[] { ("/locks/{key}", "/locks/k"), ("/locks/{key}/{token}", $"/locks/k/{SomeToken}") })
+        {
+            var mapped = endpoints.Where(e => e.RoutePattern.RawText == route)
+                .SelectMany(e => e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? [])
+                .Order(StringComparer.Ordinal);
+
+            var reply = await Client.SendAsync(HttpMethod.Put, path);
+
+            reply.AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+            Assert.Equal(string.Join(", ", mapped), string.Join(", ", reply.ContentHeaders.Allow));
+        }
+    }
+
+    [Fact]
+    public async Task Release_or_extend_with_an_empty_token_or_key_is_4xx_and_changes_nothing()
+    {
+        var key = Keys.Unique(nameof(Release_or_extend_with_an_empty_token_or_key_is_4xx_and_changes_nothing));
+        var lease = await Client.AcquireOkAsync(key, "ttlMs=30000");
+
+        // A trailing slash is no empty token: /locks/k/ is the path of /locks/{key}, as for routing (GET inspects k).
+        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/")).AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+        (await Client.SendAsync(HttpMethod.Patch, $"/locks/{key}/?ttlMs=90000")).AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+        (await Client.SendAsync(HttpMethod.Delete, $"/locks//{lease.Token}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+        (await Client.SendAsync(HttpMethod.Patch, $"/locks//{lease.Token}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}//")).AssertProblem(HttpStatusCode.BadRequest, "invalid_token");
+        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/{lease.Token}/x")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+
+        var after = await Client.CheckAsync(key, lease.Token);
+        Assert.Equal(HttpStatusCode.OK, after.Status);
+        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+    }
+
+    [Theory]
+    [InlineData("POST", "/locks/a/b/c")]
+    [InlineData("PUT", "/locks/a/b/c")]
+    [InlineData("DELETE", "/locks/a/b/c/d")]
+    [InlineData("BREW", "/locks/a/b/c")]
+    [InlineData("POST", "/locks/")]
+    [InlineData("GET", "/locks/")]
+    public async Task A_path_no_route_can_take_is_400_invalid_key_whatever_the_method(string method, string path)
+    {
+        (await Client.SendAsync(new HttpMethod(method), path)).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+    }
+
+    [Theory]
+    [InlineData("PUT", "/locks/k")]
+    [InlineData("POST", "/locks/k/" + SomeToken)]
+    [InlineData("OPTIONS", "/locks/k/" + SomeToken)]
+    public async Task With_api_keys_a_wrong_method_is_401_without_a_key_and_405_with_one(string method, string path)
+    {
+        var anonymous = await auth.Client.SendAsync(new HttpMethod(method), path, new string('x', 5000));
+        anonymous.AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
+
+        var billing = await auth.As(AuthFixture.BillingKey).SendAsync(new HttpMethod(method), path, new string('x', 5000));
+        billing.AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+    }
+
+    [Fact]
+    public async Task The_openapi_document_describes_no_catch_all_route()
+    {
+        var document = (await Client.SendAsync(HttpMethod.Get, "/swagger/v1/swagger.json")).Json;
+        var paths = document.GetProperty("paths").EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToList();
+
+        Assert.Equal(["/locks/{key}", "/locks/{key}/{token}"], paths.Where(p => p.StartsWith("/locks", StringComparison.Ordinal)));
+    }
+
+    private async Task<Reply> SendBytesAsync(HttpMethod method, string path, byte[] body, string contentType = "application/json", bool chunked = false)
+    {
+        using var request = new HttpRequestMessage(method, path)
+        {
+            Content = chunked ? new StreamContent(new MemoryStream(body)) : new ByteArrayContent(body),
+        };
+        request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        request.Headers.TransferEncodingChunked = chunked;
+
+        using var response = await Client.Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return new Reply(response.StatusCode, text, response.Content.Headers.ContentType?.MediaType, response.Headers, response.Content.Headers);
+    }
+
+    private static byte[] Bytes(params object[] parts) =>
+        [.. parts.SelectMany(part => part switch
+        {
+            string text => Encoding.UTF8.GetBytes(text),
+            byte[] bytes => bytes,
+            _ => throw new ArgumentException(part.GetType().Name),
+        })];
 }

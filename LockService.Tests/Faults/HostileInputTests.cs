@@ -1,5 +1,7 @@
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
+using System.Text.Json;
 using LockService.Tests.Infrastructure;
 
 namespace LockService.Tests.Faults;
@@ -127,5 +129,93 @@ public sealed class HostileInputTests(ApiFixture fixture) : IClassFixture<ApiFix
         Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 30_000, 60_000);
         Assert.Equal(HttpStatusCode.Created, (await client.AcquireAsync(key + "-after")).Status);
         Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(HttpMethod.Get, "/health/ready")).Status);
+    }
+
+    [Fact]
+    public async Task Broken_bodies_and_odd_bytes_on_the_wire_are_4xx_and_change_nothing()
+    {
+        await using var kestrel = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var client = new LockClient(kestrel.CreateClient());
+        var key = Keys.Unique(nameof(Broken_bodies_and_odd_bytes_on_the_wire_are_4xx_and_change_nothing));
+        var canary = await client.AcquireOkAsync(key, "ttlMs=60000&owner=canary");
+        var free = key + "-free";
+
+        // what, the request (Latin-1, so "\u00ff" is the byte 0xFF), whether the client then closes its side, the
+        // status, and the member the errors object must name (null: no problem body to look at)
+        var cases = new List<(string What, string Request, bool HalfClose, int Status, string? Member)>();
+        foreach (var (method, path) in new[] { ("POST", $"/locks/{free}"), ("PATCH", $"/locks/{key}/{canary.Token}"), ("DELETE", $"/locks/{key}/{canary.Token}"), ("GET", $"/locks/{key}") })
+        {
+            var head = $"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n";
+            // A client that closes its side has left: Kestrel aborts the request (a 499 on the request line), no answer.
+            cases.Add(("a body shorter than its Content-Length, then the client leaves", head + "Content-Length: 100\r\n\r\n{\"owner\":\"a", true, 0, null));
+            cases.Add(("a chunked body with a bad chunk size", head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", false, 400, "body"));
+            cases.Add(("a chunked body cut inside a chunk, then the client leaves", head + "Transfer-Encoding: chunked\r\n\r\n10\r\n{\"ow", true, 0, null));
+            cases.Add(("a chunked body without its last chunk, then the client leaves", head + "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n", true, 0, null));
+            cases.Add(("a chunked body with invalid UTF-8 in a value", head + "Transfer-Encoding: chunked\r\n\r\n6\r\n{\"owne\r\n7\r\nr\":\"\u00ff\"}\r\n0\r\n\r\n", false, 400, "owner"));
+            cases.Add(("a chunked body with a lone surrogate escape", head + "Transfer-Encoding: chunked\r\n\r\n12\r\n{\"owner\":\"\\ud800\"}\r\n0\r\n\r\n", false, 400, "owner"));
+            cases.Add(("a chunked body with invalid UTF-8 in a name", head + "Transfer-Encoding: chunked\r\n\r\n7\r\n{\"\u00ff\":1}\r\n0\r\n\r\n", false, 400, "body"));
+        }
+
+        // Kestrel gives up on a body that stops coming (MinRequestBodyDataRate, after a 5 s grace period).
+        var post = $"POST /locks/{free}";
+        cases.Add(("a body shorter than its Content-Length, then silence", $"{post} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"owner\":\"a", false, 400, "body"));
+        cases.Add(("an empty Idempotency-Key", $"{post} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nIdempotency-Key: \r\n\r\n", false, 400, "Idempotency-Key"));
+        cases.Add(("UTF-16 with its charset", $"{post} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json; charset=utf-16\r\nContent-Length: 4\r\n\r\n{{\u0000}}\u0000", false, 415, null));
+        cases.Add(("an Idempotency-Key with the byte 0xFF", $"{post} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nIdempotency-Key: a\u00ffb\r\n\r\n", false, 400, null));
+        cases.Add(("an Idempotency-Key with an encoded surrogate", $"{post} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nIdempotency-Key: \u00ed\u00a0\u0080\r\n\r\n", false, 400, null));
+        cases.Add(("a raw 0xFF in the query", $"{post}?owner=\u00ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, 400, null));
+        cases.Add(("an encoded surrogate in the query", $"{post}?owner=%ed%a0%80&%ff=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false, 400, "%ff"));
+
+        var wrong = new List<string>();
+        foreach (var (what, request, halfClose, status, member) in cases)
+        {
+            var (answer, text) = await RawAsync(kestrel.BaseAddress, Encoding.Latin1.GetBytes(request), halfClose);
+
+            if (answer != status)
+            {
+                wrong.Add($"{what}: {request.Split('\r')[0]} -> {answer} {text}");
+            }
+            else if (member is not null
+                && !JsonDocument.Parse(text[text.IndexOf('{', StringComparison.Ordinal)..(text.LastIndexOf('}') + 1)]).RootElement.GetProperty("errors").TryGetProperty(member, out _))
+            {
+                wrong.Add($"{what}: {request.Split('\r')[0]} -> errors without '{member}': {text}");
+            }
+        }
+
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
+        Assert.DoesNotContain("UnexpectedError", kestrel.Log.All);
+        var after = await client.CheckAsync(key, canary.Token);
+        Assert.Equal(HttpStatusCode.OK, after.Status);
+        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
+        Assert.Equal("canary", after.Json.GetProperty("owner").GetString());
+        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 30_000, 60_000);
+        (await client.InspectAsync(free)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    // Every request says Connection: close, so the answer ends when the server closes the connection.
+    private static async Task<(int Status, string Text)> RawAsync(Uri server, byte[] request, bool halfClose)
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(server.Host, server.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(request);
+        if (halfClose)
+        {
+            tcp.Client.Shutdown(SocketShutdown.Send);
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        using var answer = new MemoryStream();
+        try
+        {
+            await stream.CopyToAsync(answer, timeout.Token);
+        }
+        catch (IOException)
+        {
+            // A reset after the answer: what arrived is the answer.
+        }
+
+        var text = Encoding.UTF8.GetString(answer.ToArray());
+        return (text.StartsWith("HTTP/1.1 ", StringComparison.Ordinal) ? int.Parse(text[9..12], System.Globalization.CultureInfo.InvariantCulture) : 0, text);
     }
 }
