@@ -59,7 +59,7 @@ internal sealed class BenchCommandLine
                 _loops, _duration, _warmup, _keySpace, _ttlMs),
             Mode(BenchMode.Contended, "C closed loops on ONE key: acquire with waitMs, release at once; also Redis commands per acquisition from INFO commandstats (--redis)",
                 _loops, _duration, _warmup, _redis, _ttlMs, _waitMs),
-            Mode(BenchMode.Handoff, "N rounds: holder holds k, a waiter waits on k, holder releases; time from the DELETE's response to the waiter's 201",
+            Mode(BenchMode.Handoff, "N rounds: holder holds k, a waiter waits on k, holder releases (or, with --shorten-ms, cuts its TTL); time from the DELETE's response to the waiter's 201",
                 _rounds, _warmupRounds, _url2, _ttlMs, _waitMs, _graceMs, _shortenMs),
             Mode(BenchMode.Waiters, "W (-c) requests waiting at once on --keys keys; then drain them all",
                 _waiters, _keys, _ttlMs, _waitersWaitMs, _settleMs, _settleTimeout),
