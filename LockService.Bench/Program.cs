@@ -1,31 +1,30 @@
 using LockService.Bench;
 using LockService.Bench.Modes;
 
-// Exit codes: 0 the run completed (errors are counted in its report), 2 it could not start.
-try
+// Exit codes: 0 the run completed (errors are counted in its report), 2 it could not start
+// (a command line that does not parse included).
+return await new BenchCommandLine(RunAsync).InvokeAsync(args, Console.Error);
+
+static async Task<int> RunAsync(BenchOptions options)
 {
-    var options = BenchOptions.Parse(args);
-    if (options is null)
+    try
     {
-        Console.Out.Write(BenchOptions.Usage);
+        // Every concurrent request needs a connection of its own (HTTP/1.1); the waiters mode brings its own client.
+        int maxConnections = Math.Max(1024, (options.Mode == BenchMode.Waiters ? options.Keys : options.Concurrency) + 64);
+        using var context = await BenchContext.CreateAsync(options, maxConnections);
+        var report = options.Mode switch
+        {
+            BenchMode.Cycles => await CyclesMode.RunAsync(context),
+            BenchMode.Contended => await ContendedMode.RunAsync(context),
+            BenchMode.Handoff => await HandoffMode.RunAsync(context),
+            _ => await WaitersMode.RunAsync(context),
+        };
+        report.Write(Console.Out, options.JsonOnly);
         return 0;
     }
-
-    // Every concurrent request needs a connection of its own (HTTP/1.1); the waiters mode brings its own client.
-    int maxConnections = Math.Max(1024, (options.Mode == BenchMode.Waiters ? options.Keys : options.Concurrency) + 64);
-    using var context = await BenchContext.CreateAsync(options, maxConnections);
-    var report = options.Mode switch
+    catch (SetupException e)
     {
-        BenchMode.Cycles => await CyclesMode.RunAsync(context),
-        BenchMode.Contended => await ContendedMode.RunAsync(context),
-        BenchMode.Handoff => await HandoffMode.RunAsync(context),
-        _ => await WaitersMode.RunAsync(context),
-    };
-    report.Write(Console.Out, options.JsonOnly);
-    return 0;
-}
-catch (SetupException e)
-{
-    Console.Error.WriteLine($"lockservice-bench: {e.Message}");
-    return 2;
+        await Console.Error.WriteLineAsync($"lockservice-bench: {e.Message}");
+        return 2;
+    }
 }

@@ -69,40 +69,21 @@ internal static class ContendedMode
         double fairness = maxPerLoop == 0 ? double.NaN : (double)minPerLoop / maxPerLoop;
 
         var report = new Report(context);
-        report.Add("concurrency", options.Concurrency);
-        report.Add("durationSec", seconds);
-        report.Add("warmupSec", options.Warmup.TotalSeconds);
-        report.Add("waitMs", options.WaitMs);
-        report.Add("acquisitions", acquisitions);
-        report.Add("acquisitionsPerSec", acquisitions / seconds);
-        report.Add("conflicts409", conflicts);
-        report.Line("loops", $"{options.Concurrency} on key {key}, waitMs {options.WaitMs}");
-        report.Line("measured", $"{Report.Number(seconds, "0.00")} s after {options.Warmup.TotalSeconds} s warm-up");
-        report.Line("acquisitions", $"{acquisitions} ({Report.Number(acquisitions / seconds)}/s)");
-        report.Line("409 (wait ran out)", $"{conflicts}");
+        report.Line("loops", $"{new Figure("concurrency", options.Concurrency)} on key {key}, waitMs {new Figure("waitMs", options.WaitMs)}");
+        ModeReports.AddWindow(report, seconds, options.Warmup);
+        report.Line("acquisitions", $"{new Figure("acquisitions", acquisitions)} ({new Figure("acquisitionsPerSec", acquisitions / seconds, "0.0")}/s)");
+        report.Line("409 (wait ran out)", $"{new Figure("conflicts409", conflicts)}");
         report.LatencyHeader();
         report.Latency("wait (acquire -> 201)", "wait", wait);
         report.Latency("release (204)", "release", release);
-        report.Line("per-loop acquisitions", $"min {minPerLoop}, max {maxPerLoop}, min/max {Report.Number(fairness, "0.000")}");
-        report.Add("perLoopMin", minPerLoop);
-        report.Add("perLoopMax", maxPerLoop);
-        report.Add("fairnessMinMax", fairness);
-        report.Line("redis calls/acquisition", $"top-level {Report.Number(PerAcquisition(topLevel), "0.00")}, total {Report.Number(PerAcquisition(total), "0.00")}");
-        report.Line("redis calls in window", string.Join(", ", delta.OrderByDescending(kv => kv.Value).Take(10).Select(kv => $"{kv.Key} {kv.Value}")));
-        report.Note($"  ({RedisCommandStats.Definition}; Redis at {options.Redis})");
-        report.Add("redisTopLevelCallsPerAcq", PerAcquisition(topLevel));
-        report.Add("redisTotalCallsPerAcq", PerAcquisition(total));
-        report.Add("redisTopLevelCalls", topLevel);
-        report.Add("redisTotalCalls", total);
-        report.Add("redisCalls", delta);
-        report.Add("redisCallsDefinition", RedisCommandStats.Definition);
-        report.Line("acquire errors", acquireErrors.ToString());
-        report.Line("release errors", releaseErrors.ToString());
-        report.Add("errorCount", acquireErrors.Total + releaseErrors.Total);
-        report.Add("acquireErrors", acquireErrors.ByName());
-        report.Add("releaseErrors", releaseErrors.ByName());
+        report.Line("per-loop acquisitions", $"min {new Figure("perLoopMin", minPerLoop)}, max {new Figure("perLoopMax", maxPerLoop)}, min/max {new Figure("fairnessMinMax", fairness, "0.000")}");
+        report.Line(
+            "redis calls/acquisition",
+            $"top-level {new Figure("redisTopLevelCallsPerAcq", PerAcquisition(topLevel), "0.00")} ({new Figure("redisTopLevelCalls", topLevel)} calls), total {new Figure("redisTotalCallsPerAcq", PerAcquisition(total), "0.00")} ({new Figure("redisTotalCalls", total)} calls)");
+        report.Line("redis calls in window", $"{new Figure("redisCalls", delta)}");
+        report.Note($"  ({new Figure("redisCallsDefinition", RedisCommandStats.Definition)}; Redis at {options.Redis})");
+        ModeReports.AddErrors(report, ("acquire errors", "acquireErrors", acquireErrors), ("release errors", "releaseErrors", releaseErrors));
         ModeReports.AddRss(report, rss);
-        ModeReports.AddTransportNote(report, acquireErrors, releaseErrors);
         return report;
     }
 

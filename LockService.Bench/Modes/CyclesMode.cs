@@ -43,29 +43,17 @@ internal static class CyclesMode
         }
 
         double seconds = window.Seconds;
+        long connections = context.Client.ConnectionsOpened - connectionsBefore;
         var report = new Report(context);
-        report.Add("concurrency", options.Concurrency);
-        report.Add("durationSec", seconds);
-        report.Add("warmupSec", options.Warmup.TotalSeconds);
-        report.Add("keySpace", options.KeySpace);
-        report.Add("cycles", cycles);
-        report.Add("cyclesPerSec", cycles / seconds);
-        report.Line("loops", $"{options.Concurrency} (keys: {options.KeySpace} with prefix {context.RunPrefix})");
-        report.Line("measured", $"{Report.Number(seconds, "0.00")} s after {options.Warmup.TotalSeconds} s warm-up");
-        report.Line("cycles", $"{cycles} ({Report.Number(cycles / seconds)}/s)");
+        report.Line("loops", $"{new Figure("concurrency", options.Concurrency)} (keys: {new Figure("keySpace", options.KeySpace)} with prefix {context.RunPrefix})");
+        ModeReports.AddWindow(report, seconds, options.Warmup);
+        report.Line("cycles", $"{new Figure("cycles", cycles)} ({new Figure("cyclesPerSec", cycles / seconds, "0.0")}/s)");
         report.LatencyHeader();
         report.Latency("acquire (201)", "acquire", acquire);
         report.Latency("release (204)", "release", release);
-        report.Line("acquire errors", acquireErrors.ToString());
-        report.Line("release errors", releaseErrors.ToString());
-        report.Add("errorCount", acquireErrors.Total + releaseErrors.Total);
-        report.Add("acquireErrors", acquireErrors.ByName());
-        report.Add("releaseErrors", releaseErrors.ByName());
-        long connections = context.Client.ConnectionsOpened - connectionsBefore;
-        report.Line("connections opened", $"{connections}");
-        report.Add("connectionsOpened", connections);
+        ModeReports.AddErrors(report, ("acquire errors", "acquireErrors", acquireErrors), ("release errors", "releaseErrors", releaseErrors));
+        report.Line("connections opened", $"{new Figure("connectionsOpened", connections)}");
         ModeReports.AddRss(report, rss);
-        ModeReports.AddTransportNote(report, acquireErrors, releaseErrors);
         return report;
     }
 

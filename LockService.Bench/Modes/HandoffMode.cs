@@ -151,46 +151,26 @@ internal static class HandoffMode
         {
             var options = context.Options;
             var report = new Report(context);
-            report.Add("rounds", options.Rounds);
-            report.Add("warmupRounds", warmupRounds);
-            report.Add("graceMs", options.GraceMs);
-            report.Add("waitMs", options.WaitMs);
-            report.Line("rounds", $"{options.Rounds} measured, {warmupRounds} warm-up");
-            report.Line("handoffs measured", $"{_handoff.Count}");
+            report.Line("rounds", $"{new Figure("rounds", options.Rounds)} measured, {new Figure("warmupRounds", warmupRounds)} warm-up");
+            report.Line("waiter", $"waitMs {new Figure("waitMs", options.WaitMs)}, in place {new Figure("graceMs", options.GraceMs)} ms (grace) before the holder lets go");
+            string letGo = options.ShortenMs is int ms ? $"PATCH 200 + {ms} ms" : "DELETE 204";
+            report.Line("holder lets go by", $"{new Figure("shortenMs", options.ShortenMs, Text: options.ShortenMs is int shortenMs ? $"PATCH to ttlMs {shortenMs}" : "DELETE")}");
             report.LatencyHeader();
-            report.Add("shortenMs", options.ShortenMs);
-            report.Latency(options.ShortenMs is int ms ? $"PATCH 200 + {ms} ms -> waiter 201" : "DELETE 204 -> waiter 201", "handoff", _handoff);
-            report.Line("min", $"{Report.Ms(_handoff.MinMs)} ms ({_handoff.CountBelowZero} negative: waiter's 201 arrived before the DELETE's 204)");
-            report.Add("handoffMinMs", _handoff.MinMs);
-            report.Add("handoffNegative", _handoff.CountBelowZero);
+            report.Latency($"{letGo} -> waiter 201", "handoff", _handoff);
+            report.Line("min", $"{new Figure("handoffMinMs", _handoff.MinMs, Figure.Ms)} ms ({new Figure("handoffNegative", _handoff.CountBelowZero)} negative: waiter's 201 arrived before the {letGo})");
             string readiness = _waiterService.HasWaitingGauge
                 ? $"server's {ServiceMetrics.WaitingGauge} gauge counted the waiter, then {options.GraceMs} ms grace"
                 : $"{options.GraceMs} ms grace after sending the waiter's request (no {ServiceMetrics.WaitingGauge} gauge)";
-            report.Line("waiter in place by", readiness);
-            report.Add("waiterReadiness", _waiterService.HasWaitingGauge ? "gauge+grace" : "grace");
-            report.Line("holder acquire errors", _holderErrors.ToString());
-            report.Line("holder release errors", _releaseErrors.ToString());
-            report.Line("waiter errors", _waiterErrors.ToString());
-            report.Line("waiter answered early", $"{_early}");
-            report.Add("errorCount", _holderErrors.Total + _releaseErrors.Total + _waiterErrors.Total);
-            report.Add("holderErrors", _holderErrors.ByName());
-            report.Add("releaseErrors", _releaseErrors.ByName());
-            report.Add("waiterErrors", _waiterErrors.ByName());
-            report.Add("waiterEarly", _early);
-            if (_holderService.CanInspect)
-            {
-                report.Line("inspect said not held", $"{_notHeld}");
-            }
-
-            if (_waiterService.HasWaitingGauge)
-            {
-                report.Line("gauge never showed waiter", $"{_gaugeMissed}");
-            }
-
-            report.Add("inspectNotHeld", _holderService.CanInspect ? _notHeld : null);
-            report.Add("gaugeMissed", _waiterService.HasWaitingGauge ? _gaugeMissed : null);
+            report.Line("waiter in place by", $"{new Figure("waiterReadiness", _waiterService.HasWaitingGauge ? "gauge+grace" : "grace", Text: readiness)}");
+            ModeReports.AddErrors(
+                report,
+                ("holder acquire errors", "holderErrors", _holderErrors),
+                ("holder release errors", "releaseErrors", _releaseErrors),
+                ("waiter errors", "waiterErrors", _waiterErrors));
+            report.Line("waiter answered early", $"{new Figure("waiterEarly", _early)}");
+            report.Line("inspect said not held", $"{new Figure("inspectNotHeld", _holderService.CanInspect ? _notHeld : null)}", show: _holderService.CanInspect);
+            report.Line("gauge never showed waiter", $"{new Figure("gaugeMissed", _waiterService.HasWaitingGauge ? _gaugeMissed : null)}", show: _waiterService.HasWaitingGauge);
             ModeReports.AddRss(report, rss);
-            ModeReports.AddTransportNote(report, _holderErrors, _releaseErrors, _waiterErrors);
             return report;
         }
 

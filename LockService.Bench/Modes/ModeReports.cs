@@ -7,25 +7,31 @@ namespace LockService.Bench.Modes;
 /// <summary>Pieces that several modes share.</summary>
 internal static class ModeReports
 {
+    /// <summary>The measured window of the modes that run for a duration.</summary>
+    public static void AddWindow(Report report, double seconds, TimeSpan warmup) =>
+        report.Line("measured", $"{new Figure("durationSec", seconds, "0.00")} s after {new Figure("warmupSec", warmup.TotalSeconds, "0.###")} s warm-up");
+
     public static void AddRss(Report report, RssSampler? rss)
     {
-        if (rss is null)
-        {
-            report.Add("rssPeakMb", null);
-            return;
-        }
-
-        rss.SampleNow();
-        report.Line("service RSS peak", $"{Report.Number(rss.PeakMb)} MB");
-        report.Add("rssPeakMb", rss.PeakMb);
+        rss?.SampleNow();
+        report.Line("service RSS peak", $"{new Figure("rssPeakMb", rss?.PeakMb, "0.0")} MB", show: rss is not null);
     }
 
-    /// <summary>Transport errors are counted like any other; their cause (refused, too many open files) goes in a note.</summary>
-    public static void AddTransportNote(Report report, params StatusCounts[] counts)
+    /// <summary>
+    /// A row per set of unexpected answers (JSON: a name-to-count map), their sum as errorCount, and the cause of
+    /// transport errors (refused, too many open files) in a note, since they are counted like any other.
+    /// </summary>
+    public static void AddErrors(Report report, params (string Label, string Name, StatusCounts Counts)[] sets)
     {
-        if (counts.Any(c => c.ByName().ContainsKey(Outcome.Name(Outcome.Transport))) && LockClient.LastConnectError is string cause)
+        report.JsonOnly("errorCount", sets.Sum(set => set.Counts.Total));
+        foreach (var (label, name, counts) in sets)
         {
-            report.Line("last transport error", cause);
+            report.Line(label, $"{new Figure(name, counts)}");
+        }
+
+        if (sets.Any(set => set.Counts.ByName().ContainsKey(Outcome.Name(Outcome.Transport))) && LockClient.LastConnectError is string cause)
+        {
+            report.Line("last transport error", $"{cause}");
         }
     }
 

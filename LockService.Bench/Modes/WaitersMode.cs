@@ -80,44 +80,25 @@ internal static class WaitersMode
         var afterDrain = run.AcquiredAfterDrainStart();
         double drainMs = afterDrain.Count == 0 ? double.NaN : afterDrain.MaxMs;
         var report = new Report(context);
-        report.Add("waiters", waiters);
-        report.Add("keys", options.Keys);
-        report.Add("waitMs", options.WaitMs);
-        report.Add("connectionsOpened", connected);
-        report.Add("connectMs", connectMs);
-        report.Add("settledMs", settledMs);
-        report.Add("settledBy", context.Service.HasWaitingGauge ? "gauge" : "fixed");
-        report.Add("serverWaiting", serverWaiting);
-        report.Add("completed", run.Completed);
-        report.Add("failed", waiters - run.Completed);
-        report.Add("acquiredEarly", run.Early);
-        report.Add("drainMs", drainMs);
-        report.Add("handoffsPerSec", afterDrain.Count / (drainMs / 1000));
-        report.Line("waiters", $"{waiters} on {options.Keys} keys (prefix {context.RunPrefix}waiters-), waitMs {options.WaitMs}");
-        report.Line("connections", $"{connected} opened in {Report.Number(connectMs, "0")} ms");
-        report.Line("in place", $"at {Report.Number(settledMs, "0")} ms, by {settledBy}" + (serverWaiting is double w ? $": server reports {w} waiting" : ""));
-        report.Line("completed (201 + 204)", $"{run.Completed} of {waiters}");
-        report.Line("failed", $"{waiters - run.Completed}");
-        report.Line("acquired before release", $"{run.Early} (should be 0)");
-        report.Line("drain", $"{Report.Ms(drainMs)} ms from the holders' DELETEs to the last 201 ({Report.Number(afterDrain.Count / (drainMs / 1000))} acquisitions/s)");
+        report.Line("waiters", $"{new Figure("waiters", waiters)} on {new Figure("keys", options.Keys)} keys (prefix {context.RunPrefix}waiters-), waitMs {new Figure("waitMs", options.WaitMs)}");
+        report.Line("connections", $"{new Figure("connectionsOpened", connected)} opened in {new Figure("connectMs", connectMs, "0")} ms");
+        report.Line("in place", $"at {new Figure("settledMs", settledMs, "0")} ms, by {new Figure("settledBy", context.Service.HasWaitingGauge ? "gauge" : "fixed", Text: settledBy)}");
+        report.Line("server reports waiting", $"{new Figure("serverWaiting", serverWaiting, "0")}", show: serverWaiting is not null);
+        report.Line("completed (201 + 204)", $"{new Figure("completed", run.Completed)} of {waiters}");
+        report.Line("failed", $"{new Figure("failed", waiters - run.Completed)}");
+        report.Line("acquired before release", $"{new Figure("acquiredEarly", run.Early)} (should be 0)");
+        report.Line(
+            "drain",
+            $"{new Figure("drainMs", drainMs, Figure.Ms)} ms from the holders' DELETEs to the last 201 ({new Figure("handoffsPerSec", afterDrain.Count / (drainMs / 1000), "0.0")} acquisitions/s)");
         report.LatencyHeader();
         report.Latency("201 after drain start", "acquiredAfterDrain", afterDrain);
-        report.Line("waiter errors", run.WaiterErrors.ToString());
-        report.Line("release errors", run.ReleaseErrors.ToString());
-        report.Line("holder release errors", run.HolderErrors.ToString());
-        report.Add("errorCount", run.WaiterErrors.Total + run.ReleaseErrors.Total + run.HolderErrors.Total);
-        report.Add("waiterErrors", run.WaiterErrors.ByName());
-        report.Add("releaseErrors", run.ReleaseErrors.ByName());
-        report.Add("holderErrors", run.HolderErrors.ByName());
-        if (rss is not null)
-        {
-            report.Line("service RSS", $"before {Report.Number(rssBefore ?? double.NaN)} MB, with all waiting {Report.Number(rssAtPeak ?? double.NaN)} MB, peak {Report.Number(rss.PeakMb)} MB");
-        }
-
-        report.Add("rssBeforeMb", rssBefore);
-        report.Add("rssAtPeakMb", rssAtPeak);
+        ModeReports.AddErrors(
+            report,
+            ("waiter errors", "waiterErrors", run.WaiterErrors),
+            ("release errors", "releaseErrors", run.ReleaseErrors),
+            ("holder release errors", "holderErrors", run.HolderErrors));
+        report.Line("service RSS", $"before {new Figure("rssBeforeMb", rssBefore, "0.0")} MB, with all waiting {new Figure("rssAtPeakMb", rssAtPeak, "0.0")} MB", show: rss is not null);
         ModeReports.AddRss(report, rss);
-        ModeReports.AddTransportNote(report, run.WaiterErrors, run.ReleaseErrors, run.HolderErrors);
         return report;
     }
 
