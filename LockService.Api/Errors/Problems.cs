@@ -1,4 +1,5 @@
 using System.Globalization;
+using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace LockService.Api.Errors;
@@ -37,8 +38,14 @@ internal static class Problems
         return TypedResults.Problem(detail, instance: null, status, title, TypeOf(code), members);
     }
 
+    /// <summary>The 400 for what is wrong with a request's parameters, or null when nothing is.</summary>
+    public static ProblemHttpResult? Invalid(RequestErrors? errors, Locks.OperationParameters operation) =>
+        errors is null
+            ? null
+            : Invalid(errors.ByName, operation.Parameters.Length == 0 ? "This endpoint takes no parameters." : "See 'errors' for what is wrong with each parameter.");
+
     /// <summary>A 400 whose <c>errors</c> member is keyed by parameter name, as ASP.NET's ValidationProblemDetails.</summary>
-    public static ProblemHttpResult Invalid(IDictionary<string, string[]> errors, string detail) => Create(
+    public static ProblemHttpResult Invalid(IReadOnlyDictionary<string, string[]> errors, string detail) => Create(
         StatusCodes.Status400BadRequest,
         InvalidParameter,
         "One or more parameters are invalid.",
@@ -59,11 +66,28 @@ internal static class Problems
         "The lock token is invalid.",
         "A token is the 32 lowercase hexadecimal characters returned by the acquire.");
 
-    public static ProblemHttpResult NotHeld(string key) => Create(
+    /// <summary>A token that does not hold its lock, with why (the member <c>reason</c>).</summary>
+    public static ProblemHttpResult NotHeld(string key, LeaseEnd reason) => Create(
         StatusCodes.Status404NotFound,
         LockNotHeld,
         "The lock is not held.",
-        $"Lock '{key}' is not held by this token (never was, released, expired, or held by someone else).");
+        reason switch
+        {
+            LeaseEnd.Released => $"Lock '{key}' is not held by this token: it was released.",
+            LeaseEnd.Forced => $"Lock '{key}' is not held by this token: an operator force-released it.",
+            LeaseEnd.Expired => $"Lock '{key}' is not held by this token: its TTL or its hold cap (maxHoldMs) ran out.",
+            _ => $"Lock '{key}' is not held by this token, and the service does not remember it (it never held this lock, or its lease ended long ago).",
+        },
+        new Dictionary<string, object?>(StringComparer.Ordinal) { ["reason"] = ReasonOf(reason) });
+
+    /// <summary>The wire name of a lease's end: released, forced, expired or unknown.</summary>
+    public static string ReasonOf(LeaseEnd reason) => reason switch
+    {
+        LeaseEnd.Released => "released",
+        LeaseEnd.Forced => "forced",
+        LeaseEnd.Expired => "expired",
+        _ => "unknown",
+    };
 
     public static ProblemHttpResult Free(string key) => Create(
         StatusCodes.Status404NotFound,
@@ -83,6 +107,12 @@ internal static class Problems
         TooManyRequests,
         "Too many requests.",
         $"This instance already has {maxWaiters} requests waiting (Locks:MaxWaiters). Retry later, or use waitMs=0.");
+
+    public static ProblemHttpResult TooManyWatchers(int maxWatchers) => Create(
+        StatusCodes.Status429TooManyRequests,
+        TooManyRequests,
+        "Too many requests.",
+        $"This instance already has {maxWatchers} watches open (Locks:MaxWatchers). Retry later, or check without waitMs.");
 
     public static ProblemHttpResult RedisDown(int timeoutMs) => Create(
         StatusCodes.Status503ServiceUnavailable,

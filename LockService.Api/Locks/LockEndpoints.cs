@@ -13,9 +13,6 @@ namespace LockService.Api.Locks;
 /// <summary>The route table of the lock API and its handlers, which only translate between HTTP and the engine.</summary>
 internal static class LockEndpoints
 {
-    private static readonly string[] AcquireParameters = [LockParameterReader.TtlMs, LockParameterReader.WaitMs, LockParameterReader.Owner];
-    private static readonly string[] ExtendParameters = [LockParameterReader.TtlMs];
-
     // The methods mapped below on /locks/{key} and on /locks/{key}/{token}, for the Allow header of a 405.
     private static readonly string[] KeyRouteMethods = [HttpMethods.Get, HttpMethods.Post];
     private static readonly string[] TokenRouteMethods = [HttpMethods.Delete, HttpMethods.Get, HttpMethods.Patch];
@@ -31,32 +28,28 @@ internal static class LockEndpoints
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
-        locks.MapPost("/{key}", AcquireAsync).WithName("acquire")
+        locks.MapPost("/{key}", AcquireAsync).WithName("acquire").WithOperation(LockOperation.Acquire)
             .WithSummary("Acquire a lock, optionally waiting in the server for it")
             .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting.")
-            .WithParameter(ParameterLocation.Query, LockParameterReader.TtlMs, JsonSchemaType.Integer, "Lock TTL in ms (default Locks:DefaultTtlMs, at most Locks:MaxTtlMs).")
-            .WithParameter(ParameterLocation.Query, LockParameterReader.WaitMs, JsonSchemaType.Integer, "How long to wait in the server for a held lock, in ms (0 = do not wait; at most Locks:MaxWaitMs).")
-            .WithParameter(ParameterLocation.Query, LockParameterReader.Owner, JsonSchemaType.String, "Free text shown by inspect (1-128 characters, no control characters).")
-            .WithParameter(ParameterLocation.Header, "Idempotency-Key", JsonSchemaType.String, "Retry-safe acquire: a retry with the same key while the lock is held returns the same lease.")
-            .WithBody<AcquireBody>()
+            .WithParameters(OperationParameters.Acquire)
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
-        locks.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release")
+        locks.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release").WithOperation(LockOperation.Release)
             .WithSummary("Release a lock held by this token")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend")
+        locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend").WithOperation(LockOperation.Extend)
             .WithSummary("Extend a lock held by this token: its remaining TTL becomes ttlMs from now")
-            .WithParameter(ParameterLocation.Query, LockParameterReader.TtlMs, JsonSchemaType.Integer, "The new remaining TTL in ms (default: the TTL the lock was acquired with).")
-            .WithBody<ExtendBody>()
+            .WithParameters(OperationParameters.Extend)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
-        locks.MapGet("/{key}", InspectAsync).WithName("inspect")
+        locks.MapGet("/{key}", InspectAsync).WithName("inspect").WithOperation(LockOperation.Inspect)
             .WithSummary("Who holds a lock and for how long (never the token)")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        locks.MapGet("/{key}/{token}", CheckAsync).WithName("check")
-            .WithSummary("Whether this token still holds the lock")
+        locks.MapGet("/{key}/{token}", CheckAsync).WithName("check").WithOperation(LockOperation.Inspect)
+            .WithSummary("Whether this token still holds the lock; with waitMs, watch it: answered at once when the lease ends")
+            .WithParameters(OperationParameters.Watch)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         // Whatever no route above takes. Another method on a route's path is a 405 naming that route's methods; an empty
@@ -73,17 +66,17 @@ internal static class LockEndpoints
         CancellationToken cancellationToken)
     {
         var limits = options.Value;
-        var (parameters, problem) = await ReadRequestAsync(http, key, token: null, AcquireParameters, limits, cancellationToken);
-        if (problem is not null)
+        var (parameters, problem, errors) = await ReadRequestAsync(http, key, token: null, OperationParameters.Acquire, cancellationToken);
+        var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, parameters.IdempotencyKey, parameters.MaxHoldMs);
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, request.Validate(limits)), OperationParameters.Acquire)) is { } invalid)
         {
-            return problem;
+            return invalid;
         }
 
-        var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, parameters.IdempotencyKey);
         var result = await engine.AcquireAsync(new LockName(http.TenantOf(), key), request, cancellationToken);
         if (result.Waited)
         {
-            http.Items[RequestMetrics.WaitedItem] = true;
+            http.Features.Set(WaitedFeature.Instance);
         }
 
         switch (result.Status)
@@ -101,16 +94,16 @@ internal static class LockEndpoints
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken)
+        string key, string token, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
     {
-        if ((await ReadRequestAsync(http, key, token, [], options.Value, cancellationToken)).Problem is { } problem)
+        var (_, problem, errors) = await ReadRequestAsync(http, key, token, OperationParameters.None, cancellationToken);
+        if ((problem ?? Problems.Invalid(errors, OperationParameters.None)) is { } invalid)
         {
-            return problem;
+            return invalid;
         }
 
-        return await engine.ReleaseAsync(new LockName(http.TenantOf(), key), token)
-            ? TypedResults.NoContent()
-            : Problems.NotHeld(key);
+        var result = await engine.ReleaseAsync(new LockName(http.TenantOf(), key), token);
+        return result.Released ? TypedResults.NoContent() : Problems.NotHeld(key, result.Ended!.Value);
     }
 
     private static async Task<Results<Ok<LeaseResponse>, ProblemHttpResult>> ExtendAsync(
@@ -121,22 +114,24 @@ internal static class LockEndpoints
         IOptions<LockOptions> options,
         CancellationToken cancellationToken)
     {
-        var (parameters, problem) = await ReadRequestAsync(http, key, token, ExtendParameters, options.Value, cancellationToken);
-        if (problem is not null)
+        var (parameters, problem, errors) = await ReadRequestAsync(http, key, token, OperationParameters.Extend, cancellationToken);
+        var request = new ExtendRequest(parameters.TtlMs);
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, request.Validate(options.Value)), OperationParameters.Extend)) is { } invalid)
         {
-            return problem;
+            return invalid;
         }
 
-        var lease = await engine.ExtendAsync(new LockName(http.TenantOf(), key), token, new ExtendRequest(parameters.TtlMs));
-        return lease is null ? Problems.NotHeld(key) : TypedResults.Ok(LeaseResponse.From(lease));
+        var result = await engine.ExtendAsync(new LockName(http.TenantOf(), key), token, request);
+        return result.Lease is { } lease ? TypedResults.Ok(LeaseResponse.From(lease)) : Problems.NotHeld(key, result.Ended!.Value);
     }
 
     private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken)
+        string key, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
     {
-        if ((await ReadRequestAsync(http, key, token: null, [], options.Value, cancellationToken)).Problem is { } problem)
+        var (_, problem, errors) = await ReadRequestAsync(http, key, token: null, OperationParameters.None, cancellationToken);
+        if ((problem ?? Problems.Invalid(errors, OperationParameters.None)) is { } invalid)
         {
-            return problem;
+            return invalid;
         }
 
         var info = await engine.InspectAsync(new LockName(http.TenantOf(), key));
@@ -146,13 +141,29 @@ internal static class LockEndpoints
     private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> CheckAsync(
         string key, string token, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken)
     {
-        if ((await ReadRequestAsync(http, key, token, [], options.Value, cancellationToken)).Problem is { } problem)
+        var limits = options.Value;
+        var (parameters, problem, errors) = await ReadRequestAsync(http, key, token, OperationParameters.Watch, cancellationToken);
+        if (parameters.WaitMs is long watchMs && errors is null)
         {
-            return problem;
+            LockRules.CheckWait(watchMs, limits, ref errors);
         }
 
-        var info = await engine.CheckAsync(new LockName(http.TenantOf(), key), token);
-        return info is null ? Problems.NotHeld(key) : TypedResults.Ok(LockInfoResponse.From(info));
+        if ((problem ?? Problems.Invalid(errors, OperationParameters.Watch)) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var name = new LockName(http.TenantOf(), key);
+        var result = parameters.WaitMs is > 0
+            ? await engine.WatchAsync(name, token, parameters.WaitMs.Value, cancellationToken)
+            : await engine.CheckAsync(name, token);
+        if (result.NoRoomToWatch)
+        {
+            http.Response.Headers.RetryAfter = "1";
+            return Problems.TooManyWatchers(limits.MaxWatchers);
+        }
+
+        return result.Info is { } info ? TypedResults.Ok(LockInfoResponse.From(info)) : Problems.NotHeld(key, result.Ended!.Value);
     }
 
     private static async Task<ProblemHttpResult> NoRouteAsync(HttpContext http, CancellationToken cancellationToken, string? rest = null)
@@ -177,28 +188,27 @@ internal static class LockEndpoints
             ?? Problems.BadKey(path);
     }
 
-    // Every lock request in the contract's order: 413/415 for the body, then 400 for the key, the token and
-    // the parameters. Endpoints without parameters still answer a typo'd query parameter, or a body that is not
-    // an empty JSON object, with a 400: bad input never releases a lock.
-    private static async ValueTask<(LockParameters Parameters, ProblemHttpResult? Problem)> ReadRequestAsync(
-        HttpContext http, string key, string? token, string[] allowed, LockOptions limits, CancellationToken cancellationToken)
+    // Every lock request in the contract's order: 413/415 for the body, then 400 for the key and the token (as a
+    // problem), then the parameters as read (as errors, to which the handler adds the engine's rules for the request
+    // it builds from them, so that one 400 names everything wrong). Endpoints without parameters still answer a
+    // typo'd query parameter, or a body that is not an empty JSON object, with a 400: bad input never releases a lock.
+    private static async ValueTask<(LockParameters Parameters, ProblemHttpResult? Problem, RequestErrors? Errors)> ReadRequestAsync(
+        HttpContext http, string key, string? token, OperationParameters operation, CancellationToken cancellationToken)
     {
         var (body, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
         if ((bodyProblem ?? TargetProblem(key, token)) is { } problem)
         {
-            return (default, problem);
+            return (default, problem, null);
         }
 
-        Dictionary<string, string[]>? errors = null;   // created by the first error only
-        var parameters = LockParameterReader.Parse(http.Request.Query, body, allowed, limits.MaxTtlMs, limits.MaxWaitMs, ref errors);
-        if (allowed == AcquireParameters)
+        RequestErrors? errors = null;   // created by the first error only
+        var parameters = LockParameterReader.Parse(http.Request.Query, body, operation, ref errors);
+        if (operation.ReadsIdempotencyKey)
         {
             parameters = parameters with { IdempotencyKey = IdempotencyKeyOf(http.Request, ref errors) };
         }
 
-        return errors is not null
-            ? (parameters, Problems.Invalid(errors, allowed.Length == 0 ? "This endpoint takes no parameters." : "See 'errors' for what is wrong with each parameter."))
-            : (parameters, null);
+        return (parameters, null, errors);
     }
 
     private static ProblemHttpResult? TargetProblem(string key, string? token)
@@ -211,20 +221,27 @@ internal static class LockEndpoints
         return token is not null && !LockToken.IsValid(token) ? Problems.BadToken() : null;
     }
 
-    private static string? IdempotencyKeyOf(HttpRequest request, ref Dictionary<string, string[]>? errors)
+    private static string? IdempotencyKeyOf(HttpRequest request, ref RequestErrors? errors)
     {
-        if (!request.Headers.TryGetValue("Idempotency-Key", out var values))
+        if (!request.Headers.TryGetValue(LockRules.IdempotencyKey, out var values))
         {
             return null;
         }
 
-        var value = values.Count == 1 ? values[0] : null;
-        if (value is null || value.Length is 0 or > 128 || value.Any(c => c is < ' ' or > '~'))
+        if (values.Count != 1)
         {
-            (errors ??= new Dictionary<string, string[]>(StringComparer.Ordinal))["Idempotency-Key"] = ["The Idempotency-Key header must be given once, 1-128 printable ASCII characters."];
+            RequestErrors.Add(ref errors, LockRules.IdempotencyKey, $"The {LockRules.IdempotencyKey} header must be given once.");
             return null;
         }
 
-        return value;
+        var before = errors?.ByName.Count ?? 0;
+        LockRules.CheckIdempotencyKey(values[0] ?? string.Empty, ref errors);
+        return (errors?.ByName.Count ?? 0) == before ? values[0] : null;
     }
+}
+
+/// <summary>Set on a request that waited in the server, so its duration also counts as a wait.</summary>
+internal sealed class WaitedFeature
+{
+    public static readonly WaitedFeature Instance = new();
 }

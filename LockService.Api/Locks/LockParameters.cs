@@ -3,28 +3,34 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using LockService.Api.Errors;
+using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
 
 namespace LockService.Api.Locks;
 
-/// <summary>The parameters of one request, from the query string and/or a JSON body.</summary>
-internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string? Owner, string? IdempotencyKey = null);
+/// <summary>The parameters of one request, from the query string and/or a JSON body; null when absent.</summary>
+internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null)
+{
+    public LockParameters With(ParameterField field, long value) => field switch
+    {
+        ParameterField.TtlMs => this with { TtlMs = value },
+        ParameterField.WaitMs => this with { WaitMs = value },
+        ParameterField.MaxHoldMs => this with { MaxHoldMs = value },
+        _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a number parameter."),
+    };
+}
 
 /// <summary>
-/// Reads parameters strictly: a typo, a duplicate, a quoted or fractional number or a value out of range is
-/// a 400 naming the parameter, never silently ignored. The body is read by hand (at most 4 KiB) so that its
-/// size and content type are answered with 413/415 before anything else is looked at.
+/// Reads parameters strictly, as the operation's <see cref="OperationParameters"/> declare them: a typo, a duplicate,
+/// or a quoted or fractional number is a 400 naming the parameter, never silently ignored (ranges are Core's
+/// <see cref="LockRules"/>, checked on the request built from these). The body is read by hand (at most 4 KiB) so
+/// that its size and content type are answered with 413/415 before anything else is looked at.
 /// </summary>
 internal static class LockParameterReader
 {
     public const int MaxBodyBytes = 4096;
-    public const int MaxOwnerLength = 128;
-
-    public const string TtlMs = "ttlMs";
-    public const string WaitMs = "waitMs";
-    public const string Owner = "owner";
 
     // The key of the errors object for what is wrong with the body as a whole, where no member can be named.
     private const string Body = "body";
@@ -88,23 +94,22 @@ internal static class LockParameterReader
         }
     }
 
-    /// <summary>Parses query and body against the allowed names; errors are keyed by parameter name.</summary>
-    public static LockParameters Parse(
-        IQueryCollection query, byte[]? body, string[] allowed, long maxTtlMs, long maxWaitMs, ref Dictionary<string, string[]>? errors)
+    /// <summary>Parses query and body against the operation's parameters; errors are keyed by parameter name.</summary>
+    public static LockParameters Parse(IQueryCollection query, byte[]? body, OperationParameters operation, ref RequestErrors? errors)
     {
-        long? ttl = null, wait = null;
-        string? owner = null;
+        var parameters = default(LockParameters);
         var seen = body is null ? null : new HashSet<string>(StringComparer.Ordinal);   // only a body can repeat a query parameter
 
-        // The usual request names only allowed parameters: look those up (an array, so its foreach allocates nothing)
+        // The usual request names only its operation's parameters: look those up (an array, so its foreach allocates nothing)
         // instead of enumerating the query, whose enumerator is allocated on every request. Anything else goes through the loop that reports unknowns.
         var known = 0;
-        foreach (var name in allowed)
+        foreach (var parameter in operation.Parameters)
         {
-            if (query.TryGetValue(name, out var values))
+            if (query.TryGetValue(parameter.Name, out var values))
             {
                 known++;
-                Take(name, values, seen, ref errors, ref ttl, ref wait, ref owner);
+                seen?.Add(parameter.Name);
+                Take(parameter, values, ref parameters, ref errors);
             }
         }
 
@@ -112,55 +117,41 @@ internal static class LockParameterReader
         {
             foreach (var (name, _) in query)
             {
-                if (!allowed.Contains(name))
+                if (operation.Find(name) is null)
                 {
-                    Add(ref errors, name, Unknown(name, allowed));
+                    RequestErrors.Add(ref errors, name, Unknown(name, operation));
                 }
             }
         }
 
         if (body is not null)
         {
-            ParseBody(body, allowed, seen!, ref errors, ref ttl, ref wait, ref owner);
+            ParseBody(body, operation, seen!, ref parameters, ref errors);
         }
 
-        if (ttl is long t && (t < 10 || t > maxTtlMs))
-        {
-            Add(ref errors, TtlMs, $"'ttlMs' must be between 10 and {maxTtlMs}; got {t}.");
-        }
-
-        if (wait is long w && (w < 0 || w > maxWaitMs))
-        {
-            Add(ref errors, WaitMs, $"'waitMs' must be between 0 and {maxWaitMs}; got {w}.");
-        }
-
-        return new LockParameters(ttl, wait, owner);
+        return parameters;
     }
 
-    private static void Take(
-        string name, StringValues values, HashSet<string>? seen, ref Dictionary<string, string[]>? errors, ref long? ttl, ref long? wait, ref string? owner)
+    private static void Take(LockParameter parameter, StringValues values, ref LockParameters parameters, ref RequestErrors? errors)
     {
-        seen?.Add(name);
         if (values.Count != 1)
         {
-            Add(ref errors, name, $"'{name}' is given {values.Count} times; give it once.");
+            RequestErrors.Add(ref errors, parameter.Name, $"'{parameter.Name}' is given {values.Count} times; give it once.");
             return;
         }
 
         var text = values[0] ?? string.Empty;
-        if (name == Owner)
+        if (parameter.Kind == ParameterKind.Text)
         {
-            owner = CheckOwner(text, ref errors);
+            parameters = parameters with { Owner = CheckOwner(text, ref errors) };
         }
-        else if (ParseInteger(name, text, ref errors) is long number)
+        else if (ParseInteger(parameter.Name, text, ref errors) is long number)
         {
-            Assign(name, number, ref ttl, ref wait);
+            parameters = parameters.With(parameter.Field, number);
         }
     }
 
-    private static void ParseBody(
-        byte[] body, IReadOnlyCollection<string> allowed, HashSet<string> seen, ref Dictionary<string, string[]>? errors,
-        ref long? ttl, ref long? wait, ref string? owner)
+    private static void ParseBody(byte[] body, OperationParameters operation, HashSet<string> seen, ref LockParameters parameters, ref RequestErrors? errors)
     {
         // A UTF-8 byte order mark may start a JSON text (RFC 8259 lets parsers ignore it; System.Text.Json's own readers do).
         var json = body.AsSpan();
@@ -174,7 +165,7 @@ internal static class LockParameterReader
         {
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
-                Add(ref errors, Body, "The body must be a JSON object such as {\"ttlMs\":5000}.");
+                RequestErrors.Add(ref errors, Body, "The body must be a JSON object such as {\"ttlMs\":5000}.");
                 return;
             }
 
@@ -183,23 +174,23 @@ internal static class LockParameterReader
             {
                 if (TryGetString(ref reader) is not { } name)
                 {
-                    Add(ref errors, Body, "A member name is not valid text: " + BadText);
+                    RequestErrors.Add(ref errors, Body, "A member name is not valid text: " + BadText);
                     reader.Read();
                     reader.Skip();
                     continue;
                 }
 
                 reader.Read();
-                if (!allowed.Contains(name))
+                if (operation.Find(name) is not { } parameter)
                 {
-                    Add(ref errors, name, Unknown(name, allowed));
+                    RequestErrors.Add(ref errors, name, Unknown(name, operation));
                     reader.Skip();
                     continue;
                 }
 
                 if (!inBody.Add(name))
                 {
-                    Add(ref errors, name, $"'{name}' appears twice in the body; give it once.");
+                    RequestErrors.Add(ref errors, name, $"'{name}' appears twice in the body; give it once.");
                     reader.Skip();
                     continue;
                 }
@@ -211,48 +202,48 @@ internal static class LockParameterReader
 
                 if (seen.Contains(name))
                 {
-                    Add(ref errors, name, $"'{name}' is given both in the query and in the body; give it once.");
+                    RequestErrors.Add(ref errors, name, $"'{name}' is given both in the query and in the body; give it once.");
                     reader.Skip();
                     continue;
                 }
 
-                if (name == Owner)
+                if (parameter.Kind == ParameterKind.Text)
                 {
                     if (reader.TokenType != JsonTokenType.String)
                     {
-                        Add(ref errors, name, "'owner' must be a string.");
+                        RequestErrors.Add(ref errors, name, $"'{name}' must be a string.");
                         reader.Skip();
                         continue;
                     }
 
                     if (TryGetString(ref reader) is { } text)
                     {
-                        owner = CheckOwner(text, ref errors);
+                        parameters = parameters with { Owner = CheckOwner(text, ref errors) };
                     }
                     else
                     {
-                        Add(ref errors, Owner, "'owner' is not valid text: " + BadText);
+                        RequestErrors.Add(ref errors, name, $"'{name}' is not valid text: " + BadText);
                     }
                 }
                 else if (reader.TokenType != JsonTokenType.Number)
                 {
-                    Add(ref errors, name, $"'{name}' must be a JSON number that is a whole number of milliseconds, not a {Describe(reader.TokenType)}.");
+                    RequestErrors.Add(ref errors, name, $"'{name}' must be a JSON number that is a whole number of milliseconds, not a {Describe(reader.TokenType)}.");
                     reader.Skip();
                 }
                 else if (ParseInteger(name, Encoding.UTF8.GetString(reader.ValueSpan), ref errors) is long number)
                 {
-                    Assign(name, number, ref ttl, ref wait);
+                    parameters = parameters.With(parameter.Field, number);
                 }
             }
 
             if (reader.Read())
             {
-                Add(ref errors, Body, "The body holds more than one JSON value.");
+                RequestErrors.Add(ref errors, Body, "The body holds more than one JSON value.");
             }
         }
         catch (JsonException)
         {
-            Add(ref errors, Body, "The body is not valid JSON.");
+            RequestErrors.Add(ref errors, Body, "The body is not valid JSON.");
         }
     }
 
@@ -274,40 +265,25 @@ internal static class LockParameterReader
         }
     }
 
-    private static long? ParseInteger(string name, string text, ref Dictionary<string, string[]>? errors)
+    private static long? ParseInteger(string name, string text, ref RequestErrors? errors)
     {
         var digits = text.StartsWith('-') ? text.AsSpan(1) : text.AsSpan();
         if (digits.Length == 0 || digits.ContainsAnyExceptInRange('0', '9')
             || !long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
         {
-            Add(ref errors, name, $"'{name}' must be a plain whole number of milliseconds (digits only, such as 5000).");
+            RequestErrors.Add(ref errors, name, $"'{name}' must be a plain whole number of milliseconds (digits only, such as 5000).");
             return null;
         }
 
         return value;
     }
 
-    private static string? CheckOwner(string owner, ref Dictionary<string, string[]>? errors)
+    // Checked here rather than on the request built from it: a bad owner must not reach the engine, which would throw.
+    private static string? CheckOwner(string owner, ref RequestErrors? errors)
     {
-        if (owner.Length is 0 or > MaxOwnerLength || owner.Any(char.IsControl))
-        {
-            Add(ref errors, Owner, $"'owner' must be 1-{MaxOwnerLength} characters without control characters.");
-            return null;
-        }
-
-        return owner;
-    }
-
-    private static void Assign(string name, long value, ref long? ttl, ref long? wait)
-    {
-        if (name == TtlMs)
-        {
-            ttl = value;
-        }
-        else
-        {
-            wait = value;
-        }
+        var before = errors?.ByName.Count ?? 0;
+        LockRules.CheckOwner(owner, ref errors);
+        return (errors?.ByName.Count ?? 0) == before ? owner : null;
     }
 
     // JSON over a network is UTF-8 (RFC 8259): a body declared in another charset is one this service cannot read.
@@ -319,10 +295,10 @@ internal static class LockParameterReader
             || HeaderUtilities.RemoveQuotes(media.Charset).Equals("utf-8", StringComparison.OrdinalIgnoreCase)
             || HeaderUtilities.RemoveQuotes(media.Charset).Equals("utf8", StringComparison.OrdinalIgnoreCase));
 
-    private static string Unknown(string name, IReadOnlyCollection<string> allowed) =>
-        allowed.Count == 0
+    private static string Unknown(string name, OperationParameters operation) =>
+        operation.Parameters.Length == 0
             ? $"Unknown parameter '{name}': this endpoint takes no parameters."
-            : $"Unknown parameter '{name}': this endpoint takes {string.Join(", ", allowed.Select(a => $"'{a}'"))}.";
+            : $"Unknown parameter '{name}': this endpoint takes {string.Join(", ", operation.Parameters.Select(a => $"'{a.Name}'"))}.";
 
     private static string Describe(JsonTokenType token) => token switch
     {
@@ -332,10 +308,4 @@ internal static class LockParameterReader
         JsonTokenType.StartObject => "object",
         _ => token.ToString().ToLowerInvariant(),
     };
-
-    private static void Add(ref Dictionary<string, string[]>? errors, string name, string message)
-    {
-        errors ??= new Dictionary<string, string[]>(StringComparer.Ordinal);
-        errors[name] = errors.TryGetValue(name, out var existing) ? [.. existing, message] : [message];
-    }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using LockService.Api.Locks;
 using Prometheus;
 
 namespace LockService.Api.Observability;
@@ -9,11 +10,9 @@ namespace LockService.Api.Observability;
 /// </summary>
 internal static class RequestMetrics
 {
-    public const string WaitedItem = "lockservice.waited";
-
-    private const int Acquire = 0, Release = 1, Extend = 2, Inspect = 3;
+    private const int Acquire = (int)LockOperation.Acquire, Release = (int)LockOperation.Release, Extend = (int)LockOperation.Extend, Inspect = (int)LockOperation.Inspect;
     private const int Acquired = 0, Held = 1, Released = 2, Extended = 3, NotHeld = 4, Rejected = 5, Invalid = 6, Error = 7, Cancelled = 8, Unauthorized = 9;
-    private static readonly string[] Operations = ["acquire", "release", "extend", "inspect"];
+    private static readonly string[] Operations = Enum.GetValues<LockOperation>().Select(o => LockOperationMetadata.Of(o).Label).ToArray();
     private static readonly string[] Outcomes = ["acquired", "held", "released", "extended", "not_held", "rejected", "invalid", "error", "cancelled", "unauthorized"];
 
     private static readonly Counter.Child[][] OperationCounters =
@@ -35,8 +34,8 @@ internal static class RequestMetrics
     private static readonly string[] KnownMethods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
     private static readonly ConcurrentDictionary<HttpSeries, Histogram.Child> HttpChildren = new();
 
-    /// <summary>The lock operation of an endpoint (by its name in the route table), or null for any other route.</summary>
-    public static string? OperationOf(Endpoint? endpoint) => OperationIndex(endpoint) is var index and >= 0 ? Operations[index] : null;
+    /// <summary>The lock operation of an endpoint (from its route's metadata), or null for any other route.</summary>
+    public static string? OperationOf(Endpoint? endpoint) => endpoint?.Metadata.GetMetadata<LockOperationMetadata>()?.Label;
 
     public static void Record(HttpContext http, Endpoint? endpoint, string? route, int status, bool cancelled, double elapsedSeconds)
     {
@@ -52,7 +51,7 @@ internal static class RequestMetrics
 
         OperationCounters[operation][cancelled ? Cancelled : OutcomeOf(operation, status)].Inc();
         Durations[operation].Observe(elapsedSeconds);
-        if (http.Items.TryGetValue(WaitedItem, out var waited) && waited is true)
+        if (http.Features.Get<WaitedFeature>() is not null)
         {
             LockMetrics.WaitDuration.Observe(elapsedSeconds);
         }
@@ -72,14 +71,8 @@ internal static class RequestMetrics
         return "OTHER";
     }
 
-    private static int OperationIndex(Endpoint? endpoint) => endpoint?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName switch
-    {
-        "acquire" => Acquire,
-        "release" => Release,
-        "extend" => Extend,
-        "inspect" or "check" => Inspect,
-        _ => -1,
-    };
+    private static int OperationIndex(Endpoint? endpoint) =>
+        endpoint?.Metadata.GetMetadata<LockOperationMetadata>() is { } metadata ? (int)metadata.Operation : -1;
 
     private static int OutcomeOf(int operation, int status) => (operation, status) switch
     {

@@ -1,7 +1,9 @@
 using System.Text.Json.Nodes;
 using LockService.Api.Locks;
+using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using Swashbuckle.AspNetCore.SwaggerGen;
 
@@ -30,8 +32,7 @@ internal static class SwaggerSetup
                 Scheme = "bearer",
                 Description = "An API key from Auth:ApiKeys (only when keys are configured).",
             });
-            options.OperationFilter<JsonBodyFilter>();
-            options.OperationFilter<DeclaredParametersFilter>();
+            options.OperationFilter<OperationParametersFilter>();
             options.SchemaFilter<ExampleFilter>();
             options.OperationFilter<ProblemCodesFilter>();
             options.AddSecurityRequirement(document => new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("Bearer", document)] = [] });
@@ -40,18 +41,14 @@ internal static class SwaggerSetup
     }
 
     /// <summary>
-    /// Documents an optional JSON body. Accepts() would do it too, but it also makes routing reject requests
-    /// without a JSON content type before the handler can answer them with the contract's own 415.
+    /// Documents the parameters an operation reads itself (strictly, through LockParameterReader, from the same
+    /// <see cref="OperationParameters"/>): each as a query parameter, all together as an optional JSON body, and the
+    /// Idempotency-Key header where it is read. The request pays for no model binding just to appear in the document,
+    /// and Accepts() is not used: it would make routing reject requests without a JSON content type before the
+    /// handler can answer them with the contract's own 415.
     /// </summary>
-    public static RouteHandlerBuilder WithBody<TBody>(this RouteHandlerBuilder builder) =>
-        builder.WithMetadata(new JsonBodyMetadata(typeof(TBody)));
-
-    /// <summary>
-    /// Documents a query parameter or header the handler reads itself (strictly, through LockParameterReader), so
-    /// the request pays for no model binding of its own just to appear in the OpenAPI document.
-    /// </summary>
-    public static RouteHandlerBuilder WithParameter(this RouteHandlerBuilder builder, ParameterLocation location, string name, JsonSchemaType type, string description) =>
-        builder.WithMetadata(new DeclaredParameter(location, name, type, description));
+    public static RouteHandlerBuilder WithParameters(this RouteHandlerBuilder builder, OperationParameters parameters) =>
+        builder.WithMetadata(parameters);
 
     public static WebApplication UseLockSwagger(this WebApplication app)
     {
@@ -69,34 +66,52 @@ internal static class SwaggerSetup
     }
 }
 
-internal sealed record JsonBodyMetadata(Type BodyType);
-
-internal sealed record DeclaredParameter(ParameterLocation Location, string Name, JsonSchemaType Type, string Description);
-
-internal sealed class DeclaredParametersFilter : IOperationFilter
+/// <summary>
+/// Writes an operation's <see cref="OperationParameters"/> into the document: each parameter as a query parameter,
+/// all of them as the properties of an optional JSON body (no other members allowed), and the Idempotency-Key header.
+/// Descriptions state the limits of the running configuration, from the same <see cref="LockOptions"/> the engine
+/// enforces.
+/// </summary>
+internal sealed class OperationParametersFilter(IOptions<LockOptions> options) : IOperationFilter
 {
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
-        foreach (var declared in context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<DeclaredParameter>())
+        if (context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<OperationParameters>().FirstOrDefault() is not { } declared)
         {
+            return;
+        }
+
+        var limits = options.Value;
+        var properties = new Dictionary<string, IOpenApiSchema>(StringComparer.Ordinal);
+        foreach (var parameter in declared.Parameters)
+        {
+            var description = parameter.Describe(limits);
             (operation.Parameters ??= []).Add(new OpenApiParameter
             {
-                Name = declared.Name,
-                In = declared.Location,
+                Name = parameter.Name,
+                In = ParameterLocation.Query,
                 Required = false,
-                Description = declared.Description,
-                Schema = new OpenApiSchema { Type = declared.Type, Format = declared.Type == JsonSchemaType.Integer ? "int64" : null },
+                Description = description,
+                Schema = SchemaOf(parameter, nullable: false),
+            });
+            var property = SchemaOf(parameter, nullable: true);
+            property.Description = description;
+            properties[parameter.Name] = property;
+        }
+
+        if (declared.ReadsIdempotencyKey)
+        {
+            operation.Parameters!.Add(new OpenApiParameter
+            {
+                Name = LockRules.IdempotencyKey,
+                In = ParameterLocation.Header,
+                Required = false,
+                Description = $"Retry-safe acquire: a retry with the same key while the lock is held returns the same lease. 1-{LockRules.MaxIdempotencyKeyLength} printable ASCII characters.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String, MinLength = 1, MaxLength = LockRules.MaxIdempotencyKeyLength },
             });
         }
-    }
-}
 
-internal sealed class JsonBodyFilter : IOperationFilter
-{
-    public void Apply(OpenApiOperation operation, OperationFilterContext context)
-    {
-        var body = context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<JsonBodyMetadata>().FirstOrDefault();
-        if (body is null)
+        if (properties.Count == 0)
         {
             return;
         }
@@ -107,8 +122,23 @@ internal sealed class JsonBodyFilter : IOperationFilter
             Description = "Optional: the same parameters as the query string, as a JSON object (each parameter in one place only).",
             Content = new Dictionary<string, IOpenApiMediaType>
             {
-                ["application/json"] = new OpenApiMediaType { Schema = context.SchemaGenerator.GenerateSchema(body.BodyType, context.SchemaRepository) },
+                ["application/json"] = new OpenApiMediaType
+                {
+                    Schema = new OpenApiSchema { Type = JsonSchemaType.Object, Properties = properties, AdditionalPropertiesAllowed = false },
+                },
             },
+        };
+    }
+
+    private static OpenApiSchema SchemaOf(LockParameter parameter, bool nullable)
+    {
+        var type = parameter.Kind == ParameterKind.Text ? JsonSchemaType.String : JsonSchemaType.Integer;
+        return new OpenApiSchema
+        {
+            Type = nullable ? type | JsonSchemaType.Null : type,
+            Format = parameter.Kind == ParameterKind.Text ? null : "int64",
+            MinLength = parameter.Kind == ParameterKind.Text ? 1 : null,
+            MaxLength = parameter.Kind == ParameterKind.Text ? LockRules.MaxOwnerLength : null,
         };
     }
 }
@@ -120,8 +150,6 @@ internal sealed class ExampleFilter : ISchemaFilter
     {
         [typeof(LeaseResponse)] = """{"key":"orders-42","token":"16d6b288d3740b2b5ea03dc7f735e33f","fencingToken":1796011211951810,"ttlMs":30000,"expiresAt":"2026-11-26T14:24:19.026+00:00","owner":"billing-cron"}""",
         [typeof(LockInfoResponse)] = """{"key":"orders-42","fencingToken":1796011211951810,"owner":"billing-cron","ttlMs":29827,"expiresAt":"2026-11-26T14:24:19.033+00:00"}""",
-        [typeof(AcquireBody)] = """{"ttlMs":30000,"waitMs":5000,"owner":"billing-cron"}""",
-        [typeof(ExtendBody)] = """{"ttlMs":60000}""",
         [typeof(ProblemDetails)] = """{"type":"urn:lockservice:problem:lock_held","title":"The lock is held by someone else.","status":409,"detail":"Lock 'orders-42' is held; its holder's TTL runs out in 29912 ms.","code":"lock_held","retryAfterMs":29912}""",
         [typeof(HttpValidationProblemDetails)] = """{"type":"urn:lockservice:problem:invalid_parameter","title":"One or more parameters are invalid.","status":400,"detail":"See 'errors' for what is wrong with each parameter.","code":"invalid_parameter","errors":{"ttl":["Unknown parameter 'ttl': this endpoint takes 'ttlMs', 'waitMs', 'owner'."]}}""",
     };

@@ -35,13 +35,16 @@ public sealed class LockEngine : IDisposable
         _timeout = TimeSpan.FromMilliseconds(redis.TimeoutMs);
         _replicaAcks = redis.ReplicaAcks;
         _clock = clock ?? TimeProvider.System;
-        _queues = new WaitQueues(multiplexer, options.MaxWaiters);
+        _queues = new WaitQueues(multiplexer, options.MaxWaiters, options.MaxWatchers);
         _recheck = TimeSpan.FromMilliseconds(options.RecheckMs);
         _fenceRetentionMs = options.FenceRetentionMs;
     }
 
     /// <summary>Requests of this instance waiting for a lock right now.</summary>
     public int WaitingCount => _queues.Waiting;
+
+    /// <summary>Watches of this instance open right now.</summary>
+    public int WatchingCount => _queues.Watching;
 
     /// <summary>
     /// Takes the lock if it is free; otherwise waits up to <see cref="AcquireRequest.WaitMs"/> for it. Cancelling
@@ -55,6 +58,7 @@ public sealed class LockEngine : IDisposable
             throw errors.ToException();
         }
 
+        request = request.WithDefaults(_options);
         var keys = KeysOf(name);
         var token = LockToken.New();
         if (request.WaitMs <= 0 || !_queues.HasQueue(keys.Lock))
@@ -69,20 +73,38 @@ public sealed class LockEngine : IDisposable
         return await WaitAsync(name, keys, token, request, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Releases the lock if <paramref name="token"/> holds it, and wakes a waiter. False when it does not hold it.</summary>
-    public async Task<bool> ReleaseAsync(LockName name, string token)
+    /// <summary>Releases the lock if <paramref name="token"/> holds it, and wakes a waiter and every watch; else says why it does not.</summary>
+    public async Task<ReleaseResult> ReleaseAsync(LockName name, string token)
     {
         var keys = KeysOf(name);
-        var result = await EvalAsync(LockScripts.Release, [keys.Lock, keys.Fence], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
-        return (long)result == 1;
+        var values = (RedisResult[])(await EvalAsync(
+            LockScripts.Release, [keys.Lock, keys.Fence, keys.Leases], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
+        return (long)values[0] == 1
+            ? new ReleaseResult(true, null, (long)values[1])
+            : new ReleaseResult(false, (LeaseEnd)(long)values[1], 0);
     }
 
     /// <summary>
-    /// Sets the remaining TTL to <see cref="ExtendRequest.TtlMs"/> from now (default: the TTL it was acquired with).
-    /// Null when the token no longer holds it. A shorter TTL wakes the waiters of every instance when it lapses.
+    /// Releases the lock whoever holds it (an operator's force-release): waiters and watches are woken, and the
+    /// holder's next check, extend, release or watch says <see cref="LeaseEnd.Forced"/>.
+    /// </summary>
+    public async Task<ForceReleaseResult> ForceReleaseAsync(LockName name)
+    {
+        var keys = KeysOf(name);
+        var values = (RedisResult[])(await EvalAsync(
+            LockScripts.ForceRelease, [keys.Lock, keys.Fence, keys.Leases], [keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
+        return (long)values[0] == 1
+            ? new ForceReleaseResult(true, (long)values[1], OwnerOf(values[2]), (long)values[3])
+            : default;
+    }
+
+    /// <summary>
+    /// Sets the remaining TTL to <see cref="ExtendRequest.TtlMs"/> from now (default: the TTL it was acquired with),
+    /// cut to what is left of the hold cap; or says why the token no longer holds the lock. A shorter TTL wakes the
+    /// waiters of every instance when it lapses.
     /// </summary>
     /// <exception cref="ArgumentException">The request breaks <see cref="LockRules"/> under this engine's <see cref="LockOptions"/>.</exception>
-    public async Task<LockLease?> ExtendAsync(LockName name, string token, ExtendRequest request)
+    public async Task<ExtendResult> ExtendAsync(LockName name, string token, ExtendRequest request)
     {
         if (request.Validate(_options) is { } errors)
         {
@@ -94,24 +116,80 @@ public sealed class LockEngine : IDisposable
         var (result, server) = await WriteAsync(
             keys,
             LockScripts.Extend,
-            [keys.Lock, keys.Fence],
+            [keys.Lock, keys.Fence, keys.Leases],
             [token, request.TtlMs.HasValue ? request.TtlMs.Value : RedisValue.EmptyString, _fenceRetentionMs, keys.Channel, PublishCommand]).ConfigureAwait(false);
-        if (result.IsNull)
+        var values = (RedisResult[])result!;
+        if ((long)values[0] != 1)
         {
-            return null;
+            return new ExtendResult(null, (LeaseEnd)(long)values[1]);
         }
 
-        var values = (RedisResult[])result!;
-        var ttl = (long)values[1];
+        // {1, fence, ttl, owner, now ms, at, cap}
+        var ttl = (long)values[2];
         await EnsureReplicatedAsync(server, started).ConfigureAwait(false);
-        return new LockLease(name.Key, token, (long)values[0], ttl, RedisTime(values[3], ttl), OwnerOf(values[2]));
+        var (acquiredAt, maxHoldMs) = HoldOf(values[5], values[6]);
+        return new ExtendResult(
+            new LockLease(name.Key, token, (long)values[1], ttl, RedisTime(values[4], ttl), OwnerOf(values[3]), acquiredAt, maxHoldMs), null);
     }
 
     /// <summary>The holder of the lock (never its token), or null when the lock is free.</summary>
-    public Task<LockInfo?> InspectAsync(LockName name) => InspectAsync(name, RedisValue.EmptyString);
+    public async Task<LockInfo?> InspectAsync(LockName name) => (await InspectAsync(name, RedisValue.EmptyString).ConfigureAwait(false)).Info;
 
-    /// <summary>The lock's state when <paramref name="token"/> holds it, else null.</summary>
-    public Task<LockInfo?> CheckAsync(LockName name, string token) => InspectAsync(name, token);
+    /// <summary>The lock's state when <paramref name="token"/> holds it, else why it does not.</summary>
+    public Task<CheckResult> CheckAsync(LockName name, string token) => InspectAsync(name, token);
+
+    /// <summary>
+    /// Waits up to <paramref name="waitMs"/> until <paramref name="token"/> stops holding the lock, and answers at
+    /// once when it does (released, force-released, expired, a shortened TTL lapsing; through any instance), with
+    /// why; or, when the wait ran out, the lock as it is then. Bounded per instance by <see cref="LockOptions.MaxWatchers"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="waitMs"/> is outside 0 .. <see cref="LockOptions.MaxWaitMs"/>.</exception>
+    public async Task<CheckResult> WatchAsync(LockName name, string token, long waitMs, CancellationToken cancellationToken = default)
+    {
+        RequestErrors? errors = null;
+        LockRules.CheckWait(waitMs, _options, ref errors);
+        if (errors is not null)
+        {
+            throw errors.ToException();
+        }
+
+        var keys = KeysOf(name);
+        var deadline = _clock.GetTimestamp() + (long)(waitMs * (_clock.TimestampFrequency / 1000.0));
+        var first = await InspectAsync(name, token).ConfigureAwait(false);
+        if (first.Info is null || waitMs <= 0)
+        {
+            return first;
+        }
+
+        var watcher = _queues.TryWatch(keys.Lock, ChannelOf(keys));
+        if (watcher is null)
+        {
+            return new CheckResult(null, null, NoRoomToWatch: true);
+        }
+
+        try
+        {
+            // Subscribed before the next look, so a release after it cannot go unheard.
+            await watcher.Queue.Subscription.WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+            while (true)
+            {
+                var now = await InspectAsync(name, token).ConfigureAwait(false);
+                var remaining = _clock.GetElapsedTime(_clock.GetTimestamp(), deadline);
+                if (now.Info is null || remaining <= TimeSpan.Zero)
+                {
+                    return now;
+                }
+
+                // The lock's own expiry is when this watch must look again, whatever else wakes it first.
+                _queues.WakeHeadAfter(watcher.Queue, now.Info.TtlMs);
+                await watcher.WaitAsync(remaining < _recheck ? remaining : _recheck, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _queues.Leave(watcher, acquired: false);
+        }
+    }
 
     /// <summary>Pings Redis; throws when it does not answer within the configured timeout.</summary>
     public async Task PingAsync() => await _db.PingAsync().WaitAsync(_timeout).ConfigureAwait(false);
@@ -197,18 +275,19 @@ public sealed class LockEngine : IDisposable
     private async Task<AcquireResult> TryAcquireAsync(LockName name, LockKeys keys, string token, AcquireRequest request, bool waited)
     {
         var started = _clock.GetTimestamp();
-        RedisValue[] args = request.Owner is null && request.IdempotencyKey is null
+        RedisValue[] args = request.Owner is null && request.IdempotencyKey is null && request.MaxHoldMs is null
             ? [token, request.TtlMs, _fenceRetentionMs]
             :
             [
                 token, request.TtlMs, _fenceRetentionMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
                 request.IdempotencyKey is null ? RedisValue.EmptyString : keys.Channel, PublishCommand,
+                request.MaxHoldMs is long maxHold ? maxHold : RedisValue.EmptyString,
             ];
         RedisResult result;
         IServer? server;
         try
         {
-            (result, server) = await WriteAsync(keys, LockScripts.Acquire, [keys.Lock, keys.Fence], args).ConfigureAwait(false);
+            (result, server) = await WriteAsync(keys, LockScripts.Acquire, [keys.Lock, keys.Fence, keys.Leases], args).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
         {
@@ -223,7 +302,8 @@ public sealed class LockEngine : IDisposable
         switch ((long)values[0])
         {
             case 1:
-                var lease = new LockLease(name.Key, token, (long)values[1], request.TtlMs, RedisTime(values[2], request.TtlMs), request.Owner);
+                var lease = new LockLease(
+                    name.Key, token, (long)values[1], request.TtlMs, RedisTime(values[2], request.TtlMs), request.Owner, RedisTime(values[2], 0), request.MaxHoldMs);
                 try
                 {
                     await EnsureReplicatedAsync(server, started).ConfigureAwait(false);
@@ -238,9 +318,10 @@ public sealed class LockEngine : IDisposable
 
                 return AcquireResult.Granted(lease, waited, this, name);
             case 2:
+                var (replayAt, replayCap) = HoldOf(values[6], values[7]);
                 var replay = new LockLease(
                     name.Key, (string)values[2]!, (long)values[1], (long)values[3],
-                    DateTimeOffset.FromUnixTimeMilliseconds((long)values[4]), OwnerOf(values[5]));
+                    DateTimeOffset.FromUnixTimeMilliseconds((long)values[4]), OwnerOf(values[5]), replayAt, replayCap);
                 // The same lease, so the same handle: disposing a replay releases the lock like disposing the original.
                 return AcquireResult.Replay(replay, waited, this, name);
             default:
@@ -250,18 +331,29 @@ public sealed class LockEngine : IDisposable
         }
     }
 
-    private async Task<LockInfo?> InspectAsync(LockName name, RedisValue token)
+    private async Task<CheckResult> InspectAsync(LockName name, RedisValue token)
     {
         var keys = KeysOf(name);
-        var result = await EvalAsync(LockScripts.Inspect, [keys.Lock], [token]).ConfigureAwait(false);
-        if (result.IsNull)
+        var values = (RedisResult[])(await EvalAsync(LockScripts.Inspect, [keys.Lock, keys.Leases], [token]).ConfigureAwait(false))!;
+        if ((long)values[0] != 1)
         {
-            return null;
+            // {0, why} for a token; {0, 0} for a free lock when no token was asked about.
+            var why = (long)values[1];
+            return new CheckResult(null, why == 0 ? null : (LeaseEnd)why);
         }
 
-        var values = (RedisResult[])result!;
-        var ttl = (long)values[2];
-        return new LockInfo(name.Key, (long)values[0], OwnerOf(values[1]), ttl, RedisTime(values[3], ttl));
+        // {1, fence, owner, pttl, now ms, at, cap}
+        var ttl = (long)values[3];
+        var (acquiredAt, maxHoldMs) = HoldOf(values[5], values[6]);
+        return new CheckResult(new LockInfo(name.Key, (long)values[1], OwnerOf(values[2]), ttl, RedisTime(values[4], ttl), acquiredAt, maxHoldMs), null);
+    }
+
+    // A lock's acquiredAt and hold cap from its hash's 'at' and 'cap' (absolute, Redis ms). A lock written before
+    // 'at' existed (an older version of the service) reports the Unix epoch rather than failing.
+    private static (DateTimeOffset AcquiredAt, long? MaxHoldMs) HoldOf(RedisResult at, RedisResult cap)
+    {
+        var acquiredMs = at.IsNull ? 0 : (long)at;
+        return (DateTimeOffset.FromUnixTimeMilliseconds(acquiredMs), cap.IsNull ? null : (long)cap - acquiredMs);
     }
 
     // With Redis:ReplicaAcks set, a write that did not reach enough replicas does not count: a failover
@@ -355,7 +447,7 @@ public sealed class LockEngine : IDisposable
         {
             try
             {
-                await _db.ScriptEvaluateAsync(LockScripts.Release, [keys.Lock, keys.Fence], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
+                await _db.ScriptEvaluateAsync(LockScripts.Release, [keys.Lock, keys.Fence, keys.Leases], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
                 return;
             }
             catch (Exception ex) when (RedisFaults.IsUnavailable(ex))

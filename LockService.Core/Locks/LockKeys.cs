@@ -15,6 +15,9 @@ public readonly record struct LockKeys
     /// <summary>The key's last fencing token, kept for <see cref="LockOptions.FenceRetentionMs"/> after its last use.</summary>
     public string Fence => Lock + ":fence";
 
+    /// <summary>The records of the key's last leases (why each ended), kept ten minutes past the last one's end.</summary>
+    public string Leases => Lock + ":leases";
+
     /// <summary>The pub/sub channel on which releases, shortened TTLs and idempotent acquires are announced.</summary>
     public string Channel => Lock + ":released";
 

@@ -29,6 +29,18 @@ public sealed class LockOptions : IValidatableObject
     [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxWaiters must be a positive number.")]
     public int MaxWaiters { get; set; } = 10_000;
 
+    /// <summary>How many watches (<c>GET /locks/{key}/{token}?waitMs=</c>) one instance keeps open at once; more get "too many requests".</summary>
+    [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxWatchers must be a positive number.")]
+    public int MaxWatchers { get; set; } = 10_000;
+
+    /// <summary>Hold cap of a lock whose acquire gives none; 0 = no cap. A TTL longer than it is cut to it.</summary>
+    [Range(0, long.MaxValue, ErrorMessage = "Locks:DefaultMaxHoldMs must be 0 (no cap) or a positive number.")]
+    public long DefaultMaxHoldMs { get; set; }
+
+    /// <summary>Largest hold cap a caller may ask for.</summary>
+    [Range(10, long.MaxValue, ErrorMessage = "Locks:MaxHoldMs must be at least 10.")]
+    public long MaxHoldMs { get; set; } = 604_800_000;
+
     /// <summary>
     /// How often the head of a waiting queue looks at its lock by itself. Every hand-off through the service
     /// (release, expiry, a shortened TTL) wakes waiters at once; this bounds only what the service cannot hear,
@@ -52,6 +64,13 @@ public sealed class LockOptions : IValidatableObject
             yield return new ValidationResult(
                 $"Locks:DefaultTtlMs ({DefaultTtlMs}) must be between {LockRules.MinTtlMs} and Locks:MaxTtlMs ({MaxTtlMs}).",
                 [nameof(DefaultTtlMs)]);
+        }
+
+        if (DefaultMaxHoldMs is > 0 and < LockRules.MinTtlMs || DefaultMaxHoldMs > MaxHoldMs)
+        {
+            yield return new ValidationResult(
+                $"Locks:DefaultMaxHoldMs ({DefaultMaxHoldMs}) must be 0 (no cap) or between {LockRules.MinTtlMs} and Locks:MaxHoldMs ({MaxHoldMs}).",
+                [nameof(DefaultMaxHoldMs)]);
         }
 
         if (FenceRetentionMs < MaxTtlMs)

@@ -5,24 +5,70 @@ namespace LockService.Core.Locks;
 /// <param name="Token">The secret that proves ownership.</param>
 /// <param name="FencingToken">Strictly increasing per key over every acquisition.</param>
 /// <param name="TtlMs">The TTL set by this acquire or extend.</param>
-/// <param name="ExpiresAt">Informational expiry, from this process's clock.</param>
+/// <param name="ExpiresAt">Informational expiry, from Redis's clock.</param>
 /// <param name="Owner">Free text given at acquire, or null.</param>
-public sealed record LockLease(string Key, string Token, long FencingToken, long TtlMs, DateTimeOffset ExpiresAt, string? Owner);
+/// <param name="AcquiredAt">When the lock was acquired, from Redis's clock.</param>
+/// <param name="MaxHoldMs">The hold cap: no extend takes the expiry past <paramref name="AcquiredAt"/> plus this; null without a cap.</param>
+public sealed record LockLease(
+    string Key, string Token, long FencingToken, long TtlMs, DateTimeOffset ExpiresAt, string? Owner, DateTimeOffset AcquiredAt, long? MaxHoldMs);
 
 /// <summary>A held lock as anyone may see it: never the token.</summary>
 /// <param name="Key">The lock's name.</param>
 /// <param name="FencingToken">The holder's fencing token.</param>
 /// <param name="Owner">Free text given at acquire, or null.</param>
 /// <param name="TtlMs">The remaining TTL.</param>
-/// <param name="ExpiresAt">Informational expiry, from this process's clock.</param>
-public sealed record LockInfo(string Key, long FencingToken, string? Owner, long TtlMs, DateTimeOffset ExpiresAt);
+/// <param name="ExpiresAt">Informational expiry, from Redis's clock.</param>
+/// <param name="AcquiredAt">When the lock was acquired, from Redis's clock.</param>
+/// <param name="MaxHoldMs">The hold cap, or null without one.</param>
+public sealed record LockInfo(string Key, long FencingToken, string? Owner, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs);
+
+/// <summary>Why a token no longer holds its lock. The values are the lease records' states in Redis.</summary>
+public enum LeaseEnd
+{
+    /// <summary>Released with its token.</summary>
+    Released = 1,
+
+    /// <summary>An operator force-released it.</summary>
+    Forced = 2,
+
+    /// <summary>Its TTL or its hold cap ran out.</summary>
+    Expired = 3,
+
+    /// <summary>The service does not remember this token: it never held this lock, or its lease ended long ago.</summary>
+    Unknown = 4,
+}
+
+/// <summary>How a release ended.</summary>
+/// <param name="Released">True when this token held the lock and it is released now.</param>
+/// <param name="Ended">When not released: why this token no longer holds it.</param>
+/// <param name="HeldMs">When released: how long the lease was held.</param>
+public readonly record struct ReleaseResult(bool Released, LeaseEnd? Ended, long HeldMs);
+
+/// <summary>How an extend ended: the new lease, or why the token no longer holds the lock.</summary>
+/// <param name="Lease">The lease with its new TTL, or null when the token no longer holds the lock.</param>
+/// <param name="Ended">When not extended: why.</param>
+public readonly record struct ExtendResult(LockLease? Lease, LeaseEnd? Ended);
+
+/// <summary>How a check or a watch ended.</summary>
+/// <param name="Info">The lock while this token holds it, else null.</param>
+/// <param name="Ended">When not held: why.</param>
+/// <param name="NoRoomToWatch">True when a watch was refused: this instance already has <see cref="LockOptions.MaxWatchers"/> watches.</param>
+public readonly record struct CheckResult(LockInfo? Info, LeaseEnd? Ended, bool NoRoomToWatch = false);
+
+/// <summary>What a force-release released.</summary>
+/// <param name="Released">True when a lock was held and is released now.</param>
+/// <param name="FencingToken">The released holder's fencing token.</param>
+/// <param name="Owner">The released holder's owner text, or null.</param>
+/// <param name="HeldMs">How long it was held.</param>
+public readonly record struct ForceReleaseResult(bool Released, long FencingToken, string? Owner, long HeldMs);
 
 /// <summary>What an acquire asks for.</summary>
 /// <param name="TtlMs">How long the lock lives unless released or extended.</param>
 /// <param name="WaitMs">How long to wait in the server for a held lock; 0 answers at once.</param>
 /// <param name="Owner">Free text shown by inspection, or null.</param>
 /// <param name="IdempotencyKey">A retry of the same acquire while its lock is held gets the same lease back.</param>
-public readonly record struct AcquireRequest(long TtlMs, long WaitMs = 0, string? Owner = null, string? IdempotencyKey = null)
+/// <param name="MaxHoldMs">The longest the lock may be held in total (<see cref="TtlMs"/> .. <see cref="LockOptions.MaxHoldMs"/>); null: <see cref="LockOptions.DefaultMaxHoldMs"/>.</param>
+public readonly record struct AcquireRequest(long TtlMs, long WaitMs = 0, string? Owner = null, string? IdempotencyKey = null, long? MaxHoldMs = null)
 {
     /// <summary>What breaks <see cref="LockRules"/> under <paramref name="options"/>, or null when the request is valid.</summary>
     public RequestErrors? Validate(LockOptions options)
@@ -40,8 +86,22 @@ public readonly record struct AcquireRequest(long TtlMs, long WaitMs = 0, string
             LockRules.CheckIdempotencyKey(IdempotencyKey, ref errors);
         }
 
+        if (MaxHoldMs is long maxHold)
+        {
+            LockRules.CheckMaxHold(maxHold, TtlMs, options, ref errors);
+        }
+
         return errors;
     }
+
+    /// <summary>
+    /// The request with the default hold cap applied: <see cref="LockOptions.DefaultMaxHoldMs"/> when none was asked
+    /// for (0 = none), the TTL cut to it when it is shorter.
+    /// </summary>
+    public AcquireRequest WithDefaults(LockOptions options) =>
+        MaxHoldMs is null && options.DefaultMaxHoldMs > 0
+            ? this with { MaxHoldMs = options.DefaultMaxHoldMs, TtlMs = Math.Min(TtlMs, options.DefaultMaxHoldMs) }
+            : this;
 }
 
 /// <summary>What an extend asks for.</summary>

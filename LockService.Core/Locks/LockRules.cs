@@ -26,6 +26,9 @@ public static class LockRules
     /// <summary>The owner parameter's name.</summary>
     public const string Owner = "owner";
 
+    /// <summary>The hold cap parameter's name.</summary>
+    public const string MaxHoldMs = "maxHoldMs";
+
     /// <summary>The Idempotency-Key header's name.</summary>
     public const string IdempotencyKey = "Idempotency-Key";
 
@@ -44,6 +47,15 @@ public static class LockRules
         if (waitMs < 0 || waitMs > options.MaxWaitMs)
         {
             RequestErrors.Add(ref errors, WaitMs, $"'waitMs' must be between 0 and {options.MaxWaitMs}; got {waitMs}.");
+        }
+    }
+
+    /// <summary>Adds an error unless <paramref name="maxHoldMs"/> is between the TTL and <see cref="LockOptions.MaxHoldMs"/>.</summary>
+    public static void CheckMaxHold(long maxHoldMs, long ttlMs, LockOptions options, ref RequestErrors? errors)
+    {
+        if (maxHoldMs < ttlMs || maxHoldMs > options.MaxHoldMs)
+        {
+            RequestErrors.Add(ref errors, MaxHoldMs, $"'maxHoldMs' must be between the lock's ttlMs ({ttlMs}) and {options.MaxHoldMs}; got {maxHoldMs}.");
         }
     }
 
@@ -79,6 +91,22 @@ public sealed class RequestErrors
     {
         errors ??= new RequestErrors();
         errors._byName[name] = errors._byName.TryGetValue(name, out var existing) ? [.. existing, message] : [message];
+    }
+
+    /// <summary>Adds to <paramref name="errors"/> what <paramref name="more"/> says of parameters it does not name yet; either may be null.</summary>
+    public static RequestErrors? Merge(RequestErrors? errors, RequestErrors? more)
+    {
+        if (errors is null || more is null)
+        {
+            return errors ?? more;
+        }
+
+        foreach (var (name, messages) in more._byName)
+        {
+            errors._byName.TryAdd(name, messages);
+        }
+
+        return errors;
     }
 
     /// <summary>The exception the engine throws for a request that breaks the rules: it names the first field.</summary>

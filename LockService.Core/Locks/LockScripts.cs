@@ -7,133 +7,221 @@ namespace LockService.Core.Locks;
 /// <summary>
 /// The Lua scripts behind every lock operation. Each runs atomically in Redis, so no operation depends on
 /// a client's clock or on a read-then-write race. Keys come only through KEYS and values only through ARGV.
-/// A lock is a hash (token, fence, ttl; owner when given; idem and exp with an idempotency key) that expires with
-/// the lock. Its last fencing token is a separate key that outlives it by <see cref="LockOptions.FenceRetentionMs"/>
-/// after every use, so fencing tokens keep increasing across expiry and release, and an unused name leaves nothing.
 /// Times come from Redis's TIME, never from an instance's clock.
+/// <list type="bullet">
+/// <item>A lock is a hash (token, fence, ttl, at = acquired at; owner when given; cap = hold deadline with a hold
+/// cap; idem and exp with an idempotency key) that expires with the lock.</item>
+/// <item>Its last fencing token is a separate key that outlives it by <see cref="LockOptions.FenceRetentionMs"/>
+/// after every use, so fencing tokens keep increasing across expiry and release, and an unused name leaves
+/// nothing.</item>
+/// <item>Its lease records are a sorted set, token by score <c>end ms * 4 + state</c> (held, released, forced,
+/// expired), trimmed to the last 32 and kept 10 minutes past the last lease's end: they tell a token that lost
+/// its lock why.</item>
+/// </list>
 /// </summary>
 /// <remarks>
+/// A reply array ends at its first Lua nil, so an optional field is returned as <c>false</c> (a null reply), never nil.
 /// Fencing tokens are near 2^51 (microseconds since 1970). Lua's <c>tostring</c> and <c>..</c> print numbers
-/// with <c>%.14g</c>, which would lose their last digits, so the scripts compare them as numbers, store them
-/// through <c>string.format('%d')</c> (a 64-bit integer conversion) and return them as numbers (integer replies).
+/// with <c>%.14g</c>, and Redis 7 passes a Lua number to a command in exponent form (<c>6e+05</c>), so the
+/// scripts compare numbers as numbers, pass every integer to Redis through <c>string.format('%d')</c> (a 64-bit
+/// integer conversion) and return them as numbers (integer replies).
 /// </remarks>
 internal static class LockScripts
 {
+    // Numbers the scripts share with C#, as text: a constant interpolated string takes only string constants.
+
+    /// <summary>How long a key's lease records outlive the end of its last lease, in ms (10 minutes).</summary>
+    public const string LeaseMemoryMs = "600000";
+
+    /// <summary>How many lease records a key keeps (the contract asks for at least 16); the script trims to it.</summary>
+    public const string LeaseRecords = "32";
+
+    /// <summary>The lease-record state of a lease not ended by release or force (expired once no longer held).</summary>
+    public const string HeldState = "0";
+
+    /// <summary>Lease-record states, equal to <see cref="LeaseEnd"/>'s values (a test holds them together).</summary>
+    public const string ReleasedState = "1", ForcedState = "2", ExpiredState = "3", UnknownState = "4";
+
+    // Shared by the scripts below: the lease records and Redis's clock.
+    private const string Common = $$"""
+        local function int(x)
+          return string.format('%d', x)
+        end
+        local function nowMs()
+          local t = redis.call('TIME')
+          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+        local function remember(key, token, endMs, state, keepMs)
+          redis.call('ZADD', key, int(endMs * 4 + state), token)
+          if redis.call('ZCARD', key) > {{LeaseRecords}} then
+            redis.call('ZREMRANGEBYRANK', key, 0, int(-{{LeaseRecords}} - 1))
+          end
+          redis.call('PEXPIRE', key, int(keepMs))
+        end
+        local function ended(key, token)
+          local s = redis.call('ZSCORE', key, token)
+          if not s then
+            return {{UnknownState}}
+          end
+          local state = tonumber(s) % 4
+          if state == {{HeldState}} then
+            return {{ExpiredState}}
+          end
+          return state
+        end
+
+        """;
+
     private static readonly ConcurrentDictionary<string, string> Sha1s = new(StringComparer.Ordinal);
 
     /// <summary>The script's SHA1, as EVALSHA names it (Redis's choice of hash, not a security measure).</summary>
     public static string Sha1Of(string script) =>
         Sha1s.GetOrAdd(script, static s => Convert.ToHexStringLower(SHA1.HashData(Encoding.UTF8.GetBytes(s))));
 
-    // KEYS[1] lock hash, KEYS[2] last fencing token
-    // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] fence retention ms; then, only when there is an owner or an idempotency
-    // key (the common acquire sends three arguments): ARGV[4] owner ('' = none), ARGV[5] idempotency key ('' = none),
-    // ARGV[6] notify channel, ARGV[7] PUBLISH or SPUBLISH
-    // Returns {1, fence, now ms} acquired; {2, fence, token, ttl, exp, owner} idempotent replay; {0, pttl} held.
+    // KEYS[1] lock hash, KEYS[2] last fencing token, KEYS[3] lease records
+    // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] fence retention ms; then, only when there is an owner, an idempotency
+    // key or a hold cap (the common acquire sends three arguments): ARGV[4] owner ('' = none), ARGV[5] idempotency
+    // key ('' = none), ARGV[6] notify channel, ARGV[7] PUBLISH or SPUBLISH, ARGV[8] hold cap ms ('' = none)
+    // Returns {1, fence, now ms} acquired; {2, fence, token, ttl, exp, owner, at, cap} idempotent replay;
+    // {0, pttl} held.
     // A new fencing token is max(Redis time in microseconds, the key's last token + 1): it keeps increasing when
     // Redis lost the last one (a restart without persistence, a failover), and needs no key that lives forever.
     // An acquire that carries an idempotency key announces itself, so a retry of it waiting elsewhere
     // replays at once instead of waiting for the release of its own lock.
-    public const string Acquire = $$"""
+    public const string Acquire = Common + $$"""
         local pttl = redis.call('PTTL', KEYS[1])
         if pttl == -2 then
           local t = redis.call('TIME')
-          local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-          local fence = now
+          local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
+          local now = math.floor(micros / 1000)
+          local fence = micros
           local last = tonumber(redis.call('GET', KEYS[2]))
-          if last and last >= now then
+          if last and last >= fence then
             fence = last + 1
           end
-          local f = string.format('%d', fence)
+          local f = int(fence)
+          local ttl = tonumber(ARGV[2])
           redis.call('SET', KEYS[2], f, 'PX', ARGV[3])
-          redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', f, 'ttl', ARGV[2])
+          redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', f, 'ttl', ARGV[2], 'at', int(now))
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          local nowMs = math.floor(now / 1000)
+          remember(KEYS[3], ARGV[1], now + ttl, {{HeldState}}, ttl + {{LeaseMemoryMs}})
           local owner = ARGV[4] or ''
           local idem = ARGV[5] or ''
+          local cap = ARGV[8] or ''
           if owner ~= '' then
             redis.call('HSET', KEYS[1], 'owner', owner)
           end
+          if cap ~= '' then
+            redis.call('HSET', KEYS[1], 'cap', int(now + tonumber(cap)))
+          end
           if idem ~= '' then
-            redis.call('HSET', KEYS[1], 'idem', idem, 'exp', string.format('%d', nowMs + tonumber(ARGV[2])))
+            redis.call('HSET', KEYS[1], 'idem', idem, 'exp', int(now + ttl))
             redis.call(ARGV[7], ARGV[6], '{{LockMessages.Acquired}}')
           end
-          return {1, fence, nowMs}
+          return {1, fence, now}
         end
         local idem = ARGV[5] or ''
         if idem ~= '' then
-          local h = redis.call('HMGET', KEYS[1], 'idem', 'fence', 'token', 'ttl', 'exp', 'owner')
+          local h = redis.call('HMGET', KEYS[1], 'idem', 'fence', 'token', 'ttl', 'exp', 'owner', 'at', 'cap')
           if h[1] == idem then
-            return {2, tonumber(h[2]), h[3], tonumber(h[4]), tonumber(h[5]), h[6]}
+            return {2, tonumber(h[2]), h[3], tonumber(h[4]), tonumber(h[5]), h[6], tonumber(h[7]) or false, tonumber(h[8]) or false}
           end
         end
         return {0, pttl}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last fencing token
+    // KEYS[1] lock hash, KEYS[2] last fencing token, KEYS[3] lease records
     // ARGV[1] token, ARGV[2] notify channel, ARGV[3] PUBLISH or SPUBLISH, ARGV[4] fence retention ms
-    // Returns 1 released (and waiters notified), 0 when this token does not hold the lock.
-    public const string Release = $$"""
-        if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+    // Returns {1, held ms} released (and waiters and watchers notified), {0, why} when this token does not hold it.
+    public const string Release = Common + $$"""
+        local h = redis.call('HMGET', KEYS[1], 'token', 'at')
+        if h[1] == ARGV[1] then
+          local now = nowMs()
           redis.call('DEL', KEYS[1])
           redis.call('PEXPIRE', KEYS[2], ARGV[4])
+          remember(KEYS[3], ARGV[1], now, {{ReleasedState}}, {{LeaseMemoryMs}})
           redis.call(ARGV[3], ARGV[2], '{{LockMessages.Released}}')
-          return 1
+          return {1, now - (tonumber(h[2]) or now)}
         end
-        return 0
+        return {0, ended(KEYS[3], ARGV[1])}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last fencing token
+    // KEYS[1] lock hash, KEYS[2] last fencing token, KEYS[3] lease records
+    // ARGV[1] notify channel, ARGV[2] PUBLISH or SPUBLISH, ARGV[3] fence retention ms
+    // Returns {1, fence, owner, held ms} released whoever held it, {0} when free. The holder's token is never
+    // returned: its lease record says "forced", which its next check, extend, release or watch reports.
+    public const string ForceRelease = Common + $$"""
+        local h = redis.call('HMGET', KEYS[1], 'token', 'fence', 'owner', 'at')
+        if not h[1] then
+          return {0}
+        end
+        local now = nowMs()
+        redis.call('DEL', KEYS[1])
+        redis.call('PEXPIRE', KEYS[2], ARGV[3])
+        remember(KEYS[3], h[1], now, {{ForcedState}}, {{LeaseMemoryMs}})
+        redis.call(ARGV[2], ARGV[1], '{{LockMessages.Released}}')
+        return {1, tonumber(h[2]), h[3], now - (tonumber(h[4]) or now)}
+        """;
+
+    // KEYS[1] lock hash, KEYS[2] last fencing token, KEYS[3] lease records
     // ARGV[1] token, ARGV[2] new ttl ms ('' = the ttl the lock was acquired with), ARGV[3] fence retention ms,
     // ARGV[4] notify channel, ARGV[5] PUBLISH or SPUBLISH
-    // Returns {fence, ttl, owner, now ms} extended, or nil when this token does not hold the lock.
-    // PEXPIRE on a missing key does nothing, and the token check fails first anyway: an expired lock
-    // is never brought back. A TTL made shorter is announced, so that every instance's waiters re-arm their
-    // expiry timers to the new expiry instead of sleeping until the old one (a longer one needs nothing: the timer
-    // fires early, the head finds the lock held and re-arms to what is left).
-    public const string Extend = $$"""
-        local h = redis.call('HMGET', KEYS[1], 'token', 'ttl', 'fence', 'owner')
+    // Returns {1, fence, ttl, owner, now ms, at, cap} extended, {0, why} when this token does not hold the lock.
+    // The token check fails first on a missing key: an expired lock is never brought back. With a hold cap the
+    // new TTL is cut to what is left of it; nothing left is the end of the lease ("expired").
+    // A TTL made shorter is announced, so that every instance's waiters re-arm their expiry timers to the new
+    // expiry instead of sleeping until the old one (a longer one needs nothing: the timer fires early, the head
+    // finds the lock held and re-arms to what is left).
+    public const string Extend = Common + $$"""
+        local h = redis.call('HMGET', KEYS[1], 'token', 'ttl', 'fence', 'owner', 'at', 'cap')
         if h[1] ~= ARGV[1] then
-          return false
+          return {0, ended(KEYS[3], ARGV[1])}
         end
-        local ttl = ARGV[2]
-        if ttl == '' then
-          ttl = h[2]
+        local now = nowMs()
+        local ttl = tonumber(h[2])
+        if ARGV[2] ~= '' then
+          ttl = tonumber(ARGV[2])
+        end
+        if h[6] then
+          local left = tonumber(h[6]) - now
+          if left <= 0 then
+            return {0, {{ExpiredState}}}
+          end
+          if left < ttl then
+            ttl = left
+          end
         end
         local before = redis.call('PTTL', KEYS[1])
-        redis.call('PEXPIRE', KEYS[1], ttl)
+        redis.call('PEXPIRE', KEYS[1], int(ttl))
         redis.call('PEXPIRE', KEYS[2], ARGV[3])
-        if tonumber(ttl) < before then
+        remember(KEYS[3], ARGV[1], now + ttl, {{HeldState}}, ttl + {{LeaseMemoryMs}})
+        if ttl < before then
           redis.call(ARGV[5], ARGV[4], '{{LockMessages.Shortened}}')
         end
-        local t = redis.call('TIME')
-        return {tonumber(h[3]), tonumber(ttl), h[4], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+        return {1, tonumber(h[3]), ttl, h[4], now, tonumber(h[5]) or false, tonumber(h[6]) or false}
         """;
 
-    // KEYS[1] lock hash
+    // KEYS[1] lock hash, KEYS[2] lease records
     // ARGV[1] token to check ('' = any holder)
-    // Returns {fence, owner, pttl, now ms} while held (by that token, when given), else nil. Never returns the token.
-    public const string Inspect = """
-        local h = redis.call('HMGET', KEYS[1], 'token', 'fence', 'owner')
-        if not h[1] then
-          return false
-        end
+    // Returns {1, fence, owner, pttl, now ms, at, cap} while held (by that token, when given); {0, why} when that
+    // token does not hold it; {0, 0} when no token was given and the lock is free. Never returns the token.
+    public const string Inspect = Common + """
+        local h = redis.call('HMGET', KEYS[1], 'token', 'fence', 'owner', 'at', 'cap')
         if ARGV[1] ~= '' and h[1] ~= ARGV[1] then
-          return false
+          return {0, ended(KEYS[2], ARGV[1])}
         end
         local pttl = redis.call('PTTL', KEYS[1])
-        if pttl < 0 then
-          return false
+        if not h[1] or pttl < 0 then
+          return {0, 0}
         end
-        local t = redis.call('TIME')
-        return {tonumber(h[2]), h[3], pttl, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+        return {1, tonumber(h[2]), h[3], pttl, nowMs(), tonumber(h[4]) or false, tonumber(h[5]) or false}
         """;
 }
 
 /// <summary>The messages the scripts publish on a lock's channel and the waiting queues read.</summary>
 internal static class LockMessages
 {
-    /// <summary>The lock was released: the head of each instance's queue tries at once.</summary>
+    /// <summary>The lock was released or force-released: the head of each queue tries at once, every watch looks.</summary>
     public const string Released = "released";
 
     /// <summary>An acquire with an idempotency key succeeded: a retry of it waiting elsewhere replays.</summary>

@@ -3,8 +3,9 @@ using StackExchange.Redis;
 namespace LockService.Core.Locks;
 
 /// <summary>
-/// The waiters of one service instance, one FIFO queue per lock key, each queue sharing one Redis pub/sub
-/// subscription to the lock's release channel. A release wakes only the head of the queue (no thundering
+/// The waiters and watches of one service instance, one FIFO queue of waiters and a set of watches per lock key,
+/// each key sharing one Redis pub/sub subscription to the lock's release channel. A watch is woken by everything
+/// that can end a lease (release, force-release, the expiry timer, a shortened TTL) and looks for itself. A release wakes only the head of the queue (no thundering
 /// herd); a waiter that loses the race to another instance stays at the head. A lock that expires publishes
 /// nothing, so each queue also has a timer set to the holder's remaining TTL that wakes the head then. An extend
 /// that shortens the TTL announces itself, and the head looks again: its failed attempt re-arms the timer to the
@@ -14,6 +15,7 @@ internal sealed class WaitQueues : IDisposable
 {
     private readonly ISubscriber _subscriber;
     private readonly int _maxWaiters;
+    private readonly int _maxWatchers;
     private readonly object _gate = new();
     private readonly Dictionary<string, KeyQueue> _queues = new(StringComparer.Ordinal);
 
@@ -21,11 +23,13 @@ internal sealed class WaitQueues : IDisposable
     // land after (and cancel) the SUBSCRIBE of a queue that started meanwhile.
     private readonly Dictionary<string, Task> _unsubscribing = new(StringComparer.Ordinal);
     private int _waiting;
+    private int _watching;
 
-    public WaitQueues(IConnectionMultiplexer multiplexer, int maxWaiters)
+    public WaitQueues(IConnectionMultiplexer multiplexer, int maxWaiters, int maxWatchers)
     {
         _subscriber = multiplexer.GetSubscriber();
         _maxWaiters = maxWaiters;
+        _maxWatchers = maxWatchers;
 
         // Messages published while the subscription connection was down are lost: every head retries
         // at once when a connection comes back, and when one fails (so its waiters get a fast answer).
@@ -34,6 +38,8 @@ internal sealed class WaitQueues : IDisposable
     }
 
     public int Waiting => Volatile.Read(ref _waiting);
+
+    public int Watching => Volatile.Read(ref _watching);
 
     public bool HasQueue(string lockKey)
     {
@@ -54,17 +60,42 @@ internal sealed class WaitQueues : IDisposable
             }
 
             _waiting++;
-            if (!_queues.TryGetValue(lockKey, out var queue))
-            {
-                queue = new KeyQueue(lockKey, channel);
-                _queues.Add(lockKey, queue);
-                queue.Subscription = SubscribeAsync(queue, _unsubscribing.GetValueOrDefault(lockKey));
-            }
-
-            var waiter = new Waiter(queue, idempotent);
+            var queue = QueueOf(lockKey, channel);
+            var waiter = new Waiter(queue, idempotent, watcher: false);
             waiter.Node = queue.Waiters.AddLast(waiter);
             return waiter;
         }
+    }
+
+    /// <summary>Adds a watch of the key, or returns null when the instance has as many watches as it allows.</summary>
+    public Waiter? TryWatch(string lockKey, RedisChannel channel)
+    {
+        lock (_gate)
+        {
+            if (_watching >= _maxWatchers)
+            {
+                return null;
+            }
+
+            _watching++;
+            var queue = QueueOf(lockKey, channel);
+            var watcher = new Waiter(queue, idempotent: false, watcher: true);
+            watcher.Node = queue.Watchers.AddLast(watcher);
+            return watcher;
+        }
+    }
+
+    // Under _gate.
+    private KeyQueue QueueOf(string lockKey, RedisChannel channel)
+    {
+        if (!_queues.TryGetValue(lockKey, out var queue))
+        {
+            queue = new KeyQueue(lockKey, channel);
+            _queues.Add(lockKey, queue);
+            queue.Subscription = SubscribeAsync(queue, _unsubscribing.GetValueOrDefault(lockKey));
+        }
+
+        return queue;
     }
 
     public bool IsHead(Waiter waiter)
@@ -75,17 +106,26 @@ internal sealed class WaitQueues : IDisposable
         }
     }
 
-    /// <summary>Removes a waiter. One that leaves without the lock passes a wake-up it may have consumed on to the next.</summary>
+    /// <summary>Removes a waiter or watch. A waiter that leaves without the lock passes a wake-up it may have consumed on to the next.</summary>
     public void Leave(Waiter waiter, bool acquired)
     {
         Task? unsubscribe = null;
         lock (_gate)
         {
-            _waiting--;
             var queue = waiter.Queue;
-            var wasHead = queue.Waiters.First == waiter.Node;
-            queue.Waiters.Remove(waiter.Node!);
-            if (queue.Waiters.Count == 0)
+            var wasHead = !waiter.Watcher && queue.Waiters.First == waiter.Node;
+            if (waiter.Watcher)
+            {
+                _watching--;
+                queue.Watchers.Remove(waiter.Node!);
+            }
+            else
+            {
+                _waiting--;
+                queue.Waiters.Remove(waiter.Node!);
+            }
+
+            if (queue.Waiters.Count == 0 && queue.Watchers.Count == 0)
             {
                 _queues.Remove(queue.LockKey);
                 queue.Timer?.Dispose();
@@ -95,7 +135,7 @@ internal sealed class WaitQueues : IDisposable
             }
             else if (wasHead && !acquired)
             {
-                queue.Waiters.First!.Value.Signal();
+                queue.Waiters.First?.Value.Signal();
             }
         }
 
@@ -144,7 +184,7 @@ internal sealed class WaitQueues : IDisposable
     {
         lock (_gate)
         {
-            queue.Waiters.First?.Value.Signal();
+            queue.WakeHeadAndWatchers();
         }
     }
 
@@ -166,8 +206,9 @@ internal sealed class WaitQueues : IDisposable
                 return;
             }
 
-            // Released or Shortened: the head tries (and, if still held, re-arms its timer to the remaining TTL).
-            queue.Waiters.First?.Value.Signal();
+            // Released or Shortened: the head tries (and, if still held, re-arms its timer to the remaining TTL);
+            // every watch looks.
+            queue.WakeHeadAndWatchers();
         }
     }
 
@@ -177,7 +218,7 @@ internal sealed class WaitQueues : IDisposable
         {
             foreach (var queue in _queues.Values)
             {
-                queue.Waiters.First?.Value.Signal();
+                queue.WakeHeadAndWatchers();
             }
         }
     }
@@ -235,6 +276,8 @@ internal sealed class WaitQueues : IDisposable
 
         public LinkedList<Waiter> Waiters { get; } = new();
 
+        public LinkedList<Waiter> Watchers { get; } = new();
+
         public Task Subscription { get; set; } = Task.CompletedTask;
 
         public Action<RedisChannel, RedisValue>? Handler { get; set; }
@@ -244,9 +287,19 @@ internal sealed class WaitQueues : IDisposable
         public WaitQueues? Owner { get; set; }
 
         public bool Closed { get; set; }
+
+        // Under the owner's gate.
+        public void WakeHeadAndWatchers()
+        {
+            Waiters.First?.Value.Signal();
+            foreach (var watcher in Watchers)
+            {
+                watcher.Signal();
+            }
+        }
     }
 
-    internal sealed class Waiter(KeyQueue queue, bool idempotent)
+    internal sealed class Waiter(KeyQueue queue, bool idempotent, bool watcher)
     {
         // An auto-reset event: a wake-up that arrives while the waiter is busy trying is kept, not lost.
         private readonly SemaphoreSlim _signal = new(0, 1);
@@ -254,6 +307,8 @@ internal sealed class WaitQueues : IDisposable
         public KeyQueue Queue { get; } = queue;
 
         public bool Idempotent { get; } = idempotent;
+
+        public bool Watcher { get; } = watcher;
 
         public LinkedListNode<Waiter>? Node { get; set; }
 

@@ -43,9 +43,9 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         var name = LockName.Of(Keys.Unique(nameof(Release_with_a_foreign_token_fails_and_keeps_the_lock)));
         var held = await Engine.AcquireAsync(name, new AcquireRequest(5_000));
 
-        Assert.False(await Engine.ReleaseAsync(name, LockToken.New()));
+        Assert.False((await Engine.ReleaseAsync(name, LockToken.New())).Released);
         Assert.Equal(held.Lease!.FencingToken, (await Engine.InspectAsync(name))!.FencingToken);
-        Assert.True(await Engine.ReleaseAsync(name, held.Lease.Token));
+        Assert.True((await Engine.ReleaseAsync(name, held.Lease.Token)).Released);
         Assert.Null(await Engine.InspectAsync(name));
     }
 
@@ -55,7 +55,7 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         var name = LockName.Of(Keys.Unique(nameof(Extend_with_a_foreign_token_fails_and_leaves_the_ttl_alone)));
         await Engine.AcquireAsync(name, new AcquireRequest(2_000));
 
-        Assert.Null(await Engine.ExtendAsync(name, LockToken.New(), new ExtendRequest(60_000)));
+        Assert.Null((await Engine.ExtendAsync(name, LockToken.New(), new ExtendRequest(60_000))).Lease);
         Assert.InRange((await Engine.InspectAsync(name))!.TtlMs, 1, 2_000);
     }
 
@@ -67,9 +67,9 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         await RedisServer.WaitUntilAsync(async () => await Engine.InspectAsync(name) is null, TimeSpan.FromSeconds(5), "the lock to expire");
         var fresh = await Engine.AcquireAsync(name, new AcquireRequest(5_000));
 
-        Assert.False(await Engine.ReleaseAsync(name, stale.Lease!.Token));
-        Assert.Null(await Engine.ExtendAsync(name, stale.Lease.Token, new ExtendRequest(5_000)));
-        Assert.NotNull(await Engine.CheckAsync(name, fresh.Lease!.Token));
+        Assert.False((await Engine.ReleaseAsync(name, stale.Lease!.Token)).Released);
+        Assert.Null((await Engine.ExtendAsync(name, stale.Lease.Token, new ExtendRequest(5_000))).Lease);
+        Assert.NotNull((await Engine.CheckAsync(name, fresh.Lease!.Token)).Info);
     }
 
     [Fact]
@@ -98,7 +98,7 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         var lease = (await Engine.AcquireAsync(name, new AcquireRequest(20))).Lease!;
         await RedisServer.WaitUntilAsync(async () => await Engine.InspectAsync(name) is null, TimeSpan.FromSeconds(5), "the lock to expire");
 
-        Assert.Null(await Engine.ExtendAsync(name, lease.Token, new ExtendRequest(60_000)));
+        Assert.Null((await Engine.ExtendAsync(name, lease.Token, new ExtendRequest(60_000))).Lease);
         Assert.Null(await Engine.InspectAsync(name));
         Assert.False(await Db.KeyExistsAsync(LockKeys.For("lock:", name).Lock));
     }
@@ -109,8 +109,8 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         var name = LockName.Of(Keys.Unique(nameof(Extend_defaults_to_the_acquired_ttl_even_after_an_earlier_extend)));
         var lease = (await Engine.AcquireAsync(name, new AcquireRequest(3_000))).Lease!;
 
-        var longer = await Engine.ExtendAsync(name, lease.Token, new ExtendRequest(60_000));
-        var back = await Engine.ExtendAsync(name, lease.Token, new ExtendRequest());
+        var longer = (await Engine.ExtendAsync(name, lease.Token, new ExtendRequest(60_000))).Lease;
+        var back = (await Engine.ExtendAsync(name, lease.Token, new ExtendRequest())).Lease;
 
         Assert.Equal(60_000, longer!.TtlMs);
         Assert.Equal(3_000, back!.TtlMs);
@@ -129,8 +129,8 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         Assert.Equal("cron@host", info!.Owner);
         Assert.Equal(lease.FencingToken, info.FencingToken);
         Assert.InRange(info.TtlMs, 1, 10_000);
-        Assert.NotNull(await Engine.CheckAsync(name, lease.Token));
-        Assert.Null(await Engine.CheckAsync(name, LockToken.New()));
+        Assert.NotNull((await Engine.CheckAsync(name, lease.Token)).Info);
+        Assert.Null((await Engine.CheckAsync(name, LockToken.New())).Info);
     }
 
     [Fact]
@@ -155,7 +155,7 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
 
         Assert.True(billing.Acquired);
         Assert.True(shipping.Acquired);
-        Assert.False(await Engine.ReleaseAsync(new LockName("shipping", key), billing.Lease!.Token));
+        Assert.False((await Engine.ReleaseAsync(new LockName("shipping", key), billing.Lease!.Token)).Released);
         Assert.Equal("lock:billing:{" + key + "}", LockKeys.For("lock:", new LockName("billing", key)).Lock);
         Assert.True(await Db.KeyExistsAsync(LockKeys.For("lock:", new LockName("billing", key)).Lock));
         Assert.Equal(shipping.Lease!.FencingToken, (long)await Db.StringGetAsync(LockKeys.For("lock:", new LockName("shipping", key)).Fence));
@@ -235,6 +235,6 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         var error = await Assert.ThrowsAsync<ArgumentException>(() => Engine.ExtendAsync(name, lease.Token, new ExtendRequest(0)));
 
         Assert.Equal("ttlMs", error.ParamName);
-        Assert.InRange((await Engine.CheckAsync(name, lease.Token))!.TtlMs, 5_000, 10_000);
+        Assert.InRange((await Engine.CheckAsync(name, lease.Token)).Info!.TtlMs, 5_000, 10_000);
     }
 }

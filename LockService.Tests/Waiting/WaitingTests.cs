@@ -87,7 +87,7 @@ public sealed class WaitingTests(ApiFixture fixture) : WaitingBehaviour, IClassF
 
         // The holder releases after the waiter's failed attempt and before it subscribes: the notice goes to nobody.
         // A re-check period far beyond the test: only the attempt made after subscribing can find the lock free.
-        var hooked = SubscribeHook.Wrap(connection, async () => Assert.True(await engine!.ReleaseAsync(name, holder!.Lease!.Token)));
+        var hooked = SubscribeHook.Wrap(connection, async () => Assert.True((await engine!.ReleaseAsync(name, holder!.Lease!.Token)).Released));
         using var owned = new LockEngine(hooked, new LockOptions { RecheckMs = 60_000 }, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
         engine = owned;
         holder = await engine.AcquireAsync(name, new AcquireRequest(30_000));
