@@ -1,3 +1,5 @@
+using LockService.Api.Observability;
+
 namespace LockService.Api.Errors;
 
 /// <summary>
@@ -20,7 +22,8 @@ internal static partial class ErrorHandling
             return;
         }
 
-        LogUnexpected(logger, exception.GetType().Name, ErrorCodeOf(exception));
+        // A 500 is a bug to fix, so the event carries the exception and its stack, with tokens redacted from its text.
+        LogUnexpected(logger, Logging.Redacted(exception), exception.GetType().Name, ErrorCodeOf(exception));
         await Problems.Create(500, Problems.InternalError, "Internal error.", "The service failed unexpectedly; this is a bug. The error is logged.").ExecuteAsync(http);
     }
 
@@ -47,5 +50,5 @@ internal static partial class ErrorHandling
             && code.All(char.IsAsciiLetterUpper) ? code : "-";
 
     [LoggerMessage(EventId = 1002, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected {ExceptionType} ({RedisErrorCode}) answered with 500")]
-    private static partial void LogUnexpected(ILogger logger, string exceptionType, string redisErrorCode);
+    private static partial void LogUnexpected(ILogger logger, Exception exception, string exceptionType, string redisErrorCode);
 }

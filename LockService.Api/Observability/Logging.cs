@@ -146,10 +146,31 @@ internal static partial class Logging
     }
 
     /// <summary>
+    /// An exception as it may be logged: its whole text (types, messages, stack traces, inner exceptions) with every
+    /// token-shaped run redacted, since a message can quote a request path or value. Sinks write exceptions through
+    /// ToString(), and an enricher cannot replace an event's exception, so the log call passes this instead.
+    /// </summary>
+    public static Exception Redacted(Exception exception) => new RedactedException(exception);
+
+    private static string Redact(string text) => TokenShape().Replace(text, "[redacted]");
+
+    [GeneratedRegex("[0-9a-fA-F]{32}")]
+    private static partial Regex TokenShape();
+
+    private sealed class RedactedException(Exception original) : Exception(Redact(original.Message))
+    {
+        private readonly string _text = Redact(original.ToString());
+
+        public override string? StackTrace => null;   // in the text
+
+        public override string ToString() => _text;
+    }
+
+    /// <summary>
     /// A last line of defence: any 32-hex-character run in a logged string (the shape of a lock token) is
     /// replaced, so a token that reaches a log property by a path nobody foresaw is still not written out.
     /// </summary>
-    private sealed partial class TokenRedactor : ILogEventEnricher
+    private sealed class TokenRedactor : ILogEventEnricher
     {
         public void Enrich(LogEvent logEvent, ILogEventPropertyFactory propertyFactory)
         {
@@ -165,7 +186,7 @@ internal static partial class Logging
             {
                 if (value is ScalarValue { Value: string { Length: >= LockToken.Length } text } && TokenShape().IsMatch(text))
                 {
-                    (changed ??= []).Add(new LogEventProperty(name, new ScalarValue(TokenShape().Replace(text, "[redacted]"))));
+                    (changed ??= []).Add(new LogEventProperty(name, new ScalarValue(Redact(text))));
                 }
             }
 
@@ -179,8 +200,5 @@ internal static partial class Logging
                 logEvent.AddOrUpdateProperty(property);
             }
         }
-
-        [GeneratedRegex("[0-9a-fA-F]{32}")]
-        private static partial Regex TokenShape();
     }
 }

@@ -41,7 +41,7 @@ internal sealed partial class RequestMiddleware(RequestDelegate next, IOptions<R
                 LogRedisUnavailable(logger, RequestMetrics.OperationOf(http.GetEndpoint()) ?? "request", ex.GetType().Name);
             }
 
-            // Logged by exception type only, here and on the request line: exception messages can quote request data.
+            // A 503 is logged by exception type only: an outage, not a bug. A 500 carries the exception, tokens redacted.
             await ErrorHandling.AnswerAsync(http, ex, redisUnavailable, redis.Value.TimeoutMs, logger);
         }
         finally

@@ -3,6 +3,11 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using LockService.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LockService.Tests.Faults;
 
@@ -190,6 +195,41 @@ public sealed class HostileInputTests(ApiFixture fixture) : IClassFixture<ApiFix
         Assert.Equal("canary", after.Json.GetProperty("owner").GetString());
         Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 30_000, 60_000);
         (await client.InspectAsync(free)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+    }
+
+    [Fact]
+    public async Task A_500_is_logged_with_its_exception_and_stack_trace_and_tokens_redacted()
+    {
+        var token = Guid.NewGuid().ToString("N");
+        await using var factory = new LockServiceFactory(fixture.Redis.ConnectionString);
+        using var faulty = factory.WithWebHostBuilder(builder => builder.ConfigureTestServices(services => services.AddSingleton<IStartupFilter>(new FaultyRoute(token))));
+        var client = new LockClient(faulty.CreateClient());
+
+        var reply = await client.SendAsync(HttpMethod.Get, $"/faulty/{token}");
+
+        reply.AssertProblem(HttpStatusCode.InternalServerError, "internal_error");
+        Assert.DoesNotContain(token, reply.Body);
+        var logged = factory.Log.Lines.Single(line => line.Contains("UnexpectedError", StringComparison.Ordinal));
+        Assert.Contains("System.InvalidOperationException", logged);
+        Assert.Contains("System.FormatException", logged);                      // the inner exception too
+        Assert.Contains($"at {typeof(FaultyRoute).FullName!.Replace('+', '.')}.{nameof(FaultyRoute.Fail)}", logged);   // its stack trace
+        Assert.Contains("[redacted]", logged);
+        Assert.DoesNotContain(token, factory.Log.All, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(token.ToUpperInvariant(), factory.Log.All, StringComparison.Ordinal);
+    }
+
+    /// <summary>A route that fails as a bug would, quoting the request path, token and all, in its exception.</summary>
+    private sealed class FaultyRoute(string token) : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            next(app);
+            app.Run(http => Fail(http, token));
+        };
+
+        public static Task Fail(HttpContext http, string token) => throw new InvalidOperationException(
+            $"Bug while answering {http.Request.Path}",
+            new FormatException($"Not a number: {token.ToUpperInvariant()}"));
     }
 
     // Every request says Connection: close, so the answer ends when the server closes the connection.
