@@ -65,7 +65,7 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
         Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention - TimeSpan.FromMinutes(1), retention);
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task Tokens_keep_increasing_across_FLUSHALL_and_a_restart_without_persistence()
     {
         // A Redis of its own: FLUSHALL and a restart would pull the shared one from under the other tests.

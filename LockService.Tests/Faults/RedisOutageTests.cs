@@ -28,7 +28,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         await _redis.DisposeAsync();
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task A_killed_redis_gives_fast_503s_and_the_service_heals_by_itself_when_it_returns()
     {
         var key = Keys.Unique(nameof(A_killed_redis_gives_fast_503s_and_the_service_heals_by_itself_when_it_returns));
@@ -76,7 +76,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(afterRestart.FencingToken > holder.FencingToken, $"fencing token went from {holder.FencingToken} to {afterRestart.FencingToken} across a restart without persistence");
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task A_paused_redis_ends_requests_at_the_timeout_with_503_and_then_serves_again()
     {
         var key = Keys.Unique(nameof(A_paused_redis_ends_requests_at_the_timeout_with_503_and_then_serves_again));
@@ -100,7 +100,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         (await _client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task After_SCRIPT_FLUSH_the_next_call_reloads_the_scripts_and_succeeds()
     {
         var key = Keys.Unique(nameof(After_SCRIPT_FLUSH_the_next_call_reloads_the_scripts_and_succeeds));

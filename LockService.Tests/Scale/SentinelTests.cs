@@ -8,7 +8,7 @@ namespace LockService.Tests.Scale;
 /// <summary>The service through Redis Sentinel (<c>serviceName=</c>): it finds the master and works as on one Redis.</summary>
 public sealed class SentinelTests(SentinelFixture sentinel) : IClassFixture<SentinelFixture>
 {
-    [Fact]
+    [RedisServerFact]
     public async Task A_full_lock_cycle_works_through_sentinel_and_writes_to_the_master()
     {
         await using var factory = new LockServiceFactory(sentinel.ConnectionString);
@@ -45,7 +45,7 @@ public sealed class SentinelFailoverTests(SentinelFixture sentinel, ITestOutputH
     // Without replica acks the service may keep granting locks on the old master until the Sentinel demotes it
     // (StackExchange.Redis does not switch when the promoted node is one it already knows): those are lost with
     // the old master's data. The test with Redis:ReplicaAcks=1 below shows the setting that closes that gap.
-    [Fact]
+    [RedisServerFact]
     public async Task A_failover_under_load_gives_no_500_and_the_service_carries_on_on_the_promoted_replica()
     {
         var run = await FailoverScenario.RunAsync(sentinel, new Dictionary<string, string?>());
@@ -62,7 +62,7 @@ public sealed class SentinelFailoverTests(SentinelFixture sentinel, ITestOutputH
 /// </summary>
 public sealed class SentinelFailoverWithReplicaAcksTests(SentinelFixture sentinel, ITestOutputHelper output) : IClassFixture<SentinelFixture>
 {
-    [Fact]
+    [RedisServerFact]
     public async Task With_one_replica_ack_fencing_tokens_keep_increasing_across_a_failover()
     {
         var run = await FailoverScenario.RunAsync(sentinel, new Dictionary<string, string?> { ["Redis:ReplicaAcks"] = "1" });
@@ -77,7 +77,7 @@ public sealed class SentinelFailoverWithReplicaAcksTests(SentinelFixture sentine
 /// <summary><c>Redis:ReplicaAcks</c>: an acquire counts only once enough replicas acknowledged it (Redis WAIT).</summary>
 public sealed class ReplicaAcksTests(SentinelFixture sentinel) : IClassFixture<SentinelFixture>
 {
-    [Fact]
+    [RedisServerFact]
     public async Task With_one_replica_ack_an_acquire_is_on_the_replica_before_the_201()
     {
         await using var factory = new LockServiceFactory(sentinel.ConnectionString, new Dictionary<string, string?> { ["Redis:ReplicaAcks"] = "1" });
@@ -96,7 +96,7 @@ public sealed class ReplicaAcksTests(SentinelFixture sentinel) : IClassFixture<S
         Assert.Equal(HttpStatusCode.NoContent, (await client.ReleaseAsync(key, lease.Token)).Status);
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task With_more_replica_acks_than_replicas_an_acquire_is_503_and_leaves_no_lock()
     {
         await using var strict = new LockServiceFactory(sentinel.ConnectionString, new Dictionary<string, string?> { ["Redis:ReplicaAcks"] = "2" });

@@ -18,7 +18,7 @@ public abstract class WaitingBehaviour
     /// <summary>Keys the cross-instance test hands over; more than one on a cluster, so more than one master is shown.</summary>
     protected virtual int CrossInstanceKeys => 1;
 
-    [Fact]
+    [TopologyFact]
     public async Task Expiry_wakes_a_waiter_at_about_the_ttl_without_any_release()
     {
         var key = Keys.Unique(nameof(Expiry_wakes_a_waiter_at_about_the_ttl_without_any_release));
@@ -34,7 +34,7 @@ public abstract class WaitingBehaviour
         Assert.InRange(started.ElapsedMilliseconds, 250, 2_000);
     }
 
-    [Fact]
+    [TopologyFact]
     public async Task A_waiter_on_another_instance_is_woken_by_a_release_through_this_one()
     {
         await using var a = new LockServiceFactory(RedisConnectionString, kestrel: true);
@@ -61,7 +61,7 @@ public abstract class WaitingBehaviour
         }
     }
 
-    [Theory]
+    [TopologyTheory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task A_waiter_gets_the_lock_when_a_shortened_ttl_lapses_not_at_the_old_expiry(bool acrossInstances)
@@ -89,7 +89,7 @@ public abstract class WaitingBehaviour
         Assert.True(shortened.Elapsed < TimeSpan.FromSeconds(2), $"the waiter got the lock {shortened.ElapsedMilliseconds} ms after the TTL was cut to 150 ms");
     }
 
-    [Fact]
+    [TopologyFact]
     public async Task A_lock_deleted_behind_the_service_s_back_reaches_its_waiter_within_the_recheck_period()
     {
         await using var service = new LockServiceFactory(RedisConnectionString, new Dictionary<string, string?> { ["Locks:RecheckMs"] = "300" });

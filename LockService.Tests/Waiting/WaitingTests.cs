@@ -144,7 +144,7 @@ public sealed class WakeOneTests : IAsyncLifetime
         await _redis.DisposeAsync();
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task Script_calls_per_acquisition_stay_small_and_do_not_grow_with_the_number_of_waiters()
     {
         var few = await ScriptCallsPerAcquisitionAsync(waiters: 5);
@@ -156,7 +156,7 @@ public sealed class WakeOneTests : IAsyncLifetime
         Assert.True(many <= few + 0.5, $"grew from {few:0.00} to {many:0.00}");
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task Beyond_MaxWaiters_a_waiting_acquire_is_429_while_a_plain_one_is_still_409()
     {
         await using var factory = new LockServiceFactory(_redis.ConnectionString, new Dictionary<string, string?> { ["Locks:MaxWaiters"] = "2" });
