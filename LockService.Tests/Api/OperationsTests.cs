@@ -211,7 +211,7 @@ public sealed class ConfigurationTests
         Assert.DoesNotContain("   at ", string.Join('\n', service.Stdout) + line);
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task Outside_development_the_log_is_compact_json_with_one_line_per_request_and_no_token()
     {
         await using var redis = await RedisServer.StartNewAsync();

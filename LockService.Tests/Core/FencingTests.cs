@@ -65,7 +65,7 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
         Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention - TimeSpan.FromMinutes(1), retention);
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task Tokens_keep_increasing_across_FLUSHALL_and_a_restart_without_persistence()
     {
         // A Redis of its own: FLUSHALL and a restart would pull the shared one from under the other tests.
@@ -113,13 +113,15 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
     public async Task Every_key_left_behind_has_a_ttl_and_locks_and_fencing_tokens_are_gone_after_the_retention()
     {
         var prefix = $"fence-{Guid.NewGuid():N}:";
-        var options = new LockOptions { KeyPrefix = prefix, DefaultTtlMs = 100, MaxTtlMs = 300, FenceRetentionMs = 400 };
+        // Retention 2 s: the keys must still be there when the loop below is done and they are looked at (with 400 ms,
+        // a loaded machine let them all expire first), and short enough to wait for.
+        var options = new LockOptions { KeyPrefix = prefix, DefaultTtlMs = 100, MaxTtlMs = 1_000, FenceRetentionMs = 2_000 };
         using var engine = new LockEngine(fixture.Redis.Redis, options, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
         var names = Enumerable.Range(0, 20).Select(i => LockName.Of($"name-{i}")).ToArray();
         var last = new Dictionary<LockName, long>();
         foreach (var (name, i) in names.Select((n, i) => (n, i)))
         {
-            var request = new AcquireRequest(300, Owner: i % 2 == 0 ? "job" : null, IdempotencyKey: i % 3 == 0 ? $"retry-{i}" : null);
+            var request = new AcquireRequest(1_000, Owner: i % 2 == 0 ? "job" : null, IdempotencyKey: i % 3 == 0 ? $"retry-{i}" : null);
             var lease = (await engine.AcquireAsync(name, request)).Lease!;
             last[name] = lease.FencingToken;
             if (i % 2 == 0)
@@ -136,7 +138,7 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
         {
             var pttl = (long)await Db.ExecuteAsync("PTTL", key);   // -1: no TTL; -2: expired meanwhile
             Assert.True(pttl != -1, $"{key} has no TTL");
-            var bound = key.ToString().EndsWith(":leases", StringComparison.Ordinal) ? 300 + 600_000 : 400;
+            var bound = key.ToString().EndsWith(":leases", StringComparison.Ordinal) ? 1_000 + 600_000 : 2_000;
             Assert.True(pttl <= bound, $"{key} lives {pttl} ms more, past its bound of {bound} ms");
         }
 

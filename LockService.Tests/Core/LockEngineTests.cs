@@ -53,10 +53,11 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
     public async Task Extend_with_a_foreign_token_fails_and_leaves_the_ttl_alone()
     {
         var name = LockName.Of(Keys.Unique(nameof(Extend_with_a_foreign_token_fails_and_leaves_the_ttl_alone)));
-        await Engine.AcquireAsync(name, new AcquireRequest(2_000));
+        // 30 s, not less: the lock must outlive a loaded machine's pauses to be inspected; still half the refused 60 s.
+        await Engine.AcquireAsync(name, new AcquireRequest(30_000));
 
         Assert.Null((await Engine.ExtendAsync(name, LockToken.New(), new ExtendRequest(60_000))).Lease);
-        Assert.InRange((await Engine.InspectAsync(name))!.TtlMs, 1, 2_000);
+        Assert.InRange((await Engine.InspectAsync(name))!.TtlMs, 1, 30_000);
     }
 
     [Fact]
@@ -107,15 +108,16 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
     public async Task Extend_defaults_to_the_acquired_ttl_even_after_an_earlier_extend()
     {
         var name = LockName.Of(Keys.Unique(nameof(Extend_defaults_to_the_acquired_ttl_even_after_an_earlier_extend)));
-        var lease = (await Engine.AcquireAsync(name, new AcquireRequest(3_000))).Lease!;
+        // 10 s, not less: the lock must outlive a loaded machine's pauses to be inspected; still far from the 60 s.
+        var lease = (await Engine.AcquireAsync(name, new AcquireRequest(10_000))).Lease!;
 
         var longer = (await Engine.ExtendAsync(name, lease.Token, new ExtendRequest(60_000))).Lease;
         var back = (await Engine.ExtendAsync(name, lease.Token, new ExtendRequest())).Lease;
 
         Assert.Equal(60_000, longer!.TtlMs);
-        Assert.Equal(3_000, back!.TtlMs);
+        Assert.Equal(10_000, back!.TtlMs);
         Assert.Equal(lease.FencingToken, back.FencingToken);
-        Assert.InRange((await Engine.InspectAsync(name))!.TtlMs, 1, 3_000);
+        Assert.InRange((await Engine.InspectAsync(name))!.TtlMs, 1, 10_000);
     }
 
     [Fact]

@@ -17,7 +17,7 @@ public sealed class RedisSettingsTests
     private static readonly Dictionary<string, string?> FastChecks = new() { ["Redis:SettingsCheckMs"] = "200" };
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(15);
 
-    [Fact]
+    [RedisServerFact]
     public async Task Maxmemory_with_an_evicting_policy_keeps_the_service_not_ready_at_start_with_the_reason_until_fixed()
     {
         await using var redis = await RedisServer.StartNewAsync("--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru");
@@ -43,7 +43,7 @@ public sealed class RedisSettingsTests
         Assert.DoesNotContain(RedisSettingsCheck.EvictionRisk, Checks((await ReadyAsync(client)).Body));
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task With_AcceptEvictionRisk_an_evicting_policy_is_a_warning_and_the_service_is_ready()
     {
         await using var redis = await RedisServer.StartNewAsync("--maxmemory", "100mb", "--maxmemory-policy", "volatile-ttl");
@@ -63,7 +63,7 @@ public sealed class RedisSettingsTests
         await client.AcquireOkAsync(Keys.Unique(nameof(With_AcceptEvictionRisk_an_evicting_policy_is_a_warning_and_the_service_is_ready)));
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task No_persistence_is_a_warning_and_the_service_is_ready()
     {
         await using var redis = await RedisServer.StartNewAsync("--maxmemory-policy", "noeviction", "--save", "", "--appendonly", "no");
@@ -78,7 +78,7 @@ public sealed class RedisSettingsTests
         Assert.Contains(factory.Log.Lines, l => l.Contains("RedisSettingsWarning", StringComparison.Ordinal) && l.Contains(RedisSettingsCheck.NoPersistence, StringComparison.Ordinal));
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task A_redis_with_AOF_and_noeviction_is_ready_without_warnings()
     {
         await using var redis = await RedisServer.StartNewAsync("--appendonly", "yes", "--maxmemory", "100mb", "--maxmemory-policy", "noeviction");
@@ -92,7 +92,7 @@ public sealed class RedisSettingsTests
         Assert.NotEqual(JsonValueKind.Null, body.GetProperty("settingsCheckedAt").ValueKind);
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task A_redis_that_refuses_CONFIG_is_a_could_not_check_warning_and_the_service_is_ready()
     {
         // What managed services do: CONFIG renamed away, so CONFIG GET is an unknown command.
@@ -110,7 +110,7 @@ public sealed class RedisSettingsTests
         await client.AcquireOkAsync(Keys.Unique(nameof(A_redis_that_refuses_CONFIG_is_a_could_not_check_warning_and_the_service_is_ready)));
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task An_evicting_policy_set_at_runtime_is_a_warning_in_body_log_and_metric_and_ready_stays_200()
     {
         await using var redis = await RedisServer.StartNewAsync("--appendonly", "yes");
@@ -152,7 +152,7 @@ public sealed class RedisSettingsTests
             "the eviction gauge back at 0");
     }
 
-    [Fact]
+    [RedisServerFact]
     public async Task With_redis_down_at_start_the_check_runs_when_redis_answers_and_then_decides_readiness()
     {
         await using var redis = await RedisServer.StartNewAsync("--maxmemory", "100mb", "--maxmemory-policy", "allkeys-random");
@@ -211,7 +211,7 @@ public sealed class RedisSettingsTests
 [Collection(nameof(RedisSettingsTests))]
 public sealed class RedisSettingsClusterTests(ClusterFixture cluster) : IClassFixture<ClusterFixture>
 {
-    [Fact]
+    [RedisServerFact]
     public async Task On_a_cluster_an_evicting_policy_on_any_master_keeps_the_service_not_ready_and_every_master_is_listed()
     {
         var risky = cluster.Nodes[2];

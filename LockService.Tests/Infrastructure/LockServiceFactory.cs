@@ -48,6 +48,13 @@ public sealed class LockServiceFactory : WebApplicationFactory<Program>
 
     public CapturedLog Log { get; } = new();
 
+    /// <summary>
+    /// Settings that put the head's safety re-check (<c>Locks:RecheckMs</c>, default 1 s) a minute away. A test of a
+    /// wake-up (pub/sub, the expiry timer) then gives it a bound of seconds, which a loaded machine does not break,
+    /// and which still fails when the wake-up does not come: the re-check, the TTL or waitMs would answer far later.
+    /// </summary>
+    public static Dictionary<string, string?> WithoutRecheck() => new() { ["Locks:RecheckMs"] = "60000" };
+
     /// <summary>Base address of the real Kestrel port (kestrel mode), after the server started.</summary>
     public Uri BaseAddress
     {

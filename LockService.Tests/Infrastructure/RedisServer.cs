@@ -11,7 +11,14 @@ namespace LockService.Tests.Infrastructure;
 /// </summary>
 public sealed class RedisServer : IAsyncDisposable
 {
-    private static readonly Lazy<string?> Binary = new(() => FindOnPath("redis-server"));
+    /// <summary>
+    /// Set to 1 to run the tests as on a machine without redis-server (only Docker): the tests that start Redis
+    /// processes of their own are then skipped, and the shared Redis is LOCKSERVICE_TEST_REDIS or Testcontainers.
+    /// </summary>
+    public const string NoRedisServerVariable = "LOCKSERVICE_TEST_NO_REDIS_SERVER";
+
+    private static readonly Lazy<string?> Binary = new(() =>
+        Environment.GetEnvironmentVariable(NoRedisServerVariable) == "1" ? null : FindOnPath("redis-server"));
     private readonly string _directory = Directory.CreateTempSubdirectory("lockservice-redis-").FullName;
     private readonly string[] _extraArguments;
     private Process? _process;
@@ -27,6 +34,7 @@ public sealed class RedisServer : IAsyncDisposable
 
     public string ConnectionString => $"127.0.0.1:{Port}";
 
+    /// <summary>redis-server is on PATH (and not switched off by <see cref="NoRedisServerVariable"/>).</summary>
     public static bool Available => Binary.Value is not null;
 
     /// <summary>Starts a new server; extra arguments go to redis-server (for example cluster or replica settings).</summary>
