@@ -239,4 +239,14 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         Assert.Equal("ttlMs", error.ParamName);
         Assert.InRange((await Engine.CheckAsync(name, lease.Token)).Info!.TtlMs, 5_000, 10_000);
     }
+
+    [Fact]
+    public void The_scripts_lease_record_states_are_the_LeaseEnd_values_the_engine_reports()
+    {
+        Assert.Equal(((int)LeaseEnd.Released).ToString(System.Globalization.CultureInfo.InvariantCulture), LockScripts.ReleasedState);
+        Assert.Equal(((int)LeaseEnd.Forced).ToString(System.Globalization.CultureInfo.InvariantCulture), LockScripts.ForcedState);
+        Assert.Equal(((int)LeaseEnd.Expired).ToString(System.Globalization.CultureInfo.InvariantCulture), LockScripts.ExpiredState);
+        Assert.Equal(((int)LeaseEnd.Unknown).ToString(System.Globalization.CultureInfo.InvariantCulture), LockScripts.UnknownState);
+        Assert.DoesNotContain(LockScripts.HeldState, new[] { LockScripts.ReleasedState, LockScripts.ForcedState, LockScripts.ExpiredState, LockScripts.UnknownState });
+    }
 }
