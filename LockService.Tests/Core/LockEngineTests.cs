@@ -243,10 +243,10 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
     [Fact]
     public void The_scripts_lease_record_states_are_the_LeaseEnd_values_the_engine_reports()
     {
-        Assert.Equal(((int)LeaseEnd.Released).ToString(System.Globalization.CultureInfo.InvariantCulture), LockScripts.ReleasedState);
-        Assert.Equal(((int)LeaseEnd.Forced).ToString(System.Globalization.CultureInfo.InvariantCulture), LockScripts.ForcedState);
-        Assert.Equal(((int)LeaseEnd.Expired).ToString(System.Globalization.CultureInfo.InvariantCulture), LockScripts.ExpiredState);
-        Assert.Equal(((int)LeaseEnd.Unknown).ToString(System.Globalization.CultureInfo.InvariantCulture), LockScripts.UnknownState);
+        Assert.Equal(LockScripts.ReleasedState, ((int)LeaseEnd.Released).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(LockScripts.ForcedState, ((int)LeaseEnd.Forced).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(LockScripts.ExpiredState, ((int)LeaseEnd.Expired).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(LockScripts.UnknownState, ((int)LeaseEnd.Unknown).ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.DoesNotContain(LockScripts.HeldState, new[] { LockScripts.ReleasedState, LockScripts.ForcedState, LockScripts.ExpiredState, LockScripts.UnknownState });
     }
 }
