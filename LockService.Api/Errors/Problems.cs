@@ -80,12 +80,13 @@ internal static class Problems
         },
         new Dictionary<string, object?>(StringComparer.Ordinal) { ["reason"] = ReasonOf(reason) });
 
-    /// <summary>The wire name of a lease's end: released, forced, expired or unknown.</summary>
+    /// <summary>The wire name of a lease's end: released, forced, expired, unavailable (streams only) or unknown.</summary>
     public static string ReasonOf(LeaseEnd reason) => reason switch
     {
         LeaseEnd.Released => "released",
         LeaseEnd.Forced => "forced",
         LeaseEnd.Expired => "expired",
+        LeaseEnd.Unavailable => "unavailable",
         _ => "unknown",
     };
 

@@ -29,8 +29,10 @@ internal static class LockEndpoints
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         locks.MapPost("/{key}", AcquireAsync).WithName("acquire").WithOperation(LockOperation.Acquire)
-            .WithSummary("Acquire a lock, optionally waiting in the server for it")
-            .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting.")
+            .WithSummary("Acquire a lock, optionally waiting in the server for it; with Accept: text/event-stream, hold it for the life of the stream")
+            .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting. "
+                + "With Accept: text/event-stream (ttlMs >= 1000, no Idempotency-Key): 200 once the lock is obtained, a stream of 'event: acquired' (the lease), "
+                + "a comment after every renewal (every ttlMs/3) and 'event: lost' with {\"reason\"} (forced, expired, released, unavailable); closing the stream releases the lock.")
             .WithParameters(OperationParameters.Acquire)
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
@@ -58,7 +60,7 @@ internal static class LockEndpoints
         return app;
     }
 
-    private static async Task<Results<Created<LeaseResponse>, ProblemHttpResult>> AcquireAsync(
+    private static async Task<Results<Created<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
         string key,
         HttpContext http,
         LockEngine engine,
@@ -68,12 +70,19 @@ internal static class LockEndpoints
         var limits = options.Value;
         var (parameters, problem, errors) = await ReadRequestAsync(http, key, token: null, OperationParameters.Acquire, cancellationToken);
         var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, parameters.IdempotencyKey, parameters.MaxHoldMs);
+        var stream = LeaseStream.IsWanted(http.Request);
+        if (stream && problem is null)
+        {
+            LockRules.CheckStream(request, ref errors);
+        }
+
         if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, request.Validate(limits)), OperationParameters.Acquire)) is { } invalid)
         {
             return invalid;
         }
 
-        var result = await engine.AcquireAsync(new LockName(http.TenantOf(), key), request, cancellationToken);
+        var name = new LockName(http.TenantOf(), key);
+        var result = await engine.AcquireAsync(name, request, cancellationToken);
         if (result.Waited)
         {
             http.Features.Set(WaitedFeature.Instance);
@@ -81,6 +90,8 @@ internal static class LockEndpoints
 
         switch (result.Status)
         {
+            case AcquireStatus.Acquired when stream:
+                return new LeaseStream(engine, name, result.Lease!);
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
                 return TypedResults.Created($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease));
@@ -161,6 +172,11 @@ internal static class LockEndpoints
         {
             http.Response.Headers.RetryAfter = "1";
             return Problems.TooManyWatchers(limits.MaxWatchers);
+        }
+
+        if (parameters.WaitMs is > 0 && result.Ended is { } lost)
+        {
+            LockMetrics.Lost(lost);
         }
 
         return result.Info is { } info ? TypedResults.Ok(LockInfoResponse.From(info)) : Problems.NotHeld(key, result.Ended!.Value);

@@ -52,4 +52,31 @@ internal static class LockMetrics
         "lockservice_redis_settings_warnings",
         "Redis masters whose settings the last check found unsafe or could not check, by check (eviction_risk, no_persistence, not_checked).",
         new GaugeConfiguration { LabelNames = ["check"] });
+
+    /// <summary>Leases a watch or a stream saw end other than by their holder's release.</summary>
+    public static readonly Counter LostLeases = Metrics.CreateCounter(
+        "lockservice_lost_total",
+        "Leases that a watch or a stream saw end other than by their holder's release, by reason (forced, expired, unavailable).",
+        new CounterConfiguration { LabelNames = ["reason"] });
+
+    private static readonly Counter.Child LostForced = LostLeases.WithLabels("forced");
+    private static readonly Counter.Child LostExpired = LostLeases.WithLabels("expired");
+    private static readonly Counter.Child LostUnavailable = LostLeases.WithLabels("unavailable");
+
+    /// <summary>Counts a lease a watch or stream saw lost; a release by its holder (or a token never known) is no loss.</summary>
+    public static void Lost(LockService.Core.Locks.LeaseEnd reason)
+    {
+        switch (reason)
+        {
+            case LockService.Core.Locks.LeaseEnd.Forced:
+                LostForced.Inc();
+                break;
+            case LockService.Core.Locks.LeaseEnd.Expired:
+                LostExpired.Inc();
+                break;
+            case LockService.Core.Locks.LeaseEnd.Unavailable:
+                LostUnavailable.Inc();
+                break;
+        }
+    }
 }

@@ -76,7 +76,7 @@ internal static class RequestMetrics
 
     private static int OutcomeOf(int operation, int status) => (operation, status) switch
     {
-        (Acquire, 201) => Acquired,
+        (Acquire, 201 or 200) => Acquired,   // 200: a lock held by a stream
         (Acquire, 409) => Held,
         (Release, 204) => Released,
         (Extend, 200) => Extended,

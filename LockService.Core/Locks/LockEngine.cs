@@ -9,6 +9,10 @@ namespace LockService.Core.Locks;
 /// </summary>
 public sealed class LockEngine : IDisposable
 {
+    // How soon a kept lease tries to renew again after Redis did not answer: often enough to catch a short outage,
+    // rarely enough not to hammer a Redis that is coming back.
+    private static readonly TimeSpan RenewRetry = TimeSpan.FromMilliseconds(250);
+
     // Time for WAIT's own answer to arrive after its server-side timeout, before the call counts as timed out.
     private static readonly TimeSpan WaitReplySlack = TimeSpan.FromMilliseconds(200);
 
@@ -189,6 +193,67 @@ public sealed class LockEngine : IDisposable
         {
             _queues.Leave(watcher, acquired: false);
         }
+    }
+
+    /// <summary>
+    /// Keeps a lease alive for as long as its holder wants it (a stream's connection): renews it every third of its
+    /// TTL, and watches it in between so that a loss is known at once. Returns why the lease ended (a lock that
+    /// vanished from Redis, a hold cap reached: <see cref="LeaseEnd.Expired"/>; Redis unreachable until the last
+    /// granted expiry: <see cref="LeaseEnd.Unavailable"/>), or null when <paramref name="stop"/> was cancelled first,
+    /// in which case the lease is still held and the caller releases it.
+    /// </summary>
+    public async Task<LeaseEnd?> KeepAsync(LockName name, LockLease lease, Func<LockLease, ValueTask> renewed, CancellationToken stop)
+    {
+        var period = TimeSpan.FromMilliseconds(Math.Max(1, lease.TtlMs / 3));
+        var grantedUntil = _clock.GetTimestamp() + (long)(lease.TtlMs * (_clock.TimestampFrequency / 1000.0));
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    var watched = await WatchAsync(name, lease.Token, (long)period.TotalMilliseconds, stop).ConfigureAwait(false);
+                    if (watched.NoRoomToWatch)
+                    {
+                        // No watch to spare on this instance: renewals alone still keep it, and find a loss a period late at most.
+                        await Task.Delay(period, _clock, stop).ConfigureAwait(false);
+                    }
+                    else if (watched.Info is null)
+                    {
+                        return Lost(watched.Ended);
+                    }
+
+                    var started = _clock.GetTimestamp();
+                    var extended = await ExtendAsync(name, lease.Token, default).ConfigureAwait(false);
+                    if (extended.Lease is null)
+                    {
+                        return Lost(extended.Ended);
+                    }
+
+                    // Counted from before the request was sent: never later than Redis's own expiry.
+                    grantedUntil = started + (long)(extended.Lease.TtlMs * (_clock.TimestampFrequency / 1000.0));
+                    await renewed(extended.Lease).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+                {
+                    var left = _clock.GetElapsedTime(_clock.GetTimestamp(), grantedUntil);
+                    if (left <= TimeSpan.Zero)
+                    {
+                        return LeaseEnd.Unavailable;
+                    }
+
+                    // Try again soon, but never sleep past the last granted expiry.
+                    await Task.Delay(left < RenewRetry ? left : RenewRetry, _clock, stop).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return null;
+        }
+
+        // A lock that vanished (Redis lost it, a raw DEL) leaves no record of its lease: for its holder it expired.
+        static LeaseEnd Lost(LeaseEnd? ended) => ended is null or LeaseEnd.Unknown ? LeaseEnd.Expired : ended.Value;
     }
 
     /// <summary>Pings Redis; throws when it does not answer within the configured timeout.</summary>

@@ -36,6 +36,9 @@ public enum LeaseEnd
 
     /// <summary>The service does not remember this token: it never held this lock, or its lease ended long ago.</summary>
     Unknown = 4,
+
+    /// <summary>A kept lease (<see cref="LockEngine.KeepAsync"/>) could not be renewed before its TTL ran out: Redis was unreachable. Never a lease record's state.</summary>
+    Unavailable = 5,
 }
 
 /// <summary>How a release ended.</summary>

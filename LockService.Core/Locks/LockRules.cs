@@ -11,6 +11,9 @@ public static class LockRules
     /// <summary>Shortest TTL a lock may have.</summary>
     public const long MinTtlMs = 10;
 
+    /// <summary>Shortest TTL of a lock held by a stream: renewed every third of it, it must leave time for a round trip.</summary>
+    public const long MinStreamTtlMs = 1000;
+
     /// <summary>Longest owner text.</summary>
     public const int MaxOwnerLength = 128;
 
@@ -47,6 +50,23 @@ public static class LockRules
         if (waitMs < 0 || waitMs > options.MaxWaitMs)
         {
             RequestErrors.Add(ref errors, WaitMs, $"'waitMs' must be between 0 and {options.MaxWaitMs}; got {waitMs}.");
+        }
+    }
+
+    /// <summary>
+    /// Adds the errors of an acquire that asks for a lock held by a stream: a TTL under <see cref="MinStreamTtlMs"/>, or
+    /// an Idempotency-Key (a retried stream would be a second holder of the same lease).
+    /// </summary>
+    public static void CheckStream(AcquireRequest request, ref RequestErrors? errors)
+    {
+        if (request.TtlMs < MinStreamTtlMs)
+        {
+            RequestErrors.Add(ref errors, TtlMs, $"A lock held by a stream needs 'ttlMs' of at least {MinStreamTtlMs}; got {request.TtlMs}.");
+        }
+
+        if (request.IdempotencyKey is not null)
+        {
+            RequestErrors.Add(ref errors, IdempotencyKey, $"A lock held by a stream takes no {IdempotencyKey}: the stream is the lease, and a retry opens a new one.");
         }
     }
 

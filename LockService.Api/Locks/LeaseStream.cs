@@ -1,0 +1,136 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using LockService.Api.Errors;
+using LockService.Api.Observability;
+using LockService.Core.Locks;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace LockService.Api.Locks;
+
+/// <summary>
+/// A lock held by a Server-Sent Events stream: <c>event: acquired</c> with the lease, a comment after every renewal,
+/// and <c>event: lost</c> with the reason when the lease ends other than by the client. The connection is the lease:
+/// closing it releases the lock at once, and a stopping instance ends each stream with <c>unavailable</c> and
+/// releases its lock.
+/// </summary>
+internal sealed partial class LeaseStream(LockEngine engine, LockName name, LockLease lease) : IResult
+{
+    /// <summary>The media type a client asks for (<c>Accept</c>) to hold its lock by a stream.</summary>
+    public const string MediaType = "text/event-stream";
+
+    /// <summary>
+    /// TCP_USER_TIMEOUT on the stream's socket: a peer that stops acknowledging data (killed host, silent network)
+    /// drops the connection after this long, and with it the lock. The contract's bound is ttlMs + 10 s; renewals
+    /// send data every ttlMs/3, so unacknowledged data is there to time out.
+    /// </summary>
+    public const int UnacknowledgedDataTimeoutMs = 10_000;
+
+    // Linux's TCP_USER_TIMEOUT option of IPPROTO_TCP (linux/tcp.h); .NET has no named constant for it.
+    private const int IpProtoTcp = 6, TcpUserTimeout = 18;
+
+    public static bool IsWanted(HttpRequest request)
+    {
+        foreach (var accept in request.GetTypedHeaders().Accept)
+        {
+            if (accept.MediaType.Equals(MediaType, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    public async Task ExecuteAsync(HttpContext http)
+    {
+        var stopping = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        var logger = http.RequestServices.GetRequiredService<ILogger<LeaseStream>>();
+        BoundUnacknowledgedData(http);
+        var response = http.Response;
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = MediaType;
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, stopping);
+        LeaseEnd? ended = null;
+        try
+        {
+            await WriteAsync(response, "event: acquired\ndata: " + JsonSerializer.Serialize(LeaseResponse.From(lease), LockJsonContext.Default.LeaseResponse) + "\n\n", stop.Token);
+            ended = await engine.KeepAsync(
+                name,
+                lease,
+                renewal => WriteAsync(response, string.Create(CultureInfo.InvariantCulture, $": renewed ttlMs={renewal.TtlMs} expiresAt={renewal.ExpiresAt:O}\n\n"), stop.Token),
+                stop.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // The client is gone (or the instance stops) while a line was being written.
+        }
+        finally
+        {
+            if (ended is null)
+            {
+                await EndHeldLeaseAsync(response, stopping.IsCancellationRequested && !http.RequestAborted.IsCancellationRequested, logger);
+            }
+        }
+
+        if (ended is { } reason)
+        {
+            LockMetrics.Lost(reason);
+            await WriteLostAsync(response, reason, http.RequestAborted);
+        }
+    }
+
+    // The lease is still held: release it at once (the client closed, or this instance stops: then it hears why).
+    private async Task EndHeldLeaseAsync(HttpResponse response, bool instanceStopping, ILogger logger)
+    {
+        if (instanceStopping)
+        {
+            LockMetrics.Lost(LeaseEnd.Unavailable);
+            await WriteLostAsync(response, LeaseEnd.Unavailable, CancellationToken.None);
+        }
+
+        try
+        {
+            await engine.ReleaseAsync(name, lease.Token);
+        }
+        catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+        {
+            // Its TTL frees it: at most ttlMs from the last renewal.
+            LogReleaseFailed(logger, ex.GetType().Name);
+        }
+    }
+
+    private static async Task WriteLostAsync(HttpResponse response, LeaseEnd reason, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await WriteAsync(response, "event: lost\ndata: {\"reason\":\"" + Problems.ReasonOf(reason) + "\"}\n\n", cancellationToken);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // Nobody left to tell.
+        }
+    }
+
+    private static async ValueTask WriteAsync(HttpResponse response, string text, CancellationToken cancellationToken)
+    {
+        await response.Body.WriteAsync(Encoding.UTF8.GetBytes(text), cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    }
+
+    private static void BoundUnacknowledgedData(HttpContext http)
+    {
+        if (OperatingSystem.IsLinux() && http.Features.Get<IConnectionSocketFeature>()?.Socket is { ProtocolType: ProtocolType.Tcp } socket)
+        {
+            socket.SetRawSocketOption(IpProtoTcp, TcpUserTimeout, BitConverter.GetBytes(UnacknowledgedDataTimeoutMs));
+        }
+    }
+
+    [LoggerMessage(EventId = 1010, EventName = "StreamReleaseFailed", Level = LogLevel.Warning,
+        Message = "A stream's lock could not be released when the stream ended ({ExceptionType}); its TTL frees it")]
+    private static partial void LogReleaseFailed(ILogger logger, string exceptionType);
+}
