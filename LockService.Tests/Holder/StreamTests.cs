@@ -195,4 +195,26 @@ public sealed class StreamTests(ApiFixture fixture) : IClassFixture<ApiFixture>
             TimeSpan.FromSeconds(20),
             "the streams' locks to be released");
     }
+
+    [RedisServerFact]
+    public async Task A_redis_restarted_without_persistence_under_a_stream_makes_it_say_lost_within_its_ttl()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        await using var service = new LockServiceFactory(redis.ConnectionString, kestrel: true);
+        using var http = LeaseEvents.ClientFor(service.BaseAddress);
+        var key = Keys.Unique(nameof(A_redis_restarted_without_persistence_under_a_stream_makes_it_say_lost_within_its_ttl));
+        await using var stream = await LeaseEvents.OpenAsync(http, key, "ttlMs=1500");
+        Assert.Equal("acquired", (await stream.NextEventAsync()).Name);
+
+        await redis.StopAsync();
+        await redis.StartAsync();
+        var restarted = Stopwatch.StartNew();
+        var lost = await stream.NextEventAsync();
+
+        // The restarted Redis no longer has the lock: the stream must not go on claiming it. Its bound is the TTL plus
+        // the service's reconnect (every 500 ms) and a loaded machine's margin.
+        Assert.Equal("lost", lost.Name);
+        Assert.Contains(JsonDocument.Parse(lost.Data).RootElement.GetProperty("reason").GetString(), new[] { "expired", "unavailable" });
+        Assert.True(restarted.Elapsed < TimeSpan.FromSeconds(1.5 + 5), $"the stream said lost {restarted.ElapsedMilliseconds} ms after Redis came back");
+    }
 }
