@@ -1,30 +1,40 @@
 using LockService.Api.Observability;
+using LockService.Core.Locks;
+using Microsoft.Extensions.Options;
 
 namespace LockService.Api.Errors;
+
+internal static class ErrorHandling
+{
+    /// <summary>Problem details for every error, and the one handler of exceptions that escape the endpoints.</summary>
+    public static IServiceCollection AddLockErrors(this IServiceCollection services) =>
+        services.AddProblemDetails().AddSingleton<ErrorHandler>();
+}
 
 /// <summary>
 /// The last word on errors: Redis trouble is a 503 with Retry-After, anything else unexpected a 500 that says
 /// nothing of the exception; routing's bare 404 and 405 get the same problem shape as the rest. Called by the
-/// request middleware (<see cref="Observability.RequestMiddleware"/>), which wraps every request.
+/// request middleware (<see cref="RequestMiddleware"/>), which wraps every request.
 /// </summary>
-internal static partial class ErrorHandling
+internal sealed partial class ErrorHandler(IOptions<RedisOptions> redis, ILogger<ErrorHandler> logger)
 {
-    public static IServiceCollection AddLockErrors(this IServiceCollection services) => services.AddProblemDetails();
-
     /// <summary>Answers an exception that escaped the endpoints; the response must not have started.</summary>
-    public static async Task AnswerAsync(HttpContext http, Exception exception, bool redisUnavailable, int redisTimeoutMs, ILogger logger)
+    public async Task AnswerAsync(HttpContext http, Exception exception)
     {
         http.Response.Clear();
-        if (redisUnavailable)
+        if (RedisFaults.IsUnavailable(exception))
         {
+            // An outage, not a bug: logged by exception type only, whose message may quote what the request carried.
+            LockMetrics.RedisErrors.Inc();
+            LogRedisUnavailable(logger, RequestMetrics.OperationOf(http.GetEndpoint()) ?? "request", exception.GetType().Name);
             http.Response.Headers.RetryAfter = "1";
-            await Problems.RedisDown(redisTimeoutMs).ExecuteAsync(http);
+            await Problems.RedisDown(redis.Value.TimeoutMs).ExecuteAsync(http);
             return;
         }
 
         // A 500 is a bug to fix, so the event carries the exception and its stack, with tokens redacted from its text.
         LogUnexpected(logger, Logging.Redacted(exception), exception.GetType().Name, ErrorCodeOf(exception));
-        await Problems.Create(500, Problems.InternalError, "Internal error.", "The service failed unexpectedly; this is a bug. The error is logged.").ExecuteAsync(http);
+        await Problems.Internal().ExecuteAsync(http);
     }
 
     /// <summary>A 404 or 405 that routing answered without a body gets a problem body.</summary>
@@ -37,9 +47,7 @@ internal static partial class ErrorHandling
             return Task.CompletedTask;
         }
 
-        var problem = response.StatusCode == StatusCodes.Status404NotFound
-            ? Problems.Create(404, Problems.NotFound, "Not found.", "No such route. The lock API is under /locks; see /swagger.")
-            : Problems.WrongMethod(http.Request.Method);
+        var problem = response.StatusCode == StatusCodes.Status404NotFound ? Problems.NoRoute() : Problems.WrongMethod(http.Request.Method);
         return problem.ExecuteAsync(http);
     }
 
@@ -48,6 +56,10 @@ internal static partial class ErrorHandling
     private static string ErrorCodeOf(Exception exception) =>
         exception is StackExchange.Redis.RedisServerException server && server.Message.Split(' ', 2)[0] is { Length: > 0 and <= 20 } code
             && code.All(char.IsAsciiLetterUpper) ? code : "-";
+
+    [LoggerMessage(EventId = 1001, EventName = "RedisUnavailable", Level = LogLevel.Warning,
+        Message = "Redis unavailable during {Operation} ({ExceptionType}); answered 503")]
+    private static partial void LogRedisUnavailable(ILogger logger, string operation, string exceptionType);
 
     [LoggerMessage(EventId = 1002, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected {ExceptionType} ({RedisErrorCode}) answered with 500")]
     private static partial void LogUnexpected(ILogger logger, Exception exception, string exceptionType, string redisErrorCode);

@@ -103,17 +103,39 @@ internal static class Problems
         $"Lock '{key}' is held; its holder's TTL runs out in {retryAfterMs} ms.",
         new Dictionary<string, object?> { ["retryAfterMs"] = retryAfterMs });
 
-    public static ProblemHttpResult TooManyWaiters(int maxWaiters) => Create(
-        StatusCodes.Status429TooManyRequests,
-        TooManyRequests,
-        "Too many requests.",
+    public static ProblemHttpResult TooManyWaiters(int maxWaiters) => TooMany(
         $"This instance already has {maxWaiters} requests waiting (Locks:MaxWaiters). Retry later, or use waitMs=0.");
 
-    public static ProblemHttpResult TooManyWatchers(int maxWatchers) => Create(
-        StatusCodes.Status429TooManyRequests,
-        TooManyRequests,
-        "Too many requests.",
+    public static ProblemHttpResult TooManyWatchers(int maxWatchers) => TooMany(
         $"This instance already has {maxWatchers} watches open (Locks:MaxWatchers). Retry later, or check without waitMs.");
+
+    /// <summary>The rate limiter's 429; its caller sets Retry-After.</summary>
+    public static ProblemHttpResult RateLimited() => TooMany(
+        "This client has used up its rate limit (RateLimit:PermitsPerSecond); retry after the time in Retry-After.");
+
+    /// <summary>
+    /// The 401 for a request without a valid API key (the caller sets WWW-Authenticate). For the authentication
+    /// handler (Auth/ApiKeyAuthentication.cs), which still builds this problem inline: it should call this instead.
+    /// </summary>
+    public static ProblemHttpResult Unauthenticated() => Create(
+        StatusCodes.Status401Unauthorized,
+        Unauthorized,
+        "An API key is required.",
+        "Send 'Authorization: Bearer <api-key>' with a key configured in Auth:ApiKeys.");
+
+    /// <summary>A path that no route matches.</summary>
+    public static ProblemHttpResult NoRoute() => Create(
+        StatusCodes.Status404NotFound,
+        NotFound,
+        "Not found.",
+        "No such route. The lock API is under /locks; see /swagger.");
+
+    /// <summary>The 500 for an unexpected exception: it says nothing of the exception, which is logged instead.</summary>
+    public static ProblemHttpResult Internal() => Create(
+        StatusCodes.Status500InternalServerError,
+        InternalError,
+        "Internal error.",
+        "The service failed unexpectedly; this is a bug. The error is logged.");
 
     public static ProblemHttpResult RedisDown(int timeoutMs) => Create(
         StatusCodes.Status503ServiceUnavailable,
@@ -142,6 +164,9 @@ internal static class Problems
     /// <summary>Whole seconds, rounded up, for a Retry-After header.</summary>
     public static string RetryAfterSeconds(long milliseconds) =>
         ((milliseconds + 999) / 1000).ToString(CultureInfo.InvariantCulture);
+
+    private static ProblemHttpResult TooMany(string detail) =>
+        Create(StatusCodes.Status429TooManyRequests, TooManyRequests, "Too many requests.", detail);
 
     private static string TypeOf(string code) => "urn:lockservice:problem:" + code;
 }

@@ -5,6 +5,7 @@ using Serilog;
 using Serilog.Configuration;
 using Serilog.Core;
 using Serilog.Events;
+using Serilog.Extensions.Logging;
 using Serilog.Formatting.Compact;
 using Serilog.Parsing;
 
@@ -18,81 +19,64 @@ internal static partial class Logging
 {
     public const string TextTemplate = "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj} {Properties:j}{NewLine}{Exception}";
 
+    /// <summary>
+    /// ASP.NET Core starts an Activity and a logging scope for every request while this category is on at any level,
+    /// a measurable share of a lock request's CPU. All it logs is request start and finish at Information, which the
+    /// request line replaces; that line carries the RequestId that problem bodies show as traceId. Tracing is
+    /// unaffected: with an ActivityListener (OpenTelemetry) attached, hosting starts the Activity anyway, and problem
+    /// bodies then show its W3C trace id.
+    /// </summary>
+    public const string HostingDiagnostics = "Microsoft.AspNetCore.Hosting.Diagnostics";
+
     public static WebApplicationBuilder AddLockLogging(this WebApplicationBuilder builder)
     {
         var development = builder.Environment.IsDevelopment();
-        builder.Services.AddSerilog((services, logger) =>
-        {
-            // Safe without any appsettings.json (the service started from another directory): the framework's own
-            // request logs, which carry raw paths, stay off unless configuration turns them on.
-            logger.MinimumLevel.Information()
-                .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
-                .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
-                .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
-                .MinimumLevel.Override("System", LogEventLevel.Warning);
-            logger.ReadFrom.Configuration(builder.Configuration)
-                .ReadFrom.Services(services)
-                .Enrich.FromLogContext()
-                .Enrich.With<TokenRedactor>();
-            if (development)
-            {
-                logger.WriteTo.Console(outputTemplate: TextTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
-            }
-            else
-            {
-                // Written in batches off the request path: one write per batch instead of a locked write and
-                // flush per request. A line may lag by up to 100 ms; past 100,000 queued events new ones are dropped.
-                logger.WriteTo.Sink(new BatchedConsoleSink(new RequestLineFormatter()), new BatchingOptions
-                {
-                    BatchSizeLimit = 1000,
-                    BufferingTimeLimit = TimeSpan.FromMilliseconds(100),
-                    QueueLimit = 100_000,
-                });
-            }
-        });
-        CacheLoggersPerCategory(builder.Services);
+        // Serilog is the one provider of ASP.NET Core's own logger factory rather than a replacement for it (what
+        // AddSerilog and UseSerilog register): that factory keeps one logger per category, where Serilog's builds a
+        // new one on every CreateLogger call, which ASP.NET Core's result types make on every response.
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton<Serilog.ILogger>(services => CreateLogger(services, builder.Configuration, development));
+        builder.Services.AddSingleton<ILoggerProvider>(services => new SerilogLoggerProvider(services.GetRequiredService<Serilog.ILogger>()));
+        builder.Logging
+            // Serilog's levels decide (its configuration section), as with AddSerilog: the "Logging" section does not apply.
+            .AddFilter<SerilogLoggerProvider>(null, LogLevel.Trace)
+            .AddFilter<SerilogLoggerProvider>(HostingDiagnostics, LogLevel.None)
+            // Serilog records the current trace and span itself; the factory's copies would be extra properties on events.
+            .Configure(factory => factory.ActivityTrackingOptions = ActivityTrackingOptions.None);
         return builder;
     }
 
-    /// <summary>
-    /// The ASP.NET Core logger factory Serilog provides builds a new Serilog logger on every CreateLogger call, and
-    /// ASP.NET Core's result types call it on every response. Loggers are cached per category here instead.
-    /// </summary>
-    private static void CacheLoggersPerCategory(IServiceCollection services)
+    /// <summary>The logger, disposed (its batches drained) with the container when the host stops.</summary>
+    private static Logger CreateLogger(IServiceProvider services, IConfiguration configuration, bool development)
     {
-        var serilog = services.Last(d => d.ServiceType == typeof(ILoggerFactory));
-        services.Remove(serilog);
-        services.AddSingleton<ILoggerFactory>(sp => new CachingLoggerFactory(serilog switch
+        // Safe without any appsettings.json (the service started from another directory): the framework's own
+        // request logs, which carry raw paths, stay off unless configuration turns them on.
+        var logger = new LoggerConfiguration().MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
+            .MinimumLevel.Override("Microsoft.AspNetCore.DataProtection", LogEventLevel.Error)
+            .MinimumLevel.Override("System", LogEventLevel.Warning);
+        logger.ReadFrom.Configuration(configuration)
+            .ReadFrom.Services(services)
+            .Enrich.FromLogContext()
+            .Enrich.With<TokenRedactor>();
+        if (development)
         {
-            { ImplementationInstance: ILoggerFactory instance } => instance,
-            { ImplementationFactory: { } factory } => (ILoggerFactory)factory(sp),
-            _ => (ILoggerFactory)ActivatorUtilities.CreateInstance(sp, serilog.ImplementationType!),
-        }));
-    }
-
-    /// <remarks>
-    /// One category gets no logger at all: while "Microsoft.AspNetCore.Hosting.Diagnostics" is on at any level,
-    /// ASP.NET Core starts an Activity and a logging scope for every request, a measurable share of a lock request's
-    /// CPU. All it logs is request start and finish at Information, which the request line replaces; that line
-    /// carries the RequestId that problem bodies show as traceId. Tracing is unaffected: with an ActivityListener
-    /// (OpenTelemetry) attached, hosting starts the Activity anyway, and problem bodies then show its W3C trace id.
-    /// </remarks>
-    private sealed class CachingLoggerFactory(ILoggerFactory inner) : ILoggerFactory
-    {
-        private const string HostingDiagnostics = "Microsoft.AspNetCore.Hosting.Diagnostics";
-        private readonly ConcurrentDictionary<string, Microsoft.Extensions.Logging.ILogger> _loggers = new(StringComparer.Ordinal);
-
-        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => categoryName == HostingDiagnostics
-            ? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance
-            : _loggers.GetOrAdd(categoryName, inner.CreateLogger);
-
-        public void AddProvider(ILoggerProvider provider)
+            logger.WriteTo.Console(outputTemplate: TextTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+        }
+        else
         {
-            _loggers.Clear();
-            inner.AddProvider(provider);
+            // Written in batches off the request path: one write per batch instead of a locked write and
+            // flush per request. A line may lag by up to 100 ms; past 100,000 queued events new ones are dropped.
+            logger.WriteTo.Sink(new BatchedConsoleSink(new RequestLineFormatter()), new BatchingOptions
+            {
+                BatchSizeLimit = 1000,
+                BufferingTimeLimit = TimeSpan.FromMilliseconds(100),
+                QueueLimit = 100_000,
+            });
         }
 
-        public void Dispose() => inner.Dispose();
+        return logger.CreateLogger();
     }
 
     /// <summary>
@@ -107,11 +91,12 @@ internal static partial class Logging
         internal static readonly MessageTemplate Template =
             new MessageTemplateParser().Parse("HTTP {RequestMethod} {RouteTemplate} responded {StatusCode} in {Elapsed} ms ({RequestId})");
 
-        private static readonly ScalarValue SourceContext = new("LockService.Api.RequestLog");
-
-        private static readonly ScalarValue NoRoute = new("(no route)");
-        private static readonly ConcurrentDictionary<string, ScalarValue> Scalars = new(StringComparer.Ordinal);
-        private static readonly ScalarValue?[] Statuses = new ScalarValue?[600];
+        private const string RequestMethod = "RequestMethod";
+        private const string RouteTemplate = "RouteTemplate";
+        private static readonly LogEventProperty SourceContext = new(Serilog.Core.Constants.SourceContextPropertyName, new ScalarValue("LockService.Api.RequestLog"));
+        private static readonly LogEventProperty NoRoute = new(RouteTemplate, new ScalarValue("(no route)"));
+        private static readonly ConcurrentDictionary<(string, string), LogEventProperty> Properties = new();
+        private static readonly LogEventProperty?[] Statuses = new LogEventProperty?[600];
 
         public static void Write(Serilog.ILogger logger, HttpContext http, string? route, int status, double elapsedMs)
         {
@@ -122,27 +107,29 @@ internal static partial class Logging
             }
 
             // Elapsed rounded here rather than by a format in the template, which would make the JSON formatter
-            // render the message a second time for every event. The properties go straight into the event's own
-            // dictionary, sized once, instead of through LogEventProperty objects into a dictionary that grows.
-            var properties = new Dictionary<string, LogEventPropertyValue>(7, StringComparer.Ordinal)
-            {
-                ["RequestMethod"] = Scalar(RequestMetrics.MethodOf(http.Request.Method)),
-                ["RouteTemplate"] = route is null ? NoRoute : Scalar(route),
-                ["StatusCode"] = StatusOf(status),
-                ["Elapsed"] = new ScalarValue(Math.Round(elapsedMs, 3)),
-                ["RequestId"] = new ScalarValue(http.TraceIdentifier),
-                [Serilog.Core.Constants.SourceContextPropertyName] = SourceContext,
-            };
+            // render the message a second time for every event. Properties whose values repeat are made once.
             var activity = System.Diagnostics.Activity.Current;
-            logger.Write(LogEvent.UnstableAssembleFromParts(
-                DateTimeOffset.Now, level, null, Template, properties, activity?.TraceId ?? default, activity?.SpanId ?? default));
+            logger.Write(new LogEvent(DateTimeOffset.Now, level, null, Template,
+                [
+                    Property(RequestMethod, RequestMetrics.MethodOf(http.Request.Method)),
+                    route is null ? NoRoute : Property(RouteTemplate, route),
+                    StatusOf(status),
+                    new LogEventProperty("Elapsed", new ScalarValue(Math.Round(elapsedMs, 3))),
+                    new LogEventProperty("RequestId", new ScalarValue(http.TraceIdentifier)),
+                    SourceContext,
+                ],
+                activity?.TraceId ?? default,
+                activity?.SpanId ?? default));
         }
 
         // Methods (the standard set, else OTHER) and route templates are few; statuses are 100-599.
-        private static ScalarValue Scalar(string text) => Scalars.Count < 1000 ? Scalars.GetOrAdd(text, static t => new ScalarValue(t)) : new ScalarValue(text);
+        private static LogEventProperty Property(string name, string text) => Properties.Count < 1000
+            ? Properties.GetOrAdd((name, text), static p => new LogEventProperty(p.Item1, new ScalarValue(p.Item2)))
+            : new LogEventProperty(name, new ScalarValue(text));
 
-        private static ScalarValue StatusOf(int status) =>
-            status is >= 100 and < 600 ? Statuses[status] ??= new ScalarValue(status) : new ScalarValue(status);
+        private static LogEventProperty StatusOf(int status) => status is >= 100 and < 600
+            ? Statuses[status] ??= new LogEventProperty("StatusCode", new ScalarValue(status))
+            : new LogEventProperty("StatusCode", new ScalarValue(status));
     }
 
     /// <summary>

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using LockService.Api.Errors;
-using LockService.Core.Locks;
-using Microsoft.Extensions.Options;
 
 namespace LockService.Api.Observability;
 
@@ -12,7 +10,7 @@ namespace LockService.Api.Observability;
 /// middlewares (errors, HTTP histogram, lock metrics, request log), each of which cost an allocation and a
 /// continuation on every request.
 /// </summary>
-internal sealed partial class RequestMiddleware(RequestDelegate next, IOptions<RedisOptions> redis, Serilog.ILogger requestLog, ILogger<RequestMiddleware> logger)
+internal sealed class RequestMiddleware(RequestDelegate next, ErrorHandler errors, Serilog.ILogger requestLog)
 {
     public async Task InvokeAsync(HttpContext http)
     {
@@ -21,7 +19,7 @@ internal sealed partial class RequestMiddleware(RequestDelegate next, IOptions<R
         try
         {
             await next(http);
-            await ErrorHandling.AnswerBareStatusAsync(http);
+            await ErrorHandler.AnswerBareStatusAsync(http);
         }
         catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
         {
@@ -34,15 +32,7 @@ internal sealed partial class RequestMiddleware(RequestDelegate next, IOptions<R
         }
         catch (Exception ex) when (!http.Response.HasStarted)
         {
-            var redisUnavailable = RedisFaults.IsUnavailable(ex);
-            if (redisUnavailable)
-            {
-                LockMetrics.RedisErrors.Inc();
-                LogRedisUnavailable(logger, RequestMetrics.OperationOf(http.GetEndpoint()) ?? "request", ex.GetType().Name);
-            }
-
-            // A 503 is logged by exception type only: an outage, not a bug. A 500 carries the exception, tokens redacted.
-            await ErrorHandling.AnswerAsync(http, ex, redisUnavailable, redis.Value.TimeoutMs, logger);
+            await errors.AnswerAsync(http, ex);
         }
         finally
         {
@@ -54,8 +44,4 @@ internal sealed partial class RequestMiddleware(RequestDelegate next, IOptions<R
             Logging.RequestLog.Write(requestLog, http, route, status, elapsed.TotalMilliseconds);
         }
     }
-
-    [LoggerMessage(EventId = 1001, EventName = "RedisUnavailable", Level = LogLevel.Warning,
-        Message = "Redis unavailable during {Operation} ({ExceptionType}); answered 503")]
-    private static partial void LogRedisUnavailable(ILogger logger, string operation, string exceptionType);
 }

@@ -45,11 +45,7 @@ internal static class RateLimitSetup
                 var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
                 var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
                 context.HttpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-                await Problems.Create(
-                    StatusCodes.Status429TooManyRequests,
-                    Problems.TooManyRequests,
-                    "Too many requests.",
-                    "This client has used up its rate limit (RateLimit:PermitsPerSecond); retry after the time in Retry-After.").ExecuteAsync(context.HttpContext);
+                await Problems.RateLimited().ExecuteAsync(context.HttpContext);
             };
         });
         return services;

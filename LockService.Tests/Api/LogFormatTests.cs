@@ -41,3 +41,25 @@ public sealed class LogFormatTests
         public void Emit(LogEvent logEvent) => events.Add(logEvent);
     }
 }
+
+/// <summary>How the service wires Serilog into ASP.NET Core's logging, held so that an upgrade that changes it fails here.</summary>
+public sealed class LoggingSetupTests
+{
+    [Fact]
+    public void Loggers_are_made_once_per_category_and_hosting_diagnostics_is_off_at_every_level()
+    {
+        var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateBuilder(new Microsoft.AspNetCore.Builder.WebApplicationOptions { EnvironmentName = "Production" });
+        builder.AddLockLogging();
+        using var app = builder.Build();
+        var factory = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(app.Services);
+
+        // ASP.NET Core's result types ask for their logger on every response: it must not be built anew each time.
+        Assert.Same(factory.CreateLogger("Microsoft.AspNetCore.Http.Result.CreatedResult"), factory.CreateLogger("Microsoft.AspNetCore.Http.Result.CreatedResult"));
+        // While this category is on at any level, hosting starts an Activity and a logging scope for every request.
+        Assert.False(factory.CreateLogger(Logging.HostingDiagnostics).IsEnabled(Microsoft.Extensions.Logging.LogLevel.Critical));
+        // Serilog's levels still decide for everything else.
+        Assert.True(factory.CreateLogger("LockService").IsEnabled(Microsoft.Extensions.Logging.LogLevel.Information));
+        Assert.False(factory.CreateLogger("Microsoft.AspNetCore.Routing").IsEnabled(Microsoft.Extensions.Logging.LogLevel.Information));
+        Assert.True(factory.CreateLogger("Microsoft.AspNetCore.Routing").IsEnabled(Microsoft.Extensions.Logging.LogLevel.Warning));
+    }
+}

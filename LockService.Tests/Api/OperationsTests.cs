@@ -176,6 +176,12 @@ public sealed class RedisDownTests : IAsyncLifetime
             Assert.True(watch.Elapsed < TimeSpan.FromMilliseconds(500 + 2000), $"{method} {path} took {watch.ElapsedMilliseconds} ms");
             Assert.DoesNotContain("Exception", reply.Body);
         }
+
+        // An outage, not a bug: each 503 is logged as a warning naming the exception's type, without the exception.
+        var logged = _factory.Log.Lines.Where(l => l.Contains("\"RedisUnavailable\"", StringComparison.Ordinal)).ToArray();
+        Assert.True(logged.Length >= 6, string.Join(Environment.NewLine, _factory.Log.Lines));
+        Assert.All(logged, l => Assert.Contains("\"@l\":\"Warning\"", l, StringComparison.Ordinal));
+        Assert.All(logged, l => Assert.DoesNotContain("\"@x\"", l, StringComparison.Ordinal));
     }
 
     [Fact]
