@@ -30,11 +30,15 @@ internal sealed partial class LeaseStream(LockEngine engine, LockName name, Lock
     // Linux's TCP_USER_TIMEOUT option of IPPROTO_TCP (linux/tcp.h); .NET has no named constant for it.
     private const int IpProtoTcp = 6, TcpUserTimeout = 18;
 
+    /// <summary>
+    /// True when the request's Accept header names <see cref="MediaType"/>. Read from the raw header, not the typed
+    /// headers: every acquire asks, and parsing Accept into media types would cost each one allocations.
+    /// </summary>
     public static bool IsWanted(HttpRequest request)
     {
-        foreach (var accept in request.GetTypedHeaders().Accept)
+        foreach (var accept in request.Headers.Accept)
         {
-            if (accept.MediaType.Equals(MediaType, StringComparison.OrdinalIgnoreCase))
+            if (accept is not null && accept.Contains(MediaType, StringComparison.OrdinalIgnoreCase))
             {
                 return true;
             }
