@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LockService.Api.Errors;
+using LockService.Api.Locks;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.OpenApi;
 using Swashbuckle.AspNetCore.SwaggerGen;
@@ -40,8 +41,22 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
 
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
-        var declared = context.ApiDescription.ActionDescriptor.EndpointMetadata.OfType<ProblemCodes>().ToList();
+        var metadata = context.ApiDescription.ActionDescriptor.EndpointMetadata;
+        var declared = metadata.OfType<ProblemCodes>().ToList();
         var route = context.ApiDescription.RelativePath ?? string.Empty;
+        if (metadata.OfType<LockOperationMetadata>().Any())
+        {
+            // Every lock route reads a body, if one is sent, before anything else (parameters or not), so each can
+            // answer 413 and 415; the route table declares them only where the body carries parameters.
+            foreach (var status in new[] { "413", "415" })
+            {
+                (operation.Responses ??= []).TryAdd(status, new OpenApiResponse
+                {
+                    Content = new Dictionary<string, IOpenApiMediaType> { ["application/problem+json"] = new OpenApiMediaType() },
+                });
+            }
+        }
+
         foreach (var (status, response) in operation.Responses ?? [])
         {
             if (response is not OpenApiResponse concrete || concrete.Content?.ContainsKey("application/problem+json") != true)
