@@ -26,16 +26,21 @@ internal static class SwaggerSetup
                 Version = "v1",
                 Description = "Distributed locks over HTTP, backed by Redis: acquire (optionally waiting in the server), release, extend, inspect. Errors are application/problem+json with a stable 'code'.",
             });
-            options.AddSecurityDefinition("Bearer", new OpenApiSecurityScheme
+            options.AddSecurityDefinition(SecurityFilter.SchemeId, new OpenApiSecurityScheme
             {
                 Type = SecuritySchemeType.Http,
                 Scheme = "bearer",
-                Description = "An API key from Auth:ApiKeys (only when keys are configured).",
+                Description = "An API key from Auth:ApiKeys. Operations name it only when keys are configured.",
             });
+            options.SupportNonNullableReferenceTypes();
             options.OperationFilter<OperationParametersFilter>();
             options.SchemaFilter<ExampleFilter>();
-            options.OperationFilter<ProblemCodesFilter>();
-            options.AddSecurityRequirement(document => new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("Bearer", document)] = [] });
+            options.SchemaFilter<ResponseMembersRequiredFilter>();
+            options.OperationFilter<ProblemResponsesFilter>();
+            options.OperationFilter<SecurityFilter>();
+            options.OperationFilter<EventStreamFilter>();
+            options.DocumentFilter<OperationsDocumentFilter>();
+            options.DocumentFilter<UnusedProblemSchemasFilter>();
         });
         return services;
     }
@@ -148,10 +153,8 @@ internal sealed class ExampleFilter : ISchemaFilter
 {
     private static readonly Dictionary<Type, string> Examples = new()
     {
-        [typeof(LeaseResponse)] = """{"key":"orders-42","token":"16d6b288d3740b2b5ea03dc7f735e33f","fencingToken":1796011211951810,"ttlMs":30000,"expiresAt":"2026-11-26T14:24:19.026+00:00","owner":"billing-cron"}""",
-        [typeof(LockInfoResponse)] = """{"key":"orders-42","fencingToken":1796011211951810,"owner":"billing-cron","ttlMs":29827,"expiresAt":"2026-11-26T14:24:19.033+00:00"}""",
-        [typeof(ProblemDetails)] = """{"type":"urn:lockservice:problem:lock_held","title":"The lock is held by someone else.","status":409,"detail":"Lock 'orders-42' is held; its holder's TTL runs out in 29912 ms.","code":"lock_held","retryAfterMs":29912}""",
-        [typeof(HttpValidationProblemDetails)] = """{"type":"urn:lockservice:problem:invalid_parameter","title":"One or more parameters are invalid.","status":400,"detail":"See 'errors' for what is wrong with each parameter.","code":"invalid_parameter","errors":{"ttl":["Unknown parameter 'ttl': this endpoint takes 'ttlMs', 'waitMs', 'owner'."]}}""",
+        [typeof(LeaseResponse)] = """{"key":"orders-42","token":"16d6b288d3740b2b5ea03dc7f735e33f","fencingToken":1796011211951810,"ttlMs":30000,"expiresAt":"2026-11-26T14:24:19.026+00:00","acquiredAt":"2026-11-26T14:23:49.026+00:00","maxHoldMs":null,"owner":"billing-cron"}""",
+        [typeof(LockInfoResponse)] = """{"key":"orders-42","fencingToken":1796011211951810,"owner":"billing-cron","ttlMs":29827,"expiresAt":"2026-11-26T14:24:19.033+00:00","acquiredAt":"2026-11-26T14:23:49.026+00:00","maxHoldMs":null}""",
     };
 
     public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
@@ -159,33 +162,6 @@ internal sealed class ExampleFilter : ISchemaFilter
         if (schema is OpenApiSchema concrete && Examples.TryGetValue(context.Type, out var example))
         {
             concrete.Examples = [JsonNode.Parse(example)!];
-        }
-    }
-}
-
-/// <summary>Names the problem <c>code</c>s each error status can carry, so clients can branch on them.</summary>
-internal sealed class ProblemCodesFilter : IOperationFilter
-{
-    private static readonly Dictionary<string, string> Codes = new()
-    {
-        ["400"] = "Bad input, nothing changed. code: invalid_key, invalid_token or invalid_parameter (with an 'errors' object keyed by parameter).",
-        ["401"] = "code: unauthorized (API keys are configured and the request has none or a wrong one). Header WWW-Authenticate: Bearer.",
-        ["404"] = "code: lock_not_held.",
-        ["409"] = "code: lock_held, with retryAfterMs (the holder's remaining TTL) and a Retry-After header.",
-        ["413"] = "code: payload_too_large (body over 4 KiB).",
-        ["415"] = "code: unsupported_media_type (send JSON or use the query string).",
-        ["429"] = "code: too_many_requests (rate limit, or Locks:MaxWaiters waiting already), with Retry-After.",
-        ["503"] = "code: redis_unavailable, with Retry-After. Answered within Redis:TimeoutMs plus a second.",
-    };
-
-    public void Apply(OpenApiOperation operation, OperationFilterContext context)
-    {
-        foreach (var (status, response) in operation.Responses ?? [])
-        {
-            if (Codes.TryGetValue(status, out var description) && response is OpenApiResponse concrete)
-            {
-                concrete.Description = description;
-            }
         }
     }
 }

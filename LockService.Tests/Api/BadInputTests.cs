@@ -168,6 +168,18 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
         (await Client.SendAsync(HttpMethod.Patch, $"/locks/k/{SomeToken}", body)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
     }
 
+    [Theory]
+    [InlineData("DELETE", "/locks/k/" + SomeToken)]
+    [InlineData("GET", "/locks/k/" + SomeToken)]
+    [InlineData("GET", "/locks/k")]
+    public async Task Endpoints_without_parameters_still_answer_a_large_or_non_json_body_with_413_or_415(string method, string path)
+    {
+        var body = "{\"owner\":\"" + new string('x', 5000) + "\"}";
+
+        (await Client.SendAsync(new HttpMethod(method), path, body)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
+        (await Client.SendAsync(new HttpMethod(method), path, "x=1", "text/plain")).AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+    }
+
     [Fact]
     public async Task A_chunked_body_over_4_KiB_is_413()
     {

@@ -45,11 +45,11 @@ public sealed class OperationsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
 
         var expected = new (string Path, string Method, string[] Statuses)[]
         {
-            ("/locks/{key}", "post", ["201", "400", "401", "409", "413", "415", "429", "503"]),
-            ("/locks/{key}/{token}", "delete", ["204", "400", "401", "404", "429", "503"]),
-            ("/locks/{key}/{token}", "patch", ["200", "400", "401", "404", "413", "415", "429", "503"]),
-            ("/locks/{key}", "get", ["200", "400", "401", "404", "429", "503"]),
-            ("/locks/{key}/{token}", "get", ["200", "400", "401", "404", "429", "503"]),
+            ("/locks/{key}", "post", ["201", "400", "409", "413", "415", "429", "503"]),
+            ("/locks/{key}/{token}", "delete", ["204", "400", "404", "429", "503"]),
+            ("/locks/{key}/{token}", "patch", ["200", "400", "404", "413", "415", "429", "503"]),
+            ("/locks/{key}", "get", ["200", "400", "404", "429", "503"]),
+            ("/locks/{key}/{token}", "get", ["200", "400", "404", "429", "503"]),
         };
         foreach (var (path, method, statuses) in expected)
         {
