@@ -112,7 +112,8 @@ internal sealed partial class LeaseStream(LockEngine engine, LockName name, Lock
     {
         try
         {
-            await WriteAsync(response, "event: lost\ndata: {\"reason\":\"" + Problems.ReasonOf(reason) + "\"}\n\n", cancellationToken);
+            var data = JsonSerializer.Serialize(new LostEvent(Problems.ReasonOf(reason)), LockJsonContext.Default.LostEvent);
+            await WriteAsync(response, "event: lost\ndata: " + data + "\n\n", cancellationToken);
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {

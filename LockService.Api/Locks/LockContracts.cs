@@ -19,7 +19,11 @@ public sealed record LockInfoResponse(string Key, long FencingToken, string? Own
         new(info.Key, info.FencingToken, info.Owner, info.TtlMs, info.ExpiresAt, info.AcquiredAt, info.MaxHoldMs);
 }
 
+/// <summary>The data of a lock stream's <c>event: lost</c>: why the lease ended (forced, expired, released, unavailable).</summary>
+public sealed record LostEvent(string Reason);
+
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(LeaseResponse))]
 [JsonSerializable(typeof(LockInfoResponse))]
+[JsonSerializable(typeof(LostEvent))]
 internal sealed partial class LockJsonContext : JsonSerializerContext;

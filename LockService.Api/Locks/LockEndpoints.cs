@@ -34,6 +34,7 @@ internal static class LockEndpoints
                 + "With Accept: text/event-stream (ttlMs >= 1000, no Idempotency-Key): 200 once the lock is obtained, a stream of 'event: acquired' (the lease), "
                 + "a comment after every renewal (every ttlMs/3) and 'event: lost' with {\"reason\"} (forced, expired, released, unavailable); closing the stream releases the lock.")
             .WithParameters(OperationParameters.Acquire)
+            .ProducesEvents(StatusCodes.Status200OK, ("acquired", typeof(LeaseResponse)), ("lost", typeof(LostEvent)))
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
