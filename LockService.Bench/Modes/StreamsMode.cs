@@ -56,12 +56,12 @@ internal static class StreamsMode
         await Task.WhenAll(tasks);
         double closeMs = Outcome.ToMs(Outcome.Now() - closing);
         var (sampled, free) = context.Service.CanInspect ? await run.CheckFreeAsync(closing) : (0, 0);
-        double? freeMs = context.Service.CanInspect && free == sampled ? Outcome.ToMs(run.SampleFreeAt - closing) : null;
+        double? freeMs = context.Service.CanInspect && sampled > 0 && free == sampled ? Outcome.ToMs(run.SampleFreeAt - closing) : null;
 
         var report = new Report(context);
         report.Line("streams", $"{new Figure("streams", count)} on distinct keys (prefix {context.RunPrefix}streams-), ttlMs {new Figure("ttlMs", options.TtlMs)}");
         report.Line("acquired", $"{new Figure("acquired", run.Acquired)} of {count}, the last {new Figure("openMs", openMs, "0")} ms after the first was sent");
-        report.Line("held", $"{new Figure("holdSec", options.Duration.TotalSeconds, "0.###")} s with all acquired; {new Figure("openAtEnd", stillOpen)} still open at the end");
+        report.Line("held", $"{new Figure("holdSec", options.Duration.TotalSeconds, "0.###")} s after the opens ended; {new Figure("openAtEnd", stillOpen)} still open at the end");
         report.Line("renewals seen", $"{new Figure("renewals", run.Renewals)} (a comment every ttlMs/3 per stream)");
         report.Line("lost events", $"{new Figure("lost", run.Lost, Text: run.LostCount == 0 ? "none" : null)}");
         report.Line("dropped", $"{new Figure("dropped", run.Dropped)} (ended by the service without event: lost)");
