@@ -30,4 +30,7 @@ $bench cycles --url "$url" -c 8 -d 3 --warmup 1 --json-only
 $bench contended --url "$url" --redis "127.0.0.1:$redis_port" -c 8 -d 3 --warmup 1 --json-only
 $bench handoff --url "$url" -n 20 --warmup 0 --json-only
 $bench waiters --url "$url" -c 200 --keys 2 --pid "$api_pid" --settle-ms 300 --json-only
+$bench watchloss --url "$url" -n 20 --warmup 0 --json-only
+$bench streamhandoff --url "$url" -n 20 --warmup 0 --json-only
+$bench streams --url "$url" -c 50 -d 3 --ttl-ms 3000 --pid "$api_pid" --json-only
 echo "bench: smoke run of all modes passed"

@@ -25,6 +25,8 @@ internal sealed class BenchCommandLine
 
     private readonly Option<int> _loops = Integer("--concurrency", "N", "closed loops", 1, 1_000_000, 50, "-c");
     private readonly Option<int> _waiters = Integer("--concurrency", "N", "requests waiting at once", 1, 1_000_000, 5000, "-c");
+    private readonly Option<int> _streams = Integer("--concurrency", "N", "streams held at once, on distinct keys", 1, 1_000_000, 1000, "-c");
+    private readonly Option<double> _holdDuration = Seconds("--duration", "seconds to hold the streams once all are acquired", allowZero: false, 10, "-d");
     private readonly Option<double> _duration = Seconds("--duration", "measured seconds", allowZero: false, 10, "-d");
     private readonly Option<double> _warmup = Seconds("--warmup", "unmeasured seconds before", allowZero: true, 2);
     private readonly Option<double> _warmupRounds = Seconds("--warmup", "seconds of unrecorded rounds before", allowZero: true, 2);
@@ -35,6 +37,7 @@ internal sealed class BenchCommandLine
     private readonly Option<int> _keys = Integer("--keys", "N", "keys to wait on", 1, 100_000, 5);
     private readonly Option<long> _ttlMs = Integer<long>("--ttl-ms", "MS", "ttlMs of every acquire", 1, long.MaxValue, 30_000);
     private readonly Option<long> _waitMs = Integer<long>("--wait-ms", "MS", "waitMs of waiting acquires", 1, int.MaxValue, 5000);
+    private readonly Option<long> _watchMs = Integer<long>("--wait-ms", "MS", "waitMs of the watch", 1, int.MaxValue, 5000);
     private readonly Option<long> _waitersWaitMs = Integer<long>("--wait-ms", "MS", "waitMs of the waiters", 1, int.MaxValue, 60_000);
     private readonly Option<double> _timeout = Seconds("--timeout", "per-request timeout in seconds, added to waitMs for waiting requests", allowZero: false, 10);
     private readonly Option<int> _graceMs = Integer("--grace-ms", "MS", "pause after starting the waiter", 0, 60_000, 20);
@@ -45,6 +48,7 @@ internal sealed class BenchCommandLine
         "--settle-ms", "MS", "pause after all connections are open when the service has no lockservice_waiting_requests gauge", 0, 600_000, 1000);
 
     private readonly Option<double> _settleTimeout = Seconds("--settle-timeout", "bound in seconds on waiting for the waiters to be in place", allowZero: false, 60);
+    private readonly Option<double> _openTimeout = Seconds("--settle-timeout", "bound in seconds on each stream's open, until its acquired event", allowZero: false, 60);
     private readonly Option<int> _pid = Integer("--pid", "PID", "service process: report its peak RSS (from /proc/PID/status)", 1, int.MaxValue, null);
 
     public BenchCommandLine(Func<BenchOptions, Task<int>> run)
@@ -63,6 +67,12 @@ internal sealed class BenchCommandLine
                 _rounds, _warmupRounds, _url2, _ttlMs, _waitMs, _graceMs, _shortenMs),
             Mode(BenchMode.Waiters, "W (-c) requests waiting at once on --keys keys; then drain them all",
                 _waiters, _keys, _ttlMs, _waitersWaitMs, _settleMs, _settleTimeout),
+            Mode(BenchMode.WatchLoss, "N rounds: holder holds k, a watcher watches its token (GET with waitMs), holder releases; time from the DELETE's 204 to the watch's 404",
+                _rounds, _warmupRounds, _url2, _ttlMs, _watchMs, _graceMs),
+            Mode(BenchMode.StreamHandoff, "N rounds: a stream holds k, a waiter waits on k, the stream's client closes it; time from the close to the waiter's 201",
+                _rounds, _warmupRounds, _url2, _ttlMs, _waitMs, _graceMs),
+            Mode(BenchMode.Streams, "C (-c) locks held by streams at once on distinct keys, held -d seconds, then closed; service RSS, renewals, keys freed",
+                _streams, _holdDuration, _ttlMs, _openTimeout),
         };
 
         Command Mode(BenchMode mode, string description, params Option[] options)
@@ -86,9 +96,10 @@ internal sealed class BenchCommandLine
         var result = Root.Parse(args);
         if (result.Action is ParseErrorAction)
         {
+            string modes = string.Join(", ", Root.Subcommands.Select(c => c.Name));
             string problem = result.CommandResult.Command != Root ? string.Join("; ", result.Errors.Select(e => e.Message))
-                : args.Length > 0 && !args[0].StartsWith('-') ? $"unknown mode '{args[0]}': cycles, contended, handoff or waiters"
-                : "no mode given: cycles, contended, handoff or waiters";
+                : args.Length > 0 && !args[0].StartsWith('-') ? $"unknown mode '{args[0]}': {modes}"
+                : $"no mode given: {modes}";
             await error.WriteLineAsync($"lockservice-bench: {problem} (--help for usage)");
             return 2;
         }
@@ -103,21 +114,21 @@ internal sealed class BenchCommandLine
         Url = Value(result, _url)!,
         Url2 = Value(result, _url2),
         Redis = Value(result, _redis),
-        Concurrency = Value(result, mode == BenchMode.Waiters ? _waiters : _loops),
-        Duration = TimeSpan.FromSeconds(Value(result, _duration)),
-        Warmup = TimeSpan.FromSeconds(Value(result, mode == BenchMode.Handoff ? _warmupRounds : _warmup)),
+        Concurrency = Value(result, mode switch { BenchMode.Waiters => _waiters, BenchMode.Streams => _streams, _ => _loops }),
+        Duration = TimeSpan.FromSeconds(Value(result, mode == BenchMode.Streams ? _holdDuration : _duration)),
+        Warmup = TimeSpan.FromSeconds(Value(result, mode is BenchMode.Handoff or BenchMode.WatchLoss or BenchMode.StreamHandoff ? _warmupRounds : _warmup)),
         Rounds = Value(result, _rounds),
         ApiKey = Value(result, _apiKey),
         JsonOnly = Value(result, _jsonOnly),
         KeySpace = Value(result, _keySpace),
         Keys = Value(result, _keys),
         TtlMs = Value(result, _ttlMs),
-        WaitMs = Value(result, mode == BenchMode.Waiters ? _waitersWaitMs : _waitMs),
+        WaitMs = Value(result, mode switch { BenchMode.Waiters => _waitersWaitMs, BenchMode.WatchLoss => _watchMs, _ => _waitMs }),
         Timeout = TimeSpan.FromSeconds(Value(result, _timeout)),
         GraceMs = Value(result, _graceMs),
         ShortenMs = Given(result, _shortenMs),
         SettleMs = Value(result, _settleMs),
-        SettleTimeout = TimeSpan.FromSeconds(Value(result, _settleTimeout)),
+        SettleTimeout = TimeSpan.FromSeconds(Value(result, mode == BenchMode.Streams ? _openTimeout : _settleTimeout)),
         Pid = Given(result, _pid),
     };
 

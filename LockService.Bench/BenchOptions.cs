@@ -6,6 +6,9 @@ internal enum BenchMode
     Contended,
     Handoff,
     Waiters,
+    WatchLoss,
+    StreamHandoff,
+    Streams,
 }
 
 /// <summary>A bad command line or an unusable environment: printed as one line, exit code 2.</summary>

@@ -19,17 +19,21 @@ internal sealed class Caller(HttpClient http, int initialBufferSize = 1024) : ID
     /// <summary>The token of the last 201 this caller received.</summary>
     public ReadOnlySpan<char> Token => _token.AsSpan(0, _tokenLength);
 
+    /// <summary>The <c>reason</c> of the last 404 this caller read (<c>readBody</c>), null when it had none.</summary>
+    public string? Reason { get; private set; }
+
     public void Dispose() => _timeout.Dispose();
 
     /// <summary>
-    /// Sends the request and waits for the whole response. With <paramref name="readToken"/> a 201's body is
-    /// parsed for its token; a 201 without one becomes <see cref="Outcome.BadBody"/>.
+    /// Sends the request and waits for the whole response. With <paramref name="readBody"/> a 201's body is
+    /// parsed for its token (a 201 without one becomes <see cref="Outcome.BadBody"/>), a 404's for its reason.
     /// <paramref name="cancel"/> ends the request as <see cref="Outcome.Canceled"/>, the timeout as <see cref="Outcome.Timeout"/>.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Outcome> SendAsync(HttpMethod method, Uri uri, TimeSpan timeout, bool readToken, CancellationToken cancel)
+    public async ValueTask<Outcome> SendAsync(HttpMethod method, Uri uri, TimeSpan timeout, bool readBody, CancellationToken cancel)
     {
         _tokenLength = 0;
+        Reason = null;
         long started = Outcome.Now();
         long headersAt = 0;
         _timeout.CancelAfter(timeout);
@@ -40,13 +44,18 @@ internal sealed class Caller(HttpClient http, int initialBufferSize = 1024) : ID
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, _timeout.Token).ConfigureAwait(false);
             headersAt = Outcome.Now();
             int status = (int)response.StatusCode;
-            if (readToken && status == 201)
+            if (readBody && status == 201)
             {
                 int length = await ReadBodyAsync(response.Content, _timeout.Token).ConfigureAwait(false);
                 if (length < 0 || !TryParseToken(_body.AsSpan(0, length)))
                 {
                     status = Outcome.BadBody;
                 }
+            }
+            else if (readBody && status == 404)
+            {
+                int length = await ReadBodyAsync(response.Content, _timeout.Token).ConfigureAwait(false);
+                Reason = length < 0 ? null : LockJson.ReadString(_body.AsSpan(0, length), "reason"u8);
             }
 
             return new Outcome(status, started, headersAt, Outcome.Now());
@@ -110,41 +119,19 @@ internal sealed class Caller(HttpClient http, int initialBufferSize = 1024) : ID
 
     private bool TryParseToken(ReadOnlySpan<byte> json)
     {
-        try
-        {
-            var reader = new Utf8JsonReader(json);
-            while (reader.Read())
-            {
-                if (reader.TokenType != JsonTokenType.PropertyName || reader.CurrentDepth != 1 || !reader.ValueTextEquals("token"u8))
-                {
-                    continue;
-                }
-
-                if (!reader.Read() || reader.TokenType != JsonTokenType.String || reader.ValueSpan.Length > _token.Length)
-                {
-                    return false;
-                }
-
-                _tokenLength = reader.CopyString(_token);
-                // The token goes into a URL path as it is: anything but letters and digits would need escaping
-                // and is not a token of the contract anyway.
-                foreach (char c in Token)
-                {
-                    if (!char.IsAsciiLetterOrDigit(c))
-                    {
-                        _tokenLength = 0;
-                        return false;
-                    }
-                }
-
-                return _tokenLength > 0;
-            }
-
-            return false;
-        }
-        catch (JsonException)
+        var reader = new Utf8JsonReader(json);
+        if (!LockJson.TryFindString(ref reader, "token"u8) || reader.ValueSpan.Length > _token.Length)
         {
             return false;
         }
+
+        _tokenLength = reader.CopyString(_token);
+        if (!LockJson.IsToken(Token))
+        {
+            _tokenLength = 0;
+            return false;
+        }
+
+        return true;
     }
 }

@@ -10,7 +10,11 @@ internal sealed class LockClient : IDisposable
     private static string? s_lastConnectError;
     private long _connectionsOpened;
 
-    public LockClient(int maxConnections, string? apiKey)
+    /// <param name="closeUnfinished">
+    /// Disposing a response that is not read to its end closes its connection at once (lock streams: the
+    /// close is the release), rather than draining it for up to 2 s first.
+    /// </param>
+    public LockClient(int maxConnections, string? apiKey, bool closeUnfinished = false)
     {
         var handler = new SocketsHttpHandler
         {
@@ -27,6 +31,11 @@ internal sealed class LockClient : IDisposable
             AutomaticDecompression = DecompressionMethods.None,
             ConnectCallback = ConnectAsync,
         };
+        if (closeUnfinished)
+        {
+            handler.MaxResponseDrainSize = 0;
+        }
+
         Http = new HttpClient(handler, disposeHandler: true) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
         if (apiKey is not null)
         {

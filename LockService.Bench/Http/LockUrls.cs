@@ -23,6 +23,8 @@ internal sealed class LockUrls
         ? string.Create(CultureInfo.InvariantCulture, $"?ttlMs={ttlMs}&waitMs={waitMs}")
         : string.Create(CultureInfo.InvariantCulture, $"?ttlMs={ttlMs}");
 
+    public static string WatchQuery(long waitMs) => string.Create(CultureInfo.InvariantCulture, $"?waitMs={waitMs}");
+
     public Uri Acquire(string key, string query) => new(string.Concat(_locks, key, query));
 
     public Uri Acquire(string keyPrefix, int keyNumber, string query) =>
@@ -32,6 +34,8 @@ internal sealed class LockUrls
 
     public Uri Release(string keyPrefix, int keyNumber, ReadOnlySpan<char> token) =>
         new(string.Create(CultureInfo.InvariantCulture, $"{_locks}{keyPrefix}{keyNumber}/{token}"));
+
+    public Uri Watch(string key, ReadOnlySpan<char> token, string query) => new(string.Concat(_locks, key, "/", token) + query);
 
     public Uri Inspect(string key) => new(_locks + key);
 

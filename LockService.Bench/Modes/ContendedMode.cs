@@ -112,7 +112,7 @@ internal static class ContendedMode
             var acquireUri = urls.Acquire(key, LockUrls.AcquireQuery(options.TtlMs, options.WaitMs));
             while (!stop.IsCancellationRequested)
             {
-                var acquire = await _caller.SendAsync(HttpMethod.Post, acquireUri, context.WaitingTimeout, readToken: true, stop);
+                var acquire = await _caller.SendAsync(HttpMethod.Post, acquireUri, context.WaitingTimeout, readBody: true, stop);
                 if (acquire.IsCanceled)
                 {
                     return;
@@ -141,7 +141,7 @@ internal static class ContendedMode
                 }
 
                 // The release is not cut by the end of the run: a lock left held would stall the other loops.
-                var release = await _caller.SendAsync(HttpMethod.Delete, urls.Release(key, _caller.Token), options.Timeout, readToken: false, hard);
+                var release = await _caller.SendAsync(HttpMethod.Delete, urls.Release(key, _caller.Token), options.Timeout, readBody: false, hard);
                 if (!window.Contains(release.Finished) || release.IsCanceled)
                 {
                     continue;

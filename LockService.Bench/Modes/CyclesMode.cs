@@ -81,7 +81,7 @@ internal static class CyclesMode
             while (Outcome.Now() < window.End && !cancel.IsCancellationRequested)
             {
                 int key = Random.Shared.Next(options.KeySpace);
-                var acquire = await _caller.SendAsync(HttpMethod.Post, urls.Acquire(prefix, key, query), options.Timeout, readToken: true, cancel);
+                var acquire = await _caller.SendAsync(HttpMethod.Post, urls.Acquire(prefix, key, query), options.Timeout, readBody: true, cancel);
                 if (acquire.IsCanceled)
                 {
                     return;
@@ -104,7 +104,7 @@ internal static class CyclesMode
                     Acquire.Record(acquire.Elapsed);
                 }
 
-                var release = await _caller.SendAsync(HttpMethod.Delete, urls.Release(prefix, key, _caller.Token), options.Timeout, readToken: false, cancel);
+                var release = await _caller.SendAsync(HttpMethod.Delete, urls.Release(prefix, key, _caller.Token), options.Timeout, readBody: false, cancel);
                 if (release.IsCanceled)
                 {
                     return;

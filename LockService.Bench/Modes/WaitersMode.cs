@@ -1,4 +1,3 @@
-using System.Globalization;
 using LockService.Bench.Http;
 using LockService.Bench.Service;
 using LockService.Bench.Stats;
@@ -16,11 +15,7 @@ internal static class WaitersMode
         var options = context.Options;
         int waiters = options.Concurrency;
         // Every waiting request holds one connection, so one file descriptor here and one in the service.
-        CheckOpenFileLimit("this process", "self", waiters, waiters + options.Keys + 64);
-        if (options.Pid is int pid)
-        {
-            CheckOpenFileLimit($"the service (pid {pid})", pid.ToString(CultureInfo.InvariantCulture), waiters, waiters + 64);
-        }
+        OpenFileLimit.Check(options.Pid, $"{waiters} waiting requests", waiters + options.Keys + 64, waiters + 64);
 
         await using var rss = RssSampler.Start(options.Pid);
         double? rssBefore = rss?.SampleNow();
@@ -102,41 +97,6 @@ internal static class WaitersMode
         return report;
     }
 
-    /// <summary>Each connection is a file descriptor: too low a limit would show up as transport errors mid-run.</summary>
-    private static void CheckOpenFileLimit(string who, string pid, int waiters, int needed)
-    {
-        long? limit = ReadOpenFileLimit(pid);
-        if (limit < needed)
-        {
-            throw new SetupException(
-                $"{who} may open {limit} files (ulimit -n), and {waiters} waiting requests need about {needed}: " +
-                "raise it with `ulimit -n` in the shell that starts it, or lower -c");
-        }
-    }
-
-    private static long? ReadOpenFileLimit(string pid)
-    {
-        try
-        {
-            foreach (string line in File.ReadLines($"/proc/{pid}/limits"))
-            {
-                if (line.StartsWith("Max open files", StringComparison.Ordinal))
-                {
-                    string soft = line["Max open files".Length..].TrimStart().Split(' ', 2)[0];
-                    return long.TryParse(soft, NumberStyles.None, CultureInfo.InvariantCulture, out long value) ? value : null;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-
-        return null; // unknown or unlimited
-    }
-
     private sealed class Run(BenchContext context, LockClient waiterClient)
     {
         private readonly Lock _gate = new();
@@ -171,7 +131,7 @@ internal static class WaitersMode
             for (int i = 0; i < _keys.Length; i++)
             {
                 var uri = context.Service.Urls.Acquire(_keys[i], query);
-                var hold = await caller.SendAsync(HttpMethod.Post, uri, options.Timeout, readToken: true, CancellationToken.None);
+                var hold = await caller.SendAsync(HttpMethod.Post, uri, options.Timeout, readBody: true, CancellationToken.None);
                 if (hold.Status != 201)
                 {
                     throw new SetupException($"the holder of {_keys[i]} got {Outcome.Name(hold.Status)} from POST {uri}, expected 201");
@@ -187,7 +147,7 @@ internal static class WaitersMode
             await Task.WhenAll(_keys.Select(async (key, i) =>
             {
                 using var caller = new Caller(context.Client.Http);
-                var release = await caller.SendAsync(HttpMethod.Delete, context.Service.Urls.Release(key, _holderTokens[i]), context.Options.Timeout, readToken: false, CancellationToken.None);
+                var release = await caller.SendAsync(HttpMethod.Delete, context.Service.Urls.Release(key, _holderTokens[i]), context.Options.Timeout, readBody: false, CancellationToken.None);
                 if (release.Status != 204)
                 {
                     lock (_gate)
@@ -206,7 +166,7 @@ internal static class WaitersMode
             var urls = context.Service.Urls;
             string key = _keys[index % _keys.Length];
             using var caller = new Caller(waiterClient.Http, initialBufferSize: 512);
-            var acquire = await caller.SendAsync(HttpMethod.Post, urls.Acquire(key, LockUrls.AcquireQuery(options.TtlMs, options.WaitMs)), context.WaitingTimeout, readToken: true, cancel);
+            var acquire = await caller.SendAsync(HttpMethod.Post, urls.Acquire(key, LockUrls.AcquireQuery(options.TtlMs, options.WaitMs)), context.WaitingTimeout, readBody: true, cancel);
             Interlocked.Increment(ref _finished);
             if (acquire.Status != 201)
             {
@@ -228,7 +188,7 @@ internal static class WaitersMode
                 _acquiredAfterMs[index] = Outcome.ToMs(acquire.HeadersAt - drainStart);
             }
 
-            var release = await caller.SendAsync(HttpMethod.Delete, urls.Release(key, caller.Token), options.Timeout, readToken: false, cancel);
+            var release = await caller.SendAsync(HttpMethod.Delete, urls.Release(key, caller.Token), options.Timeout, readBody: false, cancel);
             if (release.Status == 204)
             {
                 Interlocked.Increment(ref _completed);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LockService.Bench.Http;
 
 namespace LockService.Bench.Service;
 
@@ -6,6 +7,9 @@ namespace LockService.Bench.Service;
 internal static class ServiceMetrics
 {
     public const string WaitingGauge = "lockservice_waiting_requests";
+
+    /// <summary>How long a round waits for the server's gauge to show its waiter before it goes on without.</summary>
+    private static readonly TimeSpan GaugeDeadline = TimeSpan.FromSeconds(1);
 
     /// <summary>The sum of the waiting-requests gauge over its series; null when /metrics or the gauge is missing.</summary>
     public static async Task<double?> ReadWaitingAsync(HttpClient http, Uri metricsUri, TimeSpan timeout)
@@ -28,6 +32,26 @@ internal static class ServiceMetrics
         }
 
         return SumOf(text, WaitingGauge);
+    }
+
+    /// <summary>
+    /// Polls the gauge until it counts at least <paramref name="atLeast"/> waiting requests: a round's waiter is then
+    /// waiting in the server. False when it does not within a second (the round goes on without).
+    /// </summary>
+    public static async Task<bool> WaitUntilWaitingAsync(HttpClient http, Uri metricsUri, double atLeast, TimeSpan timeout)
+    {
+        long deadline = Outcome.Now() + Outcome.ToTicks(GaugeDeadline);
+        while (Outcome.Now() < deadline)
+        {
+            if (await ReadWaitingAsync(http, metricsUri, timeout) >= atLeast)
+            {
+                return true;
+            }
+
+            await Task.Delay(1);
+        }
+
+        return false;
     }
 
     /// <summary>Sums the samples of one metric in Prometheus text format (`name{labels} value [timestamp]`).</summary>

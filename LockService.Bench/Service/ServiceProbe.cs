@@ -16,7 +16,7 @@ internal static class ServiceProbe
         using var caller = new Caller(client.Http);
         string key = runPrefix + "probe";
         var acquireUri = urls.Acquire(key, LockUrls.AcquireQuery(30_000, 0));
-        var acquire = await caller.SendAsync(HttpMethod.Post, acquireUri, timeout, readToken: true, CancellationToken.None);
+        var acquire = await caller.SendAsync(HttpMethod.Post, acquireUri, timeout, readBody: true, CancellationToken.None);
         switch (acquire.Status)
         {
             case 201:
@@ -32,8 +32,8 @@ internal static class ServiceProbe
         }
 
         string token = new(caller.Token);
-        var inspect = await caller.SendAsync(HttpMethod.Get, urls.Inspect(key), timeout, readToken: false, CancellationToken.None);
-        var release = await caller.SendAsync(HttpMethod.Delete, urls.Release(key, token), timeout, readToken: false, CancellationToken.None);
+        var inspect = await caller.SendAsync(HttpMethod.Get, urls.Inspect(key), timeout, readBody: false, CancellationToken.None);
+        var release = await caller.SendAsync(HttpMethod.Delete, urls.Release(key, token), timeout, readBody: false, CancellationToken.None);
         if (release.Status != 204)
         {
             throw new SetupException($"DELETE {urls.BaseUrl}locks/{key}/<token> answered {Outcome.Name(release.Status)}, expected 204");
