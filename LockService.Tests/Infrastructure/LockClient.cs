@@ -109,6 +109,21 @@ public static class Fences
     }
 }
 
+public static class Handoff
+{
+    /// <summary>
+    /// Asserts that a waiter got the lock after <paramref name="holder"/>, within <paramref name="bound"/> of the moment
+    /// it became free (<paramref name="freed"/> started then). Callers pick a bound far below what the fallback they
+    /// guard against would take (the re-check, the TTL), so that a loaded machine cannot break it.
+    /// </summary>
+    public static void AssertPrompt(Reply waiter, Lease holder, System.Diagnostics.Stopwatch freed, TimeSpan bound, string how)
+    {
+        Assert.Equal(HttpStatusCode.Created, waiter.Status);
+        Assert.True(waiter.Lease.FencingToken > holder.FencingToken, "fencing tokens must increase");
+        Assert.True(freed.Elapsed < bound, $"the waiter got the lock {freed.ElapsedMilliseconds} ms after {how}");
+    }
+}
+
 public static class Keys
 {
     /// <summary>A key no other test uses: the test's name plus a GUID, within the contract's 200 characters.</summary>
