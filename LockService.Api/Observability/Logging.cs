@@ -49,7 +49,8 @@ internal static partial class Logging
                     QueueLimit = 100_000,
                 });
             }
-        });
+        },
+        preserveStaticLogger: true);    // this host's logger, not the static Log.Logger that the last host built replaces (tests run several)
         CacheLoggersPerCategory(builder.Services);
         return builder;
     }
