@@ -79,27 +79,45 @@ public sealed class LockLister
         }
 
         var (node, scan) = (position.Node, position.Scan);
-        var (asked, matched, calls) = (0L, 0L, 0);
+        var (asked, matched, calls, ceiling) = (0L, 0L, 0, MaxScanCount);
         while (leftover.Count == 0 && names.Count < limit && node < masters.Length && calls < MaxScanCallsPerPage)
         {
             cancellationToken.ThrowIfCancellationRequested();
 
-            // Ask for as many keys as should hold the locks still wanted, at the density seen so far: a lock's hash
-            // shares its node with its fence and lease records, so at most a third of the keys match. Matches past the
-            // page's limit are not dropped (SCAN cannot resume inside a reply): the cursor carries them to the next page.
+            // Ask for as many keys as should hold most of the locks still wanted, at the density seen so far (a lock's
+            // hash shares its node with its fence and lease records, so at most a third of the keys match).
             var remaining = limit - names.Count;
             var density = asked == 0 ? 1.0 : Math.Max((double)matched / asked, 0.01);
-            var count = (int)Math.Clamp(remaining * 0.9 / density, MinScanCount, MaxScanCount);
+            var count = (int)Math.Clamp(remaining * 0.8 / density, MinScanCount, ceiling);
             var (next, keys) = await ScanAsync(masters[node], scan, pattern, count).ConfigureAwait(false);
             calls++;
             asked += count;
-            foreach (var key in keys)
+            var found = keys.Select(key => LockKeys.NameIn(_keyPrefix, tenant, key))
+                .Where(name => name is not null && name.StartsWith(namePrefix, StringComparison.Ordinal) && !seen.Contains(name))
+                .Distinct(StringComparer.Ordinal)
+                .ToList();
+            matched += found.Count;
+
+            // SCAN cannot resume inside a reply. A reply with more locks than the page has room for ends the page before
+            // it (the cursor stays where it was, so the next page reads it again), or on an empty page is asked again
+            // smaller; only a reply of the smallest size that still overflows carries its extra names in the cursor.
+            if (found.Count > remaining)
             {
-                if (LockKeys.NameIn(_keyPrefix, tenant, key) is { } name)
+                if (names.Count > 0)
                 {
-                    matched++;
-                    Take(name, names, seen, leftover, limit, namePrefix);
+                    break;
                 }
+
+                if (count > MinScanCount)
+                {
+                    ceiling = Math.Max(MinScanCount, count / 2);
+                    continue;
+                }
+            }
+
+            foreach (var name in found)
+            {
+                Take(name!, names, seen, leftover, limit, namePrefix);
             }
 
             scan = next;
