@@ -149,7 +149,8 @@ internal static partial class AdminEndpoints
         LockMetrics.ForcedReleases.Inc();
         LockMetrics.HoldDuration.Observe(result.HeldMs / 1000.0);
         listings.Clear();
-        LogForceReleased(audit, key, tenant, result.FencingToken, result.Owner ?? "(none)", result.HeldMs, role ?? "none (authentication off)", tenant);
+        var shownTenant = tenant.Length == 0 ? "(none)" : tenant;
+        LogForceReleased(audit, key, shownTenant, result.FencingToken, result.Owner ?? "(none)", result.HeldMs, role ?? "none (authentication off)", shownTenant);
         return TypedResults.NoContent();
     }
 
@@ -163,7 +164,7 @@ internal static partial class AdminEndpoints
     // Who released what, at Warning so that it stands out in the log: the key, its tenant, the holder's fencing token and
     // owner, and the role and tenant of the key that asked. Never a token (the script does not return it) nor key material.
     [LoggerMessage(EventId = 1200, EventName = "ForceReleased", Level = LogLevel.Warning,
-        Message = "Audit: lock {LockKey} of tenant '{LockTenant}' force-released (fencing token {FencingToken}, owner {Owner}, held {HeldMs} ms) at the request of a {CallerRole} key of tenant '{CallerTenant}'")]
+        Message = "Audit: lock {LockKey} of tenant '{LockTenant}' force-released (fencing token {FencingToken}, owner {Owner}, held {HeldMs} ms) asked by an API key of tenant '{CallerTenant}' with role {CallerRole}")]
     private static partial void LogForceReleased(ILogger logger, string lockKey, string lockTenant, long fencingToken, string owner, long heldMs, string callerRole, string callerTenant);
 
     /// <summary>The listing's query parameters, read as text so that a bad value is a 400 naming it, not a binding failure.</summary>
