@@ -1,3 +1,4 @@
+using LockService.Api.Admin;
 using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Locks;
@@ -17,7 +18,8 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddLockLogging();                   // Serilog: JSON outside Development, tokens never logged
 builder.Services.AddLockEngine();           // one multiplexer, the engine, validated Redis/Locks options
 builder.Services.AddLockErrors();           // one problem+json shape for every error
-builder.Services.AddLockAuth();             // API keys and tenants, off when none are configured
+builder.AddLockAuth();                      // API keys, tenants and roles; nothing registered when none are configured
+builder.Services.AddLockOperators();        // /admin: listing, force-release, the dashboard's settings
 builder.Services.AddLockRateLimiting();     // optional token bucket per tenant or client address
 builder.Services.AddLockSwagger();          // OpenAPI derived from the route table
 builder.WebHost.ConfigureKestrel(o => o.AddServerHeader = false);   // no need to advertise the server
@@ -31,6 +33,8 @@ try
     app.UseLockAuth();                      // API keys, only when configured
     app.UseRateLimiter();                   // after authentication, so buckets are per tenant
     app.MapLockEndpoints();
+    app.MapAdminEndpoints();                // under /admin, apart from /locks: admin keys only
+    app.MapDashboard();                     // /ui, when Ui:Enabled
     app.MapOperations();                    // health, metrics, start-up warnings
     await app.RunAsync();
     return 0;

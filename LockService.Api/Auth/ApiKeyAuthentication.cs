@@ -23,7 +23,6 @@ internal sealed class ApiKeyAuthenticationHandler(
     public const string SchemeName = "ApiKey";
     public const string TenantClaim = "tenant";
 
-
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         if (!Request.Headers.TryGetValue(HeaderNames.Authorization, out var values))
@@ -38,97 +37,107 @@ internal sealed class ApiKeyAuthenticationHandler(
         }
 
         var digest = SHA256.HashData(Encoding.UTF8.GetBytes(header.AsSpan(7).Trim().ToString()));
-        string? tenant = null;
-        foreach (var (known, owner) in digests.Keys)
+        ApiKeyDigest? match = null;
+        foreach (var known in digests.Keys)
         {
             // Every configured key is compared, whichever matches, so the time taken does not tell which one did.
-            if (CryptographicOperations.FixedTimeEquals(known, digest))
+            if (CryptographicOperations.FixedTimeEquals(known.Digest, digest))
             {
-                tenant = owner;
+                match = known;
             }
         }
 
-        if (tenant is null)
+        if (match is null)
         {
             return Task.FromResult(AuthenticateResult.Fail("Unknown API key."));
         }
 
-        var identity = new ClaimsIdentity([new Claim(TenantClaim, tenant)], SchemeName);
+        var identity = new ClaimsIdentity([new Claim(TenantClaim, match.Tenant), new Claim(ClaimTypes.Role, match.Role)], SchemeName);
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
     }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
         Response.Headers.WWWAuthenticate = "Bearer";
-        var problem = Problems.Create(
-            StatusCodes.Status401Unauthorized,
-            Problems.Unauthorized,
-            "An API key is required.",
-            "Send 'Authorization: Bearer <api-key>' with a key configured in Auth:ApiKeys.");
-        await problem.ExecuteAsync(Context);
+        await Problems.ApiKeyRequired().ExecuteAsync(Context);
     }
+
+    // A valid key whose role may not use the endpoint (a client key on /admin).
+    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+        await Problems.OperatorsOnly(
+            $"Operator endpoints need an API key whose role is '{ApiKeyRoles.Admin}' (Auth:ApiKeys:N:Role); this key's role is '{ApiKeyRoles.Client}'.")
+            .ExecuteAsync(Context);
 }
+
+/// <summary>One configured key's SHA-256 digest, with its tenant and role.</summary>
+internal sealed record ApiKeyDigest(byte[] Digest, string Tenant, string Role);
 
 /// <summary>The configured keys' SHA-256 digests, computed once: the handler is created per request.</summary>
 internal sealed class ApiKeyDigests(IOptions<AuthOptions> auth)
 {
-    public (byte[] Digest, string Tenant)[] Keys { get; } =
-        [.. auth.Value.ApiKeys.Select(k => (SHA256.HashData(Encoding.UTF8.GetBytes(k.Key)), k.Tenant))];
+    public ApiKeyDigest[] Keys { get; } =
+        [.. auth.Value.ApiKeys.Select(k => new ApiKeyDigest(SHA256.HashData(Encoding.UTF8.GetBytes(k.Key)), k.Tenant, k.Role))];
 }
 
-/// <summary>Wires API keys, tenants and per-tenant rate limits into the pipeline.</summary>
+/// <summary>Wires API keys, tenants and roles into the pipeline, and nothing at all when no keys are configured.</summary>
 internal static class AuthSetup
 {
-    public static IServiceCollection AddLockAuth(this IServiceCollection services)
+    /// <summary>
+    /// API keys, tenants and roles. Authentication and authorization are registered only when keys are configured:
+    /// without their services WebApplication adds neither middleware by itself, so with authentication off no handler
+    /// runs on any request. The decision reads the configuration as it stands when services are registered, which
+    /// holds every source the service is given (appsettings, environment, command line).
+    /// </summary>
+    public static WebApplicationBuilder AddLockAuth(this WebApplicationBuilder builder)
     {
+        var services = builder.Services;
         services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton<ApiKeyDigests>();
-        // ASP.NET Core would make a lone scheme the default, and so run the handler on every request. The API-key
-        // scheme is the default only when keys are configured: with authentication off no handler runs at all.
-        AppContext.SetSwitch("Microsoft.AspNetCore.Authentication.SuppressAutoDefaultScheme", true);
-        services.AddAuthentication()
-            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
-        services.AddOptions<AuthenticationOptions>().Configure<IOptions<AuthOptions>>((options, auth) =>
+        if (builder.Configuration.GetSection(AuthOptions.SectionName).Get<AuthOptions>() is not { Enabled: true })
         {
-            if (auth.Value.Enabled)
-            {
-                options.DefaultScheme = ApiKeyAuthenticationHandler.SchemeName;
-            }
-        });
+            return builder;
+        }
+
+        services.AddSingleton<ApiKeyDigests>();
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         services.AddAuthorization();
-        return services;
+        return builder;
     }
 
-    /// <summary>
-    /// Authentication and authorization middleware, only when keys are configured. With auth off they would run on
-    /// every request for nothing; the two markers are the ones UseAuthentication and UseAuthorization set, which keep
-    /// WebApplication from adding the middleware by itself.
-    /// </summary>
+    /// <summary>True when API keys are configured (and so authentication is registered).</summary>
+    public static bool LockAuthEnabled(this IServiceProvider services) => services.GetService<ApiKeyDigests>() is not null;
+
+    /// <summary>Authentication and authorization middleware, when keys are configured; else nothing was registered to add.</summary>
     public static WebApplication UseLockAuth(this WebApplication app)
     {
-        if (app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Enabled)
+        if (app.Services.LockAuthEnabled())
         {
             app.UseAuthentication();
             app.UseAuthorization();
-        }
-        else
-        {
-            ((IApplicationBuilder)app).Properties["__AuthenticationMiddlewareSet"] = true;
-            ((IApplicationBuilder)app).Properties["__AuthorizationMiddlewareSet"] = true;
         }
 
         return app;
     }
 
     /// <summary>Requires an API key on the group when keys are configured; with none, the locks stay open.</summary>
-    public static RouteGroupBuilder RequireLockAuthorization(this RouteGroupBuilder group)
-    {
-        var auth = ((IEndpointRouteBuilder)group).ServiceProvider.GetRequiredService<IOptions<AuthOptions>>().Value;
-        return auth.Enabled ? group.RequireAuthorization() : group;
-    }
+    public static RouteGroupBuilder RequireLockAuthorization(this RouteGroupBuilder group) =>
+        ((IEndpointRouteBuilder)group).ServiceProvider.LockAuthEnabled() ? group.RequireAuthorization() : group;
+
+    /// <summary>
+    /// Requires an admin API key on the group when keys are configured (403 for a client key). The role is named in
+    /// the endpoint's metadata (not hidden behind a policy name), so the OpenAPI document can say it.
+    /// </summary>
+    public static RouteGroupBuilder RequireOperatorAuthorization(this RouteGroupBuilder group) =>
+        ((IEndpointRouteBuilder)group).ServiceProvider.LockAuthEnabled()
+            ? group.RequireAuthorization(new Microsoft.AspNetCore.Authorization.AuthorizeAttribute { Roles = ApiKeyRoles.Admin })
+            : group;
 
     /// <summary>The caller's tenant, or the empty (default) tenant when authentication is off.</summary>
     /// <remarks>Reads the authentication feature, not HttpContext.User, whose getter builds an empty principal when nobody set one.</remarks>
     public static string TenantOf(this HttpContext http) =>
         http.Features.Get<IHttpAuthenticationFeature>()?.User?.FindFirst(ApiKeyAuthenticationHandler.TenantClaim)?.Value ?? string.Empty;
+
+    /// <summary>The caller's API key role, or null when authentication is off.</summary>
+    public static string? RoleOf(this HttpContext http) =>
+        http.Features.Get<IHttpAuthenticationFeature>()?.User?.FindFirst(ClaimTypes.Role)?.Value;
 }

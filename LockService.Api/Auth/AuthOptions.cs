@@ -35,6 +35,11 @@ internal sealed partial class AuthOptions : IValidatableObject
             {
                 yield return new ValidationResult($"Auth:ApiKeys:{i}:Tenant must be 1-64 characters from A-Z a-z 0-9 . _ -.");
             }
+
+            if (entry.Role is not (ApiKeyRoles.Client or ApiKeyRoles.Admin))
+            {
+                yield return new ValidationResult($"Auth:ApiKeys:{i}:Role must be '{ApiKeyRoles.Client}' (the default) or '{ApiKeyRoles.Admin}'.");
+            }
         }
     }
 
@@ -42,10 +47,20 @@ internal sealed partial class AuthOptions : IValidatableObject
     private static partial Regex TenantPattern();
 }
 
-/// <summary>One API key and the tenant whose locks it may touch.</summary>
+/// <summary>One API key, the tenant whose locks it may touch, and its role.</summary>
 internal sealed class ApiKeyEntry
 {
     public string Key { get; set; } = string.Empty;
 
     public string Tenant { get; set; } = string.Empty;
+
+    /// <summary><c>client</c> (the lock API) or <c>admin</c> (also the operator endpoints, within its tenant).</summary>
+    public string Role { get; set; } = ApiKeyRoles.Client;
+}
+
+/// <summary>The roles an API key can have.</summary>
+internal static class ApiKeyRoles
+{
+    public const string Client = "client";
+    public const string Admin = "admin";
 }

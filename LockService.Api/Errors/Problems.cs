@@ -14,6 +14,7 @@ internal static class Problems
     public const string InvalidToken = "invalid_token";
     public const string InvalidParameter = "invalid_parameter";
     public const string Unauthorized = "unauthorized";
+    public const string Forbidden = "forbidden";
     public const string NotFound = "not_found";
     public const string LockNotHeld = "lock_not_held";
     public const string MethodNotAllowed = "method_not_allowed";
@@ -113,16 +114,6 @@ internal static class Problems
     public static ProblemHttpResult RateLimited() => TooMany(
         "This client has used up its rate limit (RateLimit:PermitsPerSecond); retry after the time in Retry-After.");
 
-    /// <summary>
-    /// The 401 for a request without a valid API key (the caller sets WWW-Authenticate). For the authentication
-    /// handler (Auth/ApiKeyAuthentication.cs), which still builds this problem inline: it should call this instead.
-    /// </summary>
-    public static ProblemHttpResult Unauthenticated() => Create(
-        StatusCodes.Status401Unauthorized,
-        Unauthorized,
-        "An API key is required.",
-        "Send 'Authorization: Bearer <api-key>' with a key configured in Auth:ApiKeys.");
-
     /// <summary>A path that no route matches.</summary>
     public static ProblemHttpResult NoRoute() => Create(
         StatusCodes.Status404NotFound,
@@ -160,6 +151,20 @@ internal static class Problems
         MethodNotAllowed,
         "Method not allowed.",
         $"{method} is not allowed on this route; see the Allow header.");
+
+    /// <summary>The 401 of a request without a valid API key, while keys are configured (the caller sets WWW-Authenticate).</summary>
+    public static ProblemHttpResult ApiKeyRequired() => Create(
+        StatusCodes.Status401Unauthorized,
+        Unauthorized,
+        "An API key is required.",
+        "Send 'Authorization: Bearer <api-key>' with a key configured in Auth:ApiKeys.");
+
+    /// <summary>The 403 of an operator endpoint for a caller that may not use it; <paramref name="detail"/> says why.</summary>
+    public static ProblemHttpResult OperatorsOnly(string detail) => Create(
+        StatusCodes.Status403Forbidden,
+        Forbidden,
+        "Forbidden.",
+        detail);
 
     /// <summary>Whole seconds, rounded up, for a Retry-After header.</summary>
     public static string RetryAfterSeconds(long milliseconds) =>

@@ -115,6 +115,11 @@ internal static class LockEndpoints
         }
 
         var result = await engine.ReleaseAsync(new LockName(http.TenantOf(), key), token);
+        if (result.Released)
+        {
+            LockMetrics.HoldDuration.Observe(result.HeldMs / 1000.0);
+        }
+
         return result.Released ? TypedResults.NoContent() : Problems.NotHeld(key, result.Ended!.Value);
     }
 

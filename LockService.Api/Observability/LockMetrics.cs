@@ -47,13 +47,23 @@ internal static class LockMetrics
         "lockservice_redis_errors_total",
         "Lock requests that failed because Redis was unreachable, slow or switching over.");
 
+    /// <summary>Observed on each release by token and each force-release: from acquiredAt to the release, by Redis's clock.</summary>
+    public static readonly Histogram HoldDuration = Metrics.CreateHistogram(
+        "lockservice_hold_duration_seconds",
+        "Time locks were held, from acquiredAt to their release or force-release.",
+        new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 4, 14) });
+
+    public static readonly Counter ForcedReleases = Metrics.CreateCounter(
+        "lockservice_forced_releases_total",
+        "Locks released by an operator (DELETE /admin/locks/{key}).");
+
     /// <summary>Set by each check of Redis's own settings: masters with that finding, 0 once it is gone.</summary>
     public static readonly Gauge RedisSettingsWarnings = Metrics.CreateGauge(
         "lockservice_redis_settings_warnings",
         "Redis masters whose settings the last check found unsafe or could not check, by check (eviction_risk, no_persistence, not_checked).",
         new GaugeConfiguration { LabelNames = ["check"] });
 
-    /// <summary>Leases a watch or a stream saw end other than by their holder's release.</summary>
+    /// <summary>Leases a watch or a stream saw end other than by their holder's release; every reason's series exists from the start, at 0.</summary>
     public static readonly Counter LostLeases = Metrics.CreateCounter(
         "lockservice_lost_total",
         "Leases that a watch or a stream saw end other than by their holder's release, by reason (forced, expired, unavailable).",

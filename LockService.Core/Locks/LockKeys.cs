@@ -34,4 +34,55 @@ public readonly record struct LockKeys
             ? string.Concat(prefix, "{", name.Key, "}")
             : string.Concat(prefix, name.Tenant, ":{", name.Key, "}"));
     }
+
+    /// <summary>
+    /// The <c>SCAN MATCH</c> pattern of the lock hashes of <paramref name="tenant"/> whose names start with
+    /// <paramref name="namePrefix"/>: <c>lock:{orders-*}</c>, <c>lock:billing:{orders-*}</c>. It ends with the closing
+    /// brace, so the keys that share a lock's hash tag (<c>:fence</c>, <c>:leases</c>) never match, and the brace right
+    /// after the tenant keeps one tenant's pattern from matching another's (tenants hold no <c>:</c>). Glob characters
+    /// (<c>* ? [ ] \</c>) in the prefixes are escaped, so they match only themselves.
+    /// </summary>
+    public static string MatchPattern(string prefix, string tenant, string namePrefix) =>
+        string.Concat(EscapeGlob(HeadOf(prefix, tenant)), EscapeGlob(namePrefix), "*}");
+
+    /// <summary>
+    /// The lock name in <paramref name="redisKey"/>, a key that <see cref="MatchPattern"/> matched for
+    /// <paramref name="tenant"/>; null when it is not a valid lock name (a key written by hand).
+    /// </summary>
+    public static string? NameIn(string prefix, string tenant, string redisKey)
+    {
+        var head = HeadOf(prefix, tenant);
+        if (redisKey.Length <= head.Length + 1 || !redisKey.StartsWith(head, StringComparison.Ordinal) || redisKey[^1] != '}')
+        {
+            return null;
+        }
+
+        var name = redisKey[head.Length..^1];
+        return LockName.IsValid(name) ? name : null;
+    }
+
+    // Everything before a lock's name: the prefix, the tenant and the opening brace of the hash tag.
+    private static string HeadOf(string prefix, string tenant) =>
+        tenant.Length == 0 ? prefix + "{" : string.Concat(prefix, tenant, ":{");
+
+    private static string EscapeGlob(string text)
+    {
+        if (text.AsSpan().IndexOfAny(@"*?[]") < 0)
+        {
+            return text;
+        }
+
+        var escaped = new System.Text.StringBuilder(text.Length + 8);
+        foreach (var c in text)
+        {
+            if (c is '*' or '?' or '[' or ']' or '\\')
+            {
+                escaped.Append('\\');
+            }
+
+            escaped.Append(c);
+        }
+
+        return escaped.ToString();
+    }
 }

@@ -22,4 +22,7 @@ public readonly record struct LockName(string Tenant, string Key)
     /// </summary>
     public static bool IsValid(ReadOnlySpan<char> key) =>
         key.Length is > 0 and <= MaxLength && char.IsAsciiLetterOrDigit(key[0]) && !key.ContainsAnyExcept(Allowed);
+
+    /// <summary>True when <paramref name="prefix"/> could begin a lock name: 0-200 characters from <c>A-Z a-z 0-9 . _ : -</c>.</summary>
+    public static bool IsValidPrefix(ReadOnlySpan<char> prefix) => prefix.Length <= MaxLength && !prefix.ContainsAnyExcept(Allowed);
 }

@@ -90,12 +90,20 @@ public sealed class OpenApiSecurityTests(AuthFixture fixture) : IClassFixture<Au
         Assert.Equal("bearer", document.GetProperty("components").GetProperty("securitySchemes").GetProperty("Bearer").GetProperty("scheme").GetString());
         foreach (var (path, method, operation) in OpenApiDocumentTests.Operations(document))
         {
-            var open = !path.StartsWith("/locks", StringComparison.Ordinal);
+            var admin = path.StartsWith("/admin", StringComparison.Ordinal);
+            var open = !path.StartsWith("/locks", StringComparison.Ordinal) && !admin;
             Assert.True(operation.TryGetProperty("security", out var security) != open, $"{method} {path}");
             Assert.True(operation.GetProperty("responses").TryGetProperty("401", out _) != open, $"{method} {path} and 401");
             if (!open)
             {
                 Assert.True(Assert.Single(security.EnumerateArray()).TryGetProperty("Bearer", out _));
+            }
+
+            if (admin)
+            {
+                // Operator endpoints say they need an admin key, and that a client key is refused.
+                Assert.Contains("admin", operation.GetProperty("x-required-roles").EnumerateArray().Select(r => r.GetString()));
+                Assert.True(operation.GetProperty("responses").TryGetProperty("403", out _), $"{method} {path} and 403");
             }
         }
     }

@@ -78,6 +78,13 @@ public sealed class LockServiceFactory : WebApplicationFactory<Program>
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Production");
+        // Also as host settings, which reach the program as arguments: Program decides at registration what to add
+        // (authentication only with API keys), and the in-memory source below is applied only when the host is built.
+        foreach (var (key, value) in _settings.Where(s => s.Value is not null))
+        {
+            builder.UseSetting(key, value);
+        }
+
         builder.ConfigureAppConfiguration(config => config.AddInMemoryCollection(_settings));
         builder.ConfigureTestServices(services =>
         {

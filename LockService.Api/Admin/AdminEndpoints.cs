@@ -1,0 +1,176 @@
+using System.Globalization;
+using LockService.Api.Auth;
+using LockService.Api.Errors;
+using LockService.Api.Locks;
+using LockService.Api.Observability;
+using LockService.Core.Locks;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace LockService.Api.Admin;
+
+/// <summary>
+/// The route table of the operator endpoints and their handlers. They live under /admin, apart from /locks, so that no
+/// typo in a lock request (an empty token, a trailing slash) can reach them.
+/// </summary>
+internal static partial class AdminEndpoints
+{
+    public const int DefaultLimit = 100;
+
+    private static readonly string[] ListParameters = ["prefix", "limit", "cursor"];
+
+    public static IServiceCollection AddLockOperators(this IServiceCollection services)
+    {
+        services.AddOptions<OperatorOptions>().BindConfiguration(OperatorOptions.SectionName).ValidateOnStart();
+        services.AddOptions<UiOptions>().BindConfiguration(UiOptions.SectionName).ValidateOnStart();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(sp => new LockLister(
+            sp.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>(),
+            sp.GetRequiredService<LockEngine>(),
+            sp.GetRequiredService<IOptions<LockOptions>>().Value,
+            sp.GetRequiredService<IOptions<RedisOptions>>().Value));
+        services.AddSingleton<LockListingCache>();
+        services.AddSingleton<InstanceRates>();
+        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapAdminEndpoints(this IEndpointRouteBuilder app)
+    {
+        var admin = app.MapGroup("/admin")
+            .WithTags("Operators")
+            .RequireOperatorAuthorization()
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        admin.MapGet("/locks", ListAsync).WithName("list-locks")
+            .WithSummary("List the held locks of the caller's tenant, page by page (never their tokens)")
+            .WithDescription("Follow 'cursor' until it is null. A page may hold fewer than 'limit' locks, even none, with a cursor; a lock held during the whole listing appears at least once, never twice within a page. A cursor that cannot be followed (another prefix, a failover, a reshard) is 400 with errors.cursor.")
+            .ProducesValidationProblem();
+        admin.MapDelete("/locks/{key}", ForceReleaseAsync).WithName("force-release")
+            .WithSummary("Release a lock whoever holds it: its waiters get it, its holder hears reason 'forced'")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        admin.MapGet("/stats", Stats).WithName("instance-stats")
+            .WithSummary("This instance's waiting requests, watches, and acquire and release rates (for the dashboard)");
+        return app;
+    }
+
+    private static async Task<Results<Ok<LockListResponse>, ProblemHttpResult>> ListAsync(
+        HttpContext http,
+        LockListingCache listings,
+        CancellationToken cancellationToken,
+        [AsParameters] ListQuery query)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        foreach (var (name, values) in http.Request.Query)
+        {
+            if (!ListParameters.Contains(name, StringComparer.Ordinal))
+            {
+                errors[name] = [$"Unknown parameter '{name}': this endpoint takes prefix, limit and cursor."];
+            }
+            else if (values.Count > 1)
+            {
+                errors[name] = [$"'{name}' was given {values.Count} times."];
+            }
+        }
+
+        var prefix = query.Prefix ?? string.Empty;
+        if (!errors.ContainsKey("prefix") && !LockName.IsValidPrefix(prefix))
+        {
+            errors["prefix"] = ["A prefix is up to 200 characters from A-Z a-z 0-9 . _ : - (a lock key's characters)."];
+        }
+
+        var limit = DefaultLimit;
+        if (!errors.ContainsKey("limit") && query.Limit is not null
+            && (!int.TryParse(query.Limit, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > LockLister.MaxLimit))
+        {
+            errors["limit"] = [$"limit is a whole number from 1 to {LockLister.MaxLimit}."];
+        }
+
+        if (!errors.ContainsKey("cursor") && query.Cursor is { Length: 0 })
+        {
+            errors["cursor"] = ["A cursor is the value of 'cursor' in the previous page; leave it out for the first page."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return Problems.Invalid(errors, "See 'errors' for what is wrong with each parameter.");
+        }
+
+        var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
+        if (page.CursorError is { } why)
+        {
+            return Problems.Invalid(new Dictionary<string, string[]>(StringComparer.Ordinal) { ["cursor"] = [why] }, why);
+        }
+
+        return TypedResults.Ok(new LockListResponse([.. page.Locks.Select(LockInfoResponse.From)], page.Cursor));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> ForceReleaseAsync(
+        string key,
+        HttpContext http,
+        LockEngine engine,
+        LockListingCache listings,
+        IOptions<OperatorOptions> options,
+        ILogger<OperatorAudit> audit)
+    {
+        // With API keys the group's policy let only admin keys in. Without, nobody is known: force-release (which takes
+        // a lock from its holder) stays off unless the operator said otherwise. A 403 comes before any 400.
+        var role = http.RoleOf();
+        if (role is null && !options.Value.AllowForceReleaseWithoutAuth)
+        {
+            return Problems.OperatorsOnly(
+                "Force-release is off while authentication is off: configure an admin API key (Auth:ApiKeys:N:Role=admin), or set Operators:AllowForceReleaseWithoutAuth=true.");
+        }
+
+        // A typo'd parameter (?dryRun=true) must not release anything.
+        if (http.Request.Query.Count > 0)
+        {
+            var errors = http.Request.Query.Keys.ToDictionary(name => name, name => new[] { $"Unknown parameter '{name}': this endpoint takes none." }, StringComparer.Ordinal);
+            return Problems.Invalid(errors, "This endpoint takes no parameters.");
+        }
+
+        if (!LockName.IsValid(key))
+        {
+            return Problems.BadKey(key);
+        }
+
+        var tenant = http.TenantOf();
+        var result = await engine.ForceReleaseAsync(new LockName(tenant, key));
+        if (!result.Released)
+        {
+            return Problems.Free(key);
+        }
+
+        LockMetrics.ForcedReleases.Inc();
+        LockMetrics.HoldDuration.Observe(result.HeldMs / 1000.0);
+        listings.Clear();
+        var shownTenant = tenant.Length == 0 ? "(none)" : tenant;
+        LogForceReleased(audit, key, shownTenant, result.FencingToken, result.Owner ?? "(none)", result.HeldMs, role ?? "none (authentication off)", shownTenant);
+        return TypedResults.NoContent();
+    }
+
+    private static Ok<InstanceStatsResponse> Stats(LockEngine engine, InstanceRates rates)
+    {
+        var (acquires, releases, forced, seconds) = rates.Now();
+        return TypedResults.Ok(new InstanceStatsResponse(
+            engine.WaitingCount, engine.WatchingCount, Math.Round(acquires, 2), Math.Round(releases, 2), Math.Round(forced, 2), Math.Round(seconds, 1)));
+    }
+
+    // Who released what, at Warning so that it stands out in the log: the key, its tenant, the holder's fencing token and
+    // owner, and the role and tenant of the key that asked. Never a token (the script does not return it) nor key material.
+    [LoggerMessage(EventId = 1200, EventName = "ForceReleased", Level = LogLevel.Warning,
+        Message = "Audit: lock {LockKey} of tenant '{LockTenant}' force-released (fencing token {FencingToken}, owner {Owner}, held {HeldMs} ms) asked by an API key of tenant '{CallerTenant}' with role {CallerRole}")]
+    private static partial void LogForceReleased(ILogger logger, string lockKey, string lockTenant, long fencingToken, string owner, long heldMs, string callerRole, string callerTenant);
+
+    /// <summary>The listing's query parameters, read as text so that a bad value is a 400 naming it, not a binding failure.</summary>
+    internal readonly record struct ListQuery(
+        [FromQuery(Name = "prefix")] string? Prefix, [FromQuery(Name = "limit")] string? Limit, [FromQuery(Name = "cursor")] string? Cursor);
+}
+
+/// <summary>The category of the operators' audit log events.</summary>
+internal sealed class OperatorAudit;

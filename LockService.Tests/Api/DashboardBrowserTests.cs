@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using System.Net;
+using LockService.Tests.Infrastructure;
+using OpenQA.Selenium;
+using OpenQA.Selenium.Chrome;
+using StackExchange.Redis;
+using Keys = LockService.Tests.Infrastructure.Keys;
+
+namespace LockService.Tests.Api;
+
+/// <summary>The service on a real port, with admin and client keys, for the browser.</summary>
+public sealed class DashboardFixture : IAsyncLifetime
+{
+    public RedisFixture Redis { get; } = new();
+
+    public LockServiceFactory Factory { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        await Redis.InitializeAsync();
+        Factory = new LockServiceFactory(Redis.ConnectionString, Operators.Keys(), kestrel: true);
+        _ = Factory.BaseAddress;
+    }
+
+    public async Task DisposeAsync() => await Factory.DisposeAsync();
+
+    public LockClient As(string apiKey)
+    {
+        var http = new HttpClient { BaseAddress = Factory.BaseAddress };
+        http.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + apiKey);
+        return new LockClient(http);
+    }
+}
+
+/// <summary>The dashboard in headless Chromium against the real service: what an operator sees and does.</summary>
+public sealed class DashboardBrowserTests(DashboardFixture fixture) : IClassFixture<DashboardFixture>
+{
+    private LockClient Client => fixture.As(OperatorFixture.BillingClient);
+
+    [BrowserFact]
+    public async Task The_page_asks_for_a_key_then_lists_a_lock_acquired_through_the_api_within_2_s()
+    {
+        var key = Keys.Unique("dash-list");
+        using var browser = Browser.Start();
+        SignIn(browser, OperatorFixture.BillingAdmin);
+
+        var lease = await Client.AcquireOkAsync(key, "ttlMs=60000&owner=browser-test");
+        var acquired = Stopwatch.StartNew();
+        var row = browser.WaitFor(d => d.FindElement(By.CssSelector($"tr[data-key='{key}']")), TimeSpan.FromSeconds(10), "the lock's row");
+        var shownAfter = acquired.Elapsed;
+
+        Assert.True(shownAfter < TimeSpan.FromSeconds(2), $"the lock showed after {shownAfter.TotalMilliseconds:0} ms");
+        Assert.Contains("browser-test", row.Text, StringComparison.Ordinal);
+        Assert.Contains(lease.FencingToken.ToString(System.Globalization.CultureInfo.InvariantCulture), row.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain(lease.Token, browser.PageSource, StringComparison.Ordinal);
+    }
+
+    [BrowserFact]
+    public async Task Force_release_after_its_confirmation_frees_the_lock_and_a_waiter_gets_it()
+    {
+        var key = Keys.Unique("dash-force");
+        var holder = await Client.AcquireOkAsync(key, "ttlMs=60000&owner=stuck-job");
+        var waiter = Client.AcquireAsync(key, "ttlMs=60000&waitMs=30000");
+        using var browser = Browser.Start();
+        SignIn(browser, OperatorFixture.BillingAdmin);
+        var button = browser.WaitFor(d => d.FindElement(By.CssSelector($"tr[data-key='{key}'] button.release")), TimeSpan.FromSeconds(10), "the lock's release button");
+
+        // Cancelled: nothing happens.
+        button.Click();
+        browser.WaitFor(d => d.FindElement(By.Id("confirm")).Displayed, TimeSpan.FromSeconds(5), "the confirmation");
+        Assert.Contains(key, browser.FindElement(By.Id("confirm-key")).Text, StringComparison.Ordinal);
+        browser.FindElement(By.Id("confirm-cancel")).Click();
+        await Task.Delay(300);
+        Assert.Equal(HttpStatusCode.OK, (await Client.CheckAsync(key, holder.Token)).Status);
+        Assert.False(waiter.IsCompleted);
+
+        // Confirmed: released, and the waiter has it.
+        browser.FindElement(By.CssSelector($"tr[data-key='{key}'] button.release")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("confirm-release")).Displayed, TimeSpan.FromSeconds(5), "the confirmation");
+        browser.FindElement(By.Id("confirm-release")).Click();
+
+        var next = await waiter.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(HttpStatusCode.Created, next.Status);
+        Assert.Equal("forced", (await Client.CheckAsync(key, holder.Token)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held").GetProperty("reason").GetString());
+        browser.WaitFor(d => d.FindElement(By.Id("toast")).Text.Contains("Released", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the toast");
+    }
+
+    [BrowserFact]
+    public async Task A_client_key_cannot_force_release_from_the_page()
+    {
+        var key = Keys.Unique("dash-client");
+        var holder = await Client.AcquireOkAsync(key, "ttlMs=60000");
+        using var browser = Browser.Start();
+        browser.Navigate().GoToUrl(new Uri(fixture.Factory.BaseAddress, "/ui"));
+        TypeKey(browser, OperatorFixture.BillingClient);
+
+        browser.WaitFor(d => d.FindElement(By.Id("login-why")).Text.Contains("cannot use the operator endpoints", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the forbidden message");
+        Assert.False(browser.FindElement(By.Id("board")).Displayed);
+        Assert.Empty(browser.FindElements(By.CssSelector("button.release")));
+
+        // Nor through the page's own script with that key: the service says 403.
+        var status = (long)((IJavaScriptExecutor)browser).ExecuteAsyncScript(
+            "const done = arguments[arguments.length - 1];" +
+            "fetch('/admin/locks/' + arguments[0], { method: 'DELETE', headers: { Authorization: 'Bearer ' + sessionStorage.getItem('lockservice.apiKey') } }).then(r => done(r.status));",
+            key)!;
+        Assert.Equal(403, status);
+        Assert.Equal(HttpStatusCode.OK, (await Client.CheckAsync(key, holder.Token)).Status);
+    }
+
+    [BrowserFact]
+    public async Task An_api_key_typed_into_the_page_never_appears_in_a_url_or_a_log()
+    {
+        var key = Keys.Unique("dash-secret");
+        await Client.AcquireOkAsync(key, "ttlMs=60000");
+        using var browser = Browser.Start();
+        SignIn(browser, OperatorFixture.BillingAdmin);
+        browser.WaitFor(d => d.FindElement(By.CssSelector($"tr[data-key='{key}']")), TimeSpan.FromSeconds(10), "the lock's row");
+        browser.FindElement(By.Id("prefix")).SendKeys("dash-secret");
+        browser.FindElement(By.CssSelector($"tr[data-key='{key}'] button.release")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("confirm-release")).Displayed, TimeSpan.FromSeconds(5), "the confirmation");
+        browser.FindElement(By.Id("confirm-release")).Click();
+        browser.WaitFor(d => d.FindElements(By.CssSelector($"tr[data-key='{key}']")).Count == 0, TimeSpan.FromSeconds(10), "the row to go");
+
+        var script = (IJavaScriptExecutor)browser;
+        var urls = (IEnumerable<object>)script.ExecuteScript("return [location.href, ...performance.getEntriesByType('resource').map(e => e.name), ...performance.getEntriesByType('navigation').map(e => e.name)];")!;
+        Assert.NotEmpty(urls);
+        Assert.All(urls, url => Assert.DoesNotContain(OperatorFixture.BillingAdmin, (string)url, StringComparison.Ordinal));
+        Assert.Equal(OperatorFixture.BillingAdmin, script.ExecuteScript("return sessionStorage.getItem('lockservice.apiKey');"));
+        Assert.Equal(0L, script.ExecuteScript("return localStorage.length;"));
+        Assert.Equal(string.Empty, script.ExecuteScript("return document.cookie;"));
+        Assert.Equal(string.Empty, browser.FindElement(By.Id("apikey")).GetAttribute("value"));
+        await RedisServer.WaitUntilAsync(() => Task.FromResult(fixture.Factory.Log.All.Contains("/admin/locks/{key}", StringComparison.Ordinal)), TimeSpan.FromSeconds(5), "the force-release's request line");
+        Assert.DoesNotContain(OperatorFixture.BillingAdmin, fixture.Factory.Log.All, StringComparison.Ordinal);
+    }
+
+    [BrowserFact]
+    public async Task The_page_is_served_with_a_policy_that_allows_nothing_from_elsewhere()
+    {
+        using var http = new HttpClient { BaseAddress = fixture.Factory.BaseAddress };
+
+        foreach (var path in new[] { "/ui", "/ui/app.js", "/ui/app.css" })
+        {
+            using var response = await http.GetAsync(new Uri(path, UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Contains("default-src 'none'", response.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.DoesNotContain("http://", body, StringComparison.Ordinal);
+            Assert.DoesNotContain("https://", body, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri("/ui/secrets.json", UriKind.Relative))).StatusCode);
+    }
+
+    private void SignIn(ChromeDriver browser, string apiKey)
+    {
+        browser.Navigate().GoToUrl(new Uri(fixture.Factory.BaseAddress, "/ui"));
+        TypeKey(browser, apiKey);
+        browser.WaitFor(d => d.FindElement(By.Id("board")).Displayed, TimeSpan.FromSeconds(10), "the board after the key");
+    }
+
+    private static void TypeKey(ChromeDriver browser, string apiKey)
+    {
+        var input = browser.WaitFor(d => d.FindElement(By.Id("apikey")) is { Displayed: true } e ? e : null, TimeSpan.FromSeconds(10), "the API key field");
+        input!.SendKeys(apiKey);
+        input.SendKeys(OpenQA.Selenium.Keys.Enter);
+    }
+}
+
+/// <summary>What open dashboards cost: each page's requests, and one listing shared by all of them.</summary>
+public sealed class DashboardCostTests
+{
+    [BrowserFact]
+    public async Task Three_open_pages_share_one_listing_per_refresh()
+    {
+        await using var redis = await RedisServer.StartNewAsync();
+        await using var factory = new LockServiceFactory(redis.ConnectionString, kestrel: true);
+        _ = factory.BaseAddress;
+        using var http = new HttpClient { BaseAddress = factory.BaseAddress };
+        var client = new LockClient(http);
+        for (var i = 0; i < 5; i++)
+        {
+            await client.AcquireOkAsync($"cost-{i}", "ttlMs=120000");
+        }
+
+        using var browser = Browser.Start();
+        browser.Navigate().GoToUrl(new Uri(factory.BaseAddress, "/ui"));
+        for (var i = 1; i < 3; i++)
+        {
+            browser.SwitchTo().NewWindow(WindowType.Tab);
+            browser.Navigate().GoToUrl(new Uri(factory.BaseAddress, "/ui"));
+        }
+
+        browser.WaitFor(d => d.FindElements(By.CssSelector("tr[data-key]")).Count == 5, TimeSpan.FromSeconds(10), "the locks");
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        var server = admin.GetServers()[0];
+        var (scansBefore, requestsBefore) = (await ScanCallsAsync(server), ListingRequests(factory));
+        var measured = Stopwatch.StartNew();
+        await Task.Delay(TimeSpan.FromSeconds(6));
+        var seconds = measured.Elapsed.TotalSeconds;
+        var scans = (await ScanCallsAsync(server) - scansBefore) / seconds;
+        var requests = (ListingRequests(factory) - requestsBefore) / seconds;
+
+        // Each page lists about once a second; together they cost Redis at most two listings a second (shared for 500 ms).
+        Assert.InRange(requests, 1.5, 4.5);
+        Assert.InRange(scans, 0.5, 2.5);
+    }
+
+    private static int ListingRequests(LockServiceFactory factory) =>
+        factory.Log.Lines.Count(l => l.Contains("GET /admin/locks ", StringComparison.Ordinal) || l.Contains("\"Route\":\"/admin/locks\"", StringComparison.Ordinal));
+
+    private static async Task<long> ScanCallsAsync(IServer server)
+    {
+        var stats = (string)(await server.ExecuteAsync("INFO", "commandstats"))!;
+        var line = stats.Split('\n').FirstOrDefault(l => l.StartsWith("cmdstat_scan:", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split("calls=")[1].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
