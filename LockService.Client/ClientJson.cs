@@ -1,0 +1,12 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace LockService.Client;
+
+/// <summary>The contract's bodies, serialized without reflection so that trimmed and single-file programs can use them.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(Lease))]
+[JsonSerializable(typeof(LockInfo))]
+[JsonSerializable(typeof(LockPage))]
+[JsonSerializable(typeof(LeaseEndReason))]
+public sealed partial class ClientJson : JsonSerializerContext;

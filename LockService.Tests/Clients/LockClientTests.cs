@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Net;
+using LockService.Client;
+using LockService.Core.Locks;
+using LockService.Tests.Infrastructure;
+using Lease = LockService.Client.Lease;
+using LockClient = LockService.Client.LockClient;
+using ReleaseResult = LockService.Client.ReleaseResult;
+
+namespace LockService.Tests.Clients;
+
+/// <summary>The .NET client library against the real service: typed results, typed errors, and the self-renewing handle.</summary>
+public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+
+    private LockClient Client => new(fixture.Factory.CreateClient());
+
+    [Fact]
+    public async Task TryAcquire_returns_the_lease_then_null_while_held_and_AcquireAsync_throws_LockHeld_with_retry_after()
+    {
+        var client = Client;
+        var key = Keys.Unique(nameof(TryAcquire_returns_the_lease_then_null_while_held_and_AcquireAsync_throws_LockHeld_with_retry_after));
+
+        var lease = await client.TryAcquireAsync(key, TimeSpan.FromSeconds(20), owner: "me", maxHold: TimeSpan.FromMinutes(1));
+        Assert.NotNull(lease);
+        Assert.Equal(key, lease.Key);
+        Assert.Equal(32, lease.Token.Length);
+        Assert.True(lease.FencingToken > 0);
+        Assert.Equal(20_000, lease.TtlMs);
+        Assert.Equal(60_000, lease.MaxHoldMs);
+        Assert.Equal("me", lease.Owner);
+
+        Assert.Null(await client.TryAcquireAsync(key));
+        var held = await Assert.ThrowsAsync<LockHeldException>(() => client.AcquireAsync(key, wait: TimeSpan.FromMilliseconds(50)));
+        Assert.InRange(held.RetryAfter!.Value, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(20));
+
+        var info = await client.InspectAsync(key);
+        Assert.Equal(lease.FencingToken, info!.FencingToken);
+        Assert.Equal("me", info.Owner);
+        Assert.True((await client.CheckAsync(key, lease.Token)).Held);
+
+        var extended = await client.ExtendAsync(key, lease.Token, TimeSpan.FromSeconds(5));
+        Assert.True(extended.Extended);
+        Assert.Equal(5_000, extended.Lease.TtlMs);
+        Assert.Equal(lease.FencingToken, extended.Lease.FencingToken);
+
+        Assert.Equal(new ReleaseResult(true, null), await client.ReleaseAsync(key, lease.Token));
+        Assert.Equal(new ReleaseResult(false, LeaseEndReason.Released), await client.ReleaseAsync(key, lease.Token));
+        Assert.Equal(LeaseEndReason.Released, (await client.ExtendAsync(key, lease.Token)).EndReason);
+        Assert.Equal(LeaseEndReason.Released, (await client.CheckAsync(key, lease.Token)).EndReason);
+        Assert.Equal(LeaseEndReason.Unknown, (await client.CheckAsync(key, new string('a', 32))).EndReason);
+        Assert.Null(await client.InspectAsync(key));
+    }
+
+    [Fact]
+    public async Task Watch_answers_held_after_its_wait_and_ended_with_the_reason_at_once_on_a_force_release()
+    {
+        var client = Client;
+        var key = Keys.Unique(nameof(Watch_answers_held_after_its_wait_and_ended_with_the_reason_at_once_on_a_force_release));
+        var lease = (await client.TryAcquireAsync(key, TimeSpan.FromSeconds(20)))!;
+
+        Assert.True((await client.WatchAsync(key, lease.Token, TimeSpan.FromMilliseconds(200))).Held);
+
+        var watch = client.WatchAsync(key, lease.Token, TimeSpan.FromSeconds(20));
+        Assert.True((await fixture.Factory.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+        var ended = await watch.WaitAsync(Bound);
+        Assert.False(ended.Held);
+        Assert.Equal(LeaseEndReason.Forced, ended.EndReason);
+    }
+
+    [Fact]
+    public async Task Errors_are_typed_exceptions_bad_input_401_and_an_unreachable_service()
+    {
+        var client = Client;
+        var bad = await Assert.ThrowsAsync<LockServiceException>(() => client.TryAcquireAsync("k", TimeSpan.FromMilliseconds(1)));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.Status);
+        Assert.Equal("invalid_parameter", bad.Code);
+        Assert.Contains("ttlMs", bad.Errors.Keys);
+
+        var key = await Assert.ThrowsAsync<LockServiceException>(() => client.InspectAsync(".dot"));
+        Assert.Equal("invalid_key", key.Code);
+
+        await using var secured = new LockServiceFactory(fixture.Redis.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Auth:ApiKeys:0:Key"] = "client-key-0123456789",
+            ["Auth:ApiKeys:0:Tenant"] = "t1",
+        });
+        var anonymous = new LockClient(secured.CreateClient());
+        var denied = await Assert.ThrowsAsync<LockServiceAuthException>(() => anonymous.InspectAsync("k"));
+        Assert.Equal(HttpStatusCode.Unauthorized, denied.Status);
+        var http = secured.CreateClient();
+        http.DefaultRequestHeaders.Authorization = new("Bearer", "client-key-0123456789");
+        Assert.Null(await new LockClient(http).InspectAsync(Keys.Unique("secured")));
+
+        var nowhere = LockClient.Create(new Uri($"http://127.0.0.1:{RedisServer.FreePort()}"));
+        var unreachable = await Assert.ThrowsAsync<LockServiceUnavailableException>(() => nowhere.InspectAsync("k"));
+        Assert.Null(unreachable.Status);
+    }
+
+    [Fact]
+    public async Task A_handle_renews_past_its_ttl_exposes_its_tokens_and_releases_on_dispose_twice_safely()
+    {
+        var client = Client;
+        var key = Keys.Unique(nameof(A_handle_renews_past_its_ttl_exposes_its_tokens_and_releases_on_dispose_twice_safely));
+        var handle = await client.AcquireAsync(key, TimeSpan.FromMilliseconds(600));
+        Assert.Equal(key, handle.Key);
+        Assert.True(handle.FencingToken > 0);
+
+        // Held for three TTLs: only renewals keep it.
+        var held = Stopwatch.StartNew();
+        while (held.Elapsed < TimeSpan.FromMilliseconds(1800))
+        {
+            Assert.True((await client.CheckAsync(key, handle.Token)).Held, $"lost after {held.ElapsedMilliseconds} ms");
+            await Task.Delay(100);
+        }
+
+        Assert.False(handle.LostToken.IsCancellationRequested);
+        await handle.DisposeAsync();
+        Assert.Null(await client.InspectAsync(key));
+        Assert.Equal(LeaseEndReason.Released, (await client.CheckAsync(key, handle.Token)).EndReason);
+        await handle.DisposeAsync();
+        Assert.Null(handle.LossReason);
+    }
+
+    [Theory]
+    [InlineData("force", LeaseEndReason.Forced)]
+    [InlineData("release", LeaseEndReason.Released)]
+    [InlineData("hold-cap", LeaseEndReason.Expired)]
+    public async Task A_handle_learns_of_a_loss_within_a_second_through_its_watch(string how, LeaseEndReason reason)
+    {
+        var client = Client;
+        var key = Keys.Unique(nameof(A_handle_learns_of_a_loss_within_a_second_through_its_watch) + how);
+
+        // A long TTL: renewals (every 10 s) cannot be what notices the loss; the watch must.
+        await using var handle = how == "hold-cap"
+            ? await client.AcquireAsync(key, TimeSpan.FromSeconds(1), maxHold: TimeSpan.FromMilliseconds(1500))
+            : await client.AcquireAsync(key, TimeSpan.FromSeconds(30));
+        var lost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        handle.LostToken.Register(lost.SetResult);
+
+        var since = Stopwatch.StartNew();
+        if (how == "force")
+        {
+            await fixture.Factory.Engine().ForceReleaseAsync(LockName.Of(key));
+        }
+        else if (how == "release")
+        {
+            await client.ReleaseAsync(key, handle.Token);
+        }
+
+        await lost.Task.WaitAsync(Bound);
+        Assert.Equal(reason, handle.LossReason);
+        var expected = how == "hold-cap" ? TimeSpan.FromMilliseconds(2500) : TimeSpan.FromSeconds(1);
+        Assert.True(since.Elapsed < expected, $"the loss was noticed after {since.ElapsedMilliseconds} ms");
+    }
+
+    [Fact]
+    public async Task A_handle_counts_the_lock_lost_unavailable_just_before_its_last_granted_expiry_when_the_service_is_gone()
+    {
+        var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var client = LockClient.Create(service.BaseAddress);
+        var key = Keys.Unique(nameof(A_handle_counts_the_lock_lost_unavailable_just_before_its_last_granted_expiry_when_the_service_is_gone));
+        await using var handle = await client.AcquireAsync(key, TimeSpan.FromSeconds(3));
+        var lost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        handle.LostToken.Register(lost.SetResult);
+
+        var lastGrant = handle.Lease;
+        var stopping = Stopwatch.StartNew();
+        var stopped = service.DisposeAsync().AsTask();
+        await lost.Task.WaitAsync(Bound);
+        Assert.Equal(LeaseEndReason.Unavailable, handle.LossReason);
+
+        // The lock was still its own when it gave up: before the last granted expiry (3 s after the last renewal at most).
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(3), $"gave up {stopping.ElapsedMilliseconds} ms after the service stopped");
+        Assert.True(DateTimeOffset.UtcNow < handle.Lease.ExpiresAt.AddMilliseconds(200), $"gave up after the expiry {handle.Lease.ExpiresAt:O} (first {lastGrant.ExpiresAt:O})");
+        await stopped.WaitAsync(TimeSpan.FromSeconds(40));
+    }
+}
