@@ -37,11 +37,13 @@ public sealed class ClusterFixture : IAsyncLifetime
         }
 
         // The cluster bus port is set explicitly: the default (port + 10000) may be taken, or above 65535.
-        var nodes = Enumerable.Range(0, 3).Select(_ => RedisServer.StartNewAsync(
+        var nodes = Enumerable.Range(0, 3).Select(_ => RedisServer.StartOnFreePortsAsync(() =>
+        [
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
             "--cluster-port", RedisServer.FreePort().ToString(CultureInfo.InvariantCulture),
-            "--cluster-node-timeout", "2000"));
+            "--cluster-node-timeout", "2000",
+        ]));
         _nodes.AddRange(await Task.WhenAll(nodes));
 
         await RunAsync(

@@ -40,9 +40,7 @@ public sealed class RedisServer : IAsyncDisposable
     /// <summary>Starts a new server; extra arguments go to redis-server (for example cluster or replica settings).</summary>
     public static async Task<RedisServer> StartNewAsync(params string[] extraArguments)
     {
-        var server = new RedisServer(FreePort(), extraArguments);
-        await server.StartAsync();
-        return server;
+        return await StartOnFreePortsAsync(() => extraArguments);
     }
 
     public async Task StartAsync()
@@ -64,8 +62,42 @@ public sealed class RedisServer : IAsyncDisposable
         }
 
         _process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start.");
-        await WaitUntilAsync(async () => await PingsAsync(), TimeSpan.FromSeconds(15), $"redis-server on port {Port} did not answer PING");
+        var process = _process;
+        await WaitUntilAsync(
+            async () => process.HasExited ? throw new PortTakenException(Port, LogTail()) : await PingsAsync(),
+            TimeSpan.FromSeconds(15),
+            $"redis-server on port {Port} did not answer PING");
     }
+
+    /// <summary>
+    /// Starts a server on free ports, again on other ports when one was taken between being found free and being bound
+    /// (the suite starts many processes and connections at once). <paramref name="arguments"/> may ask for more free ports.
+    /// </summary>
+    public static async Task<RedisServer> StartOnFreePortsAsync(Func<string[]> arguments)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var server = new RedisServer(FreePort(), arguments());
+            try
+            {
+                await server.StartAsync();
+                return server;
+            }
+            catch (PortTakenException) when (attempt < 5)
+            {
+                await server.DisposeAsync();
+            }
+        }
+    }
+
+    private string LogTail()
+    {
+        var log = Path.Combine(_directory, "redis.log");
+        return File.Exists(log) ? string.Join(" | ", File.ReadLines(log).TakeLast(3)) : "(no log)";
+    }
+
+    /// <summary>redis-server exited at start, typically because a port it was given was taken meanwhile.</summary>
+    public sealed class PortTakenException(int port, string log) : Exception($"redis-server on port {port} exited at start: {log}");
 
     /// <summary>Kills the server (an outage, not a clean shutdown) and waits until the port refuses connections.</summary>
     public async Task StopAsync()
