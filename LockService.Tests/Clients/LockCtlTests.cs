@@ -202,6 +202,37 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.Contains("released", again.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task List_and_force_release_go_through_the_operator_endpoints_with_an_admin_key_and_a_client_key_is_77()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Auth:ApiKeys:0:Key"] = "client-key-0123456789",
+            ["Auth:ApiKeys:0:Tenant"] = "ops",
+            ["Auth:ApiKeys:1:Key"] = "admin-key-0123456789",
+            ["Auth:ApiKeys:1:Tenant"] = "ops",
+            ["Auth:ApiKeys:1:Role"] = "admin",
+        }, kestrel: true);
+        var prefix = Keys.Unique("ctl-list");
+        var client = new[] { "--api-key", "client-key-0123456789" };
+        var admin = new[] { "--api-key", "admin-key-0123456789" };
+        foreach (var i in Enumerable.Range(0, 3))
+        {
+            Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["acquire", $"{prefix}-{i}", "--ttl", "30s", .. client])).ExitCode);
+        }
+
+        var listed = await LockCtl.RunAsync(service.BaseAddress, ["list", "--prefix", prefix, .. admin]);
+        Assert.Equal(0, listed.ExitCode);
+        var keys = System.Text.Json.JsonDocument.Parse(listed.Output).RootElement.GetProperty("locks").EnumerateArray().Select(l => l.GetProperty("key").GetString()).Order().ToArray();
+        Assert.Equal(Enumerable.Range(0, 3).Select(i => $"{prefix}-{i}"), keys);
+        Assert.DoesNotContain("token", listed.Output, StringComparison.Ordinal);
+
+        Assert.Equal(77, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. client])).ExitCode);
+        Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. admin])).ExitCode);
+        Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. admin])).ExitCode);
+        Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["inspect", $"{prefix}-0", .. client])).ExitCode);
+    }
+
     private long Fence(string name) => long.Parse(File.ReadAllText(Path.Combine(_dir, name)).Trim(), CultureInfo.InvariantCulture);
 
     /// <summary>When a script's trap recorded its SIGTERM (its `date +%s%N`), waiting for the file within the bound.</summary>
