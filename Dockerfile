@@ -13,16 +13,25 @@ WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY LockService.Core/LockService.Core.csproj LockService.Core/
 COPY LockService.Api/LockService.Api.csproj LockService.Api/
+COPY LockService.Client/LockService.Client.csproj LockService.Client/
+COPY LockService.Cli/LockService.Cli.csproj LockService.Cli/
 RUN dotnet restore LockService.Api/LockService.Api.csproj
+RUN dotnet restore LockService.Cli/LockService.Cli.csproj
 
 # Then the sources (.dockerignore keeps bin/, obj/, tests and benchmarks out).
 COPY . .
 RUN dotnet publish LockService.Api/LockService.Api.csproj -c Release --no-restore -o /app
+# lockctl, the command-line client, beside the service (framework-dependent: the runtime image has .NET).
+RUN dotnet publish LockService.Cli/LockService.Cli.csproj -c Release --no-restore -o /app/lockctl
 
 # ---- runtime -----------------------------------------------------------------------
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
 WORKDIR /app
 COPY --from=build /app ./
+
+# `docker exec CONTAINER lockctl inspect orders-42` (LOCKSERVICE_URL defaults to this container's service).
+RUN printf '#!/bin/sh\nexec dotnet /app/lockctl/lockctl.dll "$@"\n' > /usr/local/bin/lockctl && chmod 755 /usr/local/bin/lockctl
+ENV LOCKSERVICE_URL=http://127.0.0.1:8080
 
 ENV ASPNETCORE_URLS=http://+:8080
 ENV ASPNETCORE_ENVIRONMENT=Production

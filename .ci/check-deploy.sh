@@ -201,6 +201,7 @@ while IFS= read -r instr; do
 done <<< "$stage"
 
 [ -f "$out/LockService.Api.dll" ] || fail "publish produced no LockService.Api.dll"
+[ -f "$out/lockctl/lockctl.dll" ] || fail "the Dockerfile's lockctl publish produced no lockctl.dll"
 ok "Dockerfile build stage replayed: restore + '$publish_cmd' -> LockService.Api.dll"
 
 echo "deploy: all checks passed"
