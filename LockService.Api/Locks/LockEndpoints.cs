@@ -256,9 +256,7 @@ internal static class LockEndpoints
             return null;
         }
 
-        var before = errors?.ByName.Count ?? 0;
-        LockRules.CheckIdempotencyKey(values[0] ?? string.Empty, ref errors);
-        return (errors?.ByName.Count ?? 0) == before ? values[0] : null;
+        return LockRules.CheckIdempotencyKey(values[0] ?? string.Empty, ref errors) ? values[0] : null;
     }
 }
 

@@ -281,9 +281,7 @@ internal static class LockParameterReader
     // Checked here rather than on the request built from it: a bad owner must not reach the engine, which would throw.
     private static string? CheckOwner(string owner, ref RequestErrors? errors)
     {
-        var before = errors?.ByName.Count ?? 0;
-        LockRules.CheckOwner(owner, ref errors);
-        return (errors?.ByName.Count ?? 0) == before ? owner : null;
+        return LockRules.CheckOwner(owner, ref errors) ? owner : null;
     }
 
     // JSON over a network is UTF-8 (RFC 8259): a body declared in another charset is one this service cannot read.

@@ -35,22 +35,28 @@ public static class LockRules
     /// <summary>The Idempotency-Key header's name.</summary>
     public const string IdempotencyKey = "Idempotency-Key";
 
-    /// <summary>Adds an error when <paramref name="ttlMs"/> is outside <see cref="MinTtlMs"/> .. <see cref="LockOptions.MaxTtlMs"/>.</summary>
-    public static void CheckTtl(long ttlMs, LockOptions options, ref RequestErrors? errors)
+    /// <summary>Adds an error (and returns false) when <paramref name="ttlMs"/> is outside <see cref="MinTtlMs"/> .. <see cref="LockOptions.MaxTtlMs"/>.</summary>
+    public static bool CheckTtl(long ttlMs, LockOptions options, ref RequestErrors? errors)
     {
         if (ttlMs < MinTtlMs || ttlMs > options.MaxTtlMs)
         {
             RequestErrors.Add(ref errors, TtlMs, $"'ttlMs' must be between {MinTtlMs} and {options.MaxTtlMs}; got {ttlMs}.");
+            return false;
         }
+
+        return true;
     }
 
-    /// <summary>Adds an error when <paramref name="waitMs"/> is outside 0 .. <see cref="LockOptions.MaxWaitMs"/>.</summary>
-    public static void CheckWait(long waitMs, LockOptions options, ref RequestErrors? errors)
+    /// <summary>Adds an error (and returns false) when <paramref name="waitMs"/> is outside 0 .. <see cref="LockOptions.MaxWaitMs"/>.</summary>
+    public static bool CheckWait(long waitMs, LockOptions options, ref RequestErrors? errors)
     {
         if (waitMs < 0 || waitMs > options.MaxWaitMs)
         {
             RequestErrors.Add(ref errors, WaitMs, $"'waitMs' must be between 0 and {options.MaxWaitMs}; got {waitMs}.");
+            return false;
         }
+
+        return true;
     }
 
     /// <summary>
@@ -70,31 +76,40 @@ public static class LockRules
         }
     }
 
-    /// <summary>Adds an error unless <paramref name="maxHoldMs"/> is between the TTL and <see cref="LockOptions.MaxHoldMs"/>.</summary>
-    public static void CheckMaxHold(long maxHoldMs, long ttlMs, LockOptions options, ref RequestErrors? errors)
+    /// <summary>Adds an error (and returns false) unless <paramref name="maxHoldMs"/> is between the TTL and <see cref="LockOptions.MaxHoldMs"/>.</summary>
+    public static bool CheckMaxHold(long maxHoldMs, long ttlMs, LockOptions options, ref RequestErrors? errors)
     {
         if (maxHoldMs < ttlMs || maxHoldMs > options.MaxHoldMs)
         {
             RequestErrors.Add(ref errors, MaxHoldMs, $"'maxHoldMs' must be between the lock's ttlMs ({ttlMs}) and {options.MaxHoldMs}; got {maxHoldMs}.");
+            return false;
         }
+
+        return true;
     }
 
-    /// <summary>Adds an error unless <paramref name="owner"/> is 1-128 characters without control characters.</summary>
-    public static void CheckOwner(string owner, ref RequestErrors? errors)
+    /// <summary>Adds an error (and returns false) unless <paramref name="owner"/> is 1-128 characters without control characters.</summary>
+    public static bool CheckOwner(string owner, ref RequestErrors? errors)
     {
         if (owner.Length is 0 or > MaxOwnerLength || owner.AsSpan().ContainsAnyInRange('\u0000', '\u001f') || owner.AsSpan().ContainsAnyInRange('\u007f', '\u009f'))
         {
             RequestErrors.Add(ref errors, Owner, $"'owner' must be 1-{MaxOwnerLength} characters without control characters.");
+            return false;
         }
+
+        return true;
     }
 
-    /// <summary>Adds an error unless <paramref name="key"/> is 1-128 printable ASCII characters.</summary>
-    public static void CheckIdempotencyKey(string key, ref RequestErrors? errors)
+    /// <summary>Adds an error (and returns false) unless <paramref name="key"/> is 1-128 printable ASCII characters.</summary>
+    public static bool CheckIdempotencyKey(string key, ref RequestErrors? errors)
     {
         if (key.Length is 0 or > MaxIdempotencyKeyLength || key.AsSpan().ContainsAnyExceptInRange(' ', '~'))
         {
             RequestErrors.Add(ref errors, IdempotencyKey, $"The {IdempotencyKey} header must be given once, 1-{MaxIdempotencyKeyLength} printable ASCII characters.");
+            return false;
         }
+
+        return true;
     }
 }
 
