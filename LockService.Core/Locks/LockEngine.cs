@@ -16,6 +16,12 @@ public sealed class LockEngine : IDisposable
     // Time for WAIT's own answer to arrive after its server-side timeout, before the call counts as timed out.
     private static readonly TimeSpan WaitReplySlack = TimeSpan.FromMilliseconds(200);
 
+    private static readonly RedisScript AcquireScript = new(LockScripts.Acquire);
+    private static readonly RedisScript ReleaseScript = new(LockScripts.Release);
+    private static readonly RedisScript ForceReleaseScript = new(LockScripts.ForceRelease);
+    private static readonly RedisScript ExtendScript = new(LockScripts.Extend);
+    private static readonly RedisScript InspectScript = new(LockScripts.Inspect);
+
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly IDatabase _db;
     private readonly LockOptions _options;
@@ -82,7 +88,7 @@ public sealed class LockEngine : IDisposable
     {
         var keys = KeysOf(name);
         var values = (RedisResult[])(await EvalAsync(
-            LockScripts.Release, [keys.Lock, keys.Fence, keys.Leases], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
+            ReleaseScript, [keys.Lock, keys.Fence, keys.Leases], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
         return (long)values[0] == 1
             ? new ReleaseResult(true, null, (long)values[1])
             : new ReleaseResult(false, (LeaseEnd)(long)values[1], 0);
@@ -96,7 +102,7 @@ public sealed class LockEngine : IDisposable
     {
         var keys = KeysOf(name);
         var values = (RedisResult[])(await EvalAsync(
-            LockScripts.ForceRelease, [keys.Lock, keys.Fence, keys.Leases], [keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
+            ForceReleaseScript, [keys.Lock, keys.Fence, keys.Leases], [keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
         return (long)values[0] == 1
             ? new ForceReleaseResult(true, (long)values[1], OwnerOf(values[2]), (long)values[3])
             : default;
@@ -119,7 +125,7 @@ public sealed class LockEngine : IDisposable
         var keys = KeysOf(name);
         var (result, server) = await WriteAsync(
             keys,
-            LockScripts.Extend,
+            ExtendScript,
             [keys.Lock, keys.Fence, keys.Leases],
             [token, request.TtlMs.HasValue ? request.TtlMs.Value : RedisValue.EmptyString, _fenceRetentionMs, keys.Channel, PublishCommand]).ConfigureAwait(false);
         var values = (RedisResult[])result!;
@@ -356,7 +362,7 @@ public sealed class LockEngine : IDisposable
         IServer? server;
         try
         {
-            (result, server) = await WriteAsync(keys, LockScripts.Acquire, [keys.Lock, keys.Fence, keys.Leases], args).ConfigureAwait(false);
+            (result, server) = await WriteAsync(keys, AcquireScript, [keys.Lock, keys.Fence, keys.Leases], args).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
         {
@@ -403,7 +409,7 @@ public sealed class LockEngine : IDisposable
     private async Task<CheckResult> InspectAsync(LockName name, RedisValue token)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await EvalAsync(LockScripts.Inspect, [keys.Lock, keys.Leases], [token]).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await EvalAsync(InspectScript, [keys.Lock, keys.Fence, keys.Leases], [token]).ConfigureAwait(false))!;
         if ((long)values[0] != 1)
         {
             // {0, why} for a token; {0, 0} for a free lock when no token was asked about.
@@ -461,14 +467,14 @@ public sealed class LockEngine : IDisposable
     // The client's own AsyncTimeout is not enough: it is checked on its heartbeat, and during a Sentinel failover
     // a call waited 3.3 s with Redis:TimeoutMs at 1 s. WaitAsync costs a timer per call; the bound is worth it.
     // Not an async method: callers await the task itself, one state machine fewer per call.
-    private Task<RedisResult> EvalAsync(string script, RedisKey[] keys, RedisValue[] values) =>
-        _db.ScriptEvaluateAsync(script, keys, values).WaitAsync(_timeout);
+    private Task<RedisResult> EvalAsync(RedisScript script, RedisKey[] keys, RedisValue[] values) =>
+        script.EvaluateAsync(_db, keys, values).WaitAsync(_timeout);
 
     // A write whose replication WAIT will confirm. With Redis:ReplicaAcks set, the script and the WAIT go to the
     // same server, chosen once: through the database, a failover between the two could send the script to the
     // old master and the WAIT to the new one, whose replicas then "confirm" a write they never had (a fencing
     // token was handed out twice that way in a Sentinel failover test). Without replica acks: the database.
-    private async Task<(RedisResult Result, IServer? Server)> WriteAsync(LockKeys keys, string script, RedisKey[] keyArgs, RedisValue[] values)
+    private async Task<(RedisResult Result, IServer? Server)> WriteAsync(LockKeys keys, RedisScript script, RedisKey[] keyArgs, RedisValue[] values)
     {
         if (_replicaAcks <= 0)
         {
@@ -487,7 +493,7 @@ public sealed class LockEngine : IDisposable
             throw new LockStoreUnavailableException("No connected Redis master owns this lock's key.");
         }
 
-        List<object> args = [LockScripts.Sha1Of(script), keyArgs.Length];
+        List<object> args = [script.HexHash, keyArgs.Length];
         foreach (var key in keyArgs)
         {
             args.Add(key);
@@ -502,9 +508,9 @@ public sealed class LockEngine : IDisposable
         {
             return (await server.ExecuteAsync("EVALSHA", args).WaitAsync(_timeout).ConfigureAwait(false), server);
         }
-        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        catch (RedisServerException ex) when (RedisScript.IsNoScript(ex))
         {
-            args[0] = script;
+            args[0] = script.Text;
             return (await server.ExecuteAsync("EVAL", args).WaitAsync(_timeout).ConfigureAwait(false), server);
         }
     }
@@ -516,7 +522,7 @@ public sealed class LockEngine : IDisposable
         {
             try
             {
-                await _db.ScriptEvaluateAsync(LockScripts.Release, [keys.Lock, keys.Fence, keys.Leases], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
+                await ReleaseScript.EvaluateAsync(_db, [keys.Lock, keys.Fence, keys.Leases], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
                 return;
             }
             catch (Exception ex) when (RedisFaults.IsUnavailable(ex))

@@ -1,7 +1,3 @@
-using System.Collections.Concurrent;
-using System.Security.Cryptography;
-using System.Text;
-
 namespace LockService.Core.Locks;
 
 /// <summary>
@@ -11,12 +7,13 @@ namespace LockService.Core.Locks;
 /// <list type="bullet">
 /// <item>A lock is a hash (token, fence, ttl, at = acquired at; owner when given; cap = hold deadline with a hold
 /// cap; idem and exp with an idempotency key) that expires with the lock.</item>
-/// <item>Its last fencing token is a separate key that outlives it by <see cref="LockOptions.FenceRetentionMs"/>
-/// after every use, so fencing tokens keep increasing across expiry and release, and an unused name leaves
-/// nothing.</item>
-/// <item>Its lease records are a sorted set, token by score <c>end ms * 4 + state</c> (held, released, forced,
-/// expired), trimmed to the last 32 and kept 10 minutes past the last lease's end: they tell a token that lost
-/// its lock why.</item>
+/// <item>Its last lease is a separate string, <c>fence state end token</c> (state held, released or forced; end in
+/// Redis ms), that outlives it by <see cref="LockOptions.FenceRetentionMs"/> after every use: its fencing token keeps
+/// the next ones increasing across expiry and release, and its state tells that token why it no longer holds the
+/// lock (a held state whose lock is gone expired). An unused name leaves nothing.</item>
+/// <item>Older leases are a sorted set, token by score <c>end ms * 4 + state</c> (released, forced, expired), trimmed
+/// to the last 32 and kept 10 minutes after the newest joined. A lease joins it when the next one begins, so a
+/// release writes one key and a name used once has one key left, not two.</item>
 /// </list>
 /// </summary>
 /// <remarks>
@@ -36,7 +33,7 @@ internal static class LockScripts
     /// <summary>How many lease records a key keeps (the contract asks for at least 16); the script trims to it.</summary>
     public const string LeaseRecords = "32";
 
-    /// <summary>The lease-record state of a lease not ended by release or force (expired once no longer held).</summary>
+    /// <summary>The last-lease state of a lease not ended by release or force (expired once no longer held).</summary>
     public const string HeldState = "0";
 
     /// <summary>Lease-record states, equal to <see cref="LeaseEnd"/>'s values (a test holds them together).</summary>
@@ -69,16 +66,36 @@ internal static class LockScripts
           end
           return state
         end
+        -- The key's last lease: fence, state, end ms, token. A bare number (written by an older version) is a fence.
+        local function lastLease(key)
+          local v = redis.call('GET', key)
+          if not v then
+            return nil
+          end
+          local fence, state, endMs, token = string.match(v, '^(%d+) (%d) (%d+) (%S+)$')
+          if not fence then
+            return tonumber(v)
+          end
+          return tonumber(fence), tonumber(state), tonumber(endMs), token
+        end
+        local function setLast(key, fence, state, endMs, token, keepMs)
+          redis.call('SET', key, fence .. ' ' .. state .. ' ' .. int(endMs) .. ' ' .. token, 'PX', keepMs)
+        end
+        -- Why a token does not hold the lock: its last lease's state (held there means it expired), else its record.
+        local function why(fenceKey, leasesKey, token)
+          local _, state, _, last = lastLease(fenceKey)
+          if last == token then
+            if state == {{HeldState}} then
+              return {{ExpiredState}}
+            end
+            return state
+          end
+          return ended(leasesKey, token)
+        end
 
         """;
 
-    private static readonly ConcurrentDictionary<string, string> Sha1s = new(StringComparer.Ordinal);
-
-    /// <summary>The script's SHA1, as EVALSHA names it (Redis's choice of hash, not a security measure).</summary>
-    public static string Sha1Of(string script) =>
-        Sha1s.GetOrAdd(script, static s => Convert.ToHexStringLower(SHA1.HashData(Encoding.UTF8.GetBytes(s))));
-
-    // KEYS[1] lock hash, KEYS[2] last fencing token, KEYS[3] lease records
+    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] fence retention ms; then, only when there is an owner, an idempotency
     // key or a hold cap (the common acquire sends three arguments): ARGV[4] owner ('' = none), ARGV[5] idempotency
     // key ('' = none), ARGV[6] notify channel, ARGV[7] PUBLISH or SPUBLISH, ARGV[8] hold cap ms ('' = none)
@@ -86,6 +103,7 @@ internal static class LockScripts
     // {0, pttl} held.
     // A new fencing token is max(Redis time in microseconds, the key's last token + 1): it keeps increasing when
     // Redis lost the last one (a restart without persistence, a failover), and needs no key that lives forever.
+    // The lease before this one ended (released, forced, or expired while held) and joins the older leases.
     // An acquire that carries an idempotency key announces itself, so a retry of it waiting elsewhere
     // replays at once instead of waiting for the release of its own lock.
     public const string Acquire = Common + $$"""
@@ -95,16 +113,21 @@ internal static class LockScripts
           local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
           local now = math.floor(micros / 1000)
           local fence = micros
-          local last = tonumber(redis.call('GET', KEYS[2]))
+          local last, state, lastEnd, lastToken = lastLease(KEYS[2])
           if last and last >= fence then
             fence = last + 1
           end
+          if lastToken then
+            if state == {{HeldState}} then
+              state = {{ExpiredState}}
+            end
+            remember(KEYS[3], lastToken, lastEnd, state, {{LeaseMemoryMs}})
+          end
           local f = int(fence)
           local ttl = tonumber(ARGV[2])
-          redis.call('SET', KEYS[2], f, 'PX', ARGV[3])
+          setLast(KEYS[2], f, {{HeldState}}, now + ttl, ARGV[1], ARGV[3])
           redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', f, 'ttl', ARGV[2], 'at', int(now))
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          remember(KEYS[3], ARGV[1], now + ttl, {{HeldState}}, ttl + {{LeaseMemoryMs}})
           local owner = ARGV[4] or ''
           local idem = ARGV[5] or ''
           local cap = ARGV[8] or ''
@@ -130,26 +153,25 @@ internal static class LockScripts
         return {0, pttl}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last fencing token, KEYS[3] lease records
+    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token, ARGV[2] notify channel, ARGV[3] PUBLISH or SPUBLISH, ARGV[4] fence retention ms
     // Returns {1, held ms} released (and waiters and watchers notified), {0, why} when this token does not hold it.
     public const string Release = Common + $$"""
-        local h = redis.call('HMGET', KEYS[1], 'token', 'at')
+        local h = redis.call('HMGET', KEYS[1], 'token', 'at', 'fence')
         if h[1] == ARGV[1] then
           local now = nowMs()
           redis.call('DEL', KEYS[1])
-          redis.call('PEXPIRE', KEYS[2], ARGV[4])
-          remember(KEYS[3], ARGV[1], now, {{ReleasedState}}, {{LeaseMemoryMs}})
+          setLast(KEYS[2], h[3], {{ReleasedState}}, now, ARGV[1], ARGV[4])
           redis.call(ARGV[3], ARGV[2], '{{LockMessages.Released}}')
           return {1, now - (tonumber(h[2]) or now)}
         end
-        return {0, ended(KEYS[3], ARGV[1])}
+        return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last fencing token, KEYS[3] lease records
+    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases (unused: the interface of every write script)
     // ARGV[1] notify channel, ARGV[2] PUBLISH or SPUBLISH, ARGV[3] fence retention ms
     // Returns {1, fence, owner, held ms} released whoever held it, {0} when free. The holder's token is never
-    // returned: its lease record says "forced", which its next check, extend, release or watch reports.
+    // returned: its last lease says "forced", which its next check, extend, release or watch reports.
     public const string ForceRelease = Common + $$"""
         local h = redis.call('HMGET', KEYS[1], 'token', 'fence', 'owner', 'at')
         if not h[1] then
@@ -157,13 +179,12 @@ internal static class LockScripts
         end
         local now = nowMs()
         redis.call('DEL', KEYS[1])
-        redis.call('PEXPIRE', KEYS[2], ARGV[3])
-        remember(KEYS[3], h[1], now, {{ForcedState}}, {{LeaseMemoryMs}})
+        setLast(KEYS[2], h[2], {{ForcedState}}, now, h[1], ARGV[3])
         redis.call(ARGV[2], ARGV[1], '{{LockMessages.Released}}')
         return {1, tonumber(h[2]), h[3], now - (tonumber(h[4]) or now)}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last fencing token, KEYS[3] lease records
+    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token, ARGV[2] new ttl ms ('' = the ttl the lock was acquired with), ARGV[3] fence retention ms,
     // ARGV[4] notify channel, ARGV[5] PUBLISH or SPUBLISH
     // Returns {1, fence, ttl, owner, now ms, at, cap} extended, {0, why} when this token does not hold the lock.
@@ -175,7 +196,7 @@ internal static class LockScripts
     public const string Extend = Common + $$"""
         local h = redis.call('HMGET', KEYS[1], 'token', 'ttl', 'fence', 'owner', 'at', 'cap')
         if h[1] ~= ARGV[1] then
-          return {0, ended(KEYS[3], ARGV[1])}
+          return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         end
         local now = nowMs()
         local ttl = tonumber(h[2])
@@ -193,22 +214,21 @@ internal static class LockScripts
         end
         local before = redis.call('PTTL', KEYS[1])
         redis.call('PEXPIRE', KEYS[1], int(ttl))
-        redis.call('PEXPIRE', KEYS[2], ARGV[3])
-        remember(KEYS[3], ARGV[1], now + ttl, {{HeldState}}, ttl + {{LeaseMemoryMs}})
+        setLast(KEYS[2], h[3], {{HeldState}}, now + ttl, ARGV[1], ARGV[3])
         if ttl < before then
           redis.call(ARGV[5], ARGV[4], '{{LockMessages.Shortened}}')
         end
         return {1, tonumber(h[3]), ttl, h[4], now, tonumber(h[5]) or false, tonumber(h[6]) or false}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] lease records
+    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token to check ('' = any holder)
     // Returns {1, fence, owner, pttl, now ms, at, cap} while held (by that token, when given); {0, why} when that
     // token does not hold it; {0, 0} when no token was given and the lock is free. Never returns the token.
     public const string Inspect = Common + """
         local h = redis.call('HMGET', KEYS[1], 'token', 'fence', 'owner', 'at', 'cap')
         if ARGV[1] ~= '' and h[1] ~= ARGV[1] then
-          return {0, ended(KEYS[2], ARGV[1])}
+          return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         end
         local pttl = redis.call('PTTL', KEYS[1])
         if not h[1] or pttl < 0 then

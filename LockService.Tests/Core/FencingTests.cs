@@ -31,7 +31,7 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
 
         var second = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(5_000))).Lease!;
         Assert.Equal(last + 2, second.FencingToken);
-        Assert.Equal(last + 2, (long)await Db.StringGetAsync(keys.Fence));
+        Assert.Equal(last + 2, await Fences.LastInRedisAsync(Db, keys.Fence));
         Assert.True(second.FencingToken < 1L << 53);
     }
 

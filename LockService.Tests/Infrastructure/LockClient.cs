@@ -99,6 +99,16 @@ public static class Fences
         Assert.True(fence < 1L << 53, $"fencing token {fence} is not below 2^53");
     }
 
+    /// <summary>
+    /// The last fencing token Redis keeps for a lock: the first field of its last-lease key (<c>fence state end token</c>),
+    /// or the whole value when it is a bare number (written by an older version, or by a test).
+    /// </summary>
+    public static async Task<long> LastInRedisAsync(StackExchange.Redis.IDatabase db, string fenceKey)
+    {
+        var value = (string?)await db.StringGetAsync(fenceKey) ?? throw new Xunit.Sdk.XunitException($"{fenceKey} does not exist");
+        return long.Parse(value.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>Asserts that every fencing token is larger than the one before it.</summary>
     public static void AssertStrictlyIncreasing(IReadOnlyList<long> fences)
     {
