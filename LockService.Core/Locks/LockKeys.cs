@@ -9,7 +9,7 @@ public readonly record struct LockKeys
 {
     private LockKeys(string lockKey) => Lock = lockKey;
 
-    /// <summary>The lock's hash: token, fencing token, TTL and the optional fields.</summary>
+    /// <summary>The lock: its lease (token, fencing token, TTL and the optional fields), expiring with it.</summary>
     public string Lock { get; }
 
     /// <summary>The key's last fencing token, kept for <see cref="LockOptions.FenceRetentionMs"/> after its last use.</summary>
@@ -36,7 +36,7 @@ public readonly record struct LockKeys
     }
 
     /// <summary>
-    /// The <c>SCAN MATCH</c> pattern of the lock hashes of <paramref name="tenant"/> whose names start with
+    /// The <c>SCAN MATCH</c> pattern of the locks of <paramref name="tenant"/> whose names start with
     /// <paramref name="namePrefix"/>: <c>lock:{orders-*}</c>, <c>lock:billing:{orders-*}</c>. It ends with the closing
     /// brace, so the keys that share a lock's hash tag (<c>:fence</c>, <c>:leases</c>) never match, and the brace right
     /// after the tenant keeps one tenant's pattern from matching another's (tenants hold no <c>:</c>). Glob characters

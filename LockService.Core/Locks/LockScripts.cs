@@ -5,8 +5,10 @@ namespace LockService.Core.Locks;
 /// a client's clock or on a read-then-write race. Keys come only through KEYS and values only through ARGV.
 /// Times come from Redis's TIME, never from an instance's clock.
 /// <list type="bullet">
-/// <item>A lock is a hash (token, fence, ttl, at = acquired at; owner when given; cap = hold deadline with a hold
-/// cap; idem and exp with an idempotency key) that expires with the lock.</item>
+/// <item>A lock is a string that expires with it: its lease, one field per line (token, fence, ttl, at = acquired
+/// at, cap = hold deadline with a hold cap, idem and exp with an idempotency key, owner; an absent one empty).
+/// One SET with PX writes it, where a hash took HSET and PEXPIRE (the larger part of an acquire's time in Redis).
+/// Owners and idempotency keys hold no control characters, so a line break cannot occur inside a field.</item>
 /// <item>Its last lease is a separate string, <c>fence state end token</c> (state held, released or forced; end in
 /// Redis ms), that outlives it by <see cref="LockOptions.FenceRetentionMs"/> after every use: its fencing token keeps
 /// the next ones increasing across expiry and release, and its state tells that token why it no longer holds the
@@ -66,6 +68,24 @@ internal static class LockScripts
           end
           return state
         end
+        local function opt(x)
+          return x ~= '' and x
+        end
+        -- A lock's lease as a table of its fields, an absent one false (as HMGET gives it); nil when the lock is
+        -- free. A hash (written by an older version) is read field by field.
+        local function lease(key)
+          local v = redis.pcall('GET', key)
+          if not v then
+            return nil
+          end
+          if type(v) == 'table' then
+            local h = redis.call('HMGET', key, 'token', 'fence', 'ttl', 'at', 'cap', 'idem', 'exp', 'owner')
+            return {token = h[1], fence = h[2], ttl = h[3], at = h[4], cap = h[5], idem = h[6], exp = h[7], owner = h[8]}
+          end
+          local token, fence, ttl, at, cap, idem, exp, owner =
+            string.match(v, '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+          return {token = token, fence = fence, ttl = ttl, at = at, cap = opt(cap), idem = opt(idem), exp = opt(exp), owner = opt(owner)}
+        end
         -- The key's last lease: fence, state, end ms, token. A bare number (written by an older version) is a fence.
         local function lastLease(key)
           local v = redis.call('GET', key)
@@ -95,7 +115,7 @@ internal static class LockScripts
 
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases
+    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] fence retention ms; then, only when there is an owner, an idempotency
     // key or a hold cap (the common acquire sends three arguments): ARGV[4] owner ('' = none), ARGV[5] idempotency
     // key ('' = none), ARGV[6] notify channel, ARGV[7] PUBLISH or SPUBLISH, ARGV[8] hold cap ms ('' = none)
@@ -125,66 +145,63 @@ internal static class LockScripts
           end
           local f = int(fence)
           local ttl = tonumber(ARGV[2])
-          setLast(KEYS[2], f, {{HeldState}}, now + ttl, ARGV[1], ARGV[3])
-          redis.call('HSET', KEYS[1], 'token', ARGV[1], 'fence', f, 'ttl', ARGV[2], 'at', int(now))
-          redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          local owner = ARGV[4] or ''
           local idem = ARGV[5] or ''
-          local cap = ARGV[8] or ''
-          if owner ~= '' then
-            redis.call('HSET', KEYS[1], 'owner', owner)
-          end
+          local cap, exp = ARGV[8] or '', ''
           if cap ~= '' then
-            redis.call('HSET', KEYS[1], 'cap', int(now + tonumber(cap)))
+            cap = int(now + tonumber(cap))
           end
           if idem ~= '' then
-            redis.call('HSET', KEYS[1], 'idem', idem, 'exp', int(now + ttl))
+            exp = int(now + ttl)
+          end
+          setLast(KEYS[2], f, {{HeldState}}, now + ttl, ARGV[1], ARGV[3])
+          redis.call('SET', KEYS[1], table.concat({ARGV[1], f, ARGV[2], int(now), cap, idem, exp, ARGV[4] or ''}, '\n'), 'PX', ARGV[2])
+          if idem ~= '' then
             redis.call(ARGV[7], ARGV[6], '{{LockMessages.Acquired}}')
           end
           return {1, fence, now}
         end
         local idem = ARGV[5] or ''
         if idem ~= '' then
-          local h = redis.call('HMGET', KEYS[1], 'idem', 'fence', 'token', 'ttl', 'exp', 'owner', 'at', 'cap')
-          if h[1] == idem then
-            return {2, tonumber(h[2]), h[3], tonumber(h[4]), tonumber(h[5]), h[6], tonumber(h[7]) or false, tonumber(h[8]) or false}
+          local l = lease(KEYS[1])
+          if l and l.idem == idem then
+            return {2, tonumber(l.fence), l.token, tonumber(l.ttl), tonumber(l.exp) or false, l.owner, tonumber(l.at) or false, tonumber(l.cap) or false}
           end
         end
         return {0, pttl}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases
+    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token, ARGV[2] notify channel, ARGV[3] PUBLISH or SPUBLISH, ARGV[4] fence retention ms
     // Returns {1, held ms} released (and waiters and watchers notified), {0, why} when this token does not hold it.
     public const string Release = Common + $$"""
-        local h = redis.call('HMGET', KEYS[1], 'token', 'at', 'fence')
-        if h[1] == ARGV[1] then
+        local l = lease(KEYS[1])
+        if l and l.token == ARGV[1] then
           local now = nowMs()
           redis.call('DEL', KEYS[1])
-          setLast(KEYS[2], h[3], {{ReleasedState}}, now, ARGV[1], ARGV[4])
+          setLast(KEYS[2], l.fence, {{ReleasedState}}, now, ARGV[1], ARGV[4])
           redis.call(ARGV[3], ARGV[2], '{{LockMessages.Released}}')
-          return {1, now - (tonumber(h[2]) or now)}
+          return {1, now - (tonumber(l.at) or now)}
         end
         return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases (unused: the interface of every write script)
+    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases (unused: the interface of every write script)
     // ARGV[1] notify channel, ARGV[2] PUBLISH or SPUBLISH, ARGV[3] fence retention ms
     // Returns {1, fence, owner, held ms} released whoever held it, {0} when free. The holder's token is never
     // returned: its last lease says "forced", which its next check, extend, release or watch reports.
     public const string ForceRelease = Common + $$"""
-        local h = redis.call('HMGET', KEYS[1], 'token', 'fence', 'owner', 'at')
-        if not h[1] then
+        local l = lease(KEYS[1])
+        if not l or not l.token then
           return {0}
         end
         local now = nowMs()
         redis.call('DEL', KEYS[1])
-        setLast(KEYS[2], h[2], {{ForcedState}}, now, h[1], ARGV[3])
+        setLast(KEYS[2], l.fence, {{ForcedState}}, now, l.token, ARGV[3])
         redis.call(ARGV[2], ARGV[1], '{{LockMessages.Released}}')
-        return {1, tonumber(h[2]), h[3], now - (tonumber(h[4]) or now)}
+        return {1, tonumber(l.fence), l.owner, now - (tonumber(l.at) or now)}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases
+    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token, ARGV[2] new ttl ms ('' = the ttl the lock was acquired with), ARGV[3] fence retention ms,
     // ARGV[4] notify channel, ARGV[5] PUBLISH or SPUBLISH
     // Returns {1, fence, ttl, owner, now ms, at, cap} extended, {0, why} when this token does not hold the lock.
@@ -194,17 +211,17 @@ internal static class LockScripts
     // expiry instead of sleeping until the old one (a longer one needs nothing: the timer fires early, the head
     // finds the lock held and re-arms to what is left).
     public const string Extend = Common + $$"""
-        local h = redis.call('HMGET', KEYS[1], 'token', 'ttl', 'fence', 'owner', 'at', 'cap')
-        if h[1] ~= ARGV[1] then
+        local l = lease(KEYS[1])
+        if not l or l.token ~= ARGV[1] then
           return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         end
         local now = nowMs()
-        local ttl = tonumber(h[2])
+        local ttl = tonumber(l.ttl)
         if ARGV[2] ~= '' then
           ttl = tonumber(ARGV[2])
         end
-        if h[6] then
-          local left = tonumber(h[6]) - now
+        if l.cap then
+          local left = tonumber(l.cap) - now
           if left <= 0 then
             return {0, {{ExpiredState}}}
           end
@@ -214,27 +231,27 @@ internal static class LockScripts
         end
         local before = redis.call('PTTL', KEYS[1])
         redis.call('PEXPIRE', KEYS[1], int(ttl))
-        setLast(KEYS[2], h[3], {{HeldState}}, now + ttl, ARGV[1], ARGV[3])
+        setLast(KEYS[2], l.fence, {{HeldState}}, now + ttl, ARGV[1], ARGV[3])
         if ttl < before then
           redis.call(ARGV[5], ARGV[4], '{{LockMessages.Shortened}}')
         end
-        return {1, tonumber(h[3]), ttl, h[4], now, tonumber(h[5]) or false, tonumber(h[6]) or false}
+        return {1, tonumber(l.fence), ttl, l.owner, now, tonumber(l.at) or false, tonumber(l.cap) or false}
         """;
 
-    // KEYS[1] lock hash, KEYS[2] last lease, KEYS[3] older leases
+    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token to check ('' = any holder)
     // Returns {1, fence, owner, pttl, now ms, at, cap} while held (by that token, when given); {0, why} when that
     // token does not hold it; {0, 0} when no token was given and the lock is free. Never returns the token.
     public const string Inspect = Common + """
-        local h = redis.call('HMGET', KEYS[1], 'token', 'fence', 'owner', 'at', 'cap')
-        if ARGV[1] ~= '' and h[1] ~= ARGV[1] then
+        local l = lease(KEYS[1])
+        if ARGV[1] ~= '' and (not l or l.token ~= ARGV[1]) then
           return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         end
         local pttl = redis.call('PTTL', KEYS[1])
-        if not h[1] or pttl < 0 then
+        if not l or not l.token or pttl < 0 then
           return {0, 0}
         end
-        return {1, tonumber(h[2]), h[3], pttl, nowMs(), tonumber(h[4]) or false, tonumber(h[5]) or false}
+        return {1, tonumber(l.fence), l.owner, pttl, nowMs(), tonumber(l.at) or false, tonumber(l.cap) or false}
         """;
 }
 

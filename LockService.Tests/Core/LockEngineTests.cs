@@ -241,6 +241,28 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
     }
 
     [Fact]
+    public async Task A_lock_an_older_version_wrote_as_a_hash_stays_held_and_its_token_releases_it()
+    {
+        var name = LockName.Of(Keys.Unique(nameof(A_lock_an_older_version_wrote_as_a_hash_stays_held_and_its_token_releases_it)));
+        var keys = LockKeys.For("lock:", name);
+        var token = LockToken.New();
+        await Db.HashSetAsync(keys.Lock, [new("token", token), new("fence", 41), new("ttl", 30_000), new("owner", "v1")]);
+        await Db.KeyExpireAsync(keys.Lock, TimeSpan.FromSeconds(30));
+
+        var info = await Engine.InspectAsync(name);
+        Assert.Equal(41, info!.FencingToken);
+        Assert.Equal("v1", info.Owner);
+        Assert.Equal(AcquireStatus.Held, (await Engine.AcquireAsync(name, new AcquireRequest(5_000))).Status);
+        Assert.Equal(LeaseEnd.Unknown, (await Engine.ReleaseAsync(name, LockToken.New())).Ended);
+        Assert.NotNull((await Engine.ExtendAsync(name, token, new ExtendRequest(20_000))).Lease);
+
+        Assert.True((await Engine.ReleaseAsync(name, token)).Released);
+        Assert.Equal(LeaseEnd.Released, (await Engine.CheckAsync(name, token)).Ended);
+        var next = (await Engine.AcquireAsync(name, new AcquireRequest(5_000))).Lease!;
+        Assert.True(next.FencingToken > 41);
+    }
+
+    [Fact]
     public void The_scripts_lease_record_states_are_the_LeaseEnd_values_the_engine_reports()
     {
         Assert.Equal(LockScripts.ReleasedState, ((int)LeaseEnd.Released).ToString(System.Globalization.CultureInfo.InvariantCulture));
