@@ -90,7 +90,7 @@ public sealed class LockEngine : IDisposable
         var values = (RedisResult[])(await EvalAsync(
             ReleaseScript, [keys.Lock, keys.Fence, keys.Leases], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
         return (long)values[0] == 1
-            ? new ReleaseResult(true, null, (long)values[1])
+            ? new ReleaseResult(true, null, HeldSince((long)values[1]))
             : new ReleaseResult(false, (LeaseEnd)(long)values[1], 0);
     }
 
@@ -531,6 +531,11 @@ public sealed class LockEngine : IDisposable
             }
         }
     }
+
+    // How long a released lease was held, from when it was acquired (Redis ms): by this instance's clock, which the
+    // release script spares itself reading Redis's for (a figure for the hold-time metric, never in a body).
+    private long HeldSince(long acquiredAtMs) =>
+        acquiredAtMs <= 0 ? 0 : Math.Max(0, _clock.GetUtcNow().ToUnixTimeMilliseconds() - acquiredAtMs);
 
     // Redis's clock (milliseconds from TIME inside the script) plus an offset: every time in a body comes from the
     // same clock as the expiry itself, whichever instance answers.

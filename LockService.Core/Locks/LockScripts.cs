@@ -7,16 +7,19 @@ namespace LockService.Core.Locks;
 /// <list type="bullet">
 /// <item>A lock is a string that expires with it: its lease, one field per line (token, fence, ttl, at = acquired
 /// at, cap = hold deadline with a hold cap, idem and exp with an idempotency key, owner; an absent one empty).
-/// One SET with PX writes it, where a hash took HSET and PEXPIRE (the larger part of an acquire's time in Redis).
-/// Owners and idempotency keys hold no control characters, so a line break cannot occur inside a field.</item>
-/// <item>Its last lease is a separate string, <c>fence state end token</c> (state held, released or forced; end in
-/// Redis ms), that outlives it by <see cref="LockOptions.FenceRetentionMs"/> after every use: its fencing token keeps
-/// the next ones increasing across expiry and release, and its state tells that token why it no longer holds the
-/// lock (a held state whose lock is gone expired). An unused name leaves nothing.</item>
-/// <item>Older leases are a sorted set, token by score <c>end ms * 4 + state</c> (released, forced, expired), trimmed
-/// to the last 32 and kept 10 minutes after the newest joined. A lease joins it when the next one begins, so a
-/// release writes one key and a name used once has one key left, not two.</item>
+/// One SET with PX writes it, where a hash took HSET and PEXPIRE. Owners and idempotency keys hold no control
+/// characters, so a line break cannot occur inside a field.</item>
+/// <item>Its last lease is a separate string, <c>fence state at token</c> (state held, released or forced; at = when
+/// it was acquired, Redis ms), that outlives it by <see cref="LockOptions.FenceRetentionMs"/> after every use: its
+/// fencing token keeps the next ones increasing across expiry and release, and its state tells that token why it no
+/// longer holds the lock (a held state whose lock is gone expired). An unused name leaves nothing.</item>
+/// <item>Older leases are a sorted set, token by score <c>at * 4 + state</c> (released, forced, expired), trimmed to
+/// the last 32 and kept 10 minutes after the newest joined. A lease joins it when the next one begins, so a release
+/// writes one key and a name used once has one key left, not two.</item>
 /// </list>
+/// Redis spends most of a script's time in Lua itself, not in the commands (callgrind, per acquire+release cycle):
+/// so the common path defines no helper it does not call, the failure paths define theirs where they start, and a
+/// release reads no clock (the hold time in its reply is the instance's to compute from <c>at</c>).
 /// </summary>
 /// <remarks>
 /// A reply array ends at its first Lua nil, so an optional field is returned as <c>false</c> (a null reply), never nil.
@@ -29,10 +32,10 @@ internal static class LockScripts
 {
     // Numbers the scripts share with C#, as text: a constant interpolated string takes only string constants.
 
-    /// <summary>How long a key's lease records outlive the end of its last lease, in ms (10 minutes).</summary>
+    /// <summary>How long a key's older-lease records outlive the newest one's joining, in ms (10 minutes).</summary>
     public const string LeaseMemoryMs = "600000";
 
-    /// <summary>How many lease records a key keeps (the contract asks for at least 16); the script trims to it.</summary>
+    /// <summary>How many older-lease records a key keeps (the contract asks for at least 16); the script trims to it.</summary>
     public const string LeaseRecords = "32";
 
     /// <summary>The last-lease state of a lease not ended by release or force (expired once no longer held).</summary>
@@ -41,38 +44,9 @@ internal static class LockScripts
     /// <summary>Lease-record states, equal to <see cref="LeaseEnd"/>'s values (a test holds them together).</summary>
     public const string ReleasedState = "1", ForcedState = "2", ExpiredState = "3", UnknownState = "4";
 
-    // Shared by the scripts below: the lease records and Redis's clock.
-    private const string Common = $$"""
-        local function int(x)
-          return string.format('%d', x)
-        end
-        local function nowMs()
-          local t = redis.call('TIME')
-          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        end
-        local function remember(key, token, endMs, state, keepMs)
-          redis.call('ZADD', key, int(endMs * 4 + state), token)
-          if redis.call('ZCARD', key) > {{LeaseRecords}} then
-            redis.call('ZREMRANGEBYRANK', key, 0, int(-{{LeaseRecords}} - 1))
-          end
-          redis.call('PEXPIRE', key, int(keepMs))
-        end
-        local function ended(key, token)
-          local s = redis.call('ZSCORE', key, token)
-          if not s then
-            return {{UnknownState}}
-          end
-          local state = tonumber(s) % 4
-          if state == {{HeldState}} then
-            return {{ExpiredState}}
-          end
-          return state
-        end
-        local function opt(x)
-          return x ~= '' and x
-        end
-        -- A lock's lease as a table of its fields, an absent one false (as HMGET gives it); nil when the lock is
-        -- free. A hash (written by an older version) is read field by field.
+    // A lock's lease as a table of its fields, an absent one false (as HMGET gives it); nil when the lock is free.
+    // A hash (written by an older version) is read field by field.
+    private const string Lease = """
         local function lease(key)
           local v = redis.pcall('GET', key)
           if not v then
@@ -84,33 +58,53 @@ internal static class LockScripts
           end
           local token, fence, ttl, at, cap, idem, exp, owner =
             string.match(v, '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
-          return {token = token, fence = fence, ttl = ttl, at = at, cap = opt(cap), idem = opt(idem), exp = opt(exp), owner = opt(owner)}
+          return {token = token, fence = fence, ttl = ttl, at = at, cap = cap ~= '' and cap, idem = idem ~= '' and idem,
+            exp = exp ~= '' and exp, owner = owner ~= '' and owner}
         end
-        -- The key's last lease: fence, state, end ms, token. A bare number (written by an older version) is a fence.
+
+        """;
+
+    // The key's last lease: fence, state, at, token (as strings). A bare number (an older version's) is a fence alone.
+    private const string LastLease = """
         local function lastLease(key)
           local v = redis.call('GET', key)
           if not v then
             return nil
           end
-          local fence, state, endMs, token = string.match(v, '^(%d+) (%d) (%d+) (%S+)$')
-          if not fence then
-            return tonumber(v)
-          end
-          return tonumber(fence), tonumber(state), tonumber(endMs), token
+          local fence, state, at, token = string.match(v, '^(%d+) (%d) (%d+) (%S+)$')
+          return fence or v, state, at, token
         end
-        local function setLast(key, fence, state, endMs, token, keepMs)
-          redis.call('SET', key, fence .. ' ' .. state .. ' ' .. int(endMs) .. ' ' .. token, 'PX', keepMs)
-        end
-        -- Why a token does not hold the lock: its last lease's state (held there means it expired), else its record.
+
+        """;
+
+    // Why a token does not hold the lock: its last lease's state (held there means it expired), else its record among
+    // the older leases, else unknown. Placed where a script's not-held path starts, so the common path never builds it.
+    private const string Why = LastLease + $$"""
         local function why(fenceKey, leasesKey, token)
           local _, state, _, last = lastLease(fenceKey)
           if last == token then
-            if state == {{HeldState}} then
+            if state == '{{HeldState}}' then
               return {{ExpiredState}}
             end
-            return state
+            return tonumber(state)
           end
-          return ended(leasesKey, token)
+          local s = redis.call('ZSCORE', leasesKey, token)
+          if not s then
+            return {{UnknownState}}
+          end
+          local recorded = tonumber(s) % 4
+          if recorded == {{HeldState}} then
+            return {{ExpiredState}}
+          end
+          return recorded
+        end
+
+        """;
+
+    private const string NowMs = """
+        local function nowMs()
+          local t = redis.call('TIME')
+          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         end
 
         """;
@@ -126,35 +120,40 @@ internal static class LockScripts
     // The lease before this one ended (released, forced, or expired while held) and joins the older leases.
     // An acquire that carries an idempotency key announces itself, so a retry of it waiting elsewhere
     // replays at once instead of waiting for the release of its own lock.
-    public const string Acquire = Common + $$"""
+    public const string Acquire = LastLease + $$"""
         local pttl = redis.call('PTTL', KEYS[1])
         if pttl == -2 then
           local t = redis.call('TIME')
           local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
           local now = math.floor(micros / 1000)
           local fence = micros
-          local last, state, lastEnd, lastToken = lastLease(KEYS[2])
+          local last, state, lastAt, lastToken = lastLease(KEYS[2])
+          last = tonumber(last)
           if last and last >= fence then
             fence = last + 1
           end
           if lastToken then
-            if state == {{HeldState}} then
-              state = {{ExpiredState}}
+            if state == '{{HeldState}}' then
+              state = '{{ExpiredState}}'
             end
-            remember(KEYS[3], lastToken, lastEnd, state, {{LeaseMemoryMs}})
+            redis.call('ZADD', KEYS[3], string.format('%d', tonumber(lastAt) * 4 + tonumber(state)), lastToken)
+            if redis.call('ZCARD', KEYS[3]) > {{LeaseRecords}} then
+              redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -{{LeaseRecords}} - 1)
+            end
+            redis.call('PEXPIRE', KEYS[3], {{LeaseMemoryMs}})
           end
-          local f = int(fence)
-          local ttl = tonumber(ARGV[2])
+          local f = string.format('%d', fence)
+          local at = string.format('%d', now)
           local idem = ARGV[5] or ''
           local cap, exp = ARGV[8] or '', ''
           if cap ~= '' then
-            cap = int(now + tonumber(cap))
+            cap = string.format('%d', now + tonumber(cap))
           end
           if idem ~= '' then
-            exp = int(now + ttl)
+            exp = string.format('%d', now + tonumber(ARGV[2]))
           end
-          setLast(KEYS[2], f, {{HeldState}}, now + ttl, ARGV[1], ARGV[3])
-          redis.call('SET', KEYS[1], table.concat({ARGV[1], f, ARGV[2], int(now), cap, idem, exp, ARGV[4] or ''}, '\n'), 'PX', ARGV[2])
+          redis.call('SET', KEYS[2], f .. ' {{HeldState}} ' .. at .. ' ' .. ARGV[1], 'PX', ARGV[3])
+          redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. '\n' .. ARGV[2] .. '\n' .. at .. '\n' .. cap .. '\n' .. idem .. '\n' .. exp .. '\n' .. (ARGV[4] or ''), 'PX', ARGV[2])
           if idem ~= '' then
             redis.call(ARGV[7], ARGV[6], '{{LockMessages.Acquired}}')
           end
@@ -162,6 +161,7 @@ internal static class LockScripts
         end
         local idem = ARGV[5] or ''
         if idem ~= '' then
+        {{Lease}}
           local l = lease(KEYS[1])
           if l and l.idem == idem then
             return {2, tonumber(l.fence), l.token, tonumber(l.ttl), tonumber(l.exp) or false, l.owner, tonumber(l.at) or false, tonumber(l.cap) or false}
@@ -172,16 +172,18 @@ internal static class LockScripts
 
     // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token, ARGV[2] notify channel, ARGV[3] PUBLISH or SPUBLISH, ARGV[4] fence retention ms
-    // Returns {1, held ms} released (and waiters and watchers notified), {0, why} when this token does not hold it.
-    public const string Release = Common + $$"""
+    // Returns {1, at} released (and waiters and watchers notified; at = when it was acquired, Redis ms, 0 when an
+    // older version's lock did not say), {0, why} when this token does not hold it.
+    public const string Release = Lease + $$"""
         local l = lease(KEYS[1])
         if l and l.token == ARGV[1] then
-          local now = nowMs()
+          local at = l.at or '0'
           redis.call('DEL', KEYS[1])
-          setLast(KEYS[2], l.fence, {{ReleasedState}}, now, ARGV[1], ARGV[4])
+          redis.call('SET', KEYS[2], l.fence .. ' {{ReleasedState}} ' .. at .. ' ' .. ARGV[1], 'PX', ARGV[4])
           redis.call(ARGV[3], ARGV[2], '{{LockMessages.Released}}')
-          return {1, now - (tonumber(l.at) or now)}
+          return {1, tonumber(at)}
         end
+        {{Why}}
         return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         """;
 
@@ -189,14 +191,15 @@ internal static class LockScripts
     // ARGV[1] notify channel, ARGV[2] PUBLISH or SPUBLISH, ARGV[3] fence retention ms
     // Returns {1, fence, owner, held ms} released whoever held it, {0} when free. The holder's token is never
     // returned: its last lease says "forced", which its next check, extend, release or watch reports.
-    public const string ForceRelease = Common + $$"""
+    public const string ForceRelease = Lease + NowMs + $$"""
         local l = lease(KEYS[1])
         if not l or not l.token then
           return {0}
         end
+        local at = l.at or '0'
         local now = nowMs()
         redis.call('DEL', KEYS[1])
-        setLast(KEYS[2], l.fence, {{ForcedState}}, now, l.token, ARGV[3])
+        redis.call('SET', KEYS[2], l.fence .. ' {{ForcedState}} ' .. at .. ' ' .. l.token, 'PX', ARGV[3])
         redis.call(ARGV[2], ARGV[1], '{{LockMessages.Released}}')
         return {1, tonumber(l.fence), l.owner, now - (tonumber(l.at) or now)}
         """;
@@ -210,48 +213,50 @@ internal static class LockScripts
     // A TTL made shorter is announced, so that every instance's waiters re-arm their expiry timers to the new
     // expiry instead of sleeping until the old one (a longer one needs nothing: the timer fires early, the head
     // finds the lock held and re-arms to what is left).
-    public const string Extend = Common + $$"""
+    public const string Extend = Lease + NowMs + $$"""
         local l = lease(KEYS[1])
-        if not l or l.token ~= ARGV[1] then
-          return {0, why(KEYS[2], KEYS[3], ARGV[1])}
-        end
-        local now = nowMs()
-        local ttl = tonumber(l.ttl)
-        if ARGV[2] ~= '' then
-          ttl = tonumber(ARGV[2])
-        end
-        if l.cap then
-          local left = tonumber(l.cap) - now
-          if left <= 0 then
-            return {0, {{ExpiredState}}}
+        if l and l.token == ARGV[1] then
+          local now = nowMs()
+          local ttl = tonumber(l.ttl)
+          if ARGV[2] ~= '' then
+            ttl = tonumber(ARGV[2])
           end
-          if left < ttl then
-            ttl = left
+          if l.cap then
+            local left = tonumber(l.cap) - now
+            if left <= 0 then
+              return {0, {{ExpiredState}}}
+            end
+            if left < ttl then
+              ttl = left
+            end
           end
+          local before = redis.call('PTTL', KEYS[1])
+          redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
+          redis.call('PEXPIRE', KEYS[2], ARGV[3])
+          if ttl < before then
+            redis.call(ARGV[5], ARGV[4], '{{LockMessages.Shortened}}')
+          end
+          return {1, tonumber(l.fence), ttl, l.owner, now, tonumber(l.at) or false, tonumber(l.cap) or false}
         end
-        local before = redis.call('PTTL', KEYS[1])
-        redis.call('PEXPIRE', KEYS[1], int(ttl))
-        setLast(KEYS[2], l.fence, {{HeldState}}, now + ttl, ARGV[1], ARGV[3])
-        if ttl < before then
-          redis.call(ARGV[5], ARGV[4], '{{LockMessages.Shortened}}')
-        end
-        return {1, tonumber(l.fence), ttl, l.owner, now, tonumber(l.at) or false, tonumber(l.cap) or false}
+        {{Why}}
+        return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         """;
 
     // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token to check ('' = any holder)
     // Returns {1, fence, owner, pttl, now ms, at, cap} while held (by that token, when given); {0, why} when that
     // token does not hold it; {0, 0} when no token was given and the lock is free. Never returns the token.
-    public const string Inspect = Common + """
+    public const string Inspect = Lease + NowMs + $$"""
         local l = lease(KEYS[1])
-        if ARGV[1] ~= '' and (not l or l.token ~= ARGV[1]) then
-          return {0, why(KEYS[2], KEYS[3], ARGV[1])}
+        if ARGV[1] == '' or (l and l.token == ARGV[1]) then
+          local pttl = redis.call('PTTL', KEYS[1])
+          if not l or not l.token or pttl < 0 then
+            return {0, 0}
+          end
+          return {1, tonumber(l.fence), l.owner, pttl, nowMs(), tonumber(l.at) or false, tonumber(l.cap) or false}
         end
-        local pttl = redis.call('PTTL', KEYS[1])
-        if not l or not l.token or pttl < 0 then
-          return {0, 0}
-        end
-        return {1, tonumber(l.fence), l.owner, pttl, nowMs(), tonumber(l.at) or false, tonumber(l.cap) or false}
+        {{Why}}
+        return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         """;
 }
 
