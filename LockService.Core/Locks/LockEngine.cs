@@ -88,7 +88,7 @@ public sealed class LockEngine : IDisposable
     {
         var keys = KeysOf(name);
         var values = (RedisResult[])(await EvalAsync(
-            ReleaseScript, [keys.Lock, keys.Fence, keys.Leases], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
+            ReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
         return (long)values[0] == 1
             ? new ReleaseResult(true, null, HeldSince((long)values[1]))
             : new ReleaseResult(false, (LeaseEnd)(long)values[1], 0);
@@ -102,7 +102,7 @@ public sealed class LockEngine : IDisposable
     {
         var keys = KeysOf(name);
         var values = (RedisResult[])(await EvalAsync(
-            ForceReleaseScript, [keys.Lock, keys.Fence, keys.Leases], [keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
+            ForceReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
         return (long)values[0] == 1
             ? new ForceReleaseResult(true, (long)values[1], OwnerOf(values[2]), (long)values[3])
             : default;
@@ -126,7 +126,7 @@ public sealed class LockEngine : IDisposable
         var (result, server) = await WriteAsync(
             keys,
             ExtendScript,
-            [keys.Lock, keys.Fence, keys.Leases],
+            [keys.Lock, keys.Fence, keys.Leases, keys.LastLease],
             [token, request.TtlMs.HasValue ? request.TtlMs.Value : RedisValue.EmptyString, _fenceRetentionMs, keys.Channel, PublishCommand]).ConfigureAwait(false);
         var values = (RedisResult[])result!;
         if ((long)values[0] != 1)
@@ -362,7 +362,7 @@ public sealed class LockEngine : IDisposable
         IServer? server;
         try
         {
-            (result, server) = await WriteAsync(keys, AcquireScript, [keys.Lock, keys.Fence, keys.Leases], args).ConfigureAwait(false);
+            (result, server) = await WriteAsync(keys, AcquireScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], args).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
         {
@@ -409,7 +409,7 @@ public sealed class LockEngine : IDisposable
     private async Task<CheckResult> InspectAsync(LockName name, RedisValue token)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await EvalAsync(InspectScript, [keys.Lock, keys.Fence, keys.Leases], [token]).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await EvalAsync(InspectScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token]).ConfigureAwait(false))!;
         if ((long)values[0] != 1)
         {
             // {0, why} for a token; {0, 0} for a free lock when no token was asked about.
@@ -522,7 +522,7 @@ public sealed class LockEngine : IDisposable
         {
             try
             {
-                await ReleaseScript.EvaluateAsync(_db, [keys.Lock, keys.Fence, keys.Leases], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
+                await ReleaseScript.EvaluateAsync(_db, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
                 return;
             }
             catch (Exception ex) when (RedisFaults.IsUnavailable(ex))

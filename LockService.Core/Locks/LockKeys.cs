@@ -12,11 +12,14 @@ public readonly record struct LockKeys
     /// <summary>The lock: its lease (token, fencing token, TTL and the optional fields), expiring with it.</summary>
     public string Lock { get; }
 
-    /// <summary>The key's last fencing token, kept for <see cref="LockOptions.FenceRetentionMs"/> after its last use.</summary>
+    /// <summary>The key's last fencing token (and nothing else), kept for <see cref="LockOptions.FenceRetentionMs"/> after its last use.</summary>
     public string Fence => Lock + ":fence";
 
-    /// <summary>The records of the key's last leases (why each ended), kept ten minutes past the last one's end.</summary>
+    /// <summary>The records of the key's older leases (why each ended), kept ten minutes past the last one's end.</summary>
     public string Leases => Lock + ":leases";
+
+    /// <summary>The key's last lease (its state, when it was acquired, its token), kept 10 minutes past its end.</summary>
+    public string LastLease => Lock + ":last";
 
     /// <summary>The pub/sub channel on which releases, shortened TTLs and idempotent acquires are announced.</summary>
     public string Channel => Lock + ":released";

@@ -9,16 +9,18 @@ namespace LockService.Core.Locks;
 /// at, cap = hold deadline with a hold cap, idem and exp with an idempotency key, owner; an absent one empty).
 /// One SET with PX writes it, where a hash took HSET and PEXPIRE. Owners and idempotency keys hold no control
 /// characters, so a line break cannot occur inside a field.</item>
-/// <item>Its last lease is a separate string, <c>fence state at token</c> (state held, released or forced; at = when
-/// it was acquired, Redis ms), that outlives it by <see cref="LockOptions.FenceRetentionMs"/> after every use: its
-/// fencing token keeps the next ones increasing across expiry and release, and its state tells that token why it no
-/// longer holds the lock (a held state whose lock is gone expired). An unused name leaves nothing.</item>
-/// <item>Older leases are a sorted set, token by score <c>at * 4 + state</c> (released, forced, expired), trimmed to
-/// the last 32 and kept 10 minutes after the newest joined. A lease joins it when the next one begins, so a release
-/// writes one key and a name used once has one key left, not two.</item>
+/// <item>Its last fencing token is a separate key that outlives it by <see cref="LockOptions.FenceRetentionMs"/>
+/// after every use, so fencing tokens keep increasing across expiry and release, and an unused name leaves
+/// nothing. It holds no token.</item>
+/// <item>Its last lease is a string, <c>state at token</c> (state held, released or forced; at = when it was
+/// acquired, Redis ms), kept 10 minutes past the lease's end (written with the lease's TTL plus 10 minutes, and
+/// again when it ends): a held state whose lock is gone expired. Older leases are a sorted set, token by score
+/// <c>at * 4 + state</c> (released, forced, expired), trimmed to the last 32 and kept 10 minutes after the newest
+/// joined; a lease joins it when the next one begins. A release writes one record, and a name used once leaves its
+/// fencing key alone after 10 minutes.</item>
 /// </list>
 /// Redis spends most of a script's time in Lua itself, not in the commands (callgrind, per acquire+release cycle):
-/// so the common path defines no helper it does not call, the failure paths define theirs where they start, and a
+/// so the common path defines no helper it does not call, the not-held paths define theirs where they start, and a
 /// release reads no clock (the hold time in its reply is the instance's to compute from <c>at</c>).
 /// </summary>
 /// <remarks>
@@ -32,7 +34,7 @@ internal static class LockScripts
 {
     // Numbers the scripts share with C#, as text: a constant interpolated string takes only string constants.
 
-    /// <summary>How long a key's older-lease records outlive the newest one's joining, in ms (10 minutes).</summary>
+    /// <summary>How long a lease's record outlives its end, and the older-lease records the newest one's joining, in ms (10 minutes).</summary>
     public const string LeaseMemoryMs = "600000";
 
     /// <summary>How many older-lease records a key keeps (the contract asks for at least 16); the script trims to it.</summary>
@@ -64,29 +66,19 @@ internal static class LockScripts
 
         """;
 
-    // The key's last lease: fence, state, at, token (as strings). A bare number (an older version's) is a fence alone.
-    private const string LastLease = """
-        local function lastLease(key)
-          local v = redis.call('GET', key)
-          if not v then
-            return nil
-          end
-          local fence, state, at, token = string.match(v, '^(%d+) (%d) (%d+) (%S+)$')
-          return fence or v, state, at, token
-        end
-
-        """;
-
     // Why a token does not hold the lock: its last lease's state (held there means it expired), else its record among
     // the older leases, else unknown. Placed where a script's not-held path starts, so the common path never builds it.
-    private const string Why = LastLease + $$"""
-        local function why(fenceKey, leasesKey, token)
-          local _, state, _, last = lastLease(fenceKey)
-          if last == token then
-            if state == '{{HeldState}}' then
-              return {{ExpiredState}}
+    private const string Why = $$"""
+        local function why(lastKey, leasesKey, token)
+          local v = redis.call('GET', lastKey)
+          if v then
+            local state, _, last = string.match(v, '^(%d) (%d+) (%S+)$')
+            if last == token then
+              if state == '{{HeldState}}' then
+                return {{ExpiredState}}
+              end
+              return tonumber(state)
             end
-            return tonumber(state)
           end
           local s = redis.call('ZSCORE', leasesKey, token)
           if not s then
@@ -109,7 +101,7 @@ internal static class LockScripts
 
         """;
 
-    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
+    // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases, KEYS[4] last lease
     // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] fence retention ms; then, only when there is an owner, an idempotency
     // key or a hold cap (the common acquire sends three arguments): ARGV[4] owner ('' = none), ARGV[5] idempotency
     // key ('' = none), ARGV[6] notify channel, ARGV[7] PUBLISH or SPUBLISH, ARGV[8] hold cap ms ('' = none)
@@ -120,39 +112,45 @@ internal static class LockScripts
     // The lease before this one ended (released, forced, or expired while held) and joins the older leases.
     // An acquire that carries an idempotency key announces itself, so a retry of it waiting elsewhere
     // replays at once instead of waiting for the release of its own lock.
-    public const string Acquire = LastLease + $$"""
+    public const string Acquire = $$"""
         local pttl = redis.call('PTTL', KEYS[1])
         if pttl == -2 then
           local t = redis.call('TIME')
           local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
           local now = math.floor(micros / 1000)
           local fence = micros
-          local last, state, lastAt, lastToken = lastLease(KEYS[2])
-          last = tonumber(last)
+          local last = redis.call('GET', KEYS[2])
+          last = last and tonumber(string.match(last, '^%d+'))
           if last and last >= fence then
             fence = last + 1
           end
-          if lastToken then
-            if state == '{{HeldState}}' then
-              state = '{{ExpiredState}}'
+          local previous = redis.call('GET', KEYS[4])
+          if previous then
+            local state, at, token = string.match(previous, '^(%d) (%d+) (%S+)$')
+            if token then
+              if state == '{{HeldState}}' then
+                state = '{{ExpiredState}}'
+              end
+              redis.call('ZADD', KEYS[3], string.format('%d', tonumber(at) * 4 + tonumber(state)), token)
+              if redis.call('ZCARD', KEYS[3]) > {{LeaseRecords}} then
+                redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -{{LeaseRecords}} - 1)
+              end
+              redis.call('PEXPIRE', KEYS[3], {{LeaseMemoryMs}})
             end
-            redis.call('ZADD', KEYS[3], string.format('%d', tonumber(lastAt) * 4 + tonumber(state)), lastToken)
-            if redis.call('ZCARD', KEYS[3]) > {{LeaseRecords}} then
-              redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -{{LeaseRecords}} - 1)
-            end
-            redis.call('PEXPIRE', KEYS[3], {{LeaseMemoryMs}})
           end
           local f = string.format('%d', fence)
           local at = string.format('%d', now)
+          local ttl = tonumber(ARGV[2])
           local idem = ARGV[5] or ''
           local cap, exp = ARGV[8] or '', ''
           if cap ~= '' then
             cap = string.format('%d', now + tonumber(cap))
           end
           if idem ~= '' then
-            exp = string.format('%d', now + tonumber(ARGV[2]))
+            exp = string.format('%d', now + ttl)
           end
-          redis.call('SET', KEYS[2], f .. ' {{HeldState}} ' .. at .. ' ' .. ARGV[1], 'PX', ARGV[3])
+          redis.call('SET', KEYS[2], f, 'PX', ARGV[3])
+          redis.call('SET', KEYS[4], '{{HeldState}} ' .. at .. ' ' .. ARGV[1], 'PX', string.format('%d', ttl + {{LeaseMemoryMs}}))
           redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. '\n' .. ARGV[2] .. '\n' .. at .. '\n' .. cap .. '\n' .. idem .. '\n' .. exp .. '\n' .. (ARGV[4] or ''), 'PX', ARGV[2])
           if idem ~= '' then
             redis.call(ARGV[7], ARGV[6], '{{LockMessages.Acquired}}')
@@ -170,24 +168,34 @@ internal static class LockScripts
         return {0, pttl}
         """;
 
-    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
+    // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases, KEYS[4] last lease
     // ARGV[1] token, ARGV[2] notify channel, ARGV[3] PUBLISH or SPUBLISH, ARGV[4] fence retention ms
     // Returns {1, at} released (and waiters and watchers notified; at = when it was acquired, Redis ms, 0 when an
     // older version's lock did not say), {0, why} when this token does not hold it.
-    public const string Release = Lease + $$"""
-        local l = lease(KEYS[1])
-        if l and l.token == ARGV[1] then
-          local at = l.at or '0'
+    // The common path reads only the token and 'at' from the lease.
+    public const string Release = $$"""
+        local v = redis.pcall('GET', KEYS[1])
+        local token, at
+        if type(v) == 'string' then
+          token, at = string.match(v, '^([^\n]*)\n[^\n]*\n[^\n]*\n([^\n]*)\n')
+        elseif v then
+          local h = redis.call('HMGET', KEYS[1], 'token', 'at')
+          token, at = h[1], h[2]
+        end
+        if token == ARGV[1] then
+          at = at or '0'
           redis.call('DEL', KEYS[1])
-          redis.call('SET', KEYS[2], l.fence .. ' {{ReleasedState}} ' .. at .. ' ' .. ARGV[1], 'PX', ARGV[4])
+          redis.call('PEXPIRE', KEYS[2], ARGV[4])
+          redis.call('SET', KEYS[4], '{{ReleasedState}} ' .. at .. ' ' .. ARGV[1], 'PX', {{LeaseMemoryMs}})
           redis.call(ARGV[3], ARGV[2], '{{LockMessages.Released}}')
           return {1, tonumber(at)}
         end
         {{Why}}
-        return {0, why(KEYS[2], KEYS[3], ARGV[1])}
+        return {0, why(KEYS[4], KEYS[3], ARGV[1])}
         """;
 
-    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases (unused: the interface of every write script)
+    // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases (unused: the interface of every write script),
+    // KEYS[4] last lease
     // ARGV[1] notify channel, ARGV[2] PUBLISH or SPUBLISH, ARGV[3] fence retention ms
     // Returns {1, fence, owner, held ms} released whoever held it, {0} when free. The holder's token is never
     // returned: its last lease says "forced", which its next check, extend, release or watch reports.
@@ -196,15 +204,15 @@ internal static class LockScripts
         if not l or not l.token then
           return {0}
         end
-        local at = l.at or '0'
         local now = nowMs()
         redis.call('DEL', KEYS[1])
-        redis.call('SET', KEYS[2], l.fence .. ' {{ForcedState}} ' .. at .. ' ' .. l.token, 'PX', ARGV[3])
+        redis.call('PEXPIRE', KEYS[2], ARGV[3])
+        redis.call('SET', KEYS[4], '{{ForcedState}} ' .. (l.at or '0') .. ' ' .. l.token, 'PX', {{LeaseMemoryMs}})
         redis.call(ARGV[2], ARGV[1], '{{LockMessages.Released}}')
         return {1, tonumber(l.fence), l.owner, now - (tonumber(l.at) or now)}
         """;
 
-    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
+    // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases, KEYS[4] last lease
     // ARGV[1] token, ARGV[2] new ttl ms ('' = the ttl the lock was acquired with), ARGV[3] fence retention ms,
     // ARGV[4] notify channel, ARGV[5] PUBLISH or SPUBLISH
     // Returns {1, fence, ttl, owner, now ms, at, cap} extended, {0, why} when this token does not hold the lock.
@@ -233,16 +241,18 @@ internal static class LockScripts
           local before = redis.call('PTTL', KEYS[1])
           redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
           redis.call('PEXPIRE', KEYS[2], ARGV[3])
+          redis.call('PEXPIRE', KEYS[4], string.format('%d', ttl + {{LeaseMemoryMs}}))
           if ttl < before then
             redis.call(ARGV[5], ARGV[4], '{{LockMessages.Shortened}}')
           end
           return {1, tonumber(l.fence), ttl, l.owner, now, tonumber(l.at) or false, tonumber(l.cap) or false}
         end
         {{Why}}
-        return {0, why(KEYS[2], KEYS[3], ARGV[1])}
+        return {0, why(KEYS[4], KEYS[3], ARGV[1])}
         """;
 
-    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
+    // KEYS[1] lock, KEYS[2] last fencing token (unused: the keys of every script), KEYS[3] older leases,
+    // KEYS[4] last lease
     // ARGV[1] token to check ('' = any holder)
     // Returns {1, fence, owner, pttl, now ms, at, cap} while held (by that token, when given); {0, why} when that
     // token does not hold it; {0, 0} when no token was given and the lock is free. Never returns the token.
@@ -256,7 +266,7 @@ internal static class LockScripts
           return {1, tonumber(l.fence), l.owner, pttl, nowMs(), tonumber(l.at) or false, tonumber(l.cap) or false}
         end
         {{Why}}
-        return {0, why(KEYS[2], KEYS[3], ARGV[1])}
+        return {0, why(KEYS[4], KEYS[3], ARGV[1])}
         """;
 }
 

@@ -23,6 +23,7 @@ public sealed class LockKeysTests
         Assert.Equal("orders-1", LockKeys.NameIn("lock:", "billing", keys.Lock));
         Assert.Null(LockKeys.NameIn("lock:", "billing", keys.Fence));
         Assert.Null(LockKeys.NameIn("lock:", "billing", keys.Leases));
+        Assert.Null(LockKeys.NameIn("lock:", "billing", keys.LastLease));
         Assert.Null(LockKeys.NameIn("lock:", "", keys.Lock));
         Assert.Null(LockKeys.NameIn("lock:", "shipping", keys.Lock));
         Assert.Null(LockKeys.NameIn("lock:", "billing", "lock:billing:{}"));

@@ -144,6 +144,11 @@ public sealed class LeaseTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         var records = fixture.Redis.Redis.GetDatabase();
         var ttl = await records.KeyTimeToLiveAsync(Keys.InRedis(key).Leases);
         Assert.InRange(ttl!.Value, TimeSpan.FromSeconds(60), TimeSpan.FromMinutes(10));
+
+        // Gone at most 10 minutes after the last lease ended: the last lease's own record too, and the fencing token,
+        // which outlives them by days, names no token.
+        Assert.InRange((await records.KeyTimeToLiveAsync(Keys.InRedis(key).LastLease))!.Value, TimeSpan.FromSeconds(60), TimeSpan.FromMinutes(10));
+        Assert.Matches("^[0-9]+$", (string?)await records.StringGetAsync(Keys.InRedis(key).Fence));
     }
 
     [Theory]

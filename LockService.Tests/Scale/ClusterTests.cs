@@ -91,7 +91,7 @@ public sealed class ClusterTests(ClusterFixture cluster) : WaitingBehaviour, ICl
         Assert.All(perNode, node => Assert.True(node.Value.Locks.Count > 0, $"{node.Key} holds none of the 48 locks"));
         Assert.All(perNode, node => Assert.Equal(node.Value.Locks, node.Value.Fences));
         Assert.Equal(names.OrderBy(n => n, StringComparer.Ordinal), perNode.Values.SelectMany(n => n.Locks).Order(StringComparer.Ordinal));
-        var slots = await Task.WhenAll(new[] { Keys.InRedis(names[0]).Lock, Keys.InRedis(names[0]).Fence, Keys.InRedis(names[0]).Channel }
+        var slots = await Task.WhenAll(new[] { Keys.InRedis(names[0]).Lock, Keys.InRedis(names[0]).Fence, Keys.InRedis(names[0]).LastLease, Keys.InRedis(names[0]).Leases, Keys.InRedis(names[0]).Channel }
             .Select(async k => (long)await cluster.Admin.GetServers()[0].ExecuteAsync("CLUSTER", "KEYSLOT", k)));
         Assert.Single(slots.Distinct());
 
