@@ -8,11 +8,13 @@
 # `cycles` (JIT tiering); then PAIRS (default 5) pairs of runs alternate before, after. A run is `cycles -c 50
 # -d 8 --warmup 2`; the service's utime+stime (/proc/PID/stat) is read when its measured window opens and closes,
 # and divided by the cycles the bench counted in that window. CPU per cycle is far steadier than cycles/s on a
-# shared machine, but both are printed. Environment: BENCH (the bench's dll), CONCURRENCY, DURATION, WARMUP.
+# shared machine, but both are printed. Environment: BENCH (the bench's dll), CONCURRENCY, DURATION, WARMUP, and
+# PIN=1 to run each redis-server on CPU 1 and the services and the bench on CPU 0 (on a two-core machine: Redis's
+# own work then no longer competes with the service for its core, which shows the service's own cost apart).
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 
@@ -27,6 +29,12 @@ warmup=${WARMUP:-2}
 ticks=$(getconf CLK_TCK)
 work=$(mktemp -d /tmp/cpu-per-cycle.XXXXXX)
 pids=()
+redis_cpu=()
+dotnet_cpu=()
+if [[ ${PIN:-0} == 1 ]]; then
+    redis_cpu=(taskset -c 1)
+    dotnet_cpu=(taskset -c 0)
+fi
 
 for dir in "$before" "$after"; do
     [[ -f $dir/LockService.Api.dll ]] || { echo "no LockService.Api.dll in $dir" >&2; exit 2; }
@@ -58,13 +66,13 @@ cpu_ticks() {
 start_target() {
     local name=$1 dir=$2 redis_port service_port
     redis_port=$(free_port)
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$work/$name-redis.log" 2>&1 &
+    "${redis_cpu[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$work/$name-redis.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
     redis-cli -p "$redis_port" ping >/dev/null || { echo "$name: redis-server did not start on $redis_port" >&2; exit 2; }
     service_port=$(free_port)
     ASPNETCORE_ENVIRONMENT=Production Redis__ConnectionString=127.0.0.1:$redis_port \
-        dotnet "$dir/LockService.Api.dll" --urls "http://127.0.0.1:$service_port" >"$work/$name-service.log" 2>&1 &
+        "${dotnet_cpu[@]}" dotnet "$dir/LockService.Api.dll" --urls "http://127.0.0.1:$service_port" >"$work/$name-service.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$service_port/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
@@ -76,7 +84,7 @@ start_target() {
 measure() {
     local pid=$1 url=$2 out=$work/run.json err=$work/run.err start end cycles
     : >"$err"
-    dotnet "$bench" cycles --url "$url" -c "$concurrency" -d "$duration" --warmup "$warmup" >"$out" 2>"$err" &
+    "${dotnet_cpu[@]}" dotnet "$bench" cycles --url "$url" -c "$concurrency" -d "$duration" --warmup "$warmup" >"$out" 2>"$err" &
     local bench_pid=$!
     # The bench says "measuring" once its probe is done and its loops start; the window opens after the warm-up.
     for _ in $(seq 200); do grep -q measuring "$err" && break; sleep 0.05; done
@@ -100,7 +108,7 @@ echo "after:  $after (pid $after_pid, $after_url)"
 echo "logs in $work; $pairs pairs of cycles -c $concurrency -d $duration --warmup $warmup; CLK_TCK $ticks"
 
 for target in "$before_url" "$after_url"; do
-    dotnet "$bench" cycles --url "$target" -c "$concurrency" -d 10 --warmup 0 --json-only >/dev/null 2>&1
+    "${dotnet_cpu[@]}" dotnet "$bench" cycles --url "$target" -c "$concurrency" -d 10 --warmup 0 --json-only >/dev/null 2>&1
 done
 
 results=()
