@@ -138,43 +138,83 @@ public enum AcquireStatus
 }
 
 /// <summary>
-/// The outcome of an acquire. When acquired it is also the lock's handle: disposing it releases the lock,
-/// so .NET callers can write <c>await using var l = await engine.AcquireAsync(...)</c>.
+/// The outcome of an acquire of a lease (a lock's, a semaphore's permit). When acquired it is also the lease's handle:
+/// disposing it releases the lease, so .NET callers can write <c>await using var l = await engine.AcquireAsync(...)</c>.
 /// </summary>
-public sealed class AcquireResult : IAsyncDisposable
+/// <typeparam name="TLease">The lease's type.</typeparam>
+public abstract class AcquireOutcome<TLease> : IAsyncDisposable
+    where TLease : class
 {
-    private readonly LockEngine? _engine;
-    private readonly LockName _name;
     private int _released;
 
-    private AcquireResult(AcquireStatus status, LockLease? lease, long retryAfterMs, bool replayed, bool waited, LockEngine? engine, LockName name)
+    private protected AcquireOutcome(AcquireStatus status, TLease? lease, long retryAfterMs, bool replayed, bool waited)
     {
-        _name = name;
         Status = status;
         Lease = lease;
         RetryAfterMs = retryAfterMs;
         Replayed = replayed;
         Waited = waited;
-        _engine = engine;
     }
 
     /// <summary>How the acquire ended.</summary>
     public AcquireStatus Status { get; }
 
-    /// <summary>True when the caller holds the lock.</summary>
+    /// <summary>True when the caller holds the lease.</summary>
     public bool Acquired => Status == AcquireStatus.Acquired;
 
     /// <summary>The lease when acquired, else null.</summary>
-    public LockLease? Lease { get; }
+    public TLease? Lease { get; }
 
-    /// <summary>When held: the holder's remaining TTL, a hint for when to try again.</summary>
+    /// <summary>When not acquired: when the lease in the way runs out, in ms from now, a hint for when to try again.</summary>
     public long RetryAfterMs { get; }
 
     /// <summary>True when an Idempotency-Key matched and the original lease was returned again.</summary>
     public bool Replayed { get; }
 
-    /// <summary>True when the request waited in the server (its first attempt found the lock held).</summary>
+    /// <summary>True when the request waited in the server (its first attempt found it taken).</summary>
     public bool Waited { get; }
+
+    /// <summary>Releases the lease if this result acquired it and it was not released yet.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Lease is not null && Interlocked.Exchange(ref _released, 1) == 0)
+        {
+            await ReleaseAsync(Lease).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A lease obtained just as its caller went away is released at once, and the cancellation thrown: no lease is left to
+    /// a client that is gone.
+    /// </summary>
+    internal async ValueTask ReleaseIfCancelledAsync(CancellationToken cancellationToken)
+    {
+        if (Acquired && cancellationToken.IsCancellationRequested)
+        {
+            await DisposeAsync().ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>Releases the acquired lease through the engine that granted it.</summary>
+    private protected abstract Task ReleaseAsync(TLease lease);
+}
+
+/// <summary>
+/// The outcome of a lock's acquire. When acquired it is also the lock's handle: disposing it releases the lock,
+/// so .NET callers can write <c>await using var l = await engine.AcquireAsync(...)</c>.
+/// </summary>
+public sealed class AcquireResult : AcquireOutcome<LockLease>
+{
+    private readonly LockEngine? _engine;
+    private readonly LockName _name;
+
+    private AcquireResult(AcquireStatus status, LockLease? lease, long retryAfterMs, bool replayed, bool waited, LockEngine? engine, LockName name)
+        : base(status, lease, retryAfterMs, replayed, waited)
+    {
+        _name = name;
+        _engine = engine;
+    }
 
     /// <summary>The caller holds the lock now; disposing the result releases it through <paramref name="engine"/>.</summary>
     internal static AcquireResult Granted(LockLease lease, bool waited, LockEngine engine, LockName name) =>
@@ -192,12 +232,5 @@ public sealed class AcquireResult : IAsyncDisposable
     internal static AcquireResult NoRoomToWait(LockName name) =>
         new(AcquireStatus.TooManyWaiters, null, 0, replayed: false, waited: false, null, name);
 
-    /// <summary>Releases the lock if this result acquired it and it was not released yet.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (Lease is not null && _engine is not null && Interlocked.Exchange(ref _released, 1) == 0)
-        {
-            await _engine.ReleaseAsync(_name, Lease.Token).ConfigureAwait(false);
-        }
-    }
+    private protected override Task ReleaseAsync(LockLease lease) => _engine is null ? Task.CompletedTask : _engine.ReleaseAsync(_name, lease.Token);
 }
