@@ -47,16 +47,43 @@ public enum LeaseEnd
 /// <param name="HeldMs">When released: how long the lease was held.</param>
 public readonly record struct ReleaseResult(bool Released, LeaseEnd? Ended, long HeldMs);
 
+/// <summary>What an extend, check or watch of a token found, for any kind of lease.</summary>
+/// <typeparam name="T">What is known of the lease while the token holds it.</typeparam>
+public interface ILeaseResult<out T>
+    where T : class
+{
+    /// <summary>The lease (or what is known of it) while the token holds it, else null.</summary>
+    T? Held { get; }
+
+    /// <summary>When not held: why.</summary>
+    LeaseEnd? Ended { get; }
+}
+
+/// <summary>What a check or watch of a token found, for any kind of lease.</summary>
+/// <typeparam name="T">What is known of the lease while the token holds it.</typeparam>
+public interface IWatchResult<out T> : ILeaseResult<T>
+    where T : class
+{
+    /// <summary>True when a watch was refused: this instance already has <see cref="LockOptions.MaxWatchers"/> watches.</summary>
+    bool NoRoomToWatch { get; }
+}
+
 /// <summary>How an extend ended: the new lease, or why the token no longer holds the lock.</summary>
 /// <param name="Lease">The lease with its new TTL, or null when the token no longer holds the lock.</param>
 /// <param name="Ended">When not extended: why.</param>
-public readonly record struct ExtendResult(LockLease? Lease, LeaseEnd? Ended);
+public readonly record struct ExtendResult(LockLease? Lease, LeaseEnd? Ended) : ILeaseResult<LockLease>
+{
+    LockLease? ILeaseResult<LockLease>.Held => Lease;
+}
 
 /// <summary>How a check or a watch ended.</summary>
 /// <param name="Info">The lock while this token holds it, else null.</param>
 /// <param name="Ended">When not held: why.</param>
 /// <param name="NoRoomToWatch">True when a watch was refused: this instance already has <see cref="LockOptions.MaxWatchers"/> watches.</param>
-public readonly record struct CheckResult(LockInfo? Info, LeaseEnd? Ended, bool NoRoomToWatch = false);
+public readonly record struct CheckResult(LockInfo? Info, LeaseEnd? Ended, bool NoRoomToWatch = false) : IWatchResult<LockInfo>
+{
+    LockInfo? ILeaseResult<LockInfo>.Held => Info;
+}
 
 /// <summary>What a force-release released.</summary>
 /// <param name="Released">True when a lock was held and is released now.</param>

@@ -39,13 +39,19 @@ public sealed record SemaphoreInfo(string Key, int Held, IReadOnlyList<PermitInf
 /// <summary>How an extend of a permit ended: the new lease, or why the token holds no permit.</summary>
 /// <param name="Lease">The permit with its new TTL, or null.</param>
 /// <param name="Ended">When not extended: why.</param>
-public readonly record struct PermitExtendResult(PermitLease? Lease, LeaseEnd? Ended);
+public readonly record struct PermitExtendResult(PermitLease? Lease, LeaseEnd? Ended) : ILeaseResult<PermitLease>
+{
+    PermitLease? ILeaseResult<PermitLease>.Held => Lease;
+}
 
 /// <summary>How a check or a watch of a permit ended.</summary>
 /// <param name="Info">The permit while this token holds it, else null.</param>
 /// <param name="Ended">When not held: why.</param>
 /// <param name="NoRoomToWatch">True when a watch was refused: this instance already has <see cref="LockOptions.MaxWatchers"/> watches.</param>
-public readonly record struct PermitCheckResult(PermitInfo? Info, LeaseEnd? Ended, bool NoRoomToWatch = false);
+public readonly record struct PermitCheckResult(PermitInfo? Info, LeaseEnd? Ended, bool NoRoomToWatch = false) : IWatchResult<PermitInfo>
+{
+    PermitInfo? ILeaseResult<PermitInfo>.Held => Info;
+}
 
 /// <summary>What an operator's force-release of one slot released.</summary>
 /// <param name="Released">True when a permit held the slot and is released now.</param>
