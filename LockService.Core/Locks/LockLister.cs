@@ -31,14 +31,8 @@ public sealed class LockLister
     /// <exception cref="LockStoreUnavailableException">No master is connected.</exception>
     public async Task<LockPage> ListAsync(string tenant, string namePrefix, int limit, string? cursor, CancellationToken cancellationToken = default)
     {
-        var page = await _names.ListAsync(tenant, namePrefix, limit, cursor, cancellationToken).ConfigureAwait(false);
-        if (page.CursorError is { } why)
-        {
-            return LockPage.Refused(why);
-        }
-
-        var infos = await Task.WhenAll(page.Names.Select(name => _engine.InspectAsync(new LockName(tenant, name)))).ConfigureAwait(false);
-        return new LockPage([.. infos.Where(info => info is not null).Select(info => info!)], page.Cursor, null);
+        var (locks, next, refused) = await _names.DescribeAsync(tenant, namePrefix, limit, cursor, _engine.InspectAsync, cancellationToken).ConfigureAwait(false);
+        return refused is null ? new LockPage(locks, next, null) : LockPage.Refused(refused);
     }
 }
 

@@ -130,6 +130,24 @@ internal sealed class NameLister
     }
 
     // A name found by SCAN (or carried over by a cursor) goes on the page once, or to the next page when this one is full.
+    /// <summary>
+    /// One page of what <paramref name="describe"/> says of each name found (never a token), leaving out those it finds
+    /// nothing held under; the cursor, or why the cursor given was refused.
+    /// </summary>
+    public async Task<(IReadOnlyList<T> Items, string? Cursor, string? CursorError)> DescribeAsync<T>(
+        string tenant, string namePrefix, int limit, string? cursor, Func<LockName, Task<T?>> describe, CancellationToken cancellationToken)
+        where T : class
+    {
+        var page = await ListAsync(tenant, namePrefix, limit, cursor, cancellationToken).ConfigureAwait(false);
+        if (page.CursorError is not null)
+        {
+            return ([], null, page.CursorError);
+        }
+
+        var items = await Task.WhenAll(page.Names.Select(name => describe(new LockName(tenant, name)))).ConfigureAwait(false);
+        return ([.. items.Where(item => item is not null).Select(item => item!)], page.Cursor, null);
+    }
+
     private static void Take(string name, List<string> names, HashSet<string> seen, List<string> leftover, int limit, string namePrefix)
     {
         if (!name.StartsWith(namePrefix, StringComparison.Ordinal) || !seen.Add(name))

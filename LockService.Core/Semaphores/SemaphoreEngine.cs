@@ -20,6 +20,7 @@ public sealed class SemaphoreEngine : IDisposable
     private readonly RedisScriptRunner _redis;
     private readonly TimeProvider _clock;
     private readonly WaitQueues _queues;
+    private readonly NameLister _names;
 
     // The re-check of a queue's front, for what publishes nothing: keys deleted behind the service's back. Hand-off on
     // release, force-release, expiry and a shortened TTL never relies on it.
@@ -34,6 +35,7 @@ public sealed class SemaphoreEngine : IDisposable
         _clock = clock ?? TimeProvider.System;
         _redis = new RedisScriptRunner(multiplexer, redis, _clock);
         _queues = new WaitQueues(multiplexer, locks.MaxWaiters, locks.MaxWatchers);
+        _names = new NameLister(multiplexer, options.KeyPrefix, redis);
         _recheck = TimeSpan.FromMilliseconds(locks.RecheckMs);
         _fenceRetentionMs = locks.FenceRetentionMs;
     }
@@ -156,6 +158,20 @@ public sealed class SemaphoreEngine : IDisposable
 
         permits.Sort((a, b) => a.Slot.CompareTo(b.Slot));
         return new SemaphoreInfo(name.Key, held, permits, held > permits.Count);
+    }
+
+    /// <summary>
+    /// One page of the semaphores of <paramref name="tenant"/> whose names start with <paramref name="namePrefix"/> and that
+    /// have permits held, for operators: the same SCAN, cursors and guarantees as a listing of locks (<see cref="LockLister"/>),
+    /// each semaphore as inspection shows it (never a token). A cursor that cannot be followed is refused
+    /// (<see cref="SemaphorePage.CursorError"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="limit"/> is outside 1 .. <see cref="LockLister.MaxLimit"/>.</exception>
+    /// <exception cref="LockStoreUnavailableException">No master is connected.</exception>
+    public async Task<SemaphorePage> ListAsync(string tenant, string namePrefix, int limit, string? cursor, CancellationToken cancellationToken = default)
+    {
+        var (semaphores, next, refused) = await _names.DescribeAsync(tenant, namePrefix, limit, cursor, InspectAsync, cancellationToken).ConfigureAwait(false);
+        return new SemaphorePage(semaphores, next, refused);
     }
 
     /// <summary>The permit when <paramref name="token"/> holds one, else why it does not.</summary>

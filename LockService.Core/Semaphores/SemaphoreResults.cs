@@ -36,6 +36,12 @@ public sealed record PermitInfo(
 /// <param name="Truncated">True when more permits are held than <paramref name="Permits"/> shows.</param>
 public sealed record SemaphoreInfo(string Key, int Held, IReadOnlyList<PermitInfo> Permits, bool Truncated);
 
+/// <summary>One page of a listing of semaphores.</summary>
+/// <param name="Semaphores">The semaphores with permits held, none twice; never a token.</param>
+/// <param name="Cursor">The next page's cursor, or null when the listing is complete.</param>
+/// <param name="CursorError">When the cursor given was refused: why (and <paramref name="Semaphores"/> is empty).</param>
+public sealed record SemaphorePage(IReadOnlyList<SemaphoreInfo> Semaphores, string? Cursor, string? CursorError);
+
 /// <summary>How an extend of a permit ended: the new lease, or why the token holds no permit.</summary>
 /// <param name="Lease">The permit with its new TTL, or null.</param>
 /// <param name="Ended">When not extended: why.</param>

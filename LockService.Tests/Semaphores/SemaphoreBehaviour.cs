@@ -70,8 +70,14 @@ public abstract class SemaphoreBehaviour : TopologyBehaviour
         const int limit = 4;
         var key = Keys.Unique("sem-mutex");
         var holds = new List<Hold>();
-        var deadline = Stopwatch.StartNew();
         var unexpected = new List<string>();
+
+        // Both instances answer once (start-up, the OpenAPI document the checks read) before the clock starts.
+        foreach (var client in clients)
+        {
+            await client.InspectSemaphoreAsync(key);
+        }
+        var deadline = Stopwatch.StartNew();
 
         var loops = Enumerable.Range(0, 32).Select(loop => Task.Run(async () =>
         {
@@ -92,17 +98,19 @@ public abstract class SemaphoreBehaviour : TopologyBehaviour
                     continue;
                 }
 
+                // A hold runs from its acquiredAt (Redis's clock, this machine's) to its expiry for a holder that vanishes, or
+                // to the moment its holder lets go (its DELETE leaves after that, so Redis frees the place later still).
                 var permit = reply.Permit;
-                var start = DateTimeOffset.UtcNow;
+                var start = permit.Json.GetProperty("acquiredAt").GetDateTimeOffset();
                 if (vanish)
                 {
-                    // It works until just before its expiry (by Redis's clock, this machine's) and is gone.
-                    Record(new Hold(permit.Slot, permit.FencingToken, start, permit.ExpiresAt - TimeSpan.FromMilliseconds(20)));
+                    Record(new Hold(permit.Slot, permit.FencingToken, start, permit.ExpiresAt));
                     continue;
                 }
 
                 await Task.Delay(random.Next(1, 15));
-                Record(new Hold(permit.Slot, permit.FencingToken, start, DateTimeOffset.UtcNow));
+                var now = DateTimeOffset.UtcNow;
+                Record(new Hold(permit.Slot, permit.FencingToken, start, now.AddTicks(-(now.Ticks % TimeSpan.TicksPerMillisecond))));
                 var release = await client.ReleasePermitAsync(key, permit.Token);
                 if (release.Status != HttpStatusCode.NoContent)
                 {
@@ -175,7 +183,7 @@ public abstract class SemaphoreBehaviour : TopologyBehaviour
     }
 }
 
-/// <summary>A recorded hold of a permit: its slot and fencing token, and when its holder used it (this machine's clock).</summary>
+/// <summary>A recorded hold of a permit: its slot and fencing token, and when it was held (Redis's clock, in whole ms).</summary>
 public sealed record Hold(int Slot, long FencingToken, DateTimeOffset Start, DateTimeOffset End);
 
 /// <summary>Checks of recorded holds: how many at any instant, and one at a time per slot.</summary>
@@ -204,7 +212,9 @@ public static class HoldChecks
     {
         foreach (var slot in holds.GroupBy(h => h.Slot))
         {
-            var ordered = slot.OrderBy(h => h.Start).ToList();
+            // Holds that start in one millisecond (let go of and taken again within it) are in the order of their fencing
+            // tokens, Redis's microseconds; across milliseconds the start decides, and the tokens must follow it.
+            var ordered = slot.OrderBy(h => h.Start).ThenBy(h => h.FencingToken).ToList();
             for (var i = 1; i < ordered.Count; i++)
             {
                 Assert.True(ordered[i].Start >= ordered[i - 1].End, $"slot {slot.Key}: a hold from {ordered[i].Start:O} began before the one before it ended at {ordered[i - 1].End:O}");
