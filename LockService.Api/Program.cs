@@ -6,6 +6,7 @@ using LockService.Api.Observability;
 using LockService.Api.OpenApi;
 using LockService.Api.RateLimiting;
 using LockService.Api.Redis;
+using LockService.Api.Semaphores;
 
 // The container's HEALTHCHECK: the runtime image has no curl, so the service probes itself.
 if (args is ["--healthcheck", ..])
@@ -16,14 +17,18 @@ if (args is ["--healthcheck", ..])
 LockMetrics.ConfigureAdapters();            // runtime metrics only: ASP.NET's per-request meters cost CPU on every request
 var builder = WebApplication.CreateBuilder(args);
 builder.AddLockLogging();                   // Serilog: JSON outside Development, tokens never logged
-builder.Services.AddLockEngine();           // one multiplexer, the engine, validated Redis/Locks options
+builder.Services.AddLockEngine();           // one multiplexer, the lock and semaphore engines, validated Redis/Locks/Semaphores options
 builder.Services.AddLockErrors();           // one problem+json shape for every error
 builder.AddLockAuth();                      // API keys, tenants and roles; nothing registered when none are configured
 builder.Services.AddLockOperators();        // /admin: listing, force-release, the dashboard's settings
 builder.Services.AddLockRateLimiting();     // optional token bucket per tenant or client address
 builder.Services.AddLockSwagger();          // OpenAPI derived from the route table
 builder.WebHost.ConfigureKestrel(o => o.AddServerHeader = false);   // no need to advertise the server
-builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, LockJsonContext.Default));
+builder.Services.ConfigureHttpJsonOptions(o =>
+{
+    o.SerializerOptions.TypeInfoResolverChain.Insert(0, LockJsonContext.Default);
+    o.SerializerOptions.TypeInfoResolverChain.Insert(0, SemaphoreJsonContext.Default);
+});
 
 try
 {
@@ -33,6 +38,7 @@ try
     app.UseLockAuth();                      // API keys, only when configured
     app.UseRateLimiter();                   // after authentication, so buckets are per tenant
     app.MapLockEndpoints();
+    app.MapSemaphoreEndpoints();            // /semaphores: the same conventions as /locks
     app.MapAdminEndpoints();                // under /admin, apart from /locks: admin keys only
     app.MapDashboard();                     // /ui, when Ui:Enabled
     app.MapOperations();                    // health, metrics, start-up warnings

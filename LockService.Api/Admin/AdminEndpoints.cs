@@ -3,7 +3,10 @@ using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Locks;
 using LockService.Api.Observability;
+using LockService.Api.OpenApi;
+using LockService.Api.Semaphores;
 using LockService.Core.Locks;
+using LockService.Core.Semaphores;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -54,16 +57,52 @@ internal static partial class AdminEndpoints
             .WithSummary("Release a lock whoever holds it: its waiters get it, its holder hears reason 'forced'")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);
+        admin.MapGet("/semaphores", ListSemaphoresAsync).WithName("list-semaphores")
+            .WithSummary("List the semaphores of the caller's tenant that have permits held, with their permits, page by page (never a token)")
+            .WithDescription("As the listing of locks: follow 'cursor' until it is null; a page may hold fewer than 'limit' semaphores, even none, with a cursor; a semaphore with permits held during the whole listing appears at least once, never twice within a page.")
+            .ProducesValidationProblem();
+        admin.MapDelete("/semaphores/{key}/{slot}", ForceReleasePermitAsync).WithName("force-release-permit")
+            .WithSummary("Release the permit in one slot of a semaphore, whoever holds it: a waiter gets the place, its holder hears reason 'forced'")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound).WithProblemCodes(StatusCodes.Status404NotFound, Problems.PermitNotHeld);
         admin.MapGet("/stats", Stats).WithName("instance-stats")
             .WithSummary("This instance's waiting requests, watches, and acquire and release rates (for the dashboard)");
         return app;
     }
 
-    private static async Task<Results<Ok<LockListResponse>, ProblemHttpResult>> ListAsync(
-        HttpContext http,
-        LockListingCache listings,
-        CancellationToken cancellationToken,
-        [AsParameters] ListQuery query)
+    private static Task<Results<Ok<LockListResponse>, ProblemHttpResult>> ListAsync(
+        HttpContext http, LockListingCache listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
+        ListPageAsync(http, query, async (prefix, limit) =>
+        {
+            var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
+            return (new LockListResponse([.. page.Locks.Select(LockInfoResponse.From)], page.Cursor), page.CursorError);
+        });
+
+    private static Task<Results<Ok<SemaphoreListResponse>, ProblemHttpResult>> ListSemaphoresAsync(
+        HttpContext http, SemaphoreEngine engine, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
+        ListPageAsync(http, query, async (prefix, limit) =>
+        {
+            var page = await engine.ListAsync(http.TenantOf(), prefix, limit, query.Cursor, cancellationToken);
+            return (new SemaphoreListResponse([.. page.Semaphores.Select(SemaphoreInfoResponse.From)], page.Cursor), page.CursorError);
+        });
+
+    // A page of a listing: its parameters read, then the page, or the 400 of a cursor that cannot be followed.
+    private static async Task<Results<Ok<TResponse>, ProblemHttpResult>> ListPageAsync<TResponse>(
+        HttpContext http, ListQuery query, Func<string, int, Task<(TResponse Response, string? CursorError)>> list)
+    {
+        if (ReadListing(http, query, out var prefix, out var limit) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var (response, why) = await list(prefix, limit);
+        return why is null
+            ? TypedResults.Ok(response)
+            : Problems.Invalid(new Dictionary<string, string[]>(StringComparer.Ordinal) { ["cursor"] = [why] }, why);
+    }
+
+    // A listing's parameters (prefix, limit, cursor), each given at most once and nothing else; or the 400 naming what is wrong.
+    private static ProblemHttpResult? ReadListing(HttpContext http, ListQuery query, out string prefix, out int limit)
     {
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         foreach (var (name, values) in http.Request.Query)
@@ -78,13 +117,13 @@ internal static partial class AdminEndpoints
             }
         }
 
-        var prefix = query.Prefix ?? string.Empty;
+        prefix = query.Prefix ?? string.Empty;
         if (!errors.ContainsKey("prefix") && !LockName.IsValidPrefix(prefix))
         {
             errors["prefix"] = ["A prefix is up to 200 characters from A-Z a-z 0-9 . _ : - (a lock key's characters)."];
         }
 
-        var limit = DefaultLimit;
+        limit = DefaultLimit;
         if (!errors.ContainsKey("limit") && query.Limit is not null
             && (!int.TryParse(query.Limit, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > LockLister.MaxLimit))
         {
@@ -96,18 +135,7 @@ internal static partial class AdminEndpoints
             errors["cursor"] = ["A cursor is the value of 'cursor' in the previous page; leave it out for the first page."];
         }
 
-        if (errors.Count > 0)
-        {
-            return Problems.Invalid(errors, "See 'errors' for what is wrong with each parameter.");
-        }
-
-        var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
-        if (page.CursorError is { } why)
-        {
-            return Problems.Invalid(new Dictionary<string, string[]>(StringComparer.Ordinal) { ["cursor"] = [why] }, why);
-        }
-
-        return TypedResults.Ok(new LockListResponse([.. page.Locks.Select(LockInfoResponse.From)], page.Cursor));
+        return errors.Count > 0 ? Problems.Invalid(errors, "See 'errors' for what is wrong with each parameter.") : null;
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ForceReleaseAsync(
@@ -118,25 +146,9 @@ internal static partial class AdminEndpoints
         IOptions<OperatorOptions> options,
         ILogger<OperatorAudit> audit)
     {
-        // With API keys the group's policy let only admin keys in. Without, nobody is known: force-release (which takes
-        // a lock from its holder) stays off unless the operator said otherwise. A 403 comes before any 400.
-        var role = http.RoleOf();
-        if (role is null && !options.Value.AllowForceReleaseWithoutAuth)
+        if (RefuseForce(http, options.Value, key, "lock") is { } refused)
         {
-            return Problems.OperatorsOnly(
-                "Force-release is off while authentication is off: configure an admin API key (Auth:ApiKeys:N:Role=admin), or set Operators:AllowForceReleaseWithoutAuth=true.");
-        }
-
-        // A typo'd parameter (?dryRun=true) must not release anything.
-        if (http.Request.Query.Count > 0)
-        {
-            var errors = http.Request.Query.Keys.ToDictionary(name => name, name => new[] { $"Unknown parameter '{name}': this endpoint takes none." }, StringComparer.Ordinal);
-            return Problems.Invalid(errors, "This endpoint takes no parameters.");
-        }
-
-        if (!LockName.IsValid(key))
-        {
-            return Problems.BadKey(key);
+            return refused;
         }
 
         var tenant = http.TenantOf();
@@ -149,16 +161,79 @@ internal static partial class AdminEndpoints
         LockMetrics.ForcedReleases.Inc();
         LockMetrics.HoldDuration.Observe(result.HeldMs / 1000.0);
         listings.Clear();
-        var shownTenant = tenant.Length == 0 ? "(none)" : tenant;
-        LogForceReleased(audit, key, shownTenant, result.FencingToken, result.Owner ?? "(none)", result.HeldMs, role ?? "none (authentication off)", shownTenant);
+        var shownTenant = ShownTenant(tenant);
+        LogForceReleased(audit, key, shownTenant, result.FencingToken, result.Owner ?? "(none)", result.HeldMs, CallerRole(http), shownTenant);
         return TypedResults.NoContent();
     }
 
-    private static Ok<InstanceStatsResponse> Stats(LockEngine engine, InstanceRates rates)
+    private static async Task<Results<NoContent, ProblemHttpResult>> ForceReleasePermitAsync(
+        string key,
+        string slot,
+        HttpContext http,
+        SemaphoreEngine engine,
+        IOptions<OperatorOptions> options,
+        IOptions<SemaphoreOptions> semaphores,
+        ILogger<OperatorAudit> audit)
+    {
+        if (RefuseForce(http, options.Value, key, "semaphore") is { } refused)
+        {
+            return refused;
+        }
+
+        // A slot is below the largest limit there can be: digits only, so that no typo names another slot.
+        var maxLimit = semaphores.Value.MaxLimit;
+        if (slot.Length is 0 or > 9 || slot.AsSpan().ContainsAnyExceptInRange('0', '9')
+            || !int.TryParse(slot, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number >= maxLimit)
+        {
+            return Problems.Invalid(
+                new Dictionary<string, string[]>(StringComparer.Ordinal) { ["slot"] = [$"slot is a whole number from 0 to {maxLimit - 1} (Semaphores:MaxLimit - 1)."] },
+                "See 'errors' for what is wrong with each parameter.");
+        }
+
+        var tenant = http.TenantOf();
+        var result = await engine.ForceReleaseAsync(new LockName(tenant, key), number);
+        if (!result.Released)
+        {
+            return Problems.SlotFree(key, number);
+        }
+
+        LockMetrics.PermitForcedReleases.Inc();
+        LockMetrics.PermitHoldDuration.Observe(result.HeldMs / 1000.0);
+        var shownTenant = ShownTenant(tenant);
+        LogPermitForceReleased(audit, number, key, shownTenant, result.FencingToken, result.Owner ?? "(none)", result.Limit, result.HeldMs, CallerRole(http), shownTenant);
+        return TypedResults.NoContent();
+    }
+
+    // With API keys the group's policy let only admin keys in. Without, nobody is known: force-release (which takes a lease
+    // from its holder) stays off unless the operator said otherwise. A 403 comes before any 400; a typo'd parameter
+    // (?dryRun=true) must not release anything.
+    private static ProblemHttpResult? RefuseForce(HttpContext http, OperatorOptions options, string key, string noun)
+    {
+        if (http.RoleOf() is null && !options.AllowForceReleaseWithoutAuth)
+        {
+            return Problems.OperatorsOnly(
+                "Force-release is off while authentication is off: configure an admin API key (Auth:ApiKeys:N:Role=admin), or set Operators:AllowForceReleaseWithoutAuth=true.");
+        }
+
+        if (http.Request.Query.Count > 0)
+        {
+            var errors = http.Request.Query.Keys.ToDictionary(name => name, name => new[] { $"Unknown parameter '{name}': this endpoint takes none." }, StringComparer.Ordinal);
+            return Problems.Invalid(errors, "This endpoint takes no parameters.");
+        }
+
+        return LockName.IsValid(key) ? null : Problems.BadKey(key, noun);
+    }
+
+    private static string ShownTenant(string tenant) => tenant.Length == 0 ? "(none)" : tenant;
+
+    private static string CallerRole(HttpContext http) => http.RoleOf() ?? "none (authentication off)";
+
+    private static Ok<InstanceStatsResponse> Stats(LockEngine engine, SemaphoreEngine semaphores, InstanceRates rates)
     {
         var (acquires, releases, forced, seconds) = rates.Now();
         return TypedResults.Ok(new InstanceStatsResponse(
-            engine.WaitingCount, engine.WatchingCount, Math.Round(acquires, 2), Math.Round(releases, 2), Math.Round(forced, 2), Math.Round(seconds, 1)));
+            engine.WaitingCount + semaphores.WaitingCount, engine.WatchingCount + semaphores.WatchingCount,
+            Math.Round(acquires, 2), Math.Round(releases, 2), Math.Round(forced, 2), Math.Round(seconds, 1)));
     }
 
     // Who released what, at Warning so that it stands out in the log: the key, its tenant, the holder's fencing token and
@@ -166,6 +241,11 @@ internal static partial class AdminEndpoints
     [LoggerMessage(EventId = 1200, EventName = "ForceReleased", Level = LogLevel.Warning,
         Message = "Audit: lock {LockKey} of tenant '{LockTenant}' force-released (fencing token {FencingToken}, owner {Owner}, held {HeldMs} ms) asked by an API key of tenant '{CallerTenant}' with role {CallerRole}")]
     private static partial void LogForceReleased(ILogger logger, string lockKey, string lockTenant, long fencingToken, string owner, long heldMs, string callerRole, string callerTenant);
+
+    [LoggerMessage(EventId = 1201, EventName = "PermitForceReleased", Level = LogLevel.Warning,
+        Message = "Audit: permit in slot {Slot} of semaphore {SemaphoreKey} of tenant '{SemaphoreTenant}' force-released (fencing token {FencingToken}, owner {Owner}, limit {Limit}, held {HeldMs} ms) asked by an API key of tenant '{CallerTenant}' with role {CallerRole}")]
+    private static partial void LogPermitForceReleased(
+        ILogger logger, int slot, string semaphoreKey, string semaphoreTenant, long fencingToken, string owner, int limit, long heldMs, string callerRole, string callerTenant);
 
     /// <summary>The listing's query parameters, read as text so that a bad value is a 400 naming it, not a binding failure.</summary>
     internal readonly record struct ListQuery(

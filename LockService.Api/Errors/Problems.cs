@@ -19,6 +19,9 @@ internal static class Problems
     public const string LockNotHeld = "lock_not_held";
     public const string MethodNotAllowed = "method_not_allowed";
     public const string LockHeld = "lock_held";
+    public const string PermitNotHeld = "permit_not_held";
+    public const string SemaphoreFull = "semaphore_full";
+    public const string SemaphoreEmpty = "semaphore_empty";
     public const string PayloadTooLarge = "payload_too_large";
     public const string UnsupportedMediaType = "unsupported_media_type";
     public const string TooManyRequests = "too_many_requests";
@@ -53,31 +56,39 @@ internal static class Problems
         detail,
         new Dictionary<string, object?>(StringComparer.Ordinal) { ["errors"] = errors });
 
-    public static ProblemHttpResult BadKey(string? key) => Create(
+    /// <summary>A key outside the contract's rules, for a lock's route or (<paramref name="noun"/> "semaphore") a semaphore's.</summary>
+    public static ProblemHttpResult BadKey(string? key, string noun = "lock") => Create(
         StatusCodes.Status400BadRequest,
         InvalidKey,
-        "The lock key is invalid.",
+        "The key is invalid.",
         key is null or { Length: 0 }
-            ? "A lock key is required: POST /locks/{key}. Keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit."
-            : "Lock keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit.");
+            ? $"A {noun} key is required: POST /{noun}s/{{key}}. Keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit."
+            : $"{char.ToUpperInvariant(noun[0])}{noun[1..]} keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit.");
 
     public static ProblemHttpResult BadToken() => Create(
         StatusCodes.Status400BadRequest,
         InvalidToken,
-        "The lock token is invalid.",
+        "The token is invalid.",
         "A token is the 32 lowercase hexadecimal characters returned by the acquire.");
 
     /// <summary>A token that does not hold its lock, with why (the member <c>reason</c>).</summary>
-    public static ProblemHttpResult NotHeld(string key, LeaseEnd reason) => Create(
+    public static ProblemHttpResult NotHeld(string key, LeaseEnd reason) =>
+        Ended(LockNotHeld, "The lock is not held.", $"Lock '{key}' is not held by this token", "this lock", reason);
+
+    /// <summary>A token that holds no permit of its semaphore, with why (the member <c>reason</c>).</summary>
+    public static ProblemHttpResult NotHeldPermit(string key, LeaseEnd reason) =>
+        Ended(PermitNotHeld, "The permit is not held.", $"No permit of semaphore '{key}' is held by this token", "a permit of it", reason);
+
+    private static ProblemHttpResult Ended(string code, string title, string notHeld, string what, LeaseEnd reason) => Create(
         StatusCodes.Status404NotFound,
-        LockNotHeld,
-        "The lock is not held.",
+        code,
+        title,
         reason switch
         {
-            LeaseEnd.Released => $"Lock '{key}' is not held by this token: it was released.",
-            LeaseEnd.Forced => $"Lock '{key}' is not held by this token: an operator force-released it.",
-            LeaseEnd.Expired => $"Lock '{key}' is not held by this token: its TTL or its hold cap (maxHoldMs) ran out.",
-            _ => $"Lock '{key}' is not held by this token, and the service does not remember it (it never held this lock, or its lease ended long ago).",
+            LeaseEnd.Released => $"{notHeld}: it was released.",
+            LeaseEnd.Forced => $"{notHeld}: an operator force-released it.",
+            LeaseEnd.Expired => $"{notHeld}: its TTL or its hold cap (maxHoldMs) ran out.",
+            _ => $"{notHeld}, and the service does not remember it (it never held {what}, or its lease ended long ago).",
         },
         new Dictionary<string, object?>(StringComparer.Ordinal) { ["reason"] = ReasonOf(reason) });
 
@@ -96,6 +107,27 @@ internal static class Problems
         LockNotHeld,
         "The lock is not held.",
         $"Lock '{key}' is free.");
+
+    /// <summary>An operator's force-release of a semaphore slot that no permit holds.</summary>
+    public static ProblemHttpResult SlotFree(string key, int slot) => Create(
+        StatusCodes.Status404NotFound,
+        PermitNotHeld,
+        "The permit is not held.",
+        $"Slot {slot} of semaphore '{key}' is free.");
+
+    public static ProblemHttpResult Empty(string key) => Create(
+        StatusCodes.Status404NotFound,
+        SemaphoreEmpty,
+        "The semaphore is empty.",
+        $"Semaphore '{key}' has no permit held.");
+
+    /// <summary>No place for this caller: <paramref name="held"/> permits are held, at least its limit.</summary>
+    public static ProblemHttpResult Full(string key, int held, int limit, long retryAfterMs) => Create(
+        StatusCodes.Status409Conflict,
+        SemaphoreFull,
+        "The semaphore is full.",
+        $"Semaphore '{key}' has {held} permits held, and this request's limit is {limit}; its earliest permit expires in {retryAfterMs} ms.",
+        new Dictionary<string, object?> { ["retryAfterMs"] = retryAfterMs });
 
     public static ProblemHttpResult Held(string key, long retryAfterMs) => Create(
         StatusCodes.Status409Conflict,
@@ -119,7 +151,7 @@ internal static class Problems
         StatusCodes.Status404NotFound,
         NotFound,
         "Not found.",
-        "No such route. The lock API is under /locks; see /swagger.");
+        "No such route. The API is under /locks and /semaphores (operators: /admin); see /swagger.");
 
     /// <summary>The 500 for an unexpected exception: it says nothing of the exception, which is logged instead.</summary>
     public static ProblemHttpResult Internal() => Create(

@@ -10,12 +10,12 @@ using Microsoft.AspNetCore.Connections.Features;
 namespace LockService.Api.Locks;
 
 /// <summary>
-/// A lock held by a Server-Sent Events stream: <c>event: acquired</c> with the lease, a comment after every renewal,
-/// and <c>event: lost</c> with the reason when the lease ends other than by the client. The connection is the lease:
-/// closing it releases the lock at once, and a stopping instance ends each stream with <c>unavailable</c> and
-/// releases its lock.
+/// A lease (a lock, a semaphore's permit) held by a Server-Sent Events stream: <c>event: acquired</c> with the lease, a
+/// comment after every renewal, and <c>event: lost</c> with the reason when the lease ends other than by the client. The
+/// connection is the lease: closing it releases it at once, and a stopping instance ends each stream with
+/// <c>unavailable</c> and releases its lease.
 /// </summary>
-internal sealed partial class LeaseStream(LockEngine engine, LockName name, LockLease lease) : IResult
+internal sealed partial class LeaseStream(StreamedLease lease) : IResult
 {
     /// <summary>The media type a client asks for (<c>Accept</c>) to hold its lock by a stream.</summary>
     public const string MediaType = "text/event-stream";
@@ -47,6 +47,9 @@ internal sealed partial class LeaseStream(LockEngine engine, LockName name, Lock
         return false;
     }
 
+    /// <summary>A lock held by the stream.</summary>
+    public static LeaseStream ForLock(LockEngine engine, LockName name, LockLease lease) => new(new HeldLock(engine, name, lease));
+
     public async Task ExecuteAsync(HttpContext http)
     {
         var stopping = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
@@ -62,11 +65,9 @@ internal sealed partial class LeaseStream(LockEngine engine, LockName name, Lock
         LeaseEnd? ended = null;
         try
         {
-            await WriteAsync(response, "event: acquired\ndata: " + JsonSerializer.Serialize(LeaseResponse.From(lease), LockJsonContext.Default.LeaseResponse) + "\n\n", stop.Token);
-            ended = await engine.KeepAsync(
-                name,
-                lease,
-                renewal => WriteAsync(response, string.Create(CultureInfo.InvariantCulture, $": renewed ttlMs={renewal.TtlMs} expiresAt={renewal.ExpiresAt:O}\n\n"), stop.Token),
+            await WriteAsync(response, "event: acquired\ndata: " + lease.AcquiredData + "\n\n", stop.Token);
+            ended = await lease.KeepAsync(
+                (ttlMs, expiresAt) => WriteAsync(response, string.Create(CultureInfo.InvariantCulture, $": renewed ttlMs={ttlMs} expiresAt={expiresAt:O}\n\n"), stop.Token),
                 stop.Token);
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)
@@ -99,7 +100,7 @@ internal sealed partial class LeaseStream(LockEngine engine, LockName name, Lock
 
         try
         {
-            await engine.ReleaseAsync(name, lease.Token);
+            await lease.ReleaseAsync();
         }
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
         {
@@ -136,6 +137,29 @@ internal sealed partial class LeaseStream(LockEngine engine, LockName name, Lock
     }
 
     [LoggerMessage(EventId = 1010, EventName = "StreamReleaseFailed", Level = LogLevel.Warning,
-        Message = "A stream's lock could not be released when the stream ended ({ExceptionType}); its TTL frees it")]
+        Message = "A stream's lock or permit could not be released when the stream ended ({ExceptionType}); its TTL frees it")]
     private static partial void LogReleaseFailed(ILogger logger, string exceptionType);
+
+    private sealed class HeldLock(LockEngine engine, LockName name, LockLease lease) : StreamedLease
+    {
+        public override string AcquiredData => JsonSerializer.Serialize(LeaseResponse.From(lease), LockJsonContext.Default.LeaseResponse);
+
+        public override Task<LeaseEnd?> KeepAsync(Func<long, DateTimeOffset, ValueTask> renewed, CancellationToken stop) =>
+            engine.KeepAsync(name, lease, renewal => renewed(renewal.TtlMs, renewal.ExpiresAt), stop);
+
+        public override Task ReleaseAsync() => engine.ReleaseAsync(name, lease.Token);
+    }
+}
+
+/// <summary>What a <see cref="LeaseStream"/> holds: the data of its first event, how to keep it, how to release it.</summary>
+internal abstract class StreamedLease
+{
+    /// <summary>The lease as JSON, for <c>event: acquired</c>.</summary>
+    public abstract string AcquiredData { get; }
+
+    /// <summary>Keeps the lease until <paramref name="stop"/> (null: still held) or its loss (why); calls <paramref name="renewed"/> with each renewal's TTL and expiry.</summary>
+    public abstract Task<LeaseEnd?> KeepAsync(Func<long, DateTimeOffset, ValueTask> renewed, CancellationToken stop);
+
+    /// <summary>Releases the lease (the stream was closed, or the instance stops).</summary>
+    public abstract Task ReleaseAsync();
 }

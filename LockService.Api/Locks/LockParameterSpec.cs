@@ -1,12 +1,14 @@
 using LockService.Core.Locks;
+using LockService.Core.Semaphores;
 
 namespace LockService.Api.Locks;
 
-/// <summary>What a parameter holds: a whole number of milliseconds or free text.</summary>
+/// <summary>What a parameter holds: a whole number of milliseconds, a count, or free text.</summary>
 internal enum ParameterKind
 {
     Milliseconds,
     Text,
+    Count,
 }
 
 /// <summary>Which field of <see cref="LockParameters"/> a parameter fills.</summary>
@@ -16,47 +18,66 @@ internal enum ParameterField
     WaitMs,
     Owner,
     MaxHoldMs,
+    Limit,
 }
+
+/// <summary>
+/// What a parameter's description states: the limits of the running configuration (the same options the engines enforce)
+/// and what the operation holds ("lock" or "permit").
+/// </summary>
+internal sealed record ParameterLimits(LockOptions Locks, SemaphoreOptions Semaphores, string Subject);
 
 /// <summary>
 /// One parameter a lock operation takes, as query parameter or JSON body member. The parser and the OpenAPI
 /// document (query parameters and body schema) both read it, so they cannot disagree. Its rules live in Core
 /// (<see cref="LockRules"/>); <see cref="Describe"/> states them from the same options.
 /// </summary>
-internal sealed record LockParameter(string Name, ParameterKind Kind, ParameterField Field, Func<LockOptions, string> Describe)
+internal sealed record LockParameter(string Name, ParameterKind Kind, ParameterField Field, Func<ParameterLimits, string> Describe)
 {
-    public static readonly LockParameter TtlMs = new(LockRules.TtlMs, ParameterKind.Milliseconds, ParameterField.TtlMs, o =>
-        $"How long the lock lives unless released or extended, in ms: {LockRules.MinTtlMs} .. {o.MaxTtlMs} (Locks:MaxTtlMs); default {o.DefaultTtlMs} (Locks:DefaultTtlMs).");
+    public static readonly LockParameter TtlMs = new(LockRules.TtlMs, ParameterKind.Milliseconds, ParameterField.TtlMs, l =>
+        $"How long the {l.Subject} lives unless released or extended, in ms: {LockRules.MinTtlMs} .. {l.Locks.MaxTtlMs} (Locks:MaxTtlMs); default {l.Locks.DefaultTtlMs} (Locks:DefaultTtlMs).");
 
-    public static readonly LockParameter ExtendTtlMs = new(LockRules.TtlMs, ParameterKind.Milliseconds, ParameterField.TtlMs, o =>
-        $"The new remaining TTL in ms: {LockRules.MinTtlMs} .. {o.MaxTtlMs} (Locks:MaxTtlMs); default: the TTL the lock was acquired with. Cut to what is left of the lock's maxHoldMs.");
+    public static readonly LockParameter ExtendTtlMs = new(LockRules.TtlMs, ParameterKind.Milliseconds, ParameterField.TtlMs, l =>
+        $"The new remaining TTL in ms: {LockRules.MinTtlMs} .. {l.Locks.MaxTtlMs} (Locks:MaxTtlMs); default: the TTL the {l.Subject} was acquired with. Cut to what is left of the {l.Subject}'s maxHoldMs.");
 
-    public static readonly LockParameter WaitMs = new(LockRules.WaitMs, ParameterKind.Milliseconds, ParameterField.WaitMs, o =>
-        $"How long to wait in the server for a held lock, in ms: 0 .. {o.MaxWaitMs} (Locks:MaxWaitMs); default 0 (do not wait).");
+    public static readonly LockParameter WaitMs = new(LockRules.WaitMs, ParameterKind.Milliseconds, ParameterField.WaitMs, l =>
+        $"How long to wait in the server for a {(l.Subject == "lock" ? "held lock" : "free place")}, in ms: 0 .. {l.Locks.MaxWaitMs} (Locks:MaxWaitMs); default 0 (do not wait).");
 
-    public static readonly LockParameter WatchMs = new(LockRules.WaitMs, ParameterKind.Milliseconds, ParameterField.WaitMs, o =>
-        $"Watch: wait in the server up to this many ms (0 .. {o.MaxWaitMs}) for this token to stop holding the lock; 404 with its reason at once when it does, 200 when the wait runs out. Default 0 (answer at once).");
+    public static readonly LockParameter WatchMs = new(LockRules.WaitMs, ParameterKind.Milliseconds, ParameterField.WaitMs, l =>
+        $"Watch: wait in the server up to this many ms (0 .. {l.Locks.MaxWaitMs}) for this token to stop holding the {l.Subject}; 404 with its reason at once when it does, 200 when the wait runs out. Default 0 (answer at once).");
 
     public static readonly LockParameter Owner = new(LockRules.Owner, ParameterKind.Text, ParameterField.Owner, _ =>
         $"Free text shown by inspection (who holds it): 1-{LockRules.MaxOwnerLength} characters, no control characters.");
 
-    public static readonly LockParameter MaxHoldMs = new(LockRules.MaxHoldMs, ParameterKind.Milliseconds, ParameterField.MaxHoldMs, o =>
-        $"The longest this lock may be held in total, in ms: ttlMs .. {o.MaxHoldMs} (Locks:MaxHoldMs); no extend takes its expiry past acquiredAt + maxHoldMs. "
-        + (o.DefaultMaxHoldMs > 0 ? $"Default {o.DefaultMaxHoldMs} (Locks:DefaultMaxHoldMs; a longer ttlMs is cut to it)." : "Default: no cap (Locks:DefaultMaxHoldMs is 0)."));
+    public static readonly LockParameter MaxHoldMs = new(LockRules.MaxHoldMs, ParameterKind.Milliseconds, ParameterField.MaxHoldMs, l =>
+        $"The longest this {l.Subject} may be held in total, in ms: ttlMs .. {l.Locks.MaxHoldMs} (Locks:MaxHoldMs); no extend takes its expiry past acquiredAt + maxHoldMs. "
+        + (l.Locks.DefaultMaxHoldMs > 0 ? $"Default {l.Locks.DefaultMaxHoldMs} (Locks:DefaultMaxHoldMs; a longer ttlMs is cut to it)." : "Default: no cap (Locks:DefaultMaxHoldMs is 0)."));
+
+    public static readonly LockParameter Limit = new(SemaphoreRules.Limit, ParameterKind.Count, ParameterField.Limit, l =>
+        $"Required (here or in the body): how many permits may be held at once, 1 .. {l.Semaphores.MaxLimit} (Semaphores:MaxLimit). A caller is let in while fewer than its own limit are held.");
 }
 
-/// <summary>The parameters one operation takes, and whether it reads an Idempotency-Key header.</summary>
-internal sealed class OperationParameters(LockParameter[] parameters, bool idempotencyKey = false)
+/// <summary>The parameters one operation takes, whether it reads an Idempotency-Key header, and what it holds (for descriptions).</summary>
+internal sealed class OperationParameters(LockParameter[] parameters, bool idempotencyKey = false, string subject = "lock")
 {
     public static readonly OperationParameters Acquire = new([LockParameter.TtlMs, LockParameter.WaitMs, LockParameter.Owner, LockParameter.MaxHoldMs], idempotencyKey: true);
     public static readonly OperationParameters Extend = new([LockParameter.ExtendTtlMs]);
     public static readonly OperationParameters Watch = new([LockParameter.WatchMs]);
     public static readonly OperationParameters None = new([]);
 
+    public static readonly OperationParameters AcquirePermit = new(
+        [LockParameter.Limit, LockParameter.TtlMs, LockParameter.WaitMs, LockParameter.Owner, LockParameter.MaxHoldMs], idempotencyKey: true, subject: "permit");
+
+    public static readonly OperationParameters ExtendPermit = new([LockParameter.ExtendTtlMs], subject: "permit");
+    public static readonly OperationParameters WatchPermit = new([LockParameter.WatchMs], subject: "permit");
+
     /// <summary>An array, so that looking through it allocates no enumerator on the request path.</summary>
     public LockParameter[] Parameters { get; } = parameters;
 
     public bool ReadsIdempotencyKey { get; } = idempotencyKey;
+
+    /// <summary>What the operation holds, as its parameters' descriptions name it: "lock" or "permit".</summary>
+    public string Subject { get; } = subject;
 
     public LockParameter? Find(string name)
     {

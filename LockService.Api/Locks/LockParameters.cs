@@ -11,13 +11,14 @@ using Microsoft.Net.Http.Headers;
 namespace LockService.Api.Locks;
 
 /// <summary>The parameters of one request, from the query string and/or a JSON body; null when absent.</summary>
-internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null)
+internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null)
 {
     public LockParameters With(ParameterField field, long value) => field switch
     {
         ParameterField.TtlMs => this with { TtlMs = value },
         ParameterField.WaitMs => this with { WaitMs = value },
         ParameterField.MaxHoldMs => this with { MaxHoldMs = value },
+        ParameterField.Limit => this with { Limit = value },
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a number parameter."),
     };
 }
@@ -145,7 +146,7 @@ internal static class LockParameterReader
         {
             parameters = parameters with { Owner = CheckOwner(text, ref errors) };
         }
-        else if (ParseInteger(parameter.Name, text, ref errors) is long number)
+        else if (ParseInteger(parameter, text, ref errors) is long number)
         {
             parameters = parameters.With(parameter.Field, number);
         }
@@ -227,10 +228,10 @@ internal static class LockParameterReader
                 }
                 else if (reader.TokenType != JsonTokenType.Number)
                 {
-                    RequestErrors.Add(ref errors, name, $"'{name}' must be a JSON number that is a whole number of milliseconds, not a {Describe(reader.TokenType)}.");
+                    RequestErrors.Add(ref errors, name, $"'{name}' must be a JSON number that is a whole number{Unit(parameter)}, not a {Describe(reader.TokenType)}.");
                     reader.Skip();
                 }
-                else if (ParseInteger(name, Encoding.UTF8.GetString(reader.ValueSpan), ref errors) is long number)
+                else if (ParseInteger(parameter, Encoding.UTF8.GetString(reader.ValueSpan), ref errors) is long number)
                 {
                     parameters = parameters.With(parameter.Field, number);
                 }
@@ -265,18 +266,21 @@ internal static class LockParameterReader
         }
     }
 
-    private static long? ParseInteger(string name, string text, ref RequestErrors? errors)
+    private static long? ParseInteger(LockParameter parameter, string text, ref RequestErrors? errors)
     {
         var digits = text.StartsWith('-') ? text.AsSpan(1) : text.AsSpan();
         if (digits.Length == 0 || digits.ContainsAnyExceptInRange('0', '9')
             || !long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
         {
-            RequestErrors.Add(ref errors, name, $"'{name}' must be a plain whole number of milliseconds (digits only, such as 5000).");
+            var example = parameter.Kind == ParameterKind.Count ? "5" : "5000";
+            RequestErrors.Add(ref errors, parameter.Name, $"'{parameter.Name}' must be a plain whole number{Unit(parameter)} (digits only, such as {example}).");
             return null;
         }
 
         return value;
     }
+
+    private static string Unit(LockParameter parameter) => parameter.Kind == ParameterKind.Milliseconds ? " of milliseconds" : string.Empty;
 
     // Checked here rather than on the request built from it: a bad owner must not reach the engine, which would throw.
     private static string? CheckOwner(string owner, ref RequestErrors? errors)

@@ -48,14 +48,19 @@ internal static class LockMetrics
         "Lock requests that failed because Redis was unreachable, slow or switching over.");
 
     /// <summary>Observed on each release by token and each force-release: from acquiredAt to the release, by Redis's clock.</summary>
-    public static readonly Histogram HoldDuration = Metrics.CreateHistogram(
-        "lockservice_hold_duration_seconds",
-        "Time locks were held, from acquiredAt to their release or force-release.",
-        new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 4, 14) });
+    public static readonly Histogram HoldDuration = Holds("lockservice_hold_duration_seconds", "Time locks were held, from acquiredAt to their release or force-release.");
 
     public static readonly Counter ForcedReleases = Metrics.CreateCounter(
         "lockservice_forced_releases_total",
         "Locks released by an operator (DELETE /admin/locks/{key}).");
+
+    /// <summary>Observed on each release of a semaphore permit by token and each force-release of one: from acquiredAt, by Redis's clock.</summary>
+    public static readonly Histogram PermitHoldDuration = Holds(
+        "lockservice_permit_hold_duration_seconds", "Time semaphore permits were held, from acquiredAt to their release or force-release.");
+
+    public static readonly Counter PermitForcedReleases = Metrics.CreateCounter(
+        "lockservice_permit_forced_releases_total",
+        "Semaphore permits released by an operator (DELETE /admin/semaphores/{key}/{slot}).");
 
     /// <summary>Set by each check of Redis's own settings: masters with that finding, 0 once it is gone.</summary>
     public static readonly Gauge RedisSettingsWarnings = Metrics.CreateGauge(
@@ -89,4 +94,8 @@ internal static class LockMetrics
                 break;
         }
     }
+
+    // Hold times: from a millisecond to about 75 hours, by factors of 4.
+    private static Histogram Holds(string name, string help) =>
+        Metrics.CreateHistogram(name, help, new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.001, 4, 14) });
 }

@@ -18,7 +18,8 @@ internal static partial class Operations
         app.MapMetrics("/metrics");
 
         var engine = app.Services.GetRequiredService<LockEngine>();
-        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => LockMetrics.WaitingRequests.Set(engine.WaitingCount));
+        var semaphores = app.Services.GetRequiredService<LockService.Core.Semaphores.SemaphoreEngine>();
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => LockMetrics.WaitingRequests.Set(engine.WaitingCount + semaphores.WaitingCount));
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("LockService");
         if (!app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Enabled)

@@ -20,6 +20,9 @@ internal static class RequestMetrics
 
     private static readonly Histogram.Child[] Durations = Operations.Select(operation => LockMetrics.RequestDuration.WithLabels(operation)).ToArray();
 
+    // Each operation's verb (a semaphore's acquire is an acquire), which says what its statuses mean.
+    private static readonly int[] Verbs = Enum.GetValues<LockOperation>().Select(o => (int)LockOperationMetadata.Of(o).Verb).ToArray();
+
     /// <summary>
     /// The name, labels and buckets of prometheus-net's UseHttpMetrics, so its dashboards keep working. Its
     /// middleware captured route data and built a label array on every request, about a tenth of the service's
@@ -49,7 +52,7 @@ internal static class RequestMetrics
             return;
         }
 
-        OperationCounters[operation][cancelled ? Cancelled : OutcomeOf(operation, status)].Inc();
+        OperationCounters[operation][cancelled ? Cancelled : OutcomeOf(Verbs[operation], status)].Inc();
         Durations[operation].Observe(elapsedSeconds);
         if (http.Features.Get<WaitedFeature>() is not null)
         {

@@ -32,7 +32,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
         ["401"] = "API keys are configured and the request has none or a wrong one. Header WWW-Authenticate: Bearer.",
         ["403"] = "The API key's role does not allow this, or authentication is off and this needs a key.",
         ["404"] = "Not held (for a token, 'reason' says why: released, forced, expired or unknown).",
-        ["409"] = "Held by someone else, with retryAfterMs (the holder's remaining TTL) and a Retry-After header.",
+        ["409"] = "Held by someone else (a semaphore: full), with retryAfterMs (the holder's remaining TTL; a semaphore's earliest permit's) and a Retry-After header.",
         ["413"] = "Body over 4 KiB.",
         ["415"] = "A body that is not JSON: send JSON or use the query string.",
         ["429"] = "Rate limit, or too many waiting or watching already on this instance; with Retry-After.",
@@ -131,10 +131,15 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
                 ["reason"] = new OpenApiSchema
                 {
                     Type = JsonSchemaType.String,
-                    Description = "lock_not_held for a token only: why the token does not hold the lock.",
+                    Description = "lock_not_held and permit_not_held for a token only: why the token does not hold the lock or permit.",
                     Enum = [.. Reasons.Select(r => (JsonNode)JsonValue.Create(r))],
                 },
-                ["retryAfterMs"] = new OpenApiSchema { Type = JsonSchemaType.Integer, Format = "int64", Description = "lock_held only: the holder's remaining TTL." },
+                ["retryAfterMs"] = new OpenApiSchema
+                {
+                    Type = JsonSchemaType.Integer,
+                    Format = "int64",
+                    Description = "lock_held: the holder's remaining TTL; semaphore_full: when the earliest permit expires.",
+                },
             },
         };
     }
@@ -146,6 +151,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
         Problems.InvalidKey, Problems.InvalidToken, Problems.InvalidParameter, Problems.Unauthorized, Forbidden,
         Problems.NotFound, Problems.LockNotHeld, Problems.MethodNotAllowed, Problems.LockHeld, Problems.PayloadTooLarge,
         Problems.UnsupportedMediaType, Problems.TooManyRequests, Problems.RedisUnavailable, Problems.InternalError,
+        Problems.SemaphoreFull, Problems.PermitNotHeld, Problems.SemaphoreEmpty,
     ];
 }
 

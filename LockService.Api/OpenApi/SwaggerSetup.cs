@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using LockService.Api.Locks;
 using LockService.Core.Locks;
+using LockService.Core.Semaphores;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
@@ -77,7 +78,7 @@ internal static class SwaggerSetup
 /// Descriptions state the limits of the running configuration, from the same <see cref="LockOptions"/> the engine
 /// enforces.
 /// </summary>
-internal sealed class OperationParametersFilter(IOptions<LockOptions> options) : IOperationFilter
+internal sealed class OperationParametersFilter(IOptions<LockOptions> options, IOptions<SemaphoreOptions> semaphores) : IOperationFilter
 {
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
@@ -86,7 +87,7 @@ internal sealed class OperationParametersFilter(IOptions<LockOptions> options) :
             return;
         }
 
-        var limits = options.Value;
+        var limits = new ParameterLimits(options.Value, semaphores.Value, declared.Subject);
         var properties = new Dictionary<string, IOpenApiSchema>(StringComparer.Ordinal);
         foreach (var parameter in declared.Parameters)
         {
@@ -111,7 +112,7 @@ internal sealed class OperationParametersFilter(IOptions<LockOptions> options) :
                 Name = LockRules.IdempotencyKey,
                 In = ParameterLocation.Header,
                 Required = false,
-                Description = $"Retry-safe acquire: a retry with the same key while the lock is held returns the same lease. 1-{LockRules.MaxIdempotencyKeyLength} printable ASCII characters.",
+                Description = $"Retry-safe acquire: a retry with the same key while the {declared.Subject} is held returns the same lease. 1-{LockRules.MaxIdempotencyKeyLength} printable ASCII characters.",
                 Schema = new OpenApiSchema { Type = JsonSchemaType.String, MinLength = 1, MaxLength = LockRules.MaxIdempotencyKeyLength },
             });
         }

@@ -1,4 +1,5 @@
 using LockService.Core.Locks;
+using LockService.Core.Semaphores;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -14,9 +15,24 @@ internal static class RedisSetup
             .Validate(o => TryParse(o.ConnectionString), "Redis:ConnectionString is not a valid StackExchange.Redis configuration string.")
             .ValidateOnStart();
         services.AddOptions<LockOptions>().BindConfiguration(LockOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton<IConnectionMultiplexer>(sp => Connect(sp.GetRequiredService<IOptions<RedisOptions>>().Value));
+        services.AddSingleton<IConnectionMultiplexer>(sp =>
+        {
+            var multiplexer = Connect(sp.GetRequiredService<IOptions<RedisOptions>>().Value);
+
+            // Locks and semaphores of this instance wait and watch within one Locks:MaxWaiters and one Locks:MaxWatchers.
+            WaitBounds.Share(multiplexer, sp.GetRequiredService<IOptions<LockOptions>>().Value);
+            return multiplexer;
+        });
         services.AddSingleton(sp => new LockEngine(
             sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<LockOptions>>().Value,
+            sp.GetRequiredService<IOptions<RedisOptions>>().Value));
+
+        // The semaphore engine over the same multiplexer, with the lock engine's limits and its own Semaphores section.
+        services.AddOptions<SemaphoreOptions>().BindConfiguration(SemaphoreOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton(sp => new SemaphoreEngine(
+            sp.GetRequiredService<IConnectionMultiplexer>(),
+            sp.GetRequiredService<IOptions<SemaphoreOptions>>().Value,
             sp.GetRequiredService<IOptions<LockOptions>>().Value,
             sp.GetRequiredService<IOptions<RedisOptions>>().Value));
         services.AddHealthChecks()

@@ -1,43 +1,24 @@
-using System.Buffers.Text;
-using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using StackExchange.Redis;
 
 namespace LockService.Core.Locks;
 
 /// <summary>
-/// Lists a tenant's held locks page by page, for operators: <c>SCAN</c> with the <see cref="LockKeys.MatchPattern"/>
-/// of the tenant and a name prefix, on every master in turn (one on a single Redis, each of a Cluster's), then each
-/// lock's state through the engine's inspection (never its token). The cursor handed back says which master and where
-/// in its <c>SCAN</c>; SCAN's own guarantee makes a lock held during the whole listing appear at least once.
+/// Lists a tenant's held locks page by page, for operators: the names a <see cref="NameLister"/> finds under the lock
+/// prefix, each lock's state through the engine's inspection (never its token).
 /// </summary>
 public sealed class LockLister
 {
     /// <summary>The largest page.</summary>
-    public const int MaxLimit = 1000;
+    public const int MaxLimit = NameLister.MaxLimit;
 
-    // SCAN calls one page may make. A prefix that matches few keys of a large keyspace would otherwise keep one
-    // request scanning the whole node; past this the page is returned as it is (maybe empty) with a cursor.
-    private const int MaxScanCallsPerPage = 64;
-
-    // Redis's own default COUNT, and the most one call asks for: a call stays well under a millisecond in Redis.
-    private const int MinScanCount = 10, MaxScanCount = 10_000;
-
-    private const string Version = "l1";
-
-    private readonly IConnectionMultiplexer _multiplexer;
     private readonly LockEngine _engine;
-    private readonly string _keyPrefix;
-    private readonly TimeSpan _timeout;
+    private readonly NameLister _names;
 
     /// <summary>Creates a lister over the engine's multiplexer and options.</summary>
     public LockLister(IConnectionMultiplexer multiplexer, LockEngine engine, LockOptions options, RedisOptions redis)
     {
-        _multiplexer = multiplexer;
         _engine = engine;
-        _keyPrefix = options.KeyPrefix;
-        _timeout = TimeSpan.FromMilliseconds(redis.TimeoutMs);
+        _names = new NameLister(multiplexer, options.KeyPrefix, redis);
     }
 
     /// <summary>
@@ -50,179 +31,8 @@ public sealed class LockLister
     /// <exception cref="LockStoreUnavailableException">No master is connected.</exception>
     public async Task<LockPage> ListAsync(string tenant, string namePrefix, int limit, string? cursor, CancellationToken cancellationToken = default)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, MaxLimit);
-        var pattern = LockKeys.MatchPattern(_keyPrefix, tenant, namePrefix);
-        var masters = Masters();
-        var listing = ListingId(pattern, masters);
-        ListCursor position;
-        if (cursor is null)
-        {
-            position = new ListCursor(0, 0, []);
-        }
-        else if (ListCursor.Parse(cursor, listing, masters.Length) is { } parsed)
-        {
-            position = parsed;
-        }
-        else
-        {
-            return LockPage.Refused(
-                "This cursor cannot be followed: it was not issued by this service for this tenant and prefix, or the Redis masters changed since (a failover or a reshard). Start the listing again without a cursor.");
-        }
-
-        var names = new List<string>(Math.Min(limit, 64));
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var leftover = new List<string>();
-        foreach (var name in position.Pending)
-        {
-            Take(name, names, seen, leftover, limit, namePrefix);
-        }
-
-        var (node, scan) = (position.Node, position.Scan);
-        var (asked, matched, calls, ceiling) = (0L, 0L, 0, MaxScanCount);
-        while (leftover.Count == 0 && names.Count < limit && node < masters.Length && calls < MaxScanCallsPerPage)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-
-            // Ask for as many keys as should hold most of the locks still wanted, at the density seen so far (a lock's
-            // hash shares its node with its fence and lease records, so at most a third of the keys match).
-            var remaining = limit - names.Count;
-            var density = asked == 0 ? 1.0 : Math.Max((double)matched / asked, 0.01);
-            var count = (int)Math.Clamp(remaining * 0.8 / density, MinScanCount, ceiling);
-            var (next, keys) = await ScanAsync(masters[node], scan, pattern, count).ConfigureAwait(false);
-            calls++;
-            asked += count;
-            var found = keys.Select(key => LockKeys.NameIn(_keyPrefix, tenant, key))
-                .Where(name => name is not null && name.StartsWith(namePrefix, StringComparison.Ordinal) && !seen.Contains(name))
-                .Distinct(StringComparer.Ordinal)
-                .ToList();
-            matched += found.Count;
-
-            // SCAN cannot resume inside a reply. A reply with more locks than the page has room for ends the page before
-            // it (the cursor stays where it was, so the next page reads it again), or on an empty page is asked again
-            // smaller; only a reply of the smallest size that still overflows carries its extra names in the cursor.
-            if (found.Count > remaining)
-            {
-                if (names.Count > 0)
-                {
-                    break;
-                }
-
-                if (count > MinScanCount)
-                {
-                    ceiling = Math.Max(MinScanCount, count / 2);
-                    continue;
-                }
-            }
-
-            foreach (var name in found)
-            {
-                Take(name!, names, seen, leftover, limit, namePrefix);
-            }
-
-            scan = next;
-            if (scan == 0)
-            {
-                node++;
-            }
-        }
-
-        var infos = await Task.WhenAll(names.Select(name => _engine.InspectAsync(new LockName(tenant, name)))).ConfigureAwait(false);
-        var locks = infos.Where(info => info is not null).Select(info => info!).ToList();
-        var nextCursor = node >= masters.Length && leftover.Count == 0 ? null : new ListCursor(node, scan, leftover).Format(listing);
-        return new LockPage(locks, nextCursor, null);
-    }
-
-    // A name found by SCAN (or carried over by a cursor) goes on the page once, or to the next page when this one is full.
-    private static void Take(string name, List<string> names, HashSet<string> seen, List<string> leftover, int limit, string namePrefix)
-    {
-        if (!name.StartsWith(namePrefix, StringComparison.Ordinal) || !seen.Add(name))
-        {
-            return;
-        }
-
-        if (names.Count < limit)
-        {
-            names.Add(name);
-        }
-        else
-        {
-            leftover.Add(name);
-        }
-    }
-
-    private async Task<(ulong Next, string[] Keys)> ScanAsync(IServer server, ulong cursor, string pattern, int count)
-    {
-        var reply = (RedisResult[])(await server.ExecuteAsync("SCAN", cursor, "MATCH", pattern, "COUNT", count).WaitAsync(_timeout).ConfigureAwait(false))!;
-        var next = ulong.Parse((string)reply[0]!, NumberStyles.None, CultureInfo.InvariantCulture);
-        var keys = (RedisResult[])reply[1]!;
-        return (next, [.. keys.Select(k => (string)k!)]);
-    }
-
-    // The masters, in the order of their endpoints, so every instance of the service walks them alike.
-    private IServer[] Masters()
-    {
-        var masters = _multiplexer.GetServers().Where(s => !s.IsReplica).OrderBy(s => s.EndPoint.ToString(), StringComparer.Ordinal).ToArray();
-        return masters.Length > 0 ? masters : throw new LockStoreUnavailableException("No Redis master is known.");
-    }
-
-    // What a cursor is bound to: the pattern (tenant and prefix) and the masters with the slots each serves, so that a
-    // cursor is refused after a failover (another master) or a reshard (other slots) instead of silently missing locks.
-    private static string ListingId(string pattern, IServer[] masters)
-    {
-        var text = new StringBuilder(pattern).Append('\n');
-        foreach (var master in masters)
-        {
-            text.Append(master.EndPoint).Append('=');
-            if (master.ClusterConfiguration?[master.EndPoint] is { } self)
-            {
-                foreach (var slots in self.Slots)
-                {
-                    text.Append(slots.From).Append('-').Append(slots.To).Append(',');
-                }
-            }
-
-            text.Append(';');
-        }
-
-        return Base64Url.EncodeToString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())).AsSpan(0, 12));
-    }
-
-    // Where a listing stands: the master (by index), SCAN's cursor on it, and the names found past the last page's
-    // limit. Sent as base64url of "l1|listing|node|scan|name,name".
-    private sealed record ListCursor(int Node, ulong Scan, IReadOnlyList<string> Pending)
-    {
-        public string Format(string listing) => Base64Url.EncodeToString(Encoding.UTF8.GetBytes(string.Join(
-            '|', Version, listing, Node.ToString(CultureInfo.InvariantCulture), Scan.ToString(CultureInfo.InvariantCulture), string.Join(',', Pending))));
-
-        public static ListCursor? Parse(string cursor, string listing, int masters)
-        {
-            if (cursor.Length is 0 or > 64 * 1024 || !Base64Url.IsValid(cursor))
-            {
-                return null;
-            }
-
-            string text;
-            try
-            {
-                text = Encoding.UTF8.GetString(Base64Url.DecodeFromChars(cursor));
-            }
-            catch (FormatException)
-            {
-                return null;
-            }
-
-            var parts = text.Split('|');
-            if (parts.Length != 5 || parts[0] != Version || parts[1] != listing
-                || !int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var node) || node > masters
-                || !ulong.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var scan))
-            {
-                return null;
-            }
-
-            var pending = parts[4].Length == 0 ? [] : parts[4].Split(',');
-            return pending.All(name => LockName.IsValid(name)) ? new ListCursor(node, scan, pending) : null;
-        }
+        var (locks, next, refused) = await _names.DescribeAsync(tenant, namePrefix, limit, cursor, _engine.InspectAsync, cancellationToken).ConfigureAwait(false);
+        return refused is null ? new LockPage(locks, next, null) : LockPage.Refused(refused);
     }
 }
 

@@ -47,16 +47,43 @@ public enum LeaseEnd
 /// <param name="HeldMs">When released: how long the lease was held.</param>
 public readonly record struct ReleaseResult(bool Released, LeaseEnd? Ended, long HeldMs);
 
+/// <summary>What an extend, check or watch of a token found, for any kind of lease.</summary>
+/// <typeparam name="T">What is known of the lease while the token holds it.</typeparam>
+public interface ILeaseResult<out T>
+    where T : class
+{
+    /// <summary>The lease (or what is known of it) while the token holds it, else null.</summary>
+    T? Held { get; }
+
+    /// <summary>When not held: why.</summary>
+    LeaseEnd? Ended { get; }
+}
+
+/// <summary>What a check or watch of a token found, for any kind of lease.</summary>
+/// <typeparam name="T">What is known of the lease while the token holds it.</typeparam>
+public interface IWatchResult<out T> : ILeaseResult<T>
+    where T : class
+{
+    /// <summary>True when a watch was refused: this instance already has <see cref="LockOptions.MaxWatchers"/> watches.</summary>
+    bool NoRoomToWatch { get; }
+}
+
 /// <summary>How an extend ended: the new lease, or why the token no longer holds the lock.</summary>
 /// <param name="Lease">The lease with its new TTL, or null when the token no longer holds the lock.</param>
 /// <param name="Ended">When not extended: why.</param>
-public readonly record struct ExtendResult(LockLease? Lease, LeaseEnd? Ended);
+public readonly record struct ExtendResult(LockLease? Lease, LeaseEnd? Ended) : ILeaseResult<LockLease>
+{
+    LockLease? ILeaseResult<LockLease>.Held => Lease;
+}
 
 /// <summary>How a check or a watch ended.</summary>
 /// <param name="Info">The lock while this token holds it, else null.</param>
 /// <param name="Ended">When not held: why.</param>
 /// <param name="NoRoomToWatch">True when a watch was refused: this instance already has <see cref="LockOptions.MaxWatchers"/> watches.</param>
-public readonly record struct CheckResult(LockInfo? Info, LeaseEnd? Ended, bool NoRoomToWatch = false);
+public readonly record struct CheckResult(LockInfo? Info, LeaseEnd? Ended, bool NoRoomToWatch = false) : IWatchResult<LockInfo>
+{
+    LockInfo? ILeaseResult<LockInfo>.Held => Info;
+}
 
 /// <summary>What a force-release released.</summary>
 /// <param name="Released">True when a lock was held and is released now.</param>
@@ -138,43 +165,83 @@ public enum AcquireStatus
 }
 
 /// <summary>
-/// The outcome of an acquire. When acquired it is also the lock's handle: disposing it releases the lock,
-/// so .NET callers can write <c>await using var l = await engine.AcquireAsync(...)</c>.
+/// The outcome of an acquire of a lease (a lock's, a semaphore's permit). When acquired it is also the lease's handle:
+/// disposing it releases the lease, so .NET callers can write <c>await using var l = await engine.AcquireAsync(...)</c>.
 /// </summary>
-public sealed class AcquireResult : IAsyncDisposable
+/// <typeparam name="TLease">The lease's type.</typeparam>
+public abstract class AcquireOutcome<TLease> : IAsyncDisposable
+    where TLease : class
 {
-    private readonly LockEngine? _engine;
-    private readonly LockName _name;
     private int _released;
 
-    private AcquireResult(AcquireStatus status, LockLease? lease, long retryAfterMs, bool replayed, bool waited, LockEngine? engine, LockName name)
+    private protected AcquireOutcome(AcquireStatus status, TLease? lease, long retryAfterMs, bool replayed, bool waited)
     {
-        _name = name;
         Status = status;
         Lease = lease;
         RetryAfterMs = retryAfterMs;
         Replayed = replayed;
         Waited = waited;
-        _engine = engine;
     }
 
     /// <summary>How the acquire ended.</summary>
     public AcquireStatus Status { get; }
 
-    /// <summary>True when the caller holds the lock.</summary>
+    /// <summary>True when the caller holds the lease.</summary>
     public bool Acquired => Status == AcquireStatus.Acquired;
 
     /// <summary>The lease when acquired, else null.</summary>
-    public LockLease? Lease { get; }
+    public TLease? Lease { get; }
 
-    /// <summary>When held: the holder's remaining TTL, a hint for when to try again.</summary>
+    /// <summary>When not acquired: when the lease in the way runs out, in ms from now, a hint for when to try again.</summary>
     public long RetryAfterMs { get; }
 
     /// <summary>True when an Idempotency-Key matched and the original lease was returned again.</summary>
     public bool Replayed { get; }
 
-    /// <summary>True when the request waited in the server (its first attempt found the lock held).</summary>
+    /// <summary>True when the request waited in the server (its first attempt found it taken).</summary>
     public bool Waited { get; }
+
+    /// <summary>Releases the lease if this result acquired it and it was not released yet.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Lease is not null && Interlocked.Exchange(ref _released, 1) == 0)
+        {
+            await ReleaseAsync(Lease).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A lease obtained just as its caller went away is released at once, and the cancellation thrown: no lease is left to
+    /// a client that is gone.
+    /// </summary>
+    internal async ValueTask ReleaseIfCancelledAsync(CancellationToken cancellationToken)
+    {
+        if (Acquired && cancellationToken.IsCancellationRequested)
+        {
+            await DisposeAsync().ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>Releases the acquired lease through the engine that granted it.</summary>
+    private protected abstract Task ReleaseAsync(TLease lease);
+}
+
+/// <summary>
+/// The outcome of a lock's acquire. When acquired it is also the lock's handle: disposing it releases the lock,
+/// so .NET callers can write <c>await using var l = await engine.AcquireAsync(...)</c>.
+/// </summary>
+public sealed class AcquireResult : AcquireOutcome<LockLease>
+{
+    private readonly LockEngine? _engine;
+    private readonly LockName _name;
+
+    private AcquireResult(AcquireStatus status, LockLease? lease, long retryAfterMs, bool replayed, bool waited, LockEngine? engine, LockName name)
+        : base(status, lease, retryAfterMs, replayed, waited)
+    {
+        _name = name;
+        _engine = engine;
+    }
 
     /// <summary>The caller holds the lock now; disposing the result releases it through <paramref name="engine"/>.</summary>
     internal static AcquireResult Granted(LockLease lease, bool waited, LockEngine engine, LockName name) =>
@@ -192,12 +259,5 @@ public sealed class AcquireResult : IAsyncDisposable
     internal static AcquireResult NoRoomToWait(LockName name) =>
         new(AcquireStatus.TooManyWaiters, null, 0, replayed: false, waited: false, null, name);
 
-    /// <summary>Releases the lock if this result acquired it and it was not released yet.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (Lease is not null && _engine is not null && Interlocked.Exchange(ref _released, 1) == 0)
-        {
-            await _engine.ReleaseAsync(_name, Lease.Token).ConfigureAwait(false);
-        }
-    }
+    private protected override Task ReleaseAsync(LockLease lease) => _engine is null ? Task.CompletedTask : _engine.ReleaseAsync(_name, lease.Token);
 }

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using LockService.Core.Semaphores;
 using StackExchange.Redis;
 
 namespace LockService.Core.Locks;
@@ -10,12 +12,17 @@ namespace LockService.Core.Locks;
 /// nothing, so each queue also has a timer set to the holder's remaining TTL that wakes the head then. An extend
 /// that shortens the TTL announces itself, and the head looks again: its failed attempt re-arms the timer to the
 /// new TTL (read after the extend, so no stale, longer TTL can overwrite it).
+/// A semaphore's queue holds waiters with a <see cref="Waiter.Limit"/>: a notice of places freed
+/// (<see cref="SemaphoreMessages.Freed"/>) wakes as many waiters as places were freed, in arrival order, passing over those
+/// whose own limit the semaphore's count still reaches.
 /// </summary>
 internal sealed class WaitQueues : IDisposable
 {
+    // Bounds shared by the queues of one process's engines (locks and semaphores): see WaitBounds.Share.
+    private static readonly ConditionalWeakTable<IConnectionMultiplexer, Bounds> SharedBounds = [];
+
     private readonly ISubscriber _subscriber;
-    private readonly int _maxWaiters;
-    private readonly int _maxWatchers;
+    private readonly Bounds _bounds;
     private readonly object _gate = new();
     private readonly Dictionary<string, KeyQueue> _queues = new(StringComparer.Ordinal);
 
@@ -28,14 +35,17 @@ internal sealed class WaitQueues : IDisposable
     public WaitQueues(IConnectionMultiplexer multiplexer, int maxWaiters, int maxWatchers)
     {
         _subscriber = multiplexer.GetSubscriber();
-        _maxWaiters = maxWaiters;
-        _maxWatchers = maxWatchers;
+        _bounds = SharedBounds.TryGetValue(multiplexer, out var shared) ? shared : new Bounds(maxWaiters, maxWatchers);
 
         // Messages published while the subscription connection was down are lost: every head retries
         // at once when a connection comes back, and when one fails (so its waiters get a fast answer).
         multiplexer.ConnectionRestored += OnConnectionChanged;
         multiplexer.ConnectionFailed += OnConnectionChanged;
     }
+
+    /// <summary>Makes the queues created over <paramref name="multiplexer"/> from now on count against one pair of bounds.</summary>
+    public static void ShareBounds(IConnectionMultiplexer multiplexer, int maxWaiters, int maxWatchers) =>
+        SharedBounds.AddOrUpdate(multiplexer, new Bounds(maxWaiters, maxWatchers));
 
     public int Waiting => Volatile.Read(ref _waiting);
 
@@ -49,19 +59,22 @@ internal sealed class WaitQueues : IDisposable
         }
     }
 
-    /// <summary>Enqueues a waiter at the tail of the key's queue, or returns null when the instance is full.</summary>
-    public Waiter? TryJoin(string lockKey, RedisChannel channel, bool idempotent)
+    /// <summary>
+    /// Enqueues a waiter at the tail of the key's queue, or returns null when the instance is full. A semaphore's waiter
+    /// gives its <paramref name="limit"/>; a lock's is 0.
+    /// </summary>
+    public Waiter? TryJoin(string lockKey, RedisChannel channel, bool idempotent, int limit = 0)
     {
         lock (_gate)
         {
-            if (_waiting >= _maxWaiters)
+            if (!_bounds.TryTakeWaiter())
             {
                 return null;
             }
 
             _waiting++;
             var queue = QueueOf(lockKey, channel);
-            var waiter = new Waiter(queue, idempotent, watcher: false);
+            var waiter = new Waiter(queue, idempotent, watcher: false, limit);
             waiter.Node = queue.Waiters.AddLast(waiter);
             return waiter;
         }
@@ -72,7 +85,7 @@ internal sealed class WaitQueues : IDisposable
     {
         lock (_gate)
         {
-            if (_watching >= _maxWatchers)
+            if (!_bounds.TryTakeWatcher())
             {
                 return null;
             }
@@ -106,8 +119,38 @@ internal sealed class WaitQueues : IDisposable
         }
     }
 
-    /// <summary>Removes a waiter or watch. A waiter that leaves without the lock passes a wake-up it may have consumed on to the next.</summary>
-    public void Leave(Waiter waiter, bool acquired)
+    /// <summary>
+    /// True when no waiter ahead of this one has a limit as high as its own: none of them can be let in before it, so it
+    /// may try now. For waiters of one limit (and a lock's, all 0) that is the head.
+    /// </summary>
+    public bool IsFront(Waiter waiter)
+    {
+        lock (_gate)
+        {
+            return IsFront(waiter.Node!);
+        }
+    }
+
+    // Under _gate.
+    private static bool IsFront(LinkedListNode<Waiter> node)
+    {
+        for (var earlier = node.Previous; earlier is not null; earlier = earlier.Previous)
+        {
+            if (earlier.Value.Limit >= node.Value.Limit)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Removes a waiter or watch. A waiter that leaves without the lock passes a wake-up it may have consumed on to the next.
+    /// A semaphore's waiter that leaves with a permit gives <paramref name="heldAfter"/>, the count it left: the next waiter
+    /// that count lets in is woken, so that places freed while it slept are not left unused.
+    /// </summary>
+    public void Leave(Waiter waiter, bool acquired, int heldAfter = -1)
     {
         Task? unsubscribe = null;
         lock (_gate)
@@ -117,11 +160,13 @@ internal sealed class WaitQueues : IDisposable
             if (waiter.Watcher)
             {
                 _watching--;
+                Interlocked.Decrement(ref _bounds.Watchers);
                 queue.Watchers.Remove(waiter.Node!);
             }
             else
             {
                 _waiting--;
+                Interlocked.Decrement(ref _bounds.Waiters);
                 queue.Waiters.Remove(waiter.Node!);
             }
 
@@ -133,9 +178,20 @@ internal sealed class WaitQueues : IDisposable
                 unsubscribe = UnsubscribeAsync(queue);
                 _unsubscribing[queue.LockKey] = unsubscribe;
             }
-            else if (wasHead && !acquired)
+            else if (wasHead && !acquired && waiter.Limit == 0)
             {
                 queue.Waiters.First?.Value.Signal();
+            }
+            else if (acquired && heldAfter >= 0)
+            {
+                queue.WakeWaiters(1, heldAfter);
+            }
+            else if (!acquired && waiter.Limit > 0)
+            {
+                // A semaphore's waiter may have been one of several woken: its wake-up goes to the first waiter that can
+                // use what it could (a limit as high), else to the head.
+                var next = queue.Waiters.FirstOrDefault(w => w.Limit >= waiter.Limit) ?? queue.Waiters.First?.Value;
+                next?.Signal();
             }
         }
 
@@ -203,6 +259,12 @@ internal sealed class WaitQueues : IDisposable
                     }
                 }
 
+                return;
+            }
+
+            if (SemaphoreMessages.TryParseFreed(message, out var places, out var held))
+            {
+                queue.WakeEligible(places, held);
                 return;
             }
 
@@ -292,6 +354,32 @@ internal sealed class WaitQueues : IDisposable
         public void WakeHeadAndWatchers()
         {
             Waiters.First?.Value.Signal();
+            WakeWatchers();
+        }
+
+        // Under the owner's gate. Places freed with the semaphore now at held: the first waiters that the count lets in
+        // (their limit above it), as many as places, in arrival order; every watch looks.
+        public void WakeEligible(int places, int held)
+        {
+            WakeWaiters(places, held);
+            WakeWatchers();
+        }
+
+        // Under the owner's gate.
+        public void WakeWaiters(int places, int held)
+        {
+            for (var node = Waiters.First; node is not null && places > 0; node = node.Next)
+            {
+                if (node.Value.Limit > held)
+                {
+                    node.Value.Signal();
+                    places--;
+                }
+            }
+        }
+
+        private void WakeWatchers()
+        {
             foreach (var watcher in Watchers)
             {
                 watcher.Signal();
@@ -299,7 +387,36 @@ internal sealed class WaitQueues : IDisposable
         }
     }
 
-    internal sealed class Waiter(KeyQueue queue, bool idempotent, bool watcher)
+    /// <summary>How many waiters and watches may be open at once, and how many are: one instance per queues, or shared.</summary>
+    private sealed class Bounds(int maxWaiters, int maxWatchers)
+    {
+        public int Waiters;
+        public int Watchers;
+
+        public bool TryTakeWaiter() => TryTake(ref Waiters, maxWaiters);
+
+        public bool TryTakeWatcher() => TryTake(ref Watchers, maxWatchers);
+
+        // Counted with Interlocked: shared bounds are taken under the gates of two queues.
+        private static bool TryTake(ref int count, int max)
+        {
+            while (true)
+            {
+                var now = Volatile.Read(ref count);
+                if (now >= max)
+                {
+                    return false;
+                }
+
+                if (Interlocked.CompareExchange(ref count, now + 1, now) == now)
+                {
+                    return true;
+                }
+            }
+        }
+    }
+
+    internal sealed class Waiter(KeyQueue queue, bool idempotent, bool watcher, int limit = 0)
     {
         // An auto-reset event: a wake-up that arrives while the waiter is busy trying is kept, not lost.
         private readonly SemaphoreSlim _signal = new(0, 1);
@@ -309,6 +426,9 @@ internal sealed class WaitQueues : IDisposable
         public bool Idempotent { get; } = idempotent;
 
         public bool Watcher { get; } = watcher;
+
+        /// <summary>A semaphore waiter's limit: it can be let in while fewer permits than this are held. 0 for a lock's.</summary>
+        public int Limit { get; } = limit;
 
         public LinkedListNode<Waiter>? Node { get; set; }
 

@@ -43,15 +43,18 @@ public sealed class AuthTests(AuthFixture fixture) : IClassFixture<AuthFixture>
         var key = Keys.Unique(nameof(Lock_requests_without_a_valid_key_are_401_with_www_authenticate_and_change_nothing));
         var headers = authorization is null ? null : new Dictionary<string, string> { ["Authorization"] = authorization };
 
-        foreach (var (method, path) in new[] { (HttpMethod.Post, $"/locks/{key}"), (HttpMethod.Get, $"/locks/{key}"), (HttpMethod.Delete, $"/locks/{key}/{new string('a', 32)}") })
+        foreach (var resource in LeaseResource.All)
         {
-            var reply = await fixture.Client.SendAsync(method, path, headers: headers);
+            foreach (var (method, path) in new[] { (HttpMethod.Post, resource.AcquirePath(key)), (HttpMethod.Get, resource.Path(key)), (HttpMethod.Delete, resource.Path(key, new string('a', 32))) })
+            {
+                var reply = await fixture.Client.SendAsync(method, path, headers: headers);
 
-            reply.AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
-            Assert.Equal("Bearer", reply.Headers.WwwAuthenticate.ToString());
+                reply.AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
+                Assert.Equal("Bearer", reply.Headers.WwwAuthenticate.ToString());
+            }
+
+            await resource.AssertFreeAsync(fixture.As(AuthFixture.BillingKey), key);
         }
-
-        (await fixture.As(AuthFixture.BillingKey).InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
     }
 
     [Fact]

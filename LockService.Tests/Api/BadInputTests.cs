@@ -6,29 +6,21 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace LockService.Tests.Api;
 
-/// <summary>Every bad-input class of the contract answers 4xx problem+json and changes nothing.</summary>
+/// <summary>
+/// Every bad-input class of the contract answers 4xx problem+json and changes nothing, on /locks and on /semaphores alike
+/// (each case runs against both, through <see cref="LeaseResource"/>).
+/// </summary>
 public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClassFixture<ApiFixture>, IClassFixture<AuthFixture>
 {
     private const string SomeToken = "0123456789abcdef0123456789abcdef";
 
     private LockClient Client => fixture.Client;
 
-    public static TheoryData<string> BadKeys() => new()
+    public static TheoryData<string> BadKeys()
     {
-        "/locks/",
-        "/locks",
-        "/locks/" + new string('k', 201),
-        "/locks/a/b/c/d",
-        "/locks/a%2Fb",
-        "/locks/100%25",
-        "/locks/with%20space",
-        "/locks/%7Bbrace%7D",
-        "/locks/caf%C3%A9",
-        "/locks/.hidden",
-        "/locks/-dash",
-        "/locks/_under",
-        "/locks/semi;colon",
-    };
+        string[] keys = ["/", "", "/" + new string('k', 201), "/a/b/c/d", "/a%2Fb", "/100%25", "/with%20space", "/%7Bbrace%7D", "/caf%C3%A9", "/.hidden", "/-dash", "/_under", "/semi;colon"];
+        return [.. LeaseResource.All.SelectMany(r => keys.Select(k => $"/{r.Name}{k}"))];
+    }
 
     [Theory]
     [MemberData(nameof(BadKeys))]
@@ -44,6 +36,10 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData("GET", "/locks/.dot/" + SomeToken)]
     [InlineData("DELETE", "/locks/%7Bx%7D/" + SomeToken)]
     [InlineData("PATCH", "/locks/a%2Fb/" + SomeToken)]
+    [InlineData("GET", "/semaphores/bad%20key")]
+    [InlineData("GET", "/semaphores/.dot/" + SomeToken)]
+    [InlineData("DELETE", "/semaphores/%7Bx%7D/" + SomeToken)]
+    [InlineData("PATCH", "/semaphores/a%2Fb/" + SomeToken)]
     public async Task Other_endpoints_with_a_bad_key_are_400_invalid_key(string method, string path)
     {
         (await Client.SendAsync(new HttpMethod(method), path)).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
@@ -57,15 +53,18 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData("not-a-token")]
     public async Task A_malformed_token_is_400_invalid_token_on_every_token_endpoint(string token)
     {
-        var key = Keys.Unique(nameof(A_malformed_token_is_400_invalid_token_on_every_token_endpoint));
-        var canary = await Client.AcquireOkAsync(key);
-
-        foreach (var method in new[] { HttpMethod.Delete, HttpMethod.Patch, HttpMethod.Get })
+        foreach (var resource in LeaseResource.All)
         {
-            (await Client.SendAsync(method, $"/locks/{key}/{token}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_token");
-        }
+            var key = Keys.Unique(nameof(A_malformed_token_is_400_invalid_token_on_every_token_endpoint));
+            var canary = await resource.HoldAsync(Client, key);
 
-        Assert.Equal(HttpStatusCode.OK, (await Client.CheckAsync(key, canary.Token)).Status);
+            foreach (var method in new[] { HttpMethod.Delete, HttpMethod.Patch, HttpMethod.Get })
+            {
+                (await Client.SendAsync(method, resource.Path(key, token))).AssertProblem(HttpStatusCode.BadRequest, "invalid_token");
+            }
+
+            await resource.AssertUnchangedAsync(Client, key, canary, 20_000, 30_000);
+        }
     }
 
     public static TheoryData<string, string?, string> BadParameters() => new()
@@ -107,24 +106,24 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [MemberData(nameof(BadParameters))]
     public async Task Bad_parameters_are_400_invalid_parameter_naming_the_parameter_and_change_nothing(string query, string? body, string parameter)
     {
-        var key = Keys.Unique(nameof(Bad_parameters_are_400_invalid_parameter_naming_the_parameter_and_change_nothing));
-        var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
-
-        var acquire = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}-other?{query}", body);
-        var problem = acquire.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
-        Assert.True(problem.GetProperty("errors").TryGetProperty(parameter, out _), acquire.Body);
-        (await Client.InspectAsync($"{key}-other")).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
-
-        if (parameter is "ttlMs" or "body")
+        foreach (var resource in LeaseResource.All)
         {
-            var extend = await Client.SendAsync(HttpMethod.Patch, $"/locks/{key}/{canary.Token}?{query}", body);
-            extend.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
-        }
+            var key = Keys.Unique(nameof(Bad_parameters_are_400_invalid_parameter_naming_the_parameter_and_change_nothing));
+            var canary = await resource.HoldAsync(Client, key);
 
-        var after = await Client.InspectAsync(key);
-        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
-        Assert.Equal("canary", after.Json.GetProperty("owner").GetString());
-        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+            var acquire = await Client.SendAsync(HttpMethod.Post, resource.AcquirePath($"{key}-other", query), body);
+            var problem = acquire.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            Assert.True(problem.GetProperty("errors").TryGetProperty(parameter, out _), $"{resource}: {acquire.Body}");
+            await resource.AssertFreeAsync(Client, $"{key}-other");
+
+            if (parameter is "ttlMs" or "body")
+            {
+                var extend = await Client.SendAsync(HttpMethod.Patch, $"{resource.Path(key, canary.Token)}?{query}", body);
+                extend.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            }
+
+            await resource.AssertUnchangedAsync(Client, key, canary, 20_000, 30_000);
+        }
     }
 
     [Theory]
@@ -132,31 +131,40 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData("owner=x")]
     public async Task Extend_takes_only_ttlMs(string query)
     {
-        var key = Keys.Unique(nameof(Extend_takes_only_ttlMs));
-        var lease = await Client.AcquireOkAsync(key);
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(Extend_takes_only_ttlMs));
+            var canary = await resource.HoldAsync(Client, key);
 
-        (await Client.ExtendAsync(key, lease.Token, query)).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            (await Client.SendAsync(HttpMethod.Patch, $"{resource.Path(key, canary.Token)}?{query}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+        }
     }
 
     [Fact]
     public async Task Unknown_query_parameters_on_release_and_inspect_are_400()
     {
-        var key = Keys.Unique(nameof(Unknown_query_parameters_on_release_and_inspect_are_400));
-        var lease = await Client.AcquireOkAsync(key);
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(Unknown_query_parameters_on_release_and_inspect_are_400));
+            var canary = await resource.HoldAsync(Client, key);
 
-        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/{lease.Token}?force=true")).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
-        (await Client.SendAsync(HttpMethod.Get, $"/locks/{key}?verbose=1")).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
-        Assert.Equal(HttpStatusCode.OK, (await Client.CheckAsync(key, lease.Token)).Status);
+            (await Client.SendAsync(HttpMethod.Delete, $"{resource.Path(key, canary.Token)}?force=true")).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            (await Client.SendAsync(HttpMethod.Get, $"{resource.Path(key)}?verbose=1")).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            await resource.AssertUnchangedAsync(Client, key, canary, 20_000, 30_000);
+        }
     }
 
     [Fact]
     public async Task Idempotency_key_header_that_is_too_long_or_not_printable_is_400()
     {
-        var key = Keys.Unique(nameof(Idempotency_key_header_that_is_too_long_or_not_printable_is_400));
-        var tooLong = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", headers: new Dictionary<string, string> { ["Idempotency-Key"] = new string('i', 129) });
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(Idempotency_key_header_that_is_too_long_or_not_printable_is_400));
+            var tooLong = await Client.SendAsync(HttpMethod.Post, resource.AcquirePath(key), headers: new Dictionary<string, string> { ["Idempotency-Key"] = new string('i', 129) });
 
-        tooLong.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
-        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+            tooLong.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            await resource.AssertFreeAsync(Client, key);
+        }
     }
 
     [Fact]
@@ -164,14 +172,20 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     {
         var body = "{\"owner\":\"" + new string('x', 5000) + "\"}";
 
-        (await Client.SendAsync(HttpMethod.Post, "/locks/.bad-key-too", body)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
-        (await Client.SendAsync(HttpMethod.Patch, $"/locks/k/{SomeToken}", body)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
+        foreach (var resource in LeaseResource.All)
+        {
+            (await Client.SendAsync(HttpMethod.Post, resource.Path(".bad-key-too"), body)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
+            (await Client.SendAsync(HttpMethod.Patch, resource.Path("k", SomeToken), body)).AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
+        }
     }
 
     [Theory]
     [InlineData("DELETE", "/locks/k/" + SomeToken)]
     [InlineData("GET", "/locks/k/" + SomeToken)]
     [InlineData("GET", "/locks/k")]
+    [InlineData("DELETE", "/semaphores/k/" + SomeToken)]
+    [InlineData("GET", "/semaphores/k/" + SomeToken)]
+    [InlineData("GET", "/semaphores/k")]
     public async Task Endpoints_without_parameters_still_answer_a_large_or_non_json_body_with_413_or_415(string method, string path)
     {
         var body = "{\"owner\":\"" + new string('x', 5000) + "\"}";
@@ -180,10 +194,12 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
         (await Client.SendAsync(new HttpMethod(method), path, "x=1", "text/plain")).AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
     }
 
-    [Fact]
-    public async Task A_chunked_body_over_4_KiB_is_413()
+    [Theory]
+    [InlineData("locks")]
+    [InlineData("semaphores")]
+    public async Task A_chunked_body_over_4_KiB_is_413(string resource)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/locks/" + Keys.Unique("chunked"))
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/{resource}/" + Keys.Unique("chunked"))
         {
             Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes("{\"owner\":\"" + new string('x', 6000) + "\"}"))),
         };
@@ -202,29 +218,38 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData(null)]
     public async Task A_body_that_is_not_json_is_415_saying_to_send_json_or_use_the_query(string? contentType)
     {
-        var key = Keys.Unique(nameof(A_body_that_is_not_json_is_415_saying_to_send_json_or_use_the_query));
-        var reply = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", "ttlMs=5000", contentType);
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(A_body_that_is_not_json_is_415_saying_to_send_json_or_use_the_query));
+            var reply = await Client.SendAsync(HttpMethod.Post, resource.AcquirePath(key), "ttlMs=5000", contentType);
 
-        var problem = reply.AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
-        Assert.Contains("JSON", problem.GetProperty("detail").GetString());
-        Assert.Contains("query", problem.GetProperty("detail").GetString());
-        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+            var problem = reply.AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+            Assert.Contains("JSON", problem.GetProperty("detail").GetString());
+            Assert.Contains("query", problem.GetProperty("detail").GetString());
+            await resource.AssertFreeAsync(Client, key);
+        }
     }
 
     [Fact]
     public async Task The_415_wins_over_a_bad_key_as_the_contract_orders_them()
     {
-        (await Client.SendAsync(HttpMethod.Post, "/locks/%7Bbad%7D", "x", "text/plain")).AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+        foreach (var resource in LeaseResource.All)
+        {
+            (await Client.SendAsync(HttpMethod.Post, resource.Path("%7Bbad%7D"), "x", "text/plain")).AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+        }
     }
 
     [Fact]
     public async Task Lua_looking_owner_is_stored_as_plain_text()
     {
-        var key = Keys.Unique(nameof(Lua_looking_owner_is_stored_as_plain_text));
-        const string owner = "'); redis.call('FLUSHALL') --";
-        await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", System.Text.Json.JsonSerializer.Serialize(new { owner }));
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(Lua_looking_owner_is_stored_as_plain_text));
+            const string owner = "'); redis.call('FLUSHALL') --";
+            var held = await Client.SendAsync(HttpMethod.Post, resource.AcquirePath(key), System.Text.Json.JsonSerializer.Serialize(new { owner }));
 
-        Assert.Equal(owner, (await Client.InspectAsync(key)).Json.GetProperty("owner").GetString());
+            Assert.Equal(owner, (await resource.CheckAsync(Client, key, held.Json.GetProperty("token").GetString()!)).Json.GetProperty("owner").GetString());
+        }
     }
 
     public static TheoryData<string, byte[], string> UndecodableBodies() => new()
@@ -263,30 +288,27 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [MemberData(nameof(UndecodableBodies))]
     public async Task Undecodable_bodies_are_400_naming_the_member_on_every_endpoint_and_change_nothing(string what, byte[] body, string member)
     {
-        foreach (var chunked in new[] { false, true })
+        foreach (var (resource, chunked) in LeaseResource.All.SelectMany(r => new[] { (r, false), (r, true) }))
         {
             var key = Keys.Unique(nameof(Undecodable_bodies_are_400_naming_the_member_on_every_endpoint_and_change_nothing));
-            var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
+            var canary = await resource.HoldAsync(Client, key);
 
-            var acquire = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}-other", body, chunked: chunked);
-            AssertNames(acquire, member, $"acquire, {what}, chunked {chunked}");
-            (await Client.InspectAsync($"{key}-other")).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+            var acquire = await SendBytesAsync(HttpMethod.Post, resource.AcquirePath($"{key}-other"), body, chunked: chunked);
+            AssertNames(acquire, member, $"{resource} acquire, {what}, chunked {chunked}");
+            await resource.AssertFreeAsync(Client, $"{key}-other");
 
             foreach (var (method, path) in new[]
             {
-                (HttpMethod.Patch, $"/locks/{key}/{canary.Token}"),
-                (HttpMethod.Delete, $"/locks/{key}/{canary.Token}"),
-                (HttpMethod.Get, $"/locks/{key}/{canary.Token}"),
-                (HttpMethod.Get, $"/locks/{key}"),
+                (HttpMethod.Patch, resource.Path(key, canary.Token)),
+                (HttpMethod.Delete, resource.Path(key, canary.Token)),
+                (HttpMethod.Get, resource.Path(key, canary.Token)),
+                (HttpMethod.Get, resource.Path(key)),
             })
             {
-                AssertNames(await SendBytesAsync(method, path, body, chunked: chunked), member, $"{method}, {what}, chunked {chunked}");
+                AssertNames(await SendBytesAsync(method, path, body, chunked: chunked), member, $"{method} {resource}, {what}, chunked {chunked}");
             }
 
-            var after = await Client.InspectAsync(key);
-            Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
-            Assert.Equal("canary", after.Json.GetProperty("owner").GetString());
-            Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+            await resource.AssertUnchangedAsync(Client, key, canary, 20_000, 30_000);
         }
 
         static void AssertNames(Reply reply, string member, string context)
@@ -300,34 +322,44 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [Fact]
     public async Task Body_with_lone_surrogate_escape_is_400_naming_owner_and_changes_nothing()
     {
-        var key = Keys.Unique(nameof(Body_with_lone_surrogate_escape_is_400_naming_owner_and_changes_nothing));
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(Body_with_lone_surrogate_escape_is_400_naming_owner_and_changes_nothing));
 
-        var reply = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", "{\"owner\":\"\\ud800\"}");
+            var reply = await Client.SendAsync(HttpMethod.Post, resource.AcquirePath(key), "{\"owner\":\"\\ud800\"}");
 
-        var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
-        Assert.Contains("owner", problem.GetProperty("errors").EnumerateObject().Select(p => p.Name));
-        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+            var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            Assert.Contains("owner", problem.GetProperty("errors").EnumerateObject().Select(p => p.Name));
+            await resource.AssertFreeAsync(Client, key);
+        }
     }
 
     [Fact]
     public async Task Escaped_surrogate_pairs_and_empty_bodies_on_release_and_inspect_are_accepted()
     {
-        var key = Keys.Unique(nameof(Escaped_surrogate_pairs_and_empty_bodies_on_release_and_inspect_are_accepted));
-        var lease = (await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", "{\"owner\":\"\\ud83d\\udd12 x\",\"ttlMs\":null}")).Lease;
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(Escaped_surrogate_pairs_and_empty_bodies_on_release_and_inspect_are_accepted));
+            var token = (await Client.SendAsync(HttpMethod.Post, resource.AcquirePath(key), "{\"owner\":\"\\ud83d\\udd12 x\",\"ttlMs\":null}")).Json.GetProperty("token").GetString()!;
 
-        Assert.Equal("\U0001F512 x", (await Client.SendAsync(HttpMethod.Get, $"/locks/{key}", "{}")).Json.GetProperty("owner").GetString());
-        Assert.Equal(HttpStatusCode.NoContent, (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/{lease.Token}", "{}")).Status);
+            Assert.Equal(HttpStatusCode.OK, (await Client.SendAsync(HttpMethod.Get, resource.Path(key), "{}")).Status);
+            Assert.Equal("\U0001F512 x", (await Client.SendAsync(HttpMethod.Get, resource.Path(key, token), "{}")).Json.GetProperty("owner").GetString());
+            Assert.Equal(HttpStatusCode.NoContent, (await Client.SendAsync(HttpMethod.Delete, resource.Path(key, token), "{}")).Status);
+        }
     }
 
     [Fact]
     public async Task A_body_with_a_utf8_byte_order_mark_is_read_as_json()
     {
-        var key = Keys.Unique(nameof(A_body_with_a_utf8_byte_order_mark_is_read_as_json));
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(A_body_with_a_utf8_byte_order_mark_is_read_as_json));
 
-        var reply = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}", Bytes(new byte[] { 0xEF, 0xBB, 0xBF }, "{\"owner\":\"bom\"}"));
+            var reply = await SendBytesAsync(HttpMethod.Post, resource.AcquirePath(key), Bytes(new byte[] { 0xEF, 0xBB, 0xBF }, "{\"owner\":\"bom\"}"));
 
-        Assert.True(reply.Status == HttpStatusCode.Created, reply.Body);
-        Assert.Equal("bom", (await Client.InspectAsync(key)).Json.GetProperty("owner").GetString());
+            Assert.True(reply.Status == HttpStatusCode.Created, reply.Body);
+            Assert.Equal("bom", reply.Json.GetProperty("owner").GetString());
+        }
     }
 
     [Theory]
@@ -336,13 +368,16 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData("application/json; charset=\"utf-32\"")]
     public async Task A_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing(string contentType)
     {
-        var key = Keys.Unique(nameof(A_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing));
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(A_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing));
 
-        var reply = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}", Bytes("{\"owner\":\"x\"}"), contentType);
+            var reply = await SendBytesAsync(HttpMethod.Post, resource.AcquirePath(key), Bytes("{\"owner\":\"x\"}"), contentType);
 
-        var problem = reply.AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
-        Assert.Contains("UTF-8", problem.GetProperty("detail").GetString());
-        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+            var problem = reply.AssertProblem(HttpStatusCode.UnsupportedMediaType, "unsupported_media_type");
+            Assert.Contains("UTF-8", problem.GetProperty("detail").GetString());
+            await resource.AssertFreeAsync(Client, key);
+        }
     }
 
     [Theory]
@@ -352,12 +387,15 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData("application/problem+json")]
     public async Task A_json_body_in_utf8_is_accepted_whatever_the_charset_spelling(string contentType)
     {
-        var key = Keys.Unique(nameof(A_json_body_in_utf8_is_accepted_whatever_the_charset_spelling));
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(A_json_body_in_utf8_is_accepted_whatever_the_charset_spelling));
 
-        var reply = await SendBytesAsync(HttpMethod.Post, $"/locks/{key}", Bytes("{\"owner\":\"caf\u00e9\"}"), contentType);
+            var reply = await SendBytesAsync(HttpMethod.Post, resource.AcquirePath(key), Bytes("{\"owner\":\"caf\u00e9\"}"), contentType);
 
-        Assert.True(reply.Status == HttpStatusCode.Created, reply.Body);
-        Assert.Equal("caf\u00e9", reply.Json.GetProperty("owner").GetString());
+            Assert.True(reply.Status == HttpStatusCode.Created, reply.Body);
+            Assert.Equal("caf\u00e9", reply.Json.GetProperty("owner").GetString());
+        }
     }
 
     [Theory]
@@ -372,25 +410,26 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData("owner=%00")]
     public async Task Odd_bytes_in_the_query_are_never_a_500_and_change_nothing(string query)
     {
-        var key = Keys.Unique(nameof(Odd_bytes_in_the_query_are_never_a_500_and_change_nothing));
-        var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(Odd_bytes_in_the_query_are_never_a_500_and_change_nothing));
+            var canary = await resource.HoldAsync(Client, key);
 
-        var acquire = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}-other?{query}");
-        Assert.True(acquire.Status is HttpStatusCode.Created or HttpStatusCode.BadRequest, $"{(int)acquire.Status} {acquire.Body}");
-        foreach (var (method, path) in new[]
-        {
-            (HttpMethod.Patch, $"/locks/{key}/{canary.Token}?{query}"),
-            (HttpMethod.Delete, $"/locks/{key}/{canary.Token}?{query}"),
-            (HttpMethod.Get, $"/locks/{key}/{canary.Token}?{query}"),
-            (HttpMethod.Get, $"/locks/{key}?{query}"),
-        })
-        {
-            (await Client.SendAsync(method, path)).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            var acquire = await Client.SendAsync(HttpMethod.Post, resource.AcquirePath($"{key}-other", query));
+            Assert.True(acquire.Status is HttpStatusCode.Created or HttpStatusCode.BadRequest, $"{(int)acquire.Status} {acquire.Body}");
+            foreach (var (method, path) in new[]
+            {
+                (HttpMethod.Patch, $"{resource.Path(key, canary.Token)}?{query}"),
+                (HttpMethod.Delete, $"{resource.Path(key, canary.Token)}?{query}"),
+                (HttpMethod.Get, $"{resource.Path(key, canary.Token)}?{query}"),
+                (HttpMethod.Get, $"{resource.Path(key)}?{query}"),
+            })
+            {
+                (await Client.SendAsync(method, path)).AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            }
+
+            await resource.AssertUnchangedAsync(Client, key, canary, 20_000, 30_000);
         }
-
-        var after = await Client.InspectAsync(key);
-        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
-        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
     }
 
     [Theory]
@@ -400,42 +439,59 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData("a\tb")]
     public async Task Idempotency_key_header_with_odd_characters_is_400_and_changes_nothing(string value)
     {
-        var key = Keys.Unique(nameof(Idempotency_key_header_with_odd_characters_is_400_and_changes_nothing));
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(Idempotency_key_header_with_odd_characters_is_400_and_changes_nothing));
 
-        var reply = await Client.SendAsync(HttpMethod.Post, $"/locks/{key}", headers: new Dictionary<string, string> { ["Idempotency-Key"] = value });
+            var reply = await Client.SendAsync(HttpMethod.Post, resource.AcquirePath(key), headers: new Dictionary<string, string> { ["Idempotency-Key"] = value });
 
-        var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
-        Assert.True(problem.GetProperty("errors").TryGetProperty("Idempotency-Key", out _), reply.Body);
-        (await Client.InspectAsync(key)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+            var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            Assert.True(problem.GetProperty("errors").TryGetProperty("Idempotency-Key", out _), reply.Body);
+            await resource.AssertFreeAsync(Client, key);
+        }
     }
 
-    public static TheoryData<string, string, string> WrongMethods() => new()
+    public static TheoryData<string, string, string, string> WrongMethods()
     {
-        // method, path ("{key}" and "{token}" filled in), the Allow header the contract names
-        { "POST", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
-        { "PUT", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
-        { "OPTIONS", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
-        { "TRACE", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
-        { "BREW", "/locks/{key}/{token}", "DELETE, GET, PATCH" },
-        { "PUT", "/locks/{key}/{token}/", "DELETE, GET, PATCH" },
-        { "DELETE", "/locks/{key}/", "GET, POST" },
-        { "PATCH", "/locks/{key}/", "GET, POST" },
-        { "PUT", "/locks/{key}", "GET, POST" },
-        { "DELETE", "/locks/{key}", "GET, POST" },
-        { "PATCH", "/locks/{key}", "GET, POST" },
-        { "OPTIONS", "/locks/{key}", "GET, POST" },
-        { "PROPFIND", "/locks/{key}", "GET, POST" },
-        { "PUT", "/locks/", "GET, POST" },
-        { "DELETE", "/locks", "GET, POST" },
-    };
+        // method, path under the resource ("{key}" and "{token}" filled in), the Allow header the contract names
+        (string Method, string Path, string Allow)[] cases =
+        [
+            ("POST", "/{key}/{token}", "DELETE, GET, PATCH"),
+            ("PUT", "/{key}/{token}", "DELETE, GET, PATCH"),
+            ("OPTIONS", "/{key}/{token}", "DELETE, GET, PATCH"),
+            ("TRACE", "/{key}/{token}", "DELETE, GET, PATCH"),
+            ("BREW", "/{key}/{token}", "DELETE, GET, PATCH"),
+            ("PUT", "/{key}/{token}/", "DELETE, GET, PATCH"),
+            ("DELETE", "/{key}/", "GET, POST"),
+            ("PATCH", "/{key}/", "GET, POST"),
+            ("PUT", "/{key}", "GET, POST"),
+            ("DELETE", "/{key}", "GET, POST"),
+            ("PATCH", "/{key}", "GET, POST"),
+            ("OPTIONS", "/{key}", "GET, POST"),
+            ("PROPFIND", "/{key}", "GET, POST"),
+            ("PUT", "/", "GET, POST"),
+            ("DELETE", "", "GET, POST"),
+        ];
+        var data = new TheoryData<string, string, string, string>();
+        foreach (var resource in LeaseResource.All)
+        {
+            foreach (var (method, path, allow) in cases)
+            {
+                data.Add(resource.Name, method, path, allow);
+            }
+        }
+
+        return data;
+    }
 
     [Theory]
     [MemberData(nameof(WrongMethods))]
-    public async Task A_method_a_route_does_not_take_is_405_with_allow_and_changes_nothing(string method, string path, string allow)
+    public async Task A_method_a_route_does_not_take_is_405_with_allow_and_changes_nothing(string resourceName, string method, string path, string allow)
     {
+        var resource = LeaseResource.All.Single(r => r.Name == resourceName);
         var key = Keys.Unique(nameof(A_method_a_route_does_not_take_is_405_with_allow_and_changes_nothing));
-        var canary = await Client.AcquireOkAsync(key, "ttlMs=30000&owner=canary");
-        path = path.Replace("{key}", key, StringComparison.Ordinal).Replace("{token}", canary.Token, StringComparison.Ordinal);
+        var canary = await resource.HoldAsync(Client, key);
+        path = $"/{resource.Name}" + path.Replace("{key}", key, StringComparison.Ordinal).Replace("{token}", canary.Token, StringComparison.Ordinal);
 
         foreach (var (body, contentType) in new (string?, string?)[] { (null, null), ("{\"ttlMs\":1000}", "application/json"), ("x", "text/plain"), (new string('x', 5000), "application/json") })
         {
@@ -445,27 +501,27 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
             Assert.Equal(allow, reply.ContentHeaders.Allow.Count > 0 ? string.Join(", ", reply.ContentHeaders.Allow) : reply.Headers.GetValues("Allow").Single());
         }
 
-        var after = await Client.CheckAsync(key, canary.Token);
-        Assert.Equal(HttpStatusCode.OK, after.Status);
-        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
-        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+        await resource.AssertUnchangedAsync(Client, key, canary, 20_000, 30_000);
     }
 
     [Fact]
     public async Task Head_on_a_lock_route_is_405_with_allow()
     {
-        using var request = new HttpRequestMessage(HttpMethod.Head, "/locks/" + Keys.Unique(nameof(Head_on_a_lock_route_is_405_with_allow)));
-        using var response = await Client.Http.SendAsync(request);
+        foreach (var resource in LeaseResource.All)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Head, resource.Path(Keys.Unique(nameof(Head_on_a_lock_route_is_405_with_allow))));
+            using var response = await Client.Http.SendAsync(request);
 
-        Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
-        Assert.Equal("GET, POST", string.Join(", ", response.Content.Headers.Allow));
+            Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+            Assert.Equal("GET, POST", string.Join(", ", response.Content.Headers.Allow));
+        }
     }
 
     [Fact]
     public async Task The_allow_header_lists_exactly_the_methods_the_route_table_maps()
     {
         var endpoints = fixture.Factory.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
-        foreach (var (route, path) in new[] { ("/locks/{key}", "/locks/k"), ("/locks/{key}/{token}", $"/locks/k/{SomeToken}") })
+        foreach (var (route, path) in LeaseResource.All.SelectMany(r => new[] { ($"/{r.Name}/{{key}}", r.Path("k")), ($"/{r.Name}/{{key}}/{{token}}", r.Path("k", SomeToken)) }))
         {
             var mapped = endpoints.Where(e => e.RoutePattern.RawText == route)
                 .SelectMany(e => e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? [])
@@ -481,20 +537,21 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [Fact]
     public async Task Release_or_extend_with_an_empty_token_or_key_is_4xx_and_changes_nothing()
     {
-        var key = Keys.Unique(nameof(Release_or_extend_with_an_empty_token_or_key_is_4xx_and_changes_nothing));
-        var lease = await Client.AcquireOkAsync(key, "ttlMs=30000");
+        foreach (var resource in LeaseResource.All)
+        {
+            var key = Keys.Unique(nameof(Release_or_extend_with_an_empty_token_or_key_is_4xx_and_changes_nothing));
+            var canary = await resource.HoldAsync(Client, key);
 
-        // A trailing slash is no empty token: /locks/k/ is the path of /locks/{key}, as for routing (GET inspects k).
-        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/")).AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
-        (await Client.SendAsync(HttpMethod.Patch, $"/locks/{key}/?ttlMs=90000")).AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
-        (await Client.SendAsync(HttpMethod.Delete, $"/locks//{lease.Token}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
-        (await Client.SendAsync(HttpMethod.Patch, $"/locks//{lease.Token}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
-        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}//")).AssertProblem(HttpStatusCode.BadRequest, "invalid_token");
-        (await Client.SendAsync(HttpMethod.Delete, $"/locks/{key}/{lease.Token}/x")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+            // A trailing slash is no empty token: /locks/k/ is the path of /locks/{key}, as for routing (GET inspects k).
+            (await Client.SendAsync(HttpMethod.Delete, $"{resource.Path(key)}/")).AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+            (await Client.SendAsync(HttpMethod.Patch, $"{resource.Path(key)}/?ttlMs=90000")).AssertProblem(HttpStatusCode.MethodNotAllowed, "method_not_allowed");
+            (await Client.SendAsync(HttpMethod.Delete, resource.Path(string.Empty, canary.Token))).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+            (await Client.SendAsync(HttpMethod.Patch, resource.Path(string.Empty, canary.Token))).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
+            (await Client.SendAsync(HttpMethod.Delete, $"{resource.Path(key)}//")).AssertProblem(HttpStatusCode.BadRequest, "invalid_token");
+            (await Client.SendAsync(HttpMethod.Delete, $"{resource.Path(key, canary.Token)}/x")).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
 
-        var after = await Client.CheckAsync(key, lease.Token);
-        Assert.Equal(HttpStatusCode.OK, after.Status);
-        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 20_000, 30_000);
+            await resource.AssertUnchangedAsync(Client, key, canary, 20_000, 30_000);
+        }
     }
 
     [Theory]
@@ -504,6 +561,10 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData("BREW", "/locks/a/b/c")]
     [InlineData("POST", "/locks/")]
     [InlineData("GET", "/locks/")]
+    [InlineData("POST", "/semaphores/a/b/c")]
+    [InlineData("DELETE", "/semaphores/a/b/c/d")]
+    [InlineData("POST", "/semaphores/")]
+    [InlineData("GET", "/semaphores/")]
     public async Task A_path_no_route_can_take_is_400_invalid_key_whatever_the_method(string method, string path)
     {
         (await Client.SendAsync(new HttpMethod(method), path)).AssertProblem(HttpStatusCode.BadRequest, "invalid_key");
@@ -513,6 +574,8 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
     [InlineData("PUT", "/locks/k")]
     [InlineData("POST", "/locks/k/" + SomeToken)]
     [InlineData("OPTIONS", "/locks/k/" + SomeToken)]
+    [InlineData("PUT", "/semaphores/k")]
+    [InlineData("POST", "/semaphores/k/" + SomeToken)]
     public async Task With_api_keys_a_wrong_method_is_401_without_a_key_and_405_with_one(string method, string path)
     {
         var anonymous = await auth.Client.SendAsync(new HttpMethod(method), path, new string('x', 5000));
@@ -529,6 +592,7 @@ public sealed class BadInputTests(ApiFixture fixture, AuthFixture auth) : IClass
         var paths = document.GetProperty("paths").EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToList();
 
         Assert.Equal(["/locks/{key}", "/locks/{key}/{token}"], paths.Where(p => p.StartsWith("/locks", StringComparison.Ordinal)));
+        Assert.Equal(["/semaphores/{key}", "/semaphores/{key}/{token}"], paths.Where(p => p.StartsWith("/semaphores", StringComparison.Ordinal)));
     }
 
     private async Task<Reply> SendBytesAsync(HttpMethod method, string path, byte[] body, string contentType = "application/json", bool chunked = false)

@@ -31,7 +31,13 @@ public sealed class OperatorTests(OperatorFixture fixture) : IClassFixture<Opera
         var key = Keys.Unique(nameof(A_client_key_gets_403_forbidden_on_every_admin_endpoint_and_changes_nothing));
         var lease = await Client.AcquireOkAsync(key);
 
-        foreach (var (method, path) in new[] { (HttpMethod.Get, "/admin/locks"), (HttpMethod.Delete, $"/admin/locks/{key}"), (HttpMethod.Get, "/admin/stats") })
+        var permit = await Client.AcquirePermitOkAsync(key, "limit=1");
+
+        foreach (var (method, path) in new[]
+        {
+            (HttpMethod.Get, "/admin/locks"), (HttpMethod.Delete, $"/admin/locks/{key}"), (HttpMethod.Get, "/admin/stats"),
+            (HttpMethod.Get, "/admin/semaphores"), (HttpMethod.Delete, $"/admin/semaphores/{key}/0"),
+        })
         {
             var reply = await Client.SendAsync(method, path);
             var problem = reply.AssertProblem(HttpStatusCode.Forbidden, "forbidden");
@@ -39,12 +45,17 @@ public sealed class OperatorTests(OperatorFixture fixture) : IClassFixture<Opera
         }
 
         Assert.Equal(HttpStatusCode.OK, (await Client.CheckAsync(key, lease.Token)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await Client.CheckPermitAsync(key, permit.Token)).Status);
     }
 
     [Fact]
     public async Task Admin_endpoints_without_a_valid_key_are_401_with_www_authenticate_before_anything_else()
     {
-        foreach (var (method, path) in new[] { (HttpMethod.Get, "/admin/locks?limit=0"), (HttpMethod.Delete, "/admin/locks/%7Bbad%7D"), (HttpMethod.Get, "/admin/stats") })
+        foreach (var (method, path) in new[]
+        {
+            (HttpMethod.Get, "/admin/locks?limit=0"), (HttpMethod.Delete, "/admin/locks/%7Bbad%7D"), (HttpMethod.Get, "/admin/stats"),
+            (HttpMethod.Get, "/admin/semaphores?limit=0"), (HttpMethod.Delete, "/admin/semaphores/%7Bbad%7D/x"),
+        })
         {
             var reply = await fixture.Client.SendAsync(method, path);
             reply.AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");
@@ -53,6 +64,7 @@ public sealed class OperatorTests(OperatorFixture fixture) : IClassFixture<Opera
 
         // The 403 of a client key also comes before a 400.
         (await Client.SendAsync(HttpMethod.Get, "/admin/locks?limit=0")).AssertProblem(HttpStatusCode.Forbidden, "forbidden");
+        (await Client.SendAsync(HttpMethod.Delete, "/admin/semaphores/%7Bbad%7D/x")).AssertProblem(HttpStatusCode.Forbidden, "forbidden");
     }
 
     [Fact]
@@ -103,10 +115,13 @@ public sealed class OperatorTests(OperatorFixture fixture) : IClassFixture<Opera
     [InlineData("cursor=bDF8QUFBQUFBQUFBQUFBQUFBQXwwfDB8", "cursor")]
     public async Task Bad_listing_parameters_are_400_naming_the_parameter(string query, string parameter)
     {
-        var reply = await Admin.SendAsync(HttpMethod.Get, "/admin/locks?" + query);
+        foreach (var listing in new[] { "/admin/locks?", "/admin/semaphores?" })
+        {
+            var reply = await Admin.SendAsync(HttpMethod.Get, listing + query);
 
-        var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
-        Assert.True(problem.GetProperty("errors").TryGetProperty(parameter, out _), reply.Body);
+            var problem = reply.AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
+            Assert.True(problem.GetProperty("errors").TryGetProperty(parameter, out _), reply.Body);
+        }
     }
 
     [Fact]
@@ -128,26 +143,37 @@ public sealed class OperatorTests(OperatorFixture fixture) : IClassFixture<Opera
             .AssertProblem(HttpStatusCode.BadRequest, "invalid_parameter");
     }
 
-    [Fact]
-    public async Task Force_release_frees_the_lock_for_a_waiter_and_the_holder_hears_forced_everywhere()
+    [Theory]
+    [InlineData("locks")]
+    [InlineData("semaphores")]
+    public async Task Force_release_frees_the_lock_for_a_waiter_and_the_holder_hears_forced_everywhere(string resourceName)
     {
+        var resource = LeaseResource.All.Single(r => r.Name == resourceName);
         var key = Keys.Unique(nameof(Force_release_frees_the_lock_for_a_waiter_and_the_holder_hears_forced_everywhere));
-        var holder = await Client.AcquireOkAsync(key, "ttlMs=60000&owner=nightly-job");
-        var watch = Client.SendAsync(HttpMethod.Get, $"/locks/{key}/{holder.Token}?waitMs=30000");
-        var waiter = Client.AcquireAsync(key, "ttlMs=60000&waitMs=30000");
-        await fixture.Factory.WaitForWaitersAsync(1);
+        var holder = await resource.HoldAsync(Client, key, "ttlMs=60000&owner=nightly-job");
+        var watch = Client.SendAsync(HttpMethod.Get, resource.Path(key, holder.Token) + "?waitMs=30000");
+        var waiter = Client.SendAsync(HttpMethod.Post, resource.AcquirePath(key, "ttlMs=60000&waitMs=30000"));
+        await (resource == LeaseResource.Locks ? fixture.Factory.WaitForWaitersAsync(1) : fixture.Factory.WaitForSemaphoreWaitersAsync(1));
 
-        var forced = await Admin.SendAsync(HttpMethod.Delete, $"/admin/locks/{key}");
+        // A lock by its key, a semaphore's permit by its slot (the only one, 0).
+        var forced = await Admin.SendAsync(HttpMethod.Delete, resource == LeaseResource.Locks ? $"/admin/locks/{key}" : $"/admin/semaphores/{key}/0");
 
         Assert.Equal(HttpStatusCode.NoContent, forced.Status);
         var next = await waiter.WaitAsync(TimeSpan.FromSeconds(5));
         Assert.Equal(HttpStatusCode.Created, next.Status);
-        Assert.True(next.Lease.FencingToken > holder.FencingToken);
-        Assert.Equal("forced", (await watch.WaitAsync(TimeSpan.FromSeconds(5))).AssertProblem(HttpStatusCode.NotFound, "lock_not_held").GetProperty("reason").GetString());
-        Assert.Equal("forced", (await Client.CheckAsync(key, holder.Token)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held").GetProperty("reason").GetString());
-        Assert.Equal("forced", (await Client.ExtendAsync(key, holder.Token)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held").GetProperty("reason").GetString());
-        Assert.Equal("forced", (await Client.ReleaseAsync(key, holder.Token)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held").GetProperty("reason").GetString());
-        Assert.Equal(HttpStatusCode.OK, (await Client.CheckAsync(key, next.Lease.Token)).Status);
+        Assert.True(next.Json.GetProperty("fencingToken").GetInt64() > holder.FencingToken);
+        foreach (var heard in new[]
+        {
+            await watch.WaitAsync(TimeSpan.FromSeconds(5)),
+            await resource.CheckAsync(Client, key, holder.Token),
+            await Client.SendAsync(HttpMethod.Patch, resource.Path(key, holder.Token)),
+            await Client.SendAsync(HttpMethod.Delete, resource.Path(key, holder.Token)),
+        })
+        {
+            Assert.Equal("forced", heard.AssertProblem(HttpStatusCode.NotFound, resource.NotHeldCode).GetProperty("reason").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await resource.CheckAsync(Client, key, next.Json.GetProperty("token").GetString()!)).Status);
     }
 
     [Fact]
@@ -162,27 +188,23 @@ public sealed class OperatorTests(OperatorFixture fixture) : IClassFixture<Opera
         Assert.Equal(HttpStatusCode.OK, (await fixture.As(OperatorFixture.ShippingAdmin).CheckAsync(key, shipping.Token)).Status);
     }
 
-    [Fact]
-    public async Task A_force_release_is_an_audit_event_at_warning_without_tokens_or_api_keys()
+    [Theory]
+    [InlineData("locks", "ForceReleased", "lockservice_forced_releases_total")]
+    [InlineData("semaphores", "PermitForceReleased", "lockservice_permit_forced_releases_total")]
+    public async Task A_force_release_is_an_audit_event_at_warning_without_tokens_or_api_keys_and_is_counted(string resourceName, string eventName, string counter)
     {
-        var key = Keys.Unique(nameof(A_force_release_is_an_audit_event_at_warning_without_tokens_or_api_keys));
+        var resource = LeaseResource.All.Single(r => r.Name == resourceName);
+        var key = Keys.Unique(nameof(A_force_release_is_an_audit_event_at_warning_without_tokens_or_api_keys_and_is_counted));
         // The key ends in a GUID, which the log redacts as it would a token: the event is found by its owner.
         var owner = "audit-" + Guid.NewGuid().ToString("N")[..12];
-        var holder = await Client.AcquireOkAsync(key, "owner=" + owner);
+        var holder = await resource.HoldAsync(Client, key, "owner=" + owner);
 
-        Assert.Equal(HttpStatusCode.NoContent, (await Admin.SendAsync(HttpMethod.Delete, $"/admin/locks/{key}")).Status);
+        // A lock by its key, a semaphore's permit by its slot (the only one, 0).
+        var forced = await Admin.SendAsync(HttpMethod.Delete, resource == LeaseResource.Locks ? $"/admin/locks/{key}" : $"/admin/semaphores/{key}/0");
 
-        await RedisServer.WaitUntilAsync(() => Task.FromResult(fixture.Factory.Log.Lines.Any(l => l.Contains("ForceReleased", StringComparison.Ordinal) && l.Contains(owner, StringComparison.Ordinal))), TimeSpan.FromSeconds(5), "the audit event");
-        var line = fixture.Factory.Log.Lines.Single(l => l.Contains("ForceReleased", StringComparison.Ordinal) && l.Contains(owner, StringComparison.Ordinal));
-        Assert.Contains("\"@l\":\"Warning\"", line);
-        Assert.Contains(holder.FencingToken.ToString(System.Globalization.CultureInfo.InvariantCulture), line);
-        Assert.Contains(key[..20], line);
-        Assert.Contains("billing", line);
-        Assert.Contains("admin", line);
-        var log = fixture.Factory.Log.All;
-        Assert.DoesNotContain(holder.Token, log);
-        Assert.DoesNotContain(OperatorFixture.BillingAdmin, log);
-        Assert.DoesNotContain(OperatorFixture.BillingClient, log);
+        Assert.Equal(HttpStatusCode.NoContent, forced.Status);
+        await Operators.AssertAuditEventAsync(fixture.Factory, eventName, owner, key, holder.FencingToken, holder.Token);
+        Assert.Matches($"(?m)^{counter} [1-9]", (await fixture.Client.SendAsync(HttpMethod.Get, "/metrics")).Body);
     }
 
     [Fact]
@@ -328,17 +350,38 @@ public static class Operators
         return new LockClient(http);
     }
 
-    /// <summary>Every page of a listing, following the cursor to its end.</summary>
-    public static async Task<List<List<JsonElement>>> ListAllAsync(LockClient client, string prefix, int limit)
+    /// <summary>
+    /// The audit event of a force-release, found by the released holder's owner text (keys end in GUIDs, which the log
+    /// redacts as it would a token): at Warning, naming the key, its fencing token, the tenant and the caller's role; the
+    /// log holds neither the holder's token nor any API key.
+    /// </summary>
+    public static async Task AssertAuditEventAsync(LockServiceFactory factory, string eventName, string owner, string key, long fencingToken, string token)
+    {
+        bool IsEvent(string line) => line.Contains(eventName, StringComparison.Ordinal) && line.Contains(owner, StringComparison.Ordinal);
+        await RedisServer.WaitUntilAsync(() => Task.FromResult(factory.Log.Lines.Any(IsEvent)), TimeSpan.FromSeconds(5), "the audit event");
+        var line = factory.Log.Lines.Single(IsEvent);
+        Assert.Contains("\"@l\":\"Warning\"", line);
+        Assert.Contains(fencingToken.ToString(System.Globalization.CultureInfo.InvariantCulture), line);
+        Assert.Contains(key[..20], line);
+        Assert.Contains("billing", line);
+        Assert.Contains("admin", line);
+        var log = factory.Log.All;
+        Assert.DoesNotContain(token, log);
+        Assert.DoesNotContain(OperatorFixture.BillingAdmin, log);
+        Assert.DoesNotContain(OperatorFixture.BillingClient, log);
+    }
+
+    /// <summary>Every page of a listing (of <c>locks</c> or <c>semaphores</c>), following the cursor to its end.</summary>
+    public static async Task<List<List<JsonElement>>> ListAllAsync(LockClient client, string prefix, int limit, string resource = "locks")
     {
         var pages = new List<List<JsonElement>>();
         string? cursor = null;
         do
         {
-            var query = $"/admin/locks?prefix={Uri.EscapeDataString(prefix)}&limit={limit}" + (cursor is null ? "" : "&cursor=" + cursor);
+            var query = $"/admin/{resource}?prefix={Uri.EscapeDataString(prefix)}&limit={limit}" + (cursor is null ? "" : "&cursor=" + cursor);
             var reply = await client.SendAsync(HttpMethod.Get, query);
             Assert.True(reply.Status == HttpStatusCode.OK, $"{query}: {(int)reply.Status} {reply.Body}");
-            pages.Add([.. reply.Json.GetProperty("locks").EnumerateArray()]);
+            pages.Add([.. reply.Json.GetProperty(resource).EnumerateArray()]);
             cursor = reply.Json.GetProperty("cursor").GetString();
             Assert.True(pages.Count < 100_000, "the listing does not end");
         }
@@ -348,26 +391,28 @@ public static class Operators
     }
 
     /// <summary>
-    /// Lists while other locks of the prefix come and go (so Redis's tables grow and rehash under the SCAN), and asserts
-    /// that every lock held throughout appears, none twice within a page.
+    /// Lists while other locks (or semaphores) of the prefix come and go (so Redis's tables grow and rehash under the SCAN),
+    /// and asserts that every one held throughout appears, none twice within a page.
     /// </summary>
-    public static async Task AssertListingFindsHeldLocksDuringChurnAsync(LockClient client, LockClient admin, string prefix, int held, int limit)
+    public static async Task AssertListingFindsHeldLocksDuringChurnAsync(LockClient client, LockClient admin, string prefix, int held, int limit, LeaseResource? resource = null)
     {
+        resource ??= LeaseResource.Locks;
         var names = Enumerable.Range(0, held).Select(i => $"{prefix}held-{i}").ToArray();
-        await Task.WhenAll(names.Select(n => client.AcquireOkAsync(n, "ttlMs=60000")));
+        await Task.WhenAll(names.Select(n => resource.HoldAsync(client, n, "ttlMs=60000")));
         using var stop = new CancellationTokenSource();
         var churn = Task.Run(async () =>
         {
             for (var i = 0; !stop.IsCancellationRequested; i++)
             {
-                var lease = await client.AcquireOkAsync($"{prefix}churn-{i}", "ttlMs=60000");
+                var key = $"{prefix}churn-{i}";
+                var canary = await resource.HoldAsync(client, key, "ttlMs=60000");
                 if (i % 2 == 0)
                 {
-                    await client.ReleaseAsync(lease.Key, lease.Token);
+                    await client.SendAsync(HttpMethod.Delete, resource.Path(key, canary.Token));
                 }
             }
         });
-        var pages = await ListAllAsync(admin, prefix, limit);
+        var pages = await ListAllAsync(admin, prefix, limit, resource.Name);
         await stop.CancelAsync();
         await churn;
 

@@ -12,8 +12,9 @@ using Microsoft.Extensions.DependencyInjection;
 namespace LockService.Tests.Faults;
 
 /// <summary>
-/// A table-driven barrage of hostile requests over every endpoint: every answer is a 4xx problem+json, a
-/// canary lock taken before is still held with the same fencing token after, and the service answers normally.
+/// A table-driven barrage of hostile requests over every endpoint of /locks and /semaphores: every answer is a 4xx
+/// problem+json, a canary lock and a canary permit taken before are still held with the same fencing tokens after, and the
+/// service answers normally.
 /// </summary>
 public sealed class HostileInputTests(ApiFixture fixture) : IClassFixture<ApiFixture>
 {
@@ -45,57 +46,14 @@ public sealed class HostileInputTests(ApiFixture fixture) : IClassFixture<ApiFix
         await using var kestrel = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
         var client = new LockClient(kestrel.CreateClient());
         var key = Keys.Unique(nameof(A_barrage_of_hostile_requests_gets_only_4xx_problems_and_changes_nothing));
-        var canary = await client.AcquireOkAsync(key, "ttlMs=60000&owner=canary");
         var requests = new List<(HttpMethod Method, string Path, string? Body, string? ContentType)>();
-
-        foreach (var bad in BadKeys)
+        var canaries = new List<(LeaseResource Resource, Canary Canary)>();
+        foreach (var resource in LeaseResource.All)
         {
-            requests.Add((HttpMethod.Post, $"/locks/{bad}", null, null));
-            requests.Add((HttpMethod.Get, $"/locks/{bad}", null, null));
-            requests.Add((HttpMethod.Delete, $"/locks/{bad}/{canary.Token}", null, null));
-            requests.Add((HttpMethod.Patch, $"/locks/{bad}/{canary.Token}", null, null));
+            var canary = await resource.HoldAsync(client, key, "ttlMs=60000&owner=canary");
+            canaries.Add((resource, canary));
+            AddBarrage(resource, canary);
         }
-
-        foreach (var bad in BadTokens)
-        {
-            requests.Add((HttpMethod.Delete, $"/locks/{key}/{bad}", null, null));
-            requests.Add((HttpMethod.Patch, $"/locks/{key}/{bad}?ttlMs=1000", null, null));
-            requests.Add((HttpMethod.Get, $"/locks/{key}/{bad}", null, null));
-        }
-
-        foreach (var number in BadNumbers)
-        {
-            foreach (var name in new[] { "ttlMs", "waitMs" })
-            {
-                requests.Add((HttpMethod.Post, $"/locks/{key}?{name}={number}", null, null));
-                requests.Add((HttpMethod.Patch, $"/locks/{key}/{canary.Token}?ttlMs={number}&{(name == "waitMs" ? "waitMs=1" : "x=1")}", null, null));
-            }
-        }
-
-        foreach (var body in BadBodies)
-        {
-            requests.Add((HttpMethod.Post, $"/locks/{key}", body, "application/json"));
-            requests.Add((HttpMethod.Patch, $"/locks/{key}/{canary.Token}", body, "application/json"));
-        }
-
-        foreach (var contentType in new[] { "text/plain", "application/xml", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded", "application/jsonx" })
-        {
-            requests.Add((HttpMethod.Post, $"/locks/{key}", "{\"ttlMs\":1000}", contentType));
-            requests.Add((HttpMethod.Patch, $"/locks/{key}/{canary.Token}", "{\"ttlMs\":1000}", contentType));
-        }
-
-        foreach (var method in new[] { "PUT", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "BREW" })
-        {
-            requests.Add((new HttpMethod(method), $"/locks/{key}", null, null));
-            requests.Add((new HttpMethod(method), $"/locks/{key}/{canary.Token}", null, null));
-        }
-
-        requests.Add((HttpMethod.Post, $"/locks/{key}?ttlMs=1000&ttlMs=2000", null, null));
-        requests.Add((HttpMethod.Post, $"/locks/{key}?ttlMs=1000", "{\"ttlMs\":2000}", "application/json"));
-        requests.Add((HttpMethod.Post, $"/locks/{key}?owner=%01ctl", null, null));
-        requests.Add((HttpMethod.Post, $"/locks/{key}?owner={new string('o', 129)}", null, null));
-        requests.Add((HttpMethod.Delete, $"/locks/{key}/{new string('0', 32)}", null, null));
-        requests.Add((HttpMethod.Patch, $"/locks/{key}/{new string('0', 32)}?ttlMs=90000", null, null));
 
         var answers = new Dictionary<int, int>();
         foreach (var (method, path, body, contentType) in requests)
@@ -126,14 +84,66 @@ public sealed class HostileInputTests(ApiFixture fixture) : IClassFixture<ApiFix
             }
         }
 
-        Assert.True(requests.Count > 250, $"barrage of {requests.Count}");
-        var after = await client.CheckAsync(key, canary.Token);
-        Assert.Equal(HttpStatusCode.OK, after.Status);
-        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
-        Assert.Equal("canary", after.Json.GetProperty("owner").GetString());
-        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 30_000, 60_000);
-        Assert.Equal(HttpStatusCode.Created, (await client.AcquireAsync(key + "-after")).Status);
+        Assert.True(requests.Count > 500, $"barrage of {requests.Count}");
+        foreach (var (resource, canary) in canaries)
+        {
+            await resource.AssertUnchangedAsync(client, key, canary, 30_000, 60_000);
+            Assert.Equal(HttpStatusCode.Created, (await client.SendAsync(HttpMethod.Post, resource.AcquirePath(key + "-after"))).Status);
+        }
+
         Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(HttpMethod.Get, "/health/ready")).Status);
+
+        void AddBarrage(LeaseResource resource, Canary canary)
+        {
+            foreach (var bad in BadKeys)
+            {
+                requests.Add((HttpMethod.Post, $"/{resource.Name}/{bad}", null, null));
+                requests.Add((HttpMethod.Get, $"/{resource.Name}/{bad}", null, null));
+                requests.Add((HttpMethod.Delete, $"/{resource.Name}/{bad}/{canary.Token}", null, null));
+                requests.Add((HttpMethod.Patch, $"/{resource.Name}/{bad}/{canary.Token}", null, null));
+            }
+
+            foreach (var bad in BadTokens)
+            {
+                requests.Add((HttpMethod.Delete, $"/{resource.Name}/{key}/{bad}", null, null));
+                requests.Add((HttpMethod.Patch, $"/{resource.Name}/{key}/{bad}?ttlMs=1000", null, null));
+                requests.Add((HttpMethod.Get, $"/{resource.Name}/{key}/{bad}", null, null));
+            }
+
+            foreach (var number in BadNumbers)
+            {
+                foreach (var name in new[] { "ttlMs", "waitMs" })
+                {
+                    requests.Add((HttpMethod.Post, resource.AcquirePath(key, $"{name}={number}"), null, null));
+                    requests.Add((HttpMethod.Patch, $"/{resource.Name}/{key}/{canary.Token}?ttlMs={number}&{(name == "waitMs" ? "waitMs=1" : "x=1")}", null, null));
+                }
+            }
+
+            foreach (var body in BadBodies)
+            {
+                requests.Add((HttpMethod.Post, resource.AcquirePath(key), body, "application/json"));
+                requests.Add((HttpMethod.Patch, $"/{resource.Name}/{key}/{canary.Token}", body, "application/json"));
+            }
+
+            foreach (var contentType in new[] { "text/plain", "application/xml", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded", "application/jsonx" })
+            {
+                requests.Add((HttpMethod.Post, resource.AcquirePath(key), "{\"ttlMs\":1000}", contentType));
+                requests.Add((HttpMethod.Patch, $"/{resource.Name}/{key}/{canary.Token}", "{\"ttlMs\":1000}", contentType));
+            }
+
+            foreach (var method in new[] { "PUT", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "BREW" })
+            {
+                requests.Add((new HttpMethod(method), $"/{resource.Name}/{key}", null, null));
+                requests.Add((new HttpMethod(method), $"/{resource.Name}/{key}/{canary.Token}", null, null));
+            }
+
+            requests.Add((HttpMethod.Post, resource.AcquirePath(key, "ttlMs=1000&ttlMs=2000"), null, null));
+            requests.Add((HttpMethod.Post, resource.AcquirePath(key, "ttlMs=1000"), "{\"ttlMs\":2000}", "application/json"));
+            requests.Add((HttpMethod.Post, resource.AcquirePath(key, "owner=%01ctl"), null, null));
+            requests.Add((HttpMethod.Post, resource.AcquirePath(key, $"owner={new string('o', 129)}"), null, null));
+            requests.Add((HttpMethod.Delete, $"/{resource.Name}/{key}/{new string('0', 32)}", null, null));
+            requests.Add((HttpMethod.Patch, $"/{resource.Name}/{key}/{new string('0', 32)}?ttlMs=90000", null, null));
+        }
     }
 
     [Fact]
@@ -142,13 +152,21 @@ public sealed class HostileInputTests(ApiFixture fixture) : IClassFixture<ApiFix
         await using var kestrel = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
         var client = new LockClient(kestrel.CreateClient());
         var key = Keys.Unique(nameof(Broken_bodies_and_odd_bytes_on_the_wire_are_4xx_and_change_nothing));
-        var canary = await client.AcquireOkAsync(key, "ttlMs=60000&owner=canary");
+        var canaries = new List<(LeaseResource Resource, Canary Canary)>();
+        foreach (var resource in LeaseResource.All)
+        {
+            canaries.Add((resource, await resource.HoldAsync(client, key, "ttlMs=60000&owner=canary")));
+        }
+
         var free = key + "-free";
 
         // what, the request (Latin-1, so "\u00ff" is the byte 0xFF), whether the client then closes its side, the
         // status, and the member the errors object must name (null: no problem body to look at)
         var cases = new List<(string What, string Request, bool HalfClose, int Status, string? Member)>();
-        foreach (var (method, path) in new[] { ("POST", $"/locks/{free}"), ("PATCH", $"/locks/{key}/{canary.Token}"), ("DELETE", $"/locks/{key}/{canary.Token}"), ("GET", $"/locks/{key}") })
+        foreach (var (method, path) in canaries.SelectMany(c => new[]
+        {
+            ("POST", c.Resource.AcquirePath(free)), ("PATCH", c.Resource.Path(key, c.Canary.Token)), ("DELETE", c.Resource.Path(key, c.Canary.Token)), ("GET", c.Resource.Path(key)),
+        }))
         {
             var head = $"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n";
             // A client that closes its side has left: Kestrel aborts the request (a 499 on the request line), no answer.
@@ -189,12 +207,11 @@ public sealed class HostileInputTests(ApiFixture fixture) : IClassFixture<ApiFix
 
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
         Assert.DoesNotContain("UnexpectedError", kestrel.Log.All);
-        var after = await client.CheckAsync(key, canary.Token);
-        Assert.Equal(HttpStatusCode.OK, after.Status);
-        Assert.Equal(canary.FencingToken, after.Json.GetProperty("fencingToken").GetInt64());
-        Assert.Equal("canary", after.Json.GetProperty("owner").GetString());
-        Assert.InRange(after.Json.GetProperty("ttlMs").GetInt64(), 30_000, 60_000);
-        (await client.InspectAsync(free)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
+        foreach (var (resource, canary) in canaries)
+        {
+            await resource.AssertUnchangedAsync(client, key, canary, 30_000, 60_000);
+            await resource.AssertFreeAsync(client, free);
+        }
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using LockService.Core.Locks;
+using LockService.Core.Semaphores;
 
 namespace LockService.Tests.Infrastructure;
 
@@ -23,22 +24,30 @@ public class ApiFixture : IAsyncLifetime
     public virtual async Task DisposeAsync() => await Factory.DisposeAsync();
 }
 
-/// <summary>The engine alone, as a .NET program would use it, over the shared Redis.</summary>
+/// <summary>The engines alone, as a .NET program would use them, over the shared Redis.</summary>
 public sealed class EngineFixture : IAsyncLifetime
 {
     public RedisFixture Redis { get; } = new();
 
     public LockEngine Engine { get; private set; } = null!;
 
+    public SemaphoreEngine Semaphores { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         await Redis.InitializeAsync();
         Engine = new LockEngine(Redis.Redis, new LockOptions(), new RedisOptions { ConnectionString = Redis.ConnectionString });
+        Semaphores = NewSemaphoreEngine();
     }
+
+    /// <summary>Another semaphore engine over the same Redis: another instance of the service, as far as waiting goes.</summary>
+    public SemaphoreEngine NewSemaphoreEngine(LockOptions? locks = null) =>
+        new(Redis.Redis, new SemaphoreOptions(), locks ?? new LockOptions(), new RedisOptions { ConnectionString = Redis.ConnectionString });
 
     public Task DisposeAsync()
     {
         Engine.Dispose();
+        Semaphores.Dispose();
         return Task.CompletedTask;
     }
 }

@@ -21,9 +21,10 @@ public sealed class LeaseEvents : IAsyncDisposable
 
     public string? MediaType => _response.Content.Headers.ContentType?.MediaType;
 
-    public static async Task<LeaseEvents> OpenAsync(HttpClient http, string key, string query)
+    /// <summary>Opens a stream holding <paramref name="key"/> of <paramref name="resource"/> (<c>locks</c> or <c>semaphores</c>).</summary>
+    public static async Task<LeaseEvents> OpenAsync(HttpClient http, string key, string query, string resource = "locks")
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, $"/locks/{key}?{query}");
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/{resource}/{key}?{query}");
         request.Headers.Accept.ParseAdd("text/event-stream");
         var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         return new LeaseEvents(response, new StreamReader(await response.Content.ReadAsStreamAsync(), Encoding.UTF8));

@@ -58,6 +58,8 @@ public sealed record Reply(HttpStatusCode Status, string Body, string? MediaType
 
     public Lease Lease => new(Json);
 
+    public Permit Permit => new(Json);
+
     public string? Code => MediaType == "application/problem+json" && Json.TryGetProperty("code", out var code) ? code.GetString() : null;
 
     /// <summary>Asserts an RFC 9457 problem with the contract's code, and returns it for further checks.</summary>

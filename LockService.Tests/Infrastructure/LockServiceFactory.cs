@@ -145,6 +145,13 @@ public static class LockServiceFactoryExtensions
     public static LockService.Core.Locks.LockEngine Engine(this LockServiceFactory factory) =>
         Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<LockService.Core.Locks.LockEngine>(factory.Services);
 
+    public static LockService.Core.Semaphores.SemaphoreEngine Semaphores(this LockServiceFactory factory) =>
+        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<LockService.Core.Semaphores.SemaphoreEngine>(factory.Services);
+
+    /// <summary>Waits until the instance has exactly <paramref name="count"/> requests waiting for a semaphore's permit.</summary>
+    public static Task WaitForSemaphoreWaitersAsync(this LockServiceFactory factory, int count) =>
+        RedisServer.WaitUntilAsync(() => Task.FromResult(factory.Semaphores().WaitingCount == count), TimeSpan.FromSeconds(10), $"{count} requests waiting for a permit");
+
     /// <summary>Waits until the instance has exactly <paramref name="count"/> requests waiting.</summary>
     public static Task WaitForWaitersAsync(this LockServiceFactory factory, int count) =>
         RedisServer.WaitUntilAsync(() => Task.FromResult(factory.Engine().WaitingCount == count), TimeSpan.FromSeconds(10), $"{count} waiting requests");

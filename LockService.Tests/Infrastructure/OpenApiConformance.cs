@@ -22,6 +22,7 @@ public sealed class OpenApiContract
     public const string DocumentPath = "/swagger/v1/swagger.json";
     private const string ProblemSchema = "#/components/schemas/Problem";
 
+    private static readonly Lock BuildGate = new();
     private static int _documents;
     private int _built;
     private readonly OpenApiDocument _document;
@@ -279,7 +280,13 @@ public sealed class OpenApiContract
         // 2020-12, which OpenAPI 3.1 is built on and which lets OpenAPI's own keywords (example) pass as annotations.
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema";
         schema["$defs"] = _definitions.DeepClone();
-        return JsonSchema.FromText(schema.ToJsonString(), baseUri: new Uri(_base, Interlocked.Increment(ref _built).ToString(CultureInfo.InvariantCulture)));
+
+        // JsonSchema.Net registers every schema it builds in one global registry, a plain Dictionary: two services
+        // warming their documents at once (two instances in one test) corrupted it.
+        lock (BuildGate)
+        {
+            return JsonSchema.FromText(schema.ToJsonString(), baseUri: new Uri(_base, Interlocked.Increment(ref _built).ToString(CultureInfo.InvariantCulture)));
+        }
     }
 
     private JsonNode? Resolve(string pointer)

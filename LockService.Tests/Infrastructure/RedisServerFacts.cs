@@ -71,3 +71,15 @@ internal static class TopologySkip
     public static IXunitTestCase Case(IMessageSink sink, ITestFrameworkDiscoveryOptions options, ITestMethod testMethod, string reason) =>
         new XunitSkippedDataRowTestCase(sink, options.MethodDisplayOrDefault(), options.MethodDisplayOptionsOrDefault(), testMethod, reason);
 }
+
+/// <summary>
+/// The base of tests every Redis topology runs (<see cref="Waiting.WaitingBehaviour"/>, <see cref="Semaphores.SemaphoreBehaviour"/>):
+/// each topology's test class says how to reach its service and its Redis.
+/// </summary>
+public abstract class TopologyBehaviour
+{
+    protected abstract LockClient Client { get; }
+
+    /// <summary>The Redis connection string further service instances are started with.</summary>
+    protected abstract string RedisConnectionString { get; }
+}

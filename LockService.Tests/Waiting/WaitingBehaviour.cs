@@ -8,13 +8,8 @@ namespace LockService.Tests.Waiting;
 /// Waiting behaviour every Redis topology must show: one copy of the tests, run by each topology's test class
 /// (<see cref="WaitingTests"/> on one Redis, <see cref="Scale.ClusterTests"/> on a Redis Cluster).
 /// </summary>
-public abstract class WaitingBehaviour
+public abstract class WaitingBehaviour : TopologyBehaviour
 {
-    protected abstract LockClient Client { get; }
-
-    /// <summary>The Redis connection string further service instances are started with.</summary>
-    protected abstract string RedisConnectionString { get; }
-
     /// <summary>Keys the cross-instance test hands over; more than one on a cluster, so more than one master is shown.</summary>
     protected virtual int CrossInstanceKeys => 1;
 

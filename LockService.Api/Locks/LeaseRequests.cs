@@ -1,0 +1,192 @@
+using LockService.Api.Auth;
+using LockService.Api.Errors;
+using LockService.Api.Observability;
+using LockService.Api.RateLimiting;
+using LockService.Core.Locks;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace LockService.Api.Locks;
+
+/// <summary>
+/// The routes of one kind of lease (<c>/locks</c>, <c>/semaphores</c>): what its keys are called in problems, and the
+/// methods mapped on <c>/{key}</c> and on <c>/{key}/{token}</c>, for the Allow header of a 405.
+/// </summary>
+internal sealed record LeaseRoutes(string Noun, string[] KeyRouteMethods, string[] TokenRouteMethods)
+{
+    public static readonly LeaseRoutes Locks = new("lock", [HttpMethods.Get, HttpMethods.Post], [HttpMethods.Delete, HttpMethods.Get, HttpMethods.Patch]);
+    public static readonly LeaseRoutes Semaphores = new("semaphore", [HttpMethods.Get, HttpMethods.Post], [HttpMethods.Delete, HttpMethods.Get, HttpMethods.Patch]);
+
+    /// <summary>
+    /// The group of these routes under <c>/{noun}s</c>, with what every lease route has: API keys when configured, the rate
+    /// limit, and the problems any of them can answer (400, 401, 429, 503).
+    /// </summary>
+    public RouteGroupBuilder MapGroup(IEndpointRouteBuilder app, string tag) => app.MapGroup($"/{Noun}s")
+        .WithTags(tag)
+        .RequireLockAuthorization()
+        .RequireLockRateLimit()
+        .ProducesValidationProblem()
+        .ProducesProblem(StatusCodes.Status401Unauthorized)
+        .ProducesProblem(StatusCodes.Status429TooManyRequests)
+        .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+}
+
+/// <summary>Reads a lease request (lock or semaphore) in the contract's order, and answers the paths no route takes.</summary>
+internal static class LeaseRequests
+{
+    /// <summary>
+    /// Every lease request in the contract's order: 413/415 for the body, then 400 for the key and the token (as a
+    /// problem), then the parameters as read (as errors, to which the handler adds the engine's rules for the request it
+    /// builds from them, so that one 400 names everything wrong). Endpoints without parameters still answer a typo'd query
+    /// parameter, or a body that is not an empty JSON object, with a 400: bad input never releases anything.
+    /// </summary>
+    public static async ValueTask<(LockParameters Parameters, ProblemHttpResult? Problem, RequestErrors? Errors)> ReadAsync(
+        HttpContext http, LeaseRoutes routes, string key, string? token, OperationParameters operation, CancellationToken cancellationToken)
+    {
+        var (body, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
+        if ((bodyProblem ?? TargetProblem(routes, key, token)) is { } problem)
+        {
+            return (default, problem, null);
+        }
+
+        RequestErrors? errors = null;   // created by the first error only
+        var parameters = LockParameterReader.Parse(http.Request.Query, body, operation, ref errors);
+        if (operation.ReadsIdempotencyKey)
+        {
+            parameters = parameters with { IdempotencyKey = IdempotencyKeyOf(http.Request, ref errors) };
+        }
+
+        return (parameters, null, errors);
+    }
+
+    /// <summary>A request that takes no parameters (release, inspect): what is wrong with it, or null.</summary>
+    public static async ValueTask<ProblemHttpResult?> ReadNoneAsync(HttpContext http, LeaseRoutes routes, string key, string? token, CancellationToken cancellationToken)
+    {
+        var (_, problem, errors) = await ReadAsync(http, routes, key, token, OperationParameters.None, cancellationToken);
+        return problem ?? Problems.Invalid(errors, OperationParameters.None);
+    }
+
+    /// <summary>
+    /// An extend of any kind of lease: its TTL read and checked against the rules, then <paramref name="extend"/>, then the
+    /// lease with its new TTL, or why the token no longer holds it.
+    /// </summary>
+    public static async Task<Results<Ok<TBody>, ProblemHttpResult>> ExtendAsync<TResult, TLease, TBody>(
+        HttpContext http,
+        LeaseRoutes routes,
+        (string Key, string Token) target,
+        OperationParameters operation,
+        LockOptions limits,
+        Func<LockName, ExtendRequest, Task<TResult>> extend,
+        Func<TLease, TBody> body,
+        Func<string, LeaseEnd, ProblemHttpResult> notHeld,
+        CancellationToken cancellationToken)
+        where TResult : ILeaseResult<TLease>
+        where TLease : class
+    {
+        var (parameters, problem, errors) = await ReadAsync(http, routes, target.Key, target.Token, operation, cancellationToken);
+        var request = new ExtendRequest(parameters.TtlMs);
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, request.Validate(limits)), operation)) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var result = await extend(new LockName(http.TenantOf(), target.Key), request);
+        return result.Held is { } lease ? TypedResults.Ok(body(lease)) : notHeld(target.Key, result.Ended!.Value);
+    }
+
+    /// <summary>
+    /// A check of any kind of lease, or with <c>waitMs</c> a watch (<paramref name="look"/> gets the wait, 0 for a check):
+    /// the lease while the token holds it, else why not; 429 when the instance has no room for another watch. A lease a
+    /// watch saw end other than by its holder's release is counted as lost.
+    /// </summary>
+    public static async Task<Results<Ok<TBody>, ProblemHttpResult>> CheckAsync<TResult, TInfo, TBody>(
+        HttpContext http,
+        LeaseRoutes routes,
+        (string Key, string Token) target,
+        OperationParameters operation,
+        LockOptions limits,
+        Func<LockName, long, Task<TResult>> look,
+        Func<TInfo, TBody> body,
+        Func<string, LeaseEnd, ProblemHttpResult> notHeld,
+        CancellationToken cancellationToken)
+        where TResult : IWatchResult<TInfo>
+        where TInfo : class
+    {
+        var (parameters, problem, errors) = await ReadAsync(http, routes, target.Key, target.Token, operation, cancellationToken);
+        var watchMs = parameters.WaitMs ?? 0;
+        if (problem is null && errors is null)
+        {
+            LockRules.CheckWait(watchMs, limits, ref errors);
+        }
+
+        if ((problem ?? Problems.Invalid(errors, operation)) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var result = await look(new LockName(http.TenantOf(), target.Key), watchMs);
+        if (result.NoRoomToWatch)
+        {
+            http.Response.Headers.RetryAfter = "1";
+            return Problems.TooManyWatchers(limits.MaxWatchers);
+        }
+
+        if (watchMs > 0 && result.Ended is { } lost)
+        {
+            LockMetrics.Lost(lost);
+        }
+
+        return result.Held is { } info ? TypedResults.Ok(body(info)) : notHeld(target.Key, result.Ended!.Value);
+    }
+
+    /// <summary>
+    /// Whatever no route of the group takes. The path's shape says which route it was meant for: one part is /{key}, two
+    /// are /{key}/{token} (either part may be empty, which no route takes), more are no route at all. Another method on a
+    /// route's path is a 405 naming that route's methods; an empty key or token, or a path deeper than any route (a key
+    /// cannot hold '/'), is a bad key or token. A trailing slash does not count, as routing does not count it for the
+    /// routes themselves (POST /locks/k/ acquires k).
+    /// </summary>
+    public static async Task<ProblemHttpResult> NoRouteAsync(HttpContext http, LeaseRoutes routes, string? rest, CancellationToken cancellationToken)
+    {
+        var path = rest is [.. var trimmed, '/'] ? trimmed : rest ?? string.Empty;
+        var slash = path.IndexOf('/');
+        var routeMethods = slash < 0 ? routes.KeyRouteMethods : path.IndexOf('/', slash + 1) < 0 ? routes.TokenRouteMethods : null;
+        var method = http.Request.Method;
+        if (routeMethods is not null && !routeMethods.Contains(method, StringComparer.OrdinalIgnoreCase))
+        {
+            // 405 comes before the body's 413/415 in the contract's order, so the body is not read.
+            http.Response.Headers.Allow = string.Join(", ", routeMethods);
+            return Problems.WrongMethod(method);
+        }
+
+        var (_, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
+        return bodyProblem
+            ?? (routeMethods == routes.TokenRouteMethods ? TargetProblem(routes, path[..slash], path[(slash + 1)..]) : null)
+            ?? Problems.BadKey(path, routes.Noun);
+    }
+
+    private static ProblemHttpResult? TargetProblem(LeaseRoutes routes, string key, string? token)
+    {
+        if (!LockName.IsValid(key))
+        {
+            return Problems.BadKey(key, routes.Noun);
+        }
+
+        return token is not null && !LockToken.IsValid(token) ? Problems.BadToken() : null;
+    }
+
+    private static string? IdempotencyKeyOf(HttpRequest request, ref RequestErrors? errors)
+    {
+        if (!request.Headers.TryGetValue(LockRules.IdempotencyKey, out var values))
+        {
+            return null;
+        }
+
+        if (values.Count != 1)
+        {
+            RequestErrors.Add(ref errors, LockRules.IdempotencyKey, $"The {LockRules.IdempotencyKey} header must be given once.");
+            return null;
+        }
+
+        return LockRules.CheckIdempotencyKey(values[0] ?? string.Empty, ref errors) ? values[0] : null;
+    }
+}

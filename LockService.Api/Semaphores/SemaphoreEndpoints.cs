@@ -1,0 +1,167 @@
+using System.Text.Json;
+using LockService.Api.Auth;
+using LockService.Api.Errors;
+using LockService.Api.Locks;
+using LockService.Api.Observability;
+using LockService.Api.OpenApi;
+using LockService.Core.Locks;
+using LockService.Core.Semaphores;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace LockService.Api.Semaphores;
+
+/// <summary>
+/// The route table of the semaphore API and its handlers, which only translate between HTTP and the engine. Same group
+/// conventions as /locks (API keys, tenants, rate limit, 405 with Allow, 400 for paths no route takes), same parameter
+/// reading (<see cref="LeaseRequests"/>), same streams (<see cref="LeaseStream"/>).
+/// </summary>
+internal static class SemaphoreEndpoints
+{
+    public static IEndpointRouteBuilder MapSemaphoreEndpoints(this IEndpointRouteBuilder app)
+    {
+        var semaphores = LeaseRoutes.Semaphores.MapGroup(app, "Semaphores");
+
+        semaphores.MapPost("/{key}", AcquireAsync).WithName("acquire-permit").WithOperation(LockOperation.SemaphoreAcquire)
+            .WithSummary("Acquire a permit of a semaphore (up to 'limit' holders at once), optionally waiting in the server for a place; with Accept: text/event-stream, hold it for the life of the stream")
+            .WithDescription("201 with the permit (its slot: the lowest free one below limit; its fencing token increases per slot); 409 semaphore_full (with Retry-After: when the earliest permit expires) "
+                + "when at least 'limit' permits are held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting. A caller is let in while fewer than its own limit are held. "
+                + "With Accept: text/event-stream (ttlMs >= 1000, no Idempotency-Key): 200 once the permit is obtained, 'event: acquired' (the permit), a comment after every renewal and "
+                + "'event: lost' with {\"reason\"}; closing the stream releases the permit.")
+            .WithParameters(OperationParameters.AcquirePermit)
+            .ProducesEvents(StatusCodes.Status200OK, ("acquired", typeof(PermitResponse)), ("lost", typeof(LostEvent)))
+            .ProducesProblem(StatusCodes.Status409Conflict).WithProblemCodes(StatusCodes.Status409Conflict, Problems.SemaphoreFull);
+        semaphores.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release-permit").WithOperation(LockOperation.SemaphoreRelease)
+            .WithSummary("Release the permit this token holds: its place goes to a waiter at once")
+            .ProducesNotHeld(Problems.PermitNotHeld);
+        semaphores.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend-permit").WithOperation(LockOperation.SemaphoreExtend)
+            .WithSummary("Extend the permit this token holds: its remaining TTL becomes ttlMs from now")
+            .WithParameters(OperationParameters.ExtendPermit)
+            .ProducesNotHeld(Problems.PermitNotHeld);
+        semaphores.MapGet("/{key}", InspectAsync).WithName("inspect-semaphore").WithOperation(LockOperation.SemaphoreInspect)
+            .WithSummary("How many permits are held and who holds them (never a token; at most 1000 permits, 'truncated' when there are more)")
+            .ProducesNotHeld(Problems.SemaphoreEmpty);
+        semaphores.MapGet("/{key}/{token}", CheckAsync).WithName("check-permit").WithOperation(LockOperation.SemaphoreInspect)
+            .WithSummary("Whether this token still holds a permit; with waitMs, watch it: answered at once when the permit ends")
+            .WithParameters(OperationParameters.WatchPermit)
+            .ProducesNotHeld(Problems.PermitNotHeld);
+
+        // 413 and 415 are declared for every lease route by the OpenAPI filter (each reads a body if one is sent). Whatever
+        // no route above takes is answered as for /locks (405 with Allow, 400 for an empty or too deep path).
+        semaphores.MapFallback("/{**rest}", (HttpContext http, CancellationToken cancellationToken, string? rest) =>
+            LeaseRequests.NoRouteAsync(http, LeaseRoutes.Semaphores, rest, cancellationToken)).WithName("semaphores-no-route").ExcludeFromDescription();
+        return app;
+    }
+
+    private static async Task<Results<Created<PermitResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
+        string key,
+        HttpContext http,
+        SemaphoreEngine engine,
+        IOptions<LockOptions> options,
+        IOptions<SemaphoreOptions> semaphoreOptions,
+        CancellationToken cancellationToken)
+    {
+        var limits = options.Value;
+        var (parameters, problem, errors) = await LeaseRequests.ReadAsync(http, LeaseRoutes.Semaphores, key, token: null, OperationParameters.AcquirePermit, cancellationToken);
+        var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, parameters.IdempotencyKey, parameters.MaxHoldMs);
+        var stream = LeaseStream.IsWanted(http.Request);
+        RequestErrors? semaphoreErrors = null;
+        if (problem is null)
+        {
+            SemaphoreRules.CheckLimit(parameters.Limit, semaphoreOptions.Value, ref semaphoreErrors);
+            if (stream)
+            {
+                LockRules.CheckStream(request, ref semaphoreErrors);
+            }
+        }
+
+        // What the reader found first (a 'limit' that is not a number is not also "required"), then the rules.
+        var all = RequestErrors.Merge(RequestErrors.Merge(errors, semaphoreErrors), request.Validate(limits));
+        if ((problem ?? Problems.Invalid(all, OperationParameters.AcquirePermit)) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var name = new LockName(http.TenantOf(), key);
+        var limit = (int)parameters.Limit!.Value;
+        var result = await engine.AcquireAsync(name, limit, request, cancellationToken);
+        if (result.Waited)
+        {
+            http.Features.Set(WaitedFeature.Instance);
+        }
+
+        switch (result.Status)
+        {
+            case AcquireStatus.Acquired when stream:
+                return new LeaseStream(new HeldPermit(engine, name, result.Lease!));
+            case AcquireStatus.Acquired:
+                var lease = result.Lease!;
+                return TypedResults.Created($"/semaphores/{key}/{lease.Token}", PermitResponse.From(lease));
+            case AcquireStatus.TooManyWaiters:
+                http.Response.Headers.RetryAfter = "1";
+                return Problems.TooManyWaiters(limits.MaxWaiters);
+            default:
+                http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
+                return Problems.Full(key, result.Held, limit, result.RetryAfterMs);
+        }
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
+        string key, string token, HttpContext http, SemaphoreEngine engine, CancellationToken cancellationToken)
+    {
+        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Semaphores, key, token, cancellationToken) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var released = await engine.ReleaseAsync(new LockName(http.TenantOf(), key), token);
+        if (!released.Released)
+        {
+            return Problems.NotHeldPermit(key, released.Ended!.Value);
+        }
+
+        LockMetrics.PermitHoldDuration.Observe(released.HeldMs / 1000.0);
+        return TypedResults.NoContent();
+    }
+
+    private static Task<Results<Ok<PermitResponse>, ProblemHttpResult>> ExtendAsync(
+        string key, string token, HttpContext http, SemaphoreEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken) =>
+        LeaseRequests.ExtendAsync<PermitExtendResult, PermitLease, PermitResponse>(
+            http, LeaseRoutes.Semaphores, (key, token), OperationParameters.ExtendPermit, options.Value,
+            (name, request) => engine.ExtendAsync(name, token, request), PermitResponse.From, Problems.NotHeldPermit, cancellationToken);
+
+    private static async Task<Results<Ok<SemaphoreInfoResponse>, ProblemHttpResult>> InspectAsync(
+        string key, HttpContext http, SemaphoreEngine engine, CancellationToken cancellationToken)
+    {
+        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Semaphores, key, token: null, cancellationToken) is { } invalid)
+        {
+            return invalid;
+        }
+
+        return await engine.InspectAsync(new LockName(http.TenantOf(), key)) is { } info
+            ? TypedResults.Ok(SemaphoreInfoResponse.From(info))
+            : Problems.Empty(key);
+    }
+
+    private static Task<Results<Ok<PermitInfoResponse>, ProblemHttpResult>> CheckAsync(
+        string key, string token, HttpContext http, SemaphoreEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken) =>
+        LeaseRequests.CheckAsync<PermitCheckResult, PermitInfo, PermitInfoResponse>(
+            http, LeaseRoutes.Semaphores, (key, token), OperationParameters.WatchPermit, options.Value,
+            (name, watchMs) => watchMs > 0 ? engine.WatchAsync(name, token, watchMs, cancellationToken) : engine.CheckAsync(name, token),
+            PermitInfoResponse.From, Problems.NotHeldPermit, cancellationToken);
+
+    // A 404 with the one code this route gives.
+    private static RouteHandlerBuilder ProducesNotHeld(this RouteHandlerBuilder builder, string code) =>
+        builder.ProducesProblem(StatusCodes.Status404NotFound).WithProblemCodes(StatusCodes.Status404NotFound, code);
+
+    /// <summary>A permit held by a stream (<see cref="LeaseStream"/>).</summary>
+    private sealed class HeldPermit(SemaphoreEngine engine, LockName name, PermitLease lease) : StreamedLease
+    {
+        public override string AcquiredData => JsonSerializer.Serialize(PermitResponse.From(lease), SemaphoreJsonContext.Default.PermitResponse);
+
+        public override Task<LeaseEnd?> KeepAsync(Func<long, DateTimeOffset, ValueTask> renewed, CancellationToken stop) =>
+            engine.KeepAsync(name, lease, renewal => renewed(renewal.TtlMs, renewal.ExpiresAt), stop);
+
+        public override Task ReleaseAsync() => engine.ReleaseAsync(name, lease.Token);
+    }
+}
