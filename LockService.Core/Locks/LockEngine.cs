@@ -13,20 +13,14 @@ public sealed class LockEngine : IDisposable
     // rarely enough not to hammer a Redis that is coming back.
     private static readonly TimeSpan RenewRetry = TimeSpan.FromMilliseconds(250);
 
-    // Time for WAIT's own answer to arrive after its server-side timeout, before the call counts as timed out.
-    private static readonly TimeSpan WaitReplySlack = TimeSpan.FromMilliseconds(200);
-
     private static readonly RedisScript AcquireScript = new(LockScripts.Acquire);
     private static readonly RedisScript ReleaseScript = new(LockScripts.Release);
     private static readonly RedisScript ForceReleaseScript = new(LockScripts.ForceRelease);
     private static readonly RedisScript ExtendScript = new(LockScripts.Extend);
     private static readonly RedisScript InspectScript = new(LockScripts.Inspect);
 
-    private readonly IConnectionMultiplexer _multiplexer;
-    private readonly IDatabase _db;
+    private readonly RedisScriptRunner _redis;
     private readonly LockOptions _options;
-    private readonly TimeSpan _timeout;
-    private readonly int _replicaAcks;
     private readonly TimeProvider _clock;
     private readonly WaitQueues _queues;
 
@@ -34,17 +28,13 @@ public sealed class LockEngine : IDisposable
     // service's back. Hand-off on release, expiry and a shortened TTL never rely on it (pub/sub and the expiry timer).
     private readonly TimeSpan _recheck;
     private readonly RedisValue _fenceRetentionMs;
-    private int _shardedPubSub = -1;
 
     /// <summary>Creates the engine over a shared multiplexer.</summary>
     public LockEngine(IConnectionMultiplexer multiplexer, LockOptions options, RedisOptions redis, TimeProvider? clock = null)
     {
-        _multiplexer = multiplexer;
-        _db = multiplexer.GetDatabase();
         _options = options;
-        _timeout = TimeSpan.FromMilliseconds(redis.TimeoutMs);
-        _replicaAcks = redis.ReplicaAcks;
         _clock = clock ?? TimeProvider.System;
+        _redis = new RedisScriptRunner(multiplexer, redis, _clock);
         _queues = new WaitQueues(multiplexer, options.MaxWaiters, options.MaxWatchers);
         _recheck = TimeSpan.FromMilliseconds(options.RecheckMs);
         _fenceRetentionMs = options.FenceRetentionMs;
@@ -87,8 +77,8 @@ public sealed class LockEngine : IDisposable
     public async Task<ReleaseResult> ReleaseAsync(LockName name, string token)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await EvalAsync(
-            ReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await _redis.EvalAsync(
+            ReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, _redis.PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
         return (long)values[0] == 1
             ? new ReleaseResult(true, null, HeldSince((long)values[1]))
             : new ReleaseResult(false, (LeaseEnd)(long)values[1], 0);
@@ -101,8 +91,8 @@ public sealed class LockEngine : IDisposable
     public async Task<ForceReleaseResult> ForceReleaseAsync(LockName name)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await EvalAsync(
-            ForceReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await _redis.EvalAsync(
+            ForceReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [keys.Channel, _redis.PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
         return (long)values[0] == 1
             ? new ForceReleaseResult(true, (long)values[1], OwnerOf(values[2]), (long)values[3])
             : default;
@@ -121,14 +111,13 @@ public sealed class LockEngine : IDisposable
             throw errors.ToException();
         }
 
-        var started = _clock.GetTimestamp();
         var keys = KeysOf(name);
-        var (result, server) = await WriteAsync(
-            keys,
+        var written = await _redis.WriteAsync(
+            keys.Lock,
             ExtendScript,
             [keys.Lock, keys.Fence, keys.Leases, keys.LastLease],
-            [token, request.TtlMs.HasValue ? request.TtlMs.Value : RedisValue.EmptyString, _fenceRetentionMs, keys.Channel, PublishCommand]).ConfigureAwait(false);
-        var values = (RedisResult[])result!;
+            [token, request.TtlMs.HasValue ? request.TtlMs.Value : RedisValue.EmptyString, _fenceRetentionMs, keys.Channel, _redis.PublishCommand]).ConfigureAwait(false);
+        var values = (RedisResult[])written.Result!;
         if ((long)values[0] != 1)
         {
             return new ExtendResult(null, (LeaseEnd)(long)values[1]);
@@ -136,7 +125,7 @@ public sealed class LockEngine : IDisposable
 
         // {1, fence, ttl, owner, now ms, at, cap}
         var ttl = (long)values[2];
-        await EnsureReplicatedAsync(server, started).ConfigureAwait(false);
+        await _redis.ConfirmAsync(written).ConfigureAwait(false);
         var (acquiredAt, maxHoldMs) = HoldOf(values[5], values[6]);
         return new ExtendResult(
             new LockLease(name.Key, token, (long)values[1], ttl, RedisTime(values[4], ttl), OwnerOf(values[3]), acquiredAt, maxHoldMs), null);
@@ -236,7 +225,7 @@ public sealed class LockEngine : IDisposable
             return first;
         }
 
-        var watcher = _queues.TryWatch(keys.Lock, ChannelOf(keys));
+        var watcher = _queues.TryWatch(keys.Lock, _redis.ChannelOf(keys.Channel));
         if (watcher is null)
         {
             return new CheckResult(null, null, NoRoomToWatch: true);
@@ -245,7 +234,7 @@ public sealed class LockEngine : IDisposable
         try
         {
             // Subscribed before the next look, so a release after it cannot go unheard.
-            await watcher.Queue.Subscription.WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+            await watcher.Queue.Subscription.WaitAsync(_redis.Timeout, cancellationToken).ConfigureAwait(false);
             while (true)
             {
                 var now = await InspectAsync(name, token).ConfigureAwait(false);
@@ -267,20 +256,18 @@ public sealed class LockEngine : IDisposable
     }
 
     /// <summary>Pings Redis; throws when it does not answer within the configured timeout.</summary>
-    public async Task PingAsync() => await _db.PingAsync().WaitAsync(_timeout).ConfigureAwait(false);
+    public Task PingAsync() => _redis.PingAsync();
 
     /// <inheritdoc />
     public void Dispose() => _queues.Dispose();
 
     private LockKeys KeysOf(LockName name) => LockKeys.For(_options.KeyPrefix, name);
 
-    private RedisChannel ChannelOf(LockKeys keys) => Sharded ? RedisChannel.Sharded(keys.Channel) : RedisChannel.Literal(keys.Channel);
-
     private async Task<AcquireResult> WaitAsync(LockName name, LockKeys keys, string token, AcquireRequest request, CancellationToken cancellationToken)
     {
         var deadline = _clock.GetTimestamp() + (long)(request.WaitMs * (_clock.TimestampFrequency / 1000.0));
         var idempotent = request.IdempotencyKey is not null;
-        var waiter = _queues.TryJoin(keys.Lock, ChannelOf(keys), idempotent);
+        var waiter = _queues.TryJoin(keys.Lock, _redis.ChannelOf(keys.Channel), idempotent);
         if (waiter is null)
         {
             return AcquireResult.NoRoomToWait(name);
@@ -289,7 +276,7 @@ public sealed class LockEngine : IDisposable
         var acquired = false;
         try
         {
-            await waiter.Queue.Subscription.WaitAsync(_timeout, cancellationToken).ConfigureAwait(false);
+            await waiter.Queue.Subscription.WaitAsync(_redis.Timeout, cancellationToken).ConfigureAwait(false);
 
             // Subscribed before this attempt, so a release after it cannot go unheard. A waiter behind others
             // does not try: they are first in line, and the release that frees the lock will wake them.
@@ -349,20 +336,18 @@ public sealed class LockEngine : IDisposable
 
     private async Task<AcquireResult> TryAcquireAsync(LockName name, LockKeys keys, string token, AcquireRequest request, bool waited)
     {
-        var started = _clock.GetTimestamp();
         RedisValue[] args = request.Owner is null && request.IdempotencyKey is null && request.MaxHoldMs is null
             ? [token, request.TtlMs, _fenceRetentionMs]
             :
             [
                 token, request.TtlMs, _fenceRetentionMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
-                request.IdempotencyKey is null ? RedisValue.EmptyString : keys.Channel, PublishCommand,
+                request.IdempotencyKey is null ? RedisValue.EmptyString : keys.Channel, _redis.PublishCommand,
                 request.MaxHoldMs is long maxHold ? maxHold : RedisValue.EmptyString,
             ];
-        RedisResult result;
-        IServer? server;
+        RedisScriptRunner.Written written;
         try
         {
-            (result, server) = await WriteAsync(keys, AcquireScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], args).ConfigureAwait(false);
+            written = await _redis.WriteAsync(keys.Lock, AcquireScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], args).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
         {
@@ -373,7 +358,7 @@ public sealed class LockEngine : IDisposable
             throw;
         }
 
-        var values = (RedisResult[])result!;
+        var values = (RedisResult[])written.Result!;
         switch ((long)values[0])
         {
             case 1:
@@ -381,7 +366,7 @@ public sealed class LockEngine : IDisposable
                     name.Key, token, (long)values[1], request.TtlMs, RedisTime(values[2], request.TtlMs), request.Owner, RedisTime(values[2], 0), request.MaxHoldMs);
                 try
                 {
-                    await EnsureReplicatedAsync(server, started).ConfigureAwait(false);
+                    await _redis.ConfirmAsync(written).ConfigureAwait(false);
                 }
                 catch
                 {
@@ -409,7 +394,7 @@ public sealed class LockEngine : IDisposable
     private async Task<CheckResult> InspectAsync(LockName name, RedisValue token)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await EvalAsync(InspectScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token]).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await _redis.EvalAsync(InspectScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token]).ConfigureAwait(false))!;
         if ((long)values[0] != 1)
         {
             // {0, why} for a token; {0, 0} for a free lock when no token was asked about.
@@ -431,90 +416,6 @@ public sealed class LockEngine : IDisposable
         return (DateTimeOffset.FromUnixTimeMilliseconds(acquiredMs), cap.IsNull ? null : (long)cap - acquiredMs);
     }
 
-    // With Redis:ReplicaAcks set, a write that did not reach enough replicas does not count: a failover
-    // to a replica that never saw this lock could otherwise hand it to a second client.
-    // WAIT gets what is left of Redis:TimeoutMs after the write, so that an acquire or extend with replica acks
-    // still answers within Redis:TimeoutMs plus a second. Never 0: WAIT 0 blocks until the replicas answer.
-    private async Task EnsureReplicatedAsync(IServer? server, long started)
-    {
-        if (server is null)
-        {
-            return;
-        }
-
-        var waitMs = Math.Max(1, (long)(_timeout - _clock.GetElapsedTime(started)).TotalMilliseconds);
-
-        long acked;
-        try
-        {
-            acked = (long)await server.ExecuteAsync("WAIT", _replicaAcks, waitMs)
-                .WaitAsync(TimeSpan.FromMilliseconds(waitMs) + WaitReplySlack).ConfigureAwait(false);
-        }
-        catch (RedisServerException)
-        {
-            // "WAIT cannot be used with replica instances": the node was demoted between the write and the WAIT.
-            throw new LockStoreUnavailableException("The Redis node was demoted before the write could be confirmed on replicas.");
-        }
-
-        if (acked < _replicaAcks)
-        {
-            throw new LockStoreUnavailableException(
-                $"Only {acked} of the {_replicaAcks} replicas required by Redis:ReplicaAcks acknowledged the write.");
-        }
-    }
-
-    // Every call is bounded by Redis:TimeoutMs, so a slow Redis becomes a fast "unavailable" and never a hang.
-    // The client's own AsyncTimeout is not enough: it is checked on its heartbeat, and during a Sentinel failover
-    // a call waited 3.3 s with Redis:TimeoutMs at 1 s. WaitAsync costs a timer per call; the bound is worth it.
-    // Not an async method: callers await the task itself, one state machine fewer per call.
-    private Task<RedisResult> EvalAsync(RedisScript script, RedisKey[] keys, RedisValue[] values) =>
-        script.EvaluateAsync(_db, keys, values).WaitAsync(_timeout);
-
-    // A write whose replication WAIT will confirm. With Redis:ReplicaAcks set, the script and the WAIT go to the
-    // same server, chosen once: through the database, a failover between the two could send the script to the
-    // old master and the WAIT to the new one, whose replicas then "confirm" a write they never had (a fencing
-    // token was handed out twice that way in a Sentinel failover test). Without replica acks: the database.
-    private async Task<(RedisResult Result, IServer? Server)> WriteAsync(LockKeys keys, RedisScript script, RedisKey[] keyArgs, RedisValue[] values)
-    {
-        if (_replicaAcks <= 0)
-        {
-            return (await EvalAsync(script, keyArgs, values).ConfigureAwait(false), null);
-        }
-
-        IServer server;
-        try
-        {
-            // The RedisKey overload: a plain string would be taken for "host:port".
-            server = _multiplexer.GetServer((RedisKey)keys.Lock);
-        }
-        catch (InvalidOperationException)
-        {
-            // "It was not possible to resolve a connection to the server owning the specified key": mid-failover.
-            throw new LockStoreUnavailableException("No connected Redis master owns this lock's key.");
-        }
-
-        List<object> args = [script.HexHash, keyArgs.Length];
-        foreach (var key in keyArgs)
-        {
-            args.Add(key);
-        }
-
-        foreach (var value in values)
-        {
-            args.Add(value);
-        }
-
-        try
-        {
-            return (await server.ExecuteAsync("EVALSHA", args).WaitAsync(_timeout).ConfigureAwait(false), server);
-        }
-        catch (RedisServerException ex) when (RedisScript.IsNoScript(ex))
-        {
-            args[0] = script.Text;
-            return (await server.ExecuteAsync("EVAL", args).WaitAsync(_timeout).ConfigureAwait(false), server);
-        }
-    }
-
     private async Task ReleaseAbandonedAsync(LockKeys keys, string token)
     {
         // Redis may be down rather than slow: then keep trying for a while; the lock's TTL is the backstop.
@@ -522,7 +423,7 @@ public sealed class LockEngine : IDisposable
         {
             try
             {
-                await ReleaseScript.EvaluateAsync(_db, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
+                await _redis.EvalUnboundedAsync(ReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, _redis.PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
                 return;
             }
             catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
@@ -545,34 +446,5 @@ public sealed class LockEngine : IDisposable
     {
         var owner = (string?)value;
         return string.IsNullOrEmpty(owner) ? null : owner;
-    }
-
-    private string PublishCommand => Sharded ? "SPUBLISH" : "PUBLISH";
-
-    // Sharded pub/sub (Redis 7+) keeps release notices on the lock's own shard, which Redis Cluster needs;
-    // older servers get plain pub/sub. Decided once, from the first connected server, so publishers and
-    // subscribers of this instance always agree.
-    private bool Sharded
-    {
-        get
-        {
-            var known = Volatile.Read(ref _shardedPubSub);
-            if (known >= 0)
-            {
-                return known == 1;
-            }
-
-            foreach (var server in _multiplexer.GetServers())
-            {
-                if (server.IsConnected)
-                {
-                    var sharded = server.Version >= new Version(7, 0) ? 1 : 0;
-                    Interlocked.CompareExchange(ref _shardedPubSub, sharded, -1);
-                    return Volatile.Read(ref _shardedPubSub) == 1;
-                }
-            }
-
-            throw new LockStoreUnavailableException("No Redis server is connected.");
-        }
     }
 }

@@ -5,8 +5,7 @@ namespace LockService.Core.Locks;
 /// <summary>
 /// Runs an engine's Lua scripts the way every engine must: each call bounded by <see cref="RedisOptions.TimeoutMs"/>, a
 /// write confirmed on <see cref="RedisOptions.ReplicaAcks"/> replicas (WAIT) on the very server it ran on, and notices
-/// published on the key's own shard (SPUBLISH, Redis 7+) or with plain PUBLISH before. The semaphore engine's plumbing;
-/// the lock engine keeps its own copy of the same rules until it moves onto this one.
+/// published on the key's own shard (SPUBLISH, Redis 7+) or with plain PUBLISH before. Both engines run on it.
 /// </summary>
 internal sealed class RedisScriptRunner
 {
@@ -35,15 +34,22 @@ internal sealed class RedisScriptRunner
     /// One script call, bounded: StackExchange.Redis's own timeout is checked on its heartbeat, and let a call run 3.3 s
     /// with a 1 s bound during a Sentinel failover. Not an async method: callers await the task itself.
     /// </summary>
-    public Task<RedisResult> EvalAsync(string script, RedisKey[] keys, RedisValue[] values) =>
-        _db.ScriptEvaluateAsync(script, keys, values).WaitAsync(_timeout);
+    public Task<RedisResult> EvalAsync(RedisScript script, RedisKey[] keys, RedisValue[] values) =>
+        script.EvaluateAsync(_db, keys, values).WaitAsync(_timeout);
+
+    /// <summary>One script call without the bound: for work sent behind a call that timed out, which may take longer.</summary>
+    public Task<RedisResult> EvalUnboundedAsync(RedisScript script, RedisKey[] keys, RedisValue[] values) =>
+        script.EvaluateAsync(_db, keys, values);
+
+    /// <summary>A PING, bounded like a script call.</summary>
+    public async Task PingAsync() => await _db.PingAsync().WaitAsync(_timeout).ConfigureAwait(false);
 
     /// <summary>
     /// A write whose success <see cref="ConfirmAsync"/> must then confirm on replicas. With replica acks the script goes to
     /// the server that owns <paramref name="routingKey"/>, chosen once, so that the WAIT goes to the same one: through the
     /// database, a failover between the two could have the new master "confirm" a write it never had.
     /// </summary>
-    public async Task<Written> WriteAsync(string routingKey, string script, RedisKey[] keys, RedisValue[] values)
+    public async Task<Written> WriteAsync(string routingKey, RedisScript script, RedisKey[] keys, RedisValue[] values)
     {
         var started = _clock.GetTimestamp();
         if (_replicaAcks <= 0)
@@ -62,14 +68,14 @@ internal sealed class RedisScriptRunner
             throw new LockStoreUnavailableException("No connected Redis master owns this key.");
         }
 
-        List<object> args = [LockScripts.Sha1Of(script), keys.Length, .. keys.Select(k => (object)k), .. values.Select(v => (object)v)];
+        List<object> args = [script.HexHash, keys.Length, .. keys.Select(k => (object)k), .. values.Select(v => (object)v)];
         try
         {
             return new Written(await server.ExecuteAsync("EVALSHA", args).WaitAsync(_timeout).ConfigureAwait(false), server, started);
         }
-        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        catch (RedisServerException ex) when (RedisScript.IsNoScript(ex))
         {
-            args[0] = script;
+            args[0] = script.Text;
             return new Written(await server.ExecuteAsync("EVAL", args).WaitAsync(_timeout).ConfigureAwait(false), server, started);
         }
     }

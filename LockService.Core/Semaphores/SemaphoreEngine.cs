@@ -15,6 +15,13 @@ public sealed class SemaphoreEngine : IDisposable
     /// <summary>The most permits an inspection describes; more held make it say <see cref="SemaphoreInfo.Truncated"/>.</summary>
     public const int MaxInspected = 1000;
 
+    private static readonly RedisScript AcquireScript = new(SemaphoreScripts.Acquire);
+    private static readonly RedisScript ReleaseScript = new(SemaphoreScripts.Release);
+    private static readonly RedisScript ForceReleaseScript = new(SemaphoreScripts.ForceRelease);
+    private static readonly RedisScript ExtendScript = new(SemaphoreScripts.Extend);
+    private static readonly RedisScript InspectScript = new(SemaphoreScripts.Inspect);
+    private static readonly RedisScript CheckScript = new(SemaphoreScripts.Check);
+
     private readonly SemaphoreOptions _options;
     private readonly LockOptions _locks;
     private readonly RedisScriptRunner _redis;
@@ -80,7 +87,7 @@ public sealed class SemaphoreEngine : IDisposable
     public async Task<ReleaseResult> ReleaseAsync(LockName name, string token)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await _redis.EvalAsync(SemaphoreScripts.Release, keys.All, Args(keys, _fenceRetentionMs, token)).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await _redis.EvalAsync(ReleaseScript, keys.All, Args(keys, _fenceRetentionMs, token)).ConfigureAwait(false))!;
         return (long)values[0] == 1
             ? new ReleaseResult(true, null, (long)values[1])
             : new ReleaseResult(false, (LeaseEnd)(long)values[1], 0);
@@ -94,7 +101,7 @@ public sealed class SemaphoreEngine : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(slot);
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await _redis.EvalAsync(SemaphoreScripts.ForceRelease, keys.All, Args(keys, _fenceRetentionMs, slot)).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await _redis.EvalAsync(ForceReleaseScript, keys.All, Args(keys, _fenceRetentionMs, slot)).ConfigureAwait(false))!;
         return (long)values[0] == 1
             ? new PermitForceReleaseResult(true, (long)values[1], OwnerOf(values[2]), (long)values[3], (int)(long)values[4])
             : default;
@@ -116,7 +123,7 @@ public sealed class SemaphoreEngine : IDisposable
         var keys = KeysOf(name);
         var written = await _redis.WriteAsync(
             keys.Semaphore,
-            SemaphoreScripts.Extend,
+            ExtendScript,
             keys.All,
             Args(keys, _fenceRetentionMs, token, request.TtlMs.HasValue ? request.TtlMs.Value : RedisValue.EmptyString)).ConfigureAwait(false);
         var values = (RedisResult[])written.Result!;
@@ -138,7 +145,7 @@ public sealed class SemaphoreEngine : IDisposable
     public async Task<SemaphoreInfo?> InspectAsync(LockName name)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await _redis.EvalAsync(SemaphoreScripts.Inspect, keys.All, Args(keys, MaxInspected)).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await _redis.EvalAsync(InspectScript, keys.All, Args(keys, MaxInspected)).ConfigureAwait(false))!;
         var held = (int)(long)values[0];
         if (held == 0)
         {
@@ -178,7 +185,7 @@ public sealed class SemaphoreEngine : IDisposable
     public async Task<PermitCheckResult> CheckAsync(LockName name, string token)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await _redis.EvalAsync(SemaphoreScripts.Check, keys.All, Args(keys, token)).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await _redis.EvalAsync(CheckScript, keys.All, Args(keys, token)).ConfigureAwait(false))!;
         if ((long)values[0] != 1)
         {
             return new PermitCheckResult(null, (LeaseEnd)(long)values[1]);
@@ -352,7 +359,7 @@ public sealed class SemaphoreEngine : IDisposable
         RedisScriptRunner.Written written;
         try
         {
-            written = await _redis.WriteAsync(keys.Semaphore, SemaphoreScripts.Acquire, keys.All, args).ConfigureAwait(false);
+            written = await _redis.WriteAsync(keys.Semaphore, AcquireScript, keys.All, args).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
         {
