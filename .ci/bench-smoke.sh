@@ -33,4 +33,6 @@ $bench waiters --url "$url" -c 200 --keys 2 --pid "$api_pid" --settle-ms 300 --j
 $bench watchloss --url "$url" -n 20 --warmup 0 --json-only
 $bench streamhandoff --url "$url" -n 20 --warmup 0 --json-only
 $bench streams --url "$url" -c 50 -d 3 --ttl-ms 3000 --pid "$api_pid" --json-only
+$bench semaphores --url "$url" --redis "127.0.0.1:$redis_port" -c 8 -d 3 --warmup 1 --limit 3 --json-only
+$bench handoff --url "$url" -n 20 --warmup 0 --limit 3 --json-only
 echo "bench: smoke run of all modes passed"

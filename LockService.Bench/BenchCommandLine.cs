@@ -50,6 +50,9 @@ internal sealed class BenchCommandLine
     private readonly Option<double> _settleTimeout = Seconds("--settle-timeout", "bound in seconds on waiting for the waiters to be in place", allowZero: false, 60);
     private readonly Option<double> _openTimeout = Seconds("--settle-timeout", "bound in seconds on each stream's open, until its acquired event", allowZero: false, 60);
     private readonly Option<int> _pid = Integer("--pid", "PID", "service process: report its peak RSS (from /proc/PID/status)", 1, int.MaxValue, null);
+    private readonly Option<int> _limit = Integer("--limit", "N", "permits of the one semaphore (limit)", 1, 1_000_000, 10);
+    private readonly Option<int> _handoffLimit = Integer(
+        "--limit", "N", "run on a semaphore of this limit instead of a lock: the other N-1 places are held through each round, the holder takes the last", 1, 1_000_000, null);
 
     public BenchCommandLine(Func<BenchOptions, Task<int>> run)
     {
@@ -64,7 +67,7 @@ internal sealed class BenchCommandLine
             Mode(BenchMode.Contended, "C closed loops on ONE key: acquire with waitMs, release at once; also Redis commands per acquisition from INFO commandstats (--redis)",
                 _loops, _duration, _warmup, _redis, _ttlMs, _waitMs),
             Mode(BenchMode.Handoff, "N rounds: holder holds k, a waiter waits on k, holder releases (or, with --shorten-ms, cuts its TTL); time from the DELETE's response to the waiter's 201",
-                _rounds, _warmupRounds, _url2, _ttlMs, _waitMs, _graceMs, _shortenMs),
+                _rounds, _warmupRounds, _url2, _ttlMs, _waitMs, _graceMs, _shortenMs, _handoffLimit),
             Mode(BenchMode.Waiters, "W (-c) requests waiting at once on --keys keys; then drain them all",
                 _waiters, _keys, _ttlMs, _waitersWaitMs, _settleMs, _settleTimeout),
             Mode(BenchMode.WatchLoss, "N rounds: holder holds k, a watcher watches its token (GET with waitMs), holder releases; time from the DELETE's 204 to the watch's 404",
@@ -73,6 +76,8 @@ internal sealed class BenchCommandLine
                 _rounds, _warmupRounds, _url2, _ttlMs, _waitMs, _graceMs),
             Mode(BenchMode.Streams, "C (-c) locks held by streams at once on distinct keys, held -d seconds, then closed; service RSS, renewals, keys freed",
                 _streams, _holdDuration, _ttlMs, _openTimeout),
+            Mode(BenchMode.Semaphores, "C closed loops on ONE semaphore of --limit places: acquire a permit with waitMs, release at once (contended, for permits); Redis commands per acquisition from INFO commandstats (--redis)",
+                _loops, _duration, _warmup, _redis, _ttlMs, _waitMs, _limit),
         };
 
         Command Mode(BenchMode mode, string description, params Option[] options)
@@ -130,6 +135,7 @@ internal sealed class BenchCommandLine
         SettleMs = Value(result, _settleMs),
         SettleTimeout = TimeSpan.FromSeconds(Value(result, mode == BenchMode.Streams ? _openTimeout : _settleTimeout)),
         Pid = Given(result, _pid),
+        Limit = mode switch { BenchMode.Semaphores => Value(result, _limit), BenchMode.Handoff => Given(result, _handoffLimit), _ => null },
     };
 
     /// <summary>

@@ -9,6 +9,7 @@ internal enum BenchMode
     WatchLoss,
     StreamHandoff,
     Streams,
+    Semaphores,
 }
 
 /// <summary>A bad command line or an unusable environment: printed as one line, exit code 2.</summary>
@@ -56,6 +57,9 @@ internal sealed class BenchOptions
     public TimeSpan SettleTimeout { get; init; }
 
     public int? Pid { get; init; }
+
+    /// <summary>With a limit, the run's keys are semaphores of that limit (<c>/semaphores</c>), else locks.</summary>
+    public int? Limit { get; init; }
 
     public string ModeName => Mode.ToString().ToLowerInvariant();
 }

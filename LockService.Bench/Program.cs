@@ -15,7 +15,7 @@ static async Task<int> RunAsync(BenchOptions options)
         var report = options.Mode switch
         {
             BenchMode.Cycles => await CyclesMode.RunAsync(context),
-            BenchMode.Contended => await ContendedMode.RunAsync(context),
+            BenchMode.Contended or BenchMode.Semaphores => await ContendedMode.RunAsync(context),
             BenchMode.Handoff => await HandoffMode.RunAsync(context),
             BenchMode.WatchLoss => await WatchLossMode.RunAsync(context),
             BenchMode.StreamHandoff => await StreamHandoffMode.RunAsync(context),

@@ -2,16 +2,21 @@ using System.Globalization;
 
 namespace LockService.Bench.Http;
 
-/// <summary>Builds the request URIs of one service instance with as few intermediate strings as the Uri type allows.</summary>
+/// <summary>
+/// Builds the request URIs of one service instance with as few intermediate strings as the Uri type allows: of its locks,
+/// or, with a semaphore limit, of its semaphores (every acquire then carries that limit).
+/// </summary>
 internal sealed class LockUrls
 {
     private readonly string _locks;
+    private readonly string _acquireSuffix;
 
-    public LockUrls(Uri baseUrl)
+    public LockUrls(Uri baseUrl, int? semaphoreLimit = null)
     {
         BaseUrl = baseUrl;
         string root = baseUrl.AbsoluteUri.TrimEnd('/');
-        _locks = root + "/locks/";
+        _locks = root + (semaphoreLimit is null ? "/locks/" : "/semaphores/");
+        _acquireSuffix = semaphoreLimit is int limit ? "&limit=" + limit.ToString(CultureInfo.InvariantCulture) : string.Empty;
         Metrics = new Uri(root + "/metrics");
     }
 
@@ -25,10 +30,11 @@ internal sealed class LockUrls
 
     public static string WatchQuery(long waitMs) => string.Create(CultureInfo.InvariantCulture, $"?waitMs={waitMs}");
 
-    public Uri Acquire(string key, string query) => new(string.Concat(_locks, key, query));
+    /// <summary>An acquire; <paramref name="query"/> is an <see cref="AcquireQuery"/> (a semaphore's limit follows it).</summary>
+    public Uri Acquire(string key, string query) => new(string.Concat(_locks, key, query, _acquireSuffix));
 
     public Uri Acquire(string keyPrefix, int keyNumber, string query) =>
-        new(string.Create(CultureInfo.InvariantCulture, $"{_locks}{keyPrefix}{keyNumber}{query}"));
+        new(string.Create(CultureInfo.InvariantCulture, $"{_locks}{keyPrefix}{keyNumber}{query}{_acquireSuffix}"));
 
     public Uri Release(string key, ReadOnlySpan<char> token) => new(string.Concat(_locks, key, "/", token));
 

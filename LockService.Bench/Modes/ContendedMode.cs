@@ -6,7 +6,8 @@ namespace LockService.Bench.Modes;
 
 /// <summary>
 /// C closed loops on one key, each acquire waiting in the server (waitMs), each release at once: how fast
-/// and how fairly the lock passes between waiters, and what that costs Redis per acquisition.
+/// and how fairly the lock passes between waiters, and what that costs Redis per acquisition. In the semaphores mode the
+/// key is one semaphore of --limit places, and each loop takes and gives back a permit.
 /// </summary>
 internal static class ContendedMode
 {
@@ -70,6 +71,7 @@ internal static class ContendedMode
 
         var report = new Report(context);
         report.Line("loops", $"{new Figure("concurrency", options.Concurrency)} on key {key}, waitMs {new Figure("waitMs", options.WaitMs)}");
+        report.Line("semaphore limit", $"{new Figure("limit", options.Limit)}", show: options.Limit is not null);
         ModeReports.AddWindow(report, seconds, options.Warmup);
         report.Line("acquisitions", $"{new Figure("acquisitions", acquisitions)} ({new Figure("acquisitionsPerSec", acquisitions / seconds, "0.0")}/s)");
         report.Line("409 (wait ran out)", $"{new Figure("conflicts409", conflicts)}");

@@ -7,7 +7,8 @@ namespace LockService.Bench.Modes;
 /// <summary>
 /// Rounds of: a holder takes k, a waiter asks for k with waitMs, the holder releases. The figure is the time
 /// from the DELETE's response arriving at the client to the waiter's 201 arriving, as measured: it can be
-/// negative when the service answers the waiter before the holder.
+/// negative when the service answers the waiter before the holder. With --limit, k is a semaphore of that many places,
+/// the others held through the round, so the holder's release frees the one place the waiter can have.
 /// </summary>
 internal static class HandoffMode
 {
@@ -22,6 +23,7 @@ internal static class HandoffMode
         private readonly ServiceInfo _holderService = context.Service;
         private readonly Caller _holder = new(context.Client.Http);
         private readonly Caller _waiter = new(context.Client.Http);
+        private readonly Caller _filler = new(context.Client.Http);
         private readonly string _holdQuery = LockUrls.AcquireQuery(context.Options.TtlMs, 0);
         private readonly string _waitQuery = LockUrls.AcquireQuery(context.Options.TtlMs, context.Options.WaitMs);
         private readonly SampleSet _handoff = new();
@@ -35,6 +37,7 @@ internal static class HandoffMode
         {
             _holder.Dispose();
             _waiter.Dispose();
+            _filler.Dispose();
         }
 
         protected override void ResetCounts()
@@ -46,6 +49,36 @@ internal static class HandoffMode
         }
 
         protected override async Task RoundAsync(string key, bool record)
+        {
+            // A semaphore's other places are taken first and given back after the round.
+            var fillers = new List<string>();
+            for (int i = 1; i < (Context.Options.Limit ?? 1); i++)
+            {
+                var fill = await _filler.SendAsync(HttpMethod.Post, _holderService.Urls.Acquire(key, _holdQuery), Context.Options.Timeout, readBody: true, CancellationToken.None);
+                if (fill.Status == 201)
+                {
+                    fillers.Add(new string(_filler.Token));
+                }
+                else
+                {
+                    _holderErrors.Add(fill.Status);
+                }
+            }
+
+            try
+            {
+                await HandOffAsync(key, record);
+            }
+            finally
+            {
+                foreach (var token in fillers)
+                {
+                    await ReleaseAsync(_filler, _holderService.Urls.Release(key, token));
+                }
+            }
+        }
+
+        private async Task HandOffAsync(string key, bool record)
         {
             var options = Context.Options;
             var holderUrls = _holderService.Urls;
@@ -116,6 +149,7 @@ internal static class HandoffMode
         {
             var options = Context.Options;
             report.Line("waiter", $"waitMs {new Figure("waitMs", options.WaitMs)}, in place {new Figure("graceMs", options.GraceMs)} ms (grace) before the holder lets go");
+            report.Line("semaphore limit", $"{new Figure("limit", options.Limit)} (the other places held through each round)", show: options.Limit is not null);
             string letGo = options.ShortenMs is int ms ? $"PATCH 200 + {ms} ms" : "DELETE 204";
             report.Line("holder lets go by", $"{new Figure("shortenMs", options.ShortenMs, Text: options.ShortenMs is int shortenMs ? $"PATCH to ttlMs {shortenMs}" : "DELETE")}");
             report.LatencyHeader();

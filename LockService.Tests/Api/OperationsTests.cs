@@ -207,6 +207,9 @@ public sealed class ConfigurationTests
     [InlineData("Locks:MaxWaitMs", "0", "Locks:MaxWaitMs")]
     [InlineData("Locks:MaxWaiters", "0", "Locks:MaxWaiters")]
     [InlineData("Locks:KeyPrefix", "lock:{x}", "Locks:KeyPrefix")]
+    [InlineData("Semaphores:KeyPrefix", "sem:{x}", "Semaphores:KeyPrefix")]
+    [InlineData("Semaphores:MaxLimit", "0", "Semaphores:MaxLimit")]
+    [InlineData("Semaphores:MaxLimit", "lots", "Semaphores:MaxLimit")]
     [InlineData("Redis:ConnectionString", "", "Redis:ConnectionString")]
     [InlineData("Redis:TimeoutMs", "0", "Redis:TimeoutMs")]
     [InlineData("Auth:ApiKeys:0:Key", "a-key-that-is-long-enough", "Auth:ApiKeys:0:Tenant")]
@@ -264,6 +267,8 @@ public sealed class ConfigurationTests
 
         Assert.Equal(("lock:", 30_000L, 86_400_000L, 60_000L, 10_000), (locks.KeyPrefix, locks.DefaultTtlMs, locks.MaxTtlMs, locks.MaxWaitMs, locks.MaxWaiters));
         Assert.Equal(("localhost:6379", 2_000), (redis.ConnectionString, redis.TimeoutMs));
+        var semaphores = new LockService.Core.Semaphores.SemaphoreOptions();
+        Assert.Equal(("sem:", 10_000), (semaphores.KeyPrefix, semaphores.MaxLimit));
         Assert.True(JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "appsettings.json"))).RootElement.GetProperty("Swagger").GetProperty("Enabled").GetBoolean());
     }
 }
