@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using LockService.Tests.Infrastructure;
 using OpenQA.Selenium;
@@ -75,8 +76,7 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IClassFixt
         Assert.False(waiter.IsCompleted);
 
         // Confirmed: released, and the waiter has it.
-        browser.FindElement(By.CssSelector($"tr[data-key='{key}'] button.release")).Click();
-        browser.WaitFor(d => d.FindElement(By.Id("confirm-release")).Displayed, TimeSpan.FromSeconds(5), "the confirmation");
+        PressRelease(browser, $"tr[data-key='{key}']");
         browser.FindElement(By.Id("confirm-release")).Click();
 
         var next = await waiter.WaitAsync(TimeSpan.FromSeconds(5));
@@ -86,25 +86,25 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IClassFixt
     }
 
     [BrowserFact]
-    public async Task A_client_key_cannot_force_release_from_the_page()
+    public async Task A_client_key_is_refused_on_both_views_and_cannot_force_release_a_lock_or_a_permit_from_the_page()
     {
         var key = Keys.Unique("dash-client");
         var holder = await Client.AcquireOkAsync(key, "ttlMs=60000");
+        var permit = await Client.AcquirePermitOkAsync(key, "limit=2&ttlMs=60000");
         using var browser = Browser.Start();
-        browser.Navigate().GoToUrl(new Uri(fixture.Factory.BaseAddress, "/ui"));
-        TypeKey(browser, OperatorFixture.BillingClient);
+        Open(browser, "/ui", OperatorFixture.BillingClient);
+        WaitForForbidden(browser, "/admin/locks");
 
-        browser.WaitFor(d => d.FindElement(By.Id("login-why")).Text.Contains("cannot use the operator endpoints", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the forbidden message");
-        Assert.False(browser.FindElement(By.Id("board")).Displayed);
-        Assert.Empty(browser.FindElements(By.CssSelector("button.release")));
+        // The semaphores view, reloaded with the key kept in the tab: its own listing is refused too.
+        browser.Navigate().GoToUrl(new Uri(fixture.Factory.BaseAddress, "/ui#semaphores"));
+        browser.Navigate().Refresh();
+        WaitForForbidden(browser, "/admin/semaphores");
 
         // Nor through the page's own script with that key: the service says 403.
-        var status = (long)((IJavaScriptExecutor)browser).ExecuteAsyncScript(
-            "const done = arguments[arguments.length - 1];" +
-            "fetch('/admin/locks/' + arguments[0], { method: 'DELETE', headers: { Authorization: 'Bearer ' + sessionStorage.getItem('lockservice.apiKey') } }).then(r => done(r.status));",
-            key)!;
-        Assert.Equal(403, status);
+        Assert.Equal(403, DeleteWithThePagesKey(browser, $"/admin/locks/{key}"));
+        Assert.Equal(403, DeleteWithThePagesKey(browser, $"/admin/semaphores/{key}/{permit.Slot}"));
         Assert.Equal(HttpStatusCode.OK, (await Client.CheckAsync(key, holder.Token)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await Client.CheckPermitAsync(key, permit.Token)).Status);
     }
 
     [BrowserFact]
@@ -116,8 +116,7 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IClassFixt
         SignIn(browser, OperatorFixture.BillingAdmin);
         browser.WaitFor(d => d.FindElement(By.CssSelector($"tr[data-key='{key}']")), TimeSpan.FromSeconds(10), "the lock's row");
         browser.FindElement(By.Id("prefix")).SendKeys("dash-secret");
-        browser.FindElement(By.CssSelector($"tr[data-key='{key}'] button.release")).Click();
-        browser.WaitFor(d => d.FindElement(By.Id("confirm-release")).Displayed, TimeSpan.FromSeconds(5), "the confirmation");
+        PressRelease(browser, $"tr[data-key='{key}']");
         browser.FindElement(By.Id("confirm-release")).Click();
         browser.WaitFor(d => d.FindElements(By.CssSelector($"tr[data-key='{key}']")).Count == 0, TimeSpan.FromSeconds(10), "the row to go");
 
@@ -151,11 +150,91 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IClassFixt
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(new Uri("/ui/secrets.json", UriKind.Relative))).StatusCode);
     }
 
+    [BrowserFact]
+    public async Task The_semaphores_view_lists_permits_held_through_the_api_and_force_releases_one_after_its_confirmation()
+    {
+        var key = Keys.Unique("dash-sem");
+        string[] owners = ["report-a", "report-b"];
+        var permits = new List<Permit>();
+        foreach (var owner in owners)
+        {
+            permits.Add(await Client.AcquirePermitOkAsync(key, $"limit=3&ttlMs=60000&owner={owner}"));
+        }
+
+        var (first, second) = (permits[0], permits[1]);
+        using var browser = Browser.Start();
+        SignIn(browser, OperatorFixture.BillingAdmin);
+        browser.FindElement(By.Id("tab-semaphores")).Click();
+        browser.FindElement(By.Id("prefix")).SendKeys(key);
+
+        var rows = browser.WaitFor(d => d.FindElements(By.CssSelector($"tr[data-key='{key}']")) is { Count: 2 } found ? found : null, TimeSpan.FromSeconds(10), "the semaphore's two permits")!;
+        for (var i = 0; i < permits.Count; i++)
+        {
+            Assert.Equal(permits[i].Slot.ToString(CultureInfo.InvariantCulture), rows[i].GetAttribute("data-slot"));
+            Assert.Equal(owners[i], rows[i].FindElement(By.CssSelector("td.owner")).Text);
+            Assert.Equal(permits[i].FencingToken.ToString(CultureInfo.InvariantCulture), rows[i].FindElement(By.CssSelector("td.fence")).Text);
+            Assert.Equal("3", rows[i].FindElement(By.CssSelector("td.limit")).Text);
+            Assert.DoesNotContain(permits[i].Token, browser.PageSource, StringComparison.Ordinal);
+        }
+        Assert.EndsWith("#semaphores", browser.Url, StringComparison.Ordinal);
+
+        // Confirmed: the first permit is released, the other one stays.
+        PressRelease(browser, $"tr[data-key='{key}'][data-slot='{first.Slot}']");
+        Assert.Contains($"slot {first.Slot} of", browser.FindElement(By.Id("confirm-title")).Text, StringComparison.Ordinal);
+        Assert.Contains("report-a", browser.FindElement(By.Id("confirm-what")).Text, StringComparison.Ordinal);
+        browser.FindElement(By.Id("confirm-release")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("toast")).Text.Contains($"Released {key} slot {first.Slot}", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the toast");
+
+        Assert.Equal("forced", (await Client.CheckPermitAsync(key, first.Token)).ReasonOf());
+        Assert.Equal(HttpStatusCode.OK, (await Client.CheckPermitAsync(key, second.Token)).Status);
+        Assert.Equal(1, (await Client.InspectSemaphoreAsync(key)).Json.GetProperty("held").GetInt32());
+        browser.WaitFor(d => d.FindElements(By.CssSelector($"tr[data-key='{key}'][data-slot='{first.Slot}']")).Count == 0, TimeSpan.FromSeconds(5), "the released permit's row to go");
+
+        // Released by its holder while the confirmation is open: the page says it was already free (404 permit_not_held).
+        PressRelease(browser, $"tr[data-key='{key}'][data-slot='{second.Slot}']");
+        Assert.Equal(HttpStatusCode.NoContent, (await Client.ReleasePermitAsync(key, second.Token)).Status);
+        browser.FindElement(By.Id("confirm-release")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("toast")).Text.Contains($"{key} slot {second.Slot} was already free", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the toast");
+        browser.WaitFor(d => d.FindElement(By.Id("empty")) is { Displayed: true } empty && empty.Text.Contains("No semaphore with a permit held starts with this prefix", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the empty list");
+    }
+
+    // Clicks a row's force-release button and waits for the confirmation.
+    private static void PressRelease(ChromeDriver browser, string row)
+    {
+        browser.FindElement(By.CssSelector(row + " button.release")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("confirm-release")).Displayed, TimeSpan.FromSeconds(5), "the confirmation");
+    }
+
+    // The page says its key cannot use the operator endpoints, and shows no list and no button; the refusal was the
+    // listing's of the view the page shows (this page load asked for no other listing).
+    private static void WaitForForbidden(ChromeDriver browser, string listing)
+    {
+        browser.WaitFor(d => d.FindElement(By.Id("login-why")).Text.Contains("cannot use the operator endpoints", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the forbidden message");
+        Assert.False(browser.FindElement(By.Id("board")).Displayed);
+        Assert.Empty(browser.FindElements(By.CssSelector("button.release")));
+        var asked = ((IEnumerable<object>)((IJavaScriptExecutor)browser).ExecuteScript(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname).filter(p => p.startsWith('/admin/') && p !== '/admin/stats');")!).Cast<string>().ToList();
+        Assert.Contains(listing, asked);
+        Assert.All(asked, path => Assert.Equal(listing, path));
+    }
+
+    // The status of a DELETE sent by the page's own script with the key it holds.
+    private static long DeleteWithThePagesKey(ChromeDriver browser, string path) =>
+        (long)((IJavaScriptExecutor)browser).ExecuteAsyncScript(
+            "const done = arguments[arguments.length - 1];" +
+            "fetch(arguments[0], { method: 'DELETE', headers: { Authorization: 'Bearer ' + sessionStorage.getItem('lockservice.apiKey') } }).then(r => done(r.status));",
+            path)!;
+
     private void SignIn(ChromeDriver browser, string apiKey)
     {
-        browser.Navigate().GoToUrl(new Uri(fixture.Factory.BaseAddress, "/ui"));
-        TypeKey(browser, apiKey);
+        Open(browser, "/ui", apiKey);
         browser.WaitFor(d => d.FindElement(By.Id("board")).Displayed, TimeSpan.FromSeconds(10), "the board after the key");
+    }
+
+    private void Open(ChromeDriver browser, string page, string apiKey)
+    {
+        browser.Navigate().GoToUrl(new Uri(fixture.Factory.BaseAddress, page));
+        TypeKey(browser, apiKey);
     }
 
     private static void TypeKey(ChromeDriver browser, string apiKey)

@@ -4,18 +4,73 @@
 
 (() => {
   const KEY_STORAGE = 'lockservice.apiKey';
-  const REFRESH_MS = 1000;       // the contract asks for at least every 2 s; the service shares one listing among pages
-  const PAGE_LIMIT = 500;
-  const SHOW_MAX = 1000;          // a table of more is not readable: the prefix filter narrows it
+  const REFRESH_MS = 1000;       // the contract asks for at least every 2 s; the service shares one lock listing among pages
+  const SHOW_MAX = 1000;          // rows: a table of more is not readable, the prefix filter narrows it
   const MAX_PAGES = 8;            // pages fetched per refresh, so a huge keyspace cannot keep one refresh going
   const PREFIX = /^[A-Za-z0-9._:-]{0,200}$/;
 
   const $ = (id) => document.getElementById(id);
-  const rows = new Map();         // key -> { tr, lock }
+
+  // ---- views ---------------------------------------------------------------------------------
+  // Each view is a listing under /admin shown as rows, one per lease (a lock, or one permit of a semaphore): what
+  // differs between them is said here, and the listing, the rendering, the refresh and the force-release are one code.
+
+  // A column: its header, its cells' classes, and the text a row shows in it (null: filled by tick() or by newRow()).
+  const column = (head, classes, text) => ({ head, classes, text });
+  const KEY = column('Key', 'key mono', (r) => r.key);
+  const OWNER = column('Owner', 'owner', (r) => r.owner ?? '—');
+  const FENCE = column('Fencing token', 'fence num mono', (r) => String(r.fencingToken));
+  const HELD = column('Held for', 'held num', null);
+  const TTL = column('TTL left', 'ttl', null);
+  const CAP = column('Hold cap', 'cap num', (r) => (r.maxHoldMs == null ? '—' : duration(r.maxHoldMs)));
+  const ACTION = column('', 'action', null);
+
+  const VIEWS = {
+    locks: {
+      title: 'held locks',
+      heldLabel: 'locks held',
+      path: '/admin/locks',
+      pageLimit: 500,
+      columns: [KEY, OWNER, FENCE, HELD, TTL, CAP, ACTION],
+      entries: (body) => body.locks,
+      rowsOf: (lock) => [{ ...lock, id: lock.key }],
+      incomplete: () => false,
+      releasePath: (lock) => '/admin/locks/' + encodeURIComponent(lock.key),
+      label: (lock) => lock.key,
+      which: () => '',
+      noun: 'lock',
+      gets: 'it',
+      unit: 'locks',
+      none: 'No locks held.',
+      noneWithPrefix: 'No held lock starts with this prefix.',
+    },
+    semaphores: {
+      title: 'held semaphores',
+      heldLabel: 'permits held',
+      path: '/admin/semaphores',
+      pageLimit: 100,           // each semaphore on a page costs the service an inspection of its permits
+      columns: [KEY, column('Slot', 'slot num mono', (r) => String(r.slot)), OWNER, FENCE, column('Limit', 'limit num', (r) => String(r.limit)), HELD, TTL, CAP, ACTION],
+      entries: (body) => body.semaphores,
+      rowsOf: (semaphore) => semaphore.permits.map((permit) => ({ ...permit, key: semaphore.key, id: semaphore.key + '/' + permit.slot })),
+      incomplete: (semaphore) => semaphore.truncated,   // more than 1000 permits held: inspection shows the first
+      releasePath: (permit) => '/admin/semaphores/' + encodeURIComponent(permit.key) + '/' + permit.slot,
+      label: (permit) => permit.key + ' slot ' + permit.slot,
+      which: (permit) => 'slot ' + permit.slot + ' of ',
+      noun: 'permit',
+      gets: 'its place',
+      unit: 'permits',
+      none: 'No semaphore has a permit held.',
+      noneWithPrefix: 'No semaphore with a permit held starts with this prefix.',
+    },
+  };
+
+  let view = VIEWS.locks;
+  const rows = new Map();         // row id (a lock's key, or a semaphore's key/slot) -> { tr, item, held, fill, ttltext }
   let clockOffset = 0;            // Redis time minus this browser's time, from the last listing
   let complete = true;
   let timer = 0;
-  let pending = null;             // the lock the confirmation dialog is about
+  let generation = 0;             // a refresh that a newer one (a view switch, a new prefix) overtook shows nothing
+  let pending = null;             // the row the confirmation dialog is about
 
   const apiKey = () => sessionStorage.getItem(KEY_STORAGE);
 
@@ -35,29 +90,35 @@
 
   // ---- listing -------------------------------------------------------------------------------
 
-  async function listLocks(prefix) {
-    const found = new Map();
+  // The view's rows under the prefix: its listing followed page by page until the cursor ends, SHOW_MAX rows, or MAX_PAGES.
+  async function list(shown, prefix) {
+    const found = new Map();      // key -> entry: a key can come twice across pages, keep the latest
     let cursor = null;
+    let listed = [];
     for (let page = 0; page < MAX_PAGES; page++) {
-      const query = new URLSearchParams({ limit: String(PAGE_LIMIT) });
+      const query = new URLSearchParams({ limit: String(shown.pageLimit) });
       if (prefix) query.set('prefix', prefix);
       if (cursor) query.set('cursor', cursor);
-      const reply = await api('/admin/locks?' + query.toString());
+      const reply = await api(shown.path + '?' + query.toString());
       if (reply.status !== 200) {
         return { reply };
       }
-      for (const lock of reply.body.locks) {
-        found.set(lock.key, lock);   // a key can come twice across pages: keep the latest
+      for (const entry of shown.entries(reply.body)) {
+        found.set(entry.key, entry);
       }
       cursor = reply.body.cursor;
-      if (!cursor || found.size >= SHOW_MAX) break;
+      listed = [...found.values()].flatMap(shown.rowsOf);
+      if (!cursor || listed.length >= SHOW_MAX) break;
     }
-    return { locks: [...found.values()], complete: !cursor };
+    const cut = [...found.values()].some(shown.incomplete) || listed.length > SHOW_MAX;
+    return { items: listed.slice(0, SHOW_MAX), complete: !cursor && !cut };
   }
 
   async function refresh() {
     clearTimeout(timer);
     const started = performance.now();
+    const current = ++generation;
+    const shown = view;
     const prefixInput = $('prefix');
     const prefix = prefixInput.value.trim();
     if (!PREFIX.test(prefix)) {
@@ -69,18 +130,22 @@
     prefixInput.classList.remove('invalid');
 
     try {
-      const [listing, stats] = await Promise.all([listLocks(prefix), api('/admin/stats')]);
+      const [listing, stats] = await Promise.all([list(shown, prefix), api('/admin/stats')]);
+      if (current !== generation) {
+        return;                   // a newer refresh is under way: it shows its own listing and schedules the next
+      }
       if (listing.reply) {
         handleRefusal(listing.reply);
       } else {
         showSignedIn();
-        render(listing.locks, listing.complete);
+        render(listing.items, listing.complete);
         setStatus('Updated ' + new Date().toLocaleTimeString());
       }
       if (stats.status === 200) {
         renderStats(stats.body);
       }
     } catch {
+      if (current !== generation) return;
       setStatus('The service cannot be reached; retrying…', true);
     }
     schedule(started);
@@ -104,34 +169,74 @@
     }
   }
 
+  // ---- views ---------------------------------------------------------------------------------
+
+  function viewNamed(hash) {
+    const name = hash.replace(/^#/, '');
+    return Object.hasOwn(VIEWS, name) ? VIEWS[name] : VIEWS.locks;
+  }
+
+  // Shows another view: its tab, its columns, none of the other view's rows; then lists it at once.
+  function switchTo(next) {
+    view = next;
+    for (const [name, shown] of Object.entries(VIEWS)) {
+      $('tab-' + name).setAttribute('aria-pressed', String(shown === view));
+    }
+    document.title = 'LockService · ' + view.title;
+    $('subtitle').textContent = view.title;
+    $('stat-held-label').textContent = view.heldLabel;
+    $('stat-held').textContent = '–';
+    clearRows();
+    const head = $('head');
+    head.replaceChildren(...view.columns.map((c) => {
+      const th = document.createElement('th');
+      th.className = c.classes.split(' ').filter((name) => name === 'num' || name === 'ttl').join(' ');
+      if (c.head) {
+        th.textContent = c.head;
+      } else {
+        th.innerHTML = '<span class="visually-hidden">Actions</span>';
+      }
+      return th;
+    }));
+    $('empty').hidden = true;
+    $('more').hidden = true;
+  }
+
+  function clearRows() {
+    for (const row of rows.values()) row.tr.remove();
+    rows.clear();
+  }
+
   // ---- rendering -----------------------------------------------------------------------------
 
-  function render(locks, isComplete) {
+  function render(items, isComplete) {
     const receivedAt = Date.now();
-    if (locks.length > 0) {
+    if (items.length > 0) {
       // expiresAt - ttlMs is Redis's clock when it answered: the offset keeps "held for" and the bars on Redis's time.
-      clockOffset = Math.min(...locks.map((l) => Date.parse(l.expiresAt) - l.ttlMs)) - receivedAt;
+      clockOffset = Math.min(...items.map((r) => Date.parse(r.expiresAt) - r.ttlMs)) - receivedAt;
     }
     complete = isComplete;
-    locks.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : (a.slot ?? 0) - (b.slot ?? 0)));
 
     const tbody = $('rows');
-    const keep = new Set(locks.map((l) => l.key));
-    for (const [key, row] of rows) {
-      if (!keep.has(key)) {
+    const keep = new Set(items.map((r) => r.id));
+    for (const [id, row] of rows) {
+      if (!keep.has(id)) {
         row.tr.remove();
-        rows.delete(key);
+        rows.delete(id);
       }
     }
     let previous = null;
-    for (const lock of locks) {
-      let row = rows.get(lock.key);
+    for (const item of items) {
+      let row = rows.get(item.id);
       if (!row) {
-        row = { tr: newRow(lock.key), lock };
-        rows.set(lock.key, row);
+        row = newRow(item);
+        rows.set(item.id, row);
       }
-      row.lock = lock;
+      row.item = item;
       fillRow(row);
+      // The permits of one semaphore follow each other: their key is said once, in the first.
+      row.tr.classList.toggle('continued', previous !== null && previous.dataset.key === item.key);
       const expected = previous ? previous.nextSibling : tbody.firstChild;
       if (expected !== row.tr) {
         tbody.insertBefore(row.tr, expected);
@@ -139,55 +244,59 @@
       previous = row.tr;
     }
 
-    $('empty').hidden = locks.length > 0;
-    $('empty').textContent = $('prefix').value.trim() ? 'No held lock starts with this prefix.' : 'No locks held.';
+    $('empty').hidden = items.length > 0;
+    $('empty').textContent = $('prefix').value.trim() ? view.noneWithPrefix : view.none;
     $('more').hidden = complete;
-    $('more').textContent = 'Showing the first ' + locks.length + ' locks; filter by key prefix to see others.';
-    $('stat-held').textContent = locks.length + (complete ? '' : '+');
+    $('more').textContent = 'Showing the first ' + items.length + ' ' + view.unit + '; filter by key prefix to see others.';
+    $('stat-held').textContent = items.length + (complete ? '' : '+');
     tick();
   }
 
-  function newRow(key) {
+  function newRow(item) {
     const tr = document.createElement('tr');
-    tr.dataset.key = key;
-    for (const name of ['key mono', 'owner', 'fence num mono', 'held num', 'ttl', 'cap num', 'action']) {
+    tr.dataset.key = item.key;
+    if (item.slot != null) {
+      tr.dataset.slot = String(item.slot);
+    }
+    for (const c of view.columns) {
       const td = document.createElement('td');
-      td.className = name;
+      td.className = c.classes;
       tr.appendChild(td);
     }
-    tr.cells[0].textContent = key;
-    tr.cells[4].innerHTML = '<div class="ttlbar"><div class="track"><div class="fill"></div></div><span class="ttltext"></span></div>';
+    const cell = (name) => tr.querySelector('td.' + name);
+    cell('ttl').innerHTML = '<div class="ttlbar"><div class="track"><div class="fill"></div></div><span class="ttltext"></span></div>';
     const button = document.createElement('button');
     button.type = 'button';
     button.className = 'release';
     button.textContent = 'Force-release';
-    button.addEventListener('click', () => askRelease(key));
-    tr.cells[6].appendChild(button);
-    return tr;
+    button.addEventListener('click', () => askRelease(item.id));
+    cell('action').appendChild(button);
+    return { tr, item, held: cell('held'), fill: cell('ttl').querySelector('.fill'), ttltext: cell('ttl').querySelector('.ttltext') };
   }
 
   function fillRow(row) {
-    const { tr, lock } = row;
-    tr.cells[1].textContent = lock.owner ?? '—';
-    tr.cells[1].title = lock.owner ?? '';
-    tr.cells[2].textContent = String(lock.fencingToken);
-    tr.cells[5].textContent = lock.maxHoldMs == null ? '—' : duration(lock.maxHoldMs);
+    view.columns.forEach((c, i) => {
+      if (c.text) {
+        row.tr.cells[i].textContent = c.text(row.item);
+      }
+    });
+    const owner = row.tr.querySelector('td.owner');
+    owner.title = row.item.owner ?? '';
   }
 
   // Runs between refreshes too, so the bars shrink smoothly.
   function tick() {
     const now = Date.now() + clockOffset;
-    for (const { tr, lock } of rows.values()) {
-      const acquired = Date.parse(lock.acquiredAt);
-      const expires = Date.parse(lock.expiresAt);
+    for (const { item, held, fill, ttltext } of rows.values()) {
+      const acquired = Date.parse(item.acquiredAt);
+      const expires = Date.parse(item.expiresAt);
       const left = Math.max(0, expires - now);
       const span = Math.max(1, expires - acquired);
       const fraction = Math.min(1, left / span);
-      tr.cells[3].textContent = duration(Math.max(0, now - acquired));
-      const fill = tr.cells[4].querySelector('.fill');
+      held.textContent = duration(Math.max(0, now - acquired));
       fill.style.width = (fraction * 100).toFixed(1) + '%';
       fill.className = 'fill' + (fraction < 0.2 ? ' low' : fraction < 0.5 ? ' warn' : '');
-      tr.cells[4].querySelector('.ttltext').textContent = duration(left);
+      ttltext.textContent = duration(left);
     }
   }
 
@@ -230,33 +339,39 @@
 
   // ---- force-release -------------------------------------------------------------------------
 
-  function askRelease(key) {
-    const row = rows.get(key);
+  function askRelease(id) {
+    const row = rows.get(id);
     if (!row) return;
-    pending = row.lock;
-    $('confirm-key').textContent = key;
+    const item = row.item;
+    pending = { shown: view, item };
+    $('confirm-which').textContent = view.which(item);
+    $('confirm-key').textContent = item.key;
     $('confirm-what').textContent =
-      'Held by ' + (pending.owner ?? 'an unnamed owner') + ', fencing token ' + pending.fencingToken + '.';
+      'Held by ' + (item.owner ?? 'an unnamed owner') + ', fencing token ' + item.fencingToken + (item.limit == null ? '' : ', limit ' + item.limit) + '.';
+    $('confirm-noun').textContent = view.noun;
+    $('confirm-gets').textContent = view.gets;
     $('confirm').showModal();
     $('confirm-cancel').focus();
   }
 
   async function release() {
-    const lock = pending;
+    const asked = pending;
     $('confirm').close();
     pending = null;
-    if (!lock) return;
+    if (!asked) return;
+    const { shown, item } = asked;
+    const label = shown.label(item);
     try {
-      const reply = await api('/admin/locks/' + encodeURIComponent(lock.key), 'DELETE');
+      const reply = await api(shown.releasePath(item), 'DELETE');
       if (reply.status === 204) {
-        toast('Released ' + lock.key + ' (fencing token ' + lock.fencingToken + ').');
-        const row = rows.get(lock.key);
-        if (row) {
+        toast('Released ' + label + ' (fencing token ' + item.fencingToken + ').');
+        const row = rows.get(item.id);
+        if (row && shown === view) {
           row.tr.remove();
-          rows.delete(lock.key);
+          rows.delete(item.id);
         }
       } else if (reply.status === 404) {
-        toast(lock.key + ' was already free.');
+        toast(label + ' was already free.');
       } else {
         toast((reply.body && reply.body.detail) || 'Force-release failed: HTTP ' + reply.status, true);
       }
@@ -296,8 +411,7 @@
     });
     $('forget').addEventListener('click', () => {
       sessionStorage.removeItem(KEY_STORAGE);
-      for (const row of rows.values()) row.tr.remove();
-      rows.clear();
+      clearRows();
       refresh();
     });
     let debounce = 0;
@@ -305,8 +419,21 @@
       clearTimeout(debounce);
       debounce = setTimeout(refresh, 250);
     });
+    // The view is in the URL's fragment (#semaphores), so a reload or a bookmark opens it again; the fragment never
+    // leaves the browser.
+    for (const name of Object.keys(VIEWS)) {
+      $('tab-' + name).addEventListener('click', () => { location.hash = name; });
+    }
+    window.addEventListener('hashchange', () => {
+      const next = viewNamed(location.hash);
+      if (next !== view) {
+        switchTo(next);
+        refresh();
+      }
+    });
     $('confirm-cancel').addEventListener('click', () => { pending = null; $('confirm').close(); });
     $('confirm-release').addEventListener('click', release);
+    switchTo(viewNamed(location.hash));
     setInterval(tick, 250);
     refresh();
   }
