@@ -17,7 +17,10 @@ namespace LockService.Client;
 public record Lease(
     string Key, string Token, long FencingToken, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs, string? Owner);
 
-/// <summary>A permit of a counting semaphore (<c>POST /semaphores/{key}?limit=N</c>): a lease with its slot and its limit.</summary>
+/// <summary>
+/// A permit of a counting semaphore (<c>POST /semaphores/{key}?limit=N</c>): a lease with its slot and its limit (which
+/// its JSON puts after the lease's members).
+/// </summary>
 /// <param name="Key">The semaphore's name.</param>
 /// <param name="Token">The secret that proves ownership of this permit.</param>
 /// <param name="Slot">The permit's lane, 0..limit-1: the lowest free one when it was acquired.</param>
@@ -29,7 +32,8 @@ public record Lease(
 /// <param name="MaxHoldMs">The hold cap, or null without one.</param>
 /// <param name="Owner">Free text shown by inspection, or null.</param>
 public sealed record Permit(
-    string Key, string Token, int Slot, long FencingToken, int Limit, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs, string? Owner)
+    string Key, string Token, [property: JsonPropertyOrder(1)] int Slot, long FencingToken, [property: JsonPropertyOrder(1)] int Limit, long TtlMs,
+    DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs, string? Owner)
     : Lease(Key, Token, FencingToken, TtlMs, ExpiresAt, AcquiredAt, MaxHoldMs, Owner);
 
 /// <summary>
@@ -57,7 +61,8 @@ public record LockInfo(
 /// <param name="AcquiredAt">When the permit began, from Redis's clock.</param>
 /// <param name="MaxHoldMs">The hold cap, or null without one.</param>
 public sealed record PermitInfo(
-    string Key, int Slot, long FencingToken, int Limit, string? Owner, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs)
+    string Key, [property: JsonPropertyOrder(1)] int Slot, long FencingToken, [property: JsonPropertyOrder(1)] int Limit, string? Owner, long TtlMs,
+    DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs)
     : LockInfo(Key, FencingToken, Owner, TtlMs, ExpiresAt, AcquiredAt, MaxHoldMs);
 
 /// <summary>A semaphore as inspection describes it (<c>GET /semaphores/{key}</c>): how many permits are held and who holds them.</summary>
