@@ -62,13 +62,14 @@ internal static class RunCommand
             ["LOCK_FENCING_TOKEN"] = lease.FencingToken.ToString(CultureInfo.InvariantCulture),
             ["LOCKSERVICE_URL"] = connection.Url.ToString().TrimEnd('/'),
         };
+        var held = $"the lock '{lease.Key}'";
         if (lease is Permit permit)
         {
             environment["LOCK_SLOT"] = permit.Slot.ToString(CultureInfo.InvariantCulture);
             environment["LOCK_LIMIT"] = permit.Limit.ToString(CultureInfo.InvariantCulture);
+            held = $"the permit (slot {permit.Slot}) of '{lease.Key}'";
         }
 
-        var held = lease is Permit ? $"the permit (slot {environment["LOCK_SLOT"]}) of '{lease.Key}'" : $"the lock '{lease.Key}'";
         var (child, errno) = ChildProcess.Start(command, environment);
         if (child is null)
         {
