@@ -30,30 +30,36 @@ internal static class LockCtl
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("LOCKSERVICE_API_KEY") is { Length: > 0 } key ? key : null,
     };
 
-    private static readonly Option<TimeSpan?> Ttl = Duration("--ttl", "how long the lock lives unless renewed (service default: 30s)", allowForever: false);
-    private static readonly Option<TimeSpan?> Wait = Duration("--wait", "how long to wait for a held lock: 0 (default), a duration, or forever", allowForever: true);
+    private static readonly Option<TimeSpan?> Ttl = Duration("--ttl", "how long the lock (or permit) lives unless renewed (service default: 30s)", allowForever: false);
+    private static readonly Option<TimeSpan?> Wait = Duration("--wait", "how long to wait for a held lock (or a full semaphore): 0 (default), a duration, or forever", allowForever: true);
     private static readonly Option<TimeSpan?> MaxHold = Duration("--max-hold", "the longest the lock may be held in total", allowForever: false);
     private static readonly Option<TimeSpan?> Grace = Duration("--grace", "after a loss, how long COMMAND has between SIGTERM and SIGKILL (default 10s)", allowForever: false);
     private static readonly Option<string?> Owner = new("--owner") { Description = "free text shown by inspection", HelpName = "TEXT" };
     private static readonly Option<string?> IdempotencyKey = new("--idempotency-key") { Description = "a retried acquire with the same key returns the same lease", HelpName = "KEY" };
     private static readonly Option<string?> Prefix = new("--prefix") { Description = "only keys starting with this", HelpName = "P" };
-    private static readonly Option<int?> Limit = new("--limit")
+    private static readonly Option<int?> PageSize = Number("--limit", "page size of each request (1..1000)", max: 1000);
+
+    // The same flag as list's page size, on the commands where it can only mean this: KEY is a counting semaphore.
+    private static readonly Option<int?> SemaphoreLimit = Number(
+        "--limit", "KEY is a counting semaphore: hold one of its permits, at most N holders at once (1..10000), instead of the lock KEY", max: 10000);
+
+    private static readonly Option<bool> Semaphore = new("--semaphore")
     {
-        Description = "page size of each request (1..1000)",
-        HelpName = "N",
-        CustomParser = result => int.TryParse(Token(result), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 1000 ? n : Fail<int?>(result, "is not 1..1000"),
+        Description = "KEY is a counting semaphore and TOKEN one of its permits (the default when TOKEN comes from LOCK_TOKEN and LOCK_LIMIT is set)",
     };
+
+    private static readonly Option<int?> Slot = Number("--slot", "force-release the permit in this slot of the counting semaphore KEY instead of the lock KEY", min: 0, max: 9999);
 
     private static readonly Option<int> ConflictExitCode = new("--conflict-exit-code")
     {
-        Description = "exit code when the lock is held and the wait ran out (default 75)",
+        Description = "exit code when the lock is held (the semaphore full) and the wait ran out (default 75)",
         HelpName = "N",
         DefaultValueFactory = _ => ExitCodes.Conflict,
         CustomParser = result => int.TryParse(Token(result), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= 255 ? n : Fail<int>(result, "is not 0..255"),
     };
 
-    private static readonly Argument<string> Key = new("KEY") { Description = "the lock's name" };
-    private static readonly Argument<string?> TokenArgument = new("TOKEN") { Description = "the lease's token (else LOCK_TOKEN)", Arity = ArgumentArity.ZeroOrOne };
+    private static readonly Argument<string> Key = new("KEY") { Description = "the lock's name (with --limit, --semaphore or --slot: the semaphore's)" };
+    private static readonly Argument<string?> TokenArgument = new("TOKEN") { Description = "the lease's (or permit's) token (else LOCK_TOKEN)", Arity = ArgumentArity.ZeroOrOne };
 
     public static async Task<int> InvokeAsync(string[] args)
     {
@@ -67,12 +73,8 @@ internal static class LockCtl
         var result = root.Parse(ours, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (result.Action is ParseErrorAction)
         {
-            foreach (var problem in result.Errors)
-            {
-                await Console.Error.WriteLineAsync($"lockctl: {problem.Message}");
-            }
-
-            await Console.Error.WriteLineAsync("lockctl: see lockctl --help");
+            // One line, as for every other problem: scripts log stderr line by line.
+            await Console.Error.WriteLineAsync($"lockctl: {string.Join("; ", result.Errors.Select(e => e.Message))} (see lockctl --help)");
             return ExitCodes.Usage;
         }
 
@@ -82,9 +84,9 @@ internal static class LockCtl
 
     private static RootCommand Root(string[] command)
     {
-        var run = new Command("run", "run COMMAND while holding KEY: lockctl run KEY [options] -- COMMAND [ARGS...]")
+        var run = new Command("run", "run COMMAND while holding KEY (with --limit N: one of N permits of the semaphore KEY): lockctl run KEY [options] -- COMMAND [ARGS...]")
         {
-            Key, Ttl, Wait, Owner, MaxHold, Grace, ConflictExitCode,
+            Key, SemaphoreLimit, Ttl, Wait, Owner, MaxHold, Grace, ConflictExitCode,
         };
         run.SetAction(async result =>
         {
@@ -97,29 +99,39 @@ internal static class LockCtl
             return await RunCommand.RunAsync(Connection(result), Acquire(result), result.GetValue(Grace) ?? TimeSpan.FromSeconds(10), command, Console.Error);
         });
 
-        var acquire = new Command("acquire", "acquire KEY; prints the lease (with its token) as JSON") { Key, Ttl, Wait, Owner, MaxHold, IdempotencyKey, ConflictExitCode };
+        var acquire = new Command("acquire", "acquire KEY (with --limit N: a permit of the semaphore KEY); prints the lease (with its token) as JSON")
+        {
+            Key, SemaphoreLimit, Ttl, Wait, Owner, MaxHold, IdempotencyKey, ConflictExitCode,
+        };
         acquire.SetAction(result => ScriptCommands.AcquireAsync(Connection(result), Acquire(result)));
 
-        var release = new Command("release", "release KEY held by TOKEN") { Key, TokenArgument };
-        release.SetAction(result => ScriptCommands.ReleaseAsync(Connection(result), result.GetValue(Key)!, TokenOf(result)));
+        var release = new Command("release", "release KEY held by TOKEN (with --semaphore: the permit TOKEN of the semaphore KEY)") { Key, TokenArgument, Semaphore };
+        release.SetAction(result => ScriptCommands.ReleaseAsync(Connection(result), Held(result)));
 
-        var extend = new Command("extend", "extend KEY held by TOKEN: its TTL becomes --ttl (default: the acquire's) from now; prints the lease") { Key, TokenArgument, Ttl };
-        extend.SetAction(result => ScriptCommands.ExtendAsync(Connection(result), result.GetValue(Key)!, TokenOf(result), result.GetValue(Ttl)));
+        var extend = new Command("extend", "extend KEY held by TOKEN (--semaphore: a permit): its TTL becomes --ttl (default: the acquire's) from now; prints the lease")
+        {
+            Key, TokenArgument, Semaphore, Ttl,
+        };
+        extend.SetAction(result => ScriptCommands.ExtendAsync(Connection(result), Held(result), result.GetValue(Ttl)));
 
-        var inspect = new Command("inspect", "who holds KEY (never the token); exit 1 when free") { Key };
-        inspect.SetAction(result => ScriptCommands.InspectAsync(Connection(result), result.GetValue(Key)!));
+        var inspect = new Command("inspect", "who holds KEY (with --semaphore: the permits of the semaphore KEY), never a token; exit 1 when free") { Key, Semaphore };
+        inspect.SetAction(result => ScriptCommands.InspectAsync(Connection(result), result.GetValue(Key)!, result.GetValue(Semaphore)));
 
-        var list = new Command("list", "the held locks (operator endpoint GET /admin/locks), every page") { Prefix, Limit };
-        list.SetAction(result => ScriptCommands.ListAsync(Connection(result), result.GetValue(Prefix), result.GetValue(Limit)));
+        var list = new Command("list", "the held locks (operator endpoint GET /admin/locks), every page") { Prefix, PageSize };
+        list.SetAction(result => ScriptCommands.ListAsync(Connection(result), result.GetValue(Prefix), result.GetValue(PageSize)));
 
-        var force = new Command("force-release", "release KEY whoever holds it (operator endpoint, admin key); exit 1 when free") { Key };
-        force.SetAction(result => ScriptCommands.ForceReleaseAsync(Connection(result), result.GetValue(Key)!));
+        var force = new Command("force-release", "release KEY whoever holds it (with --slot N: the permit in slot N of the semaphore KEY); operator endpoint, admin key; exit 1 when free")
+        {
+            Key, Slot,
+        };
+        force.SetAction(result => ScriptCommands.ForceReleaseAsync(Connection(result), result.GetValue(Key)!, result.GetValue(Slot)));
 
         return new RootCommand(
             """
-            lockctl: the LockService command-line client. Exit codes: 0 done (run: COMMAND's code), 1 not held,
-            64 bad argument or 400, 69 service unreachable or 503, 70 lock lost while COMMAND ran,
-            75 held and the wait ran out (--conflict-exit-code), 77 401/403.
+            lockctl: the LockService command-line client, for locks and (run/acquire --limit N; release, extend,
+            inspect --semaphore; force-release --slot N) counting semaphores. Exit codes: 0 done (run: COMMAND's code),
+            1 not held, 64 bad argument or 400, 69 service unreachable or 503, 70 lock (permit) lost while COMMAND ran,
+            75 held (semaphore full) and the wait ran out (--conflict-exit-code), 77 401/403.
             """)
         {
             Url, ApiKey, run, acquire, release, extend, inspect, list, force,
@@ -129,17 +141,34 @@ internal static class LockCtl
     private static Connection Connection(ParseResult result) => new(result.GetValue(Url)!, result.GetValue(ApiKey));
 
     private static AcquireSettings Acquire(ParseResult result) => new(
-        result.GetValue(Key)!, result.GetValue(Ttl), result.GetValue(Wait) ?? TimeSpan.Zero, result.GetValue(Owner), result.GetValue(MaxHold),
-        result.GetValue(IdempotencyKey), result.GetValue(ConflictExitCode));
+        result.GetValue(Key)!, result.GetValue(SemaphoreLimit), result.GetValue(Ttl), result.GetValue(Wait) ?? TimeSpan.Zero, result.GetValue(Owner),
+        result.GetValue(MaxHold), result.GetValue(IdempotencyKey), result.GetValue(ConflictExitCode));
 
-    private static string TokenOf(ParseResult result) =>
-        result.GetValue(TokenArgument) ?? Environment.GetEnvironmentVariable("LOCK_TOKEN") ?? "";
+    /// <summary>
+    /// KEY and TOKEN of release and extend. Without TOKEN it is LOCK_TOKEN, the one `lockctl run` gave COMMAND, and then
+    /// the kind is what run held too: a permit when run set LOCK_LIMIT.
+    /// </summary>
+    private static HeldLease Held(ParseResult result)
+    {
+        var token = result.GetValue(TokenArgument);
+        var semaphore = result.GetValue(Semaphore) || (token is null && Environment.GetEnvironmentVariable("LOCK_LIMIT") is { Length: > 0 });
+        return new HeldLease(result.GetValue(Key)!, token ?? Environment.GetEnvironmentVariable("LOCK_TOKEN") ?? "", semaphore);
+    }
 
     private static Option<TimeSpan?> Duration(string name, string description, bool allowForever) => new(name)
     {
         Description = description,
         HelpName = allowForever ? "DURATION|forever" : "DURATION",
         CustomParser = result => Durations.Parse(result, allowForever),
+    };
+
+    private static Option<int?> Number(string name, string description, int max, int min = 1) => new(name)
+    {
+        Description = description,
+        HelpName = "N",
+        CustomParser = result => int.TryParse(Token(result), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
+            ? n
+            : Fail<int?>(result, $"is not {min}..{max}"),
     };
 
     private static string Token(ArgumentResult result) => result.Tokens.Count == 0 ? "" : result.Tokens[^1].Value;

@@ -7,7 +7,8 @@ namespace LockService.Cli;
 /// <summary>
 /// <c>lockctl run</c>: acquire, run COMMAND in its own process group while a <see cref="LockHandle"/> renews and
 /// watches the lock, release when COMMAND exits. A loss stops COMMAND's whole group (SIGTERM, SIGKILL after the
-/// grace) and exits 70, whatever COMMAND's own code, so that a script can tell a lost lock from a failed job.
+/// grace) and exits 70, whatever COMMAND's own code, so that a script can tell a lost lock from a failed job. With a
+/// limit, the same for a permit of the semaphore KEY (a <see cref="PermitHandle"/>; COMMAND also gets LOCK_SLOT and LOCK_LIMIT).
 /// </summary>
 internal static class RunCommand
 {
@@ -49,7 +50,7 @@ internal static class RunCommand
 
         if (acquired is not var (lease, grantedAt))
         {
-            await error.WriteLineAsync($"lockctl: '{settings.Key}' is held by someone else{(settings.Wait > TimeSpan.Zero ? " and the wait ran out" : "")}; COMMAND not run.");
+            await error.WriteLineAsync($"lockctl: {settings.Conflict}; COMMAND not run.");
             return settings.ConflictExitCode;
         }
 
@@ -61,6 +62,14 @@ internal static class RunCommand
             ["LOCK_FENCING_TOKEN"] = lease.FencingToken.ToString(CultureInfo.InvariantCulture),
             ["LOCKSERVICE_URL"] = connection.Url.ToString().TrimEnd('/'),
         };
+        var held = $"the lock '{lease.Key}'";
+        if (lease is Permit permit)
+        {
+            environment["LOCK_SLOT"] = permit.Slot.ToString(CultureInfo.InvariantCulture);
+            environment["LOCK_LIMIT"] = permit.Limit.ToString(CultureInfo.InvariantCulture);
+            held = $"the permit (slot {permit.Slot}) of '{lease.Key}'";
+        }
+
         var (child, errno) = ChildProcess.Start(command, environment);
         if (child is null)
         {
@@ -80,7 +89,7 @@ internal static class RunCommand
         using var onLoss = handle.LostToken.Register(() =>
         {
             child.SignalGroup(ChildProcess.SigTerm);
-            error.WriteLine($"lockctl: lost the lock '{lease.Key}' ({Describe(handle.LossReason)}); sent SIGTERM to the command's process group{(grace > TimeSpan.Zero ? $", SIGKILL in {grace.TotalSeconds:0.###} s" : "")}.");
+            error.WriteLine($"lockctl: lost {held} ({Describe(handle.LossReason)}); sent SIGTERM to the command's process group{(grace > TimeSpan.Zero ? $", SIGKILL in {grace.TotalSeconds:0.###} s" : "")}.");
             _ = Task.Delay(grace).ContinueWith(
                 _ =>
                 {
@@ -105,7 +114,7 @@ internal static class RunCommand
             catch (LockServiceException ex)
             {
                 // COMMAND finished under the lock; the lock ends at its TTL instead. Its exit code still stands.
-                await error.WriteLineAsync($"lockctl: could not release '{lease.Key}' ({ex.Message}); it expires at its TTL.");
+                await error.WriteLineAsync($"lockctl: could not release {held} ({ex.Message}); it expires at its TTL.");
             }
 
             // A loss after COMMAND exited but before the release came too late to matter: COMMAND's code stands.

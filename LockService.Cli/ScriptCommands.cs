@@ -11,26 +11,28 @@ internal static class ScriptCommands
     {
         if (await Acquirer.AcquireAsync(client, settings, CancellationToken.None) is not var (lease, _))
         {
-            return Problem($"'{settings.Key}' is held by someone else{(settings.Wait > TimeSpan.Zero ? " and the wait ran out" : "")}.", settings.ConflictExitCode);
+            return Problem($"{settings.Conflict}.", settings.ConflictExitCode);
         }
 
-        return Print(lease, ClientJson.Default.Lease);
+        return Print(lease);
     });
 
-    public static Task<int> ReleaseAsync(Connection connection, string key, string token) => Run(connection, async client =>
+    public static Task<int> ReleaseAsync(Connection connection, HeldLease held) => Run(connection, async client =>
     {
-        var result = await client.ReleaseAsync(key, token);
-        return result.Released ? PrintOutcome(key, "released") : NotHeld(key, result.EndReason);
+        var result = held.Semaphore ? await client.ReleasePermitAsync(held.Key, held.Token) : await client.ReleaseAsync(held.Key, held.Token);
+        return result.Released ? PrintOutcome(held.Key, "released") : NotHeld(held, result.EndReason);
     });
 
-    public static Task<int> ExtendAsync(Connection connection, string key, string token, TimeSpan? ttl) => Run(connection, async client =>
+    public static Task<int> ExtendAsync(Connection connection, HeldLease held, TimeSpan? ttl) => Run(connection, async client =>
     {
-        var result = await client.ExtendAsync(key, token, ttl);
-        return result.Extended ? Print(result.Lease, ClientJson.Default.Lease) : NotHeld(key, result.EndReason);
+        var result = held.Semaphore ? await client.ExtendPermitAsync(held.Key, held.Token, ttl) : await client.ExtendAsync(held.Key, held.Token, ttl);
+        return result.Extended ? Print(result.Lease) : NotHeld(held, result.EndReason);
     });
 
-    public static Task<int> InspectAsync(Connection connection, string key) => Run(connection, async client =>
-        await client.InspectAsync(key) is { } info ? Print(info, ClientJson.Default.LockInfo) : Problem($"'{key}' is not held.", ExitCodes.NotHeld));
+    public static Task<int> InspectAsync(Connection connection, string key, bool semaphore) => Run(connection, async client =>
+        semaphore
+            ? await client.InspectSemaphoreAsync(key) is { } permits ? Print(permits, ClientJson.Default.SemaphoreInfo) : Problem($"'{key}' has no permit held.", ExitCodes.NotHeld)
+            : await client.InspectAsync(key) is { } info ? Print(info, ClientJson.Default.LockInfo) : Problem($"'{key}' is not held.", ExitCodes.NotHeld));
 
     public static Task<int> ListAsync(Connection connection, string? prefix, int? limit) => Run(connection, async client =>
     {
@@ -43,8 +45,10 @@ internal static class ScriptCommands
         return Print(new LockPage(locks, null), ClientJson.Default.LockPage);
     });
 
-    public static Task<int> ForceReleaseAsync(Connection connection, string key) => Run(connection, async client =>
-        await client.ForceReleaseAsync(key) ? PrintOutcome(key, "released") : Problem($"'{key}' is not held.", ExitCodes.NotHeld));
+    public static Task<int> ForceReleaseAsync(Connection connection, string key, int? slot) => Run(connection, async client =>
+        slot is { } n
+            ? await client.ForceReleasePermitAsync(key, n) ? PrintOutcome(key, "released") : Problem($"slot {n} of '{key}' is free.", ExitCodes.NotHeld)
+            : await client.ForceReleaseAsync(key) ? PrintOutcome(key, "released") : Problem($"'{key}' is not held.", ExitCodes.NotHeld));
 
     private static async Task<int> Run(Connection connection, Func<LockClient, Task<int>> action)
     {
@@ -58,14 +62,20 @@ internal static class ScriptCommands
         }
     }
 
-    private static int NotHeld(string key, LeaseEndReason? reason) =>
-        Problem($"'{key}' is not held by this token ({RunCommand.Describe(reason)}).", ExitCodes.NotHeld);
+    private static int NotHeld(HeldLease held, LeaseEndReason? reason) =>
+        Problem(
+            $"{(held.Semaphore ? $"this token holds no permit of '{held.Key}'" : $"'{held.Key}' is not held by this token")} ({RunCommand.Describe(reason)}).",
+            ExitCodes.NotHeld);
 
     private static int Problem(string message, int exitCode)
     {
         Console.Error.WriteLine($"lockctl: {message}");
         return exitCode;
     }
+
+    /// <summary>A lease as the service gave it: a permit with its slot and limit.</summary>
+    private static int Print(Lease lease) =>
+        lease is Permit permit ? Print(permit, ClientJson.Default.Permit) : Print(lease, ClientJson.Default.Lease);
 
     private static int Print<T>(T value, JsonTypeInfo<T> type)
     {

@@ -8,5 +8,8 @@ namespace LockService.Client;
 [JsonSerializable(typeof(Lease))]
 [JsonSerializable(typeof(LockInfo))]
 [JsonSerializable(typeof(LockPage))]
+[JsonSerializable(typeof(Permit))]
+[JsonSerializable(typeof(PermitInfo))]
+[JsonSerializable(typeof(SemaphoreInfo))]
 [JsonSerializable(typeof(LeaseEndReason))]
 public sealed partial class ClientJson : JsonSerializerContext;

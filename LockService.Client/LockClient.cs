@@ -59,94 +59,40 @@ public sealed class LockClient(HttpClient http)
     }
 
     /// <summary>
-    /// Holds a lease obtained otherwise (by <see cref="TryAcquireAsync"/>): renewing, watching, releasing on dispose.
-    /// <paramref name="grantedAt"/> is a <see cref="TimeProvider.GetTimestamp"/> taken before the request that granted it.
+    /// Holds a lease obtained otherwise (by <see cref="TryAcquireAsync"/>, or a <see cref="Permit"/>, which gives a
+    /// <see cref="PermitHandle"/>): renewing, watching, releasing on dispose. <paramref name="grantedAt"/> is a
+    /// <see cref="TimeProvider.GetTimestamp"/> taken before the request that granted it.
     /// </summary>
-    public LockHandle Hold(Lease lease, long grantedAt) => new(this, lease, grantedAt);
+    public LockHandle Hold(Lease lease, long grantedAt) => lease is Permit permit ? HoldPermit(permit, grantedAt) : new LockHandle(this, lease, grantedAt);
 
     /// <summary>One acquire request: the lease, or the holder's remaining TTL when held.</summary>
-    public async Task<AcquireResult> AcquireOnceAsync(
+    public Task<AcquireResult> AcquireOnceAsync(
         string key, TimeSpan? ttl = null, TimeSpan? wait = null, string? owner = null, TimeSpan? maxHold = null,
-        string? idempotencyKey = null, CancellationToken cancellationToken = default)
-    {
-        var query = Query(("ttlMs", Ms(ttl)), ("waitMs", Ms(wait)), ("owner", owner), ("maxHoldMs", Ms(maxHold)));
-        using var request = new HttpRequestMessage(HttpMethod.Post, LockPath(key) + query);
-        if (idempotencyKey is not null)
-        {
-            request.Headers.TryAddWithoutValidation("Idempotency-Key", idempotencyKey);
-        }
-
-        using var response = await SendAsync(request, cancellationToken);
-        if (response.StatusCode == HttpStatusCode.Created)
-        {
-            return new AcquireResult(await ReadAsync(response, ClientJson.Default.Lease, cancellationToken), null);
-        }
-
-        var problem = await Problem.ReadAsync(response, cancellationToken);
-        return response.StatusCode == HttpStatusCode.Conflict && problem.Code == "lock_held"
-            ? new AcquireResult(null, problem.RetryAfter)
-            : throw problem.ToException();
-    }
+        string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
+        AcquireOnceAsync(LeaseKind.Lock, key, null, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
 
     /// <summary>Releases the lock held by <paramref name="token"/>; not released (with the reason) when it did not hold it.</summary>
-    public async Task<ReleaseResult> ReleaseAsync(string key, string token, CancellationToken cancellationToken = default)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Delete, LockPath(key, token));
-        using var response = await SendAsync(request, cancellationToken);
-        if (response.StatusCode == HttpStatusCode.NoContent)
-        {
-            return new ReleaseResult(true, null);
-        }
-
-        return new ReleaseResult(false, await NotHeldReasonAsync(response, cancellationToken));
-    }
+    public Task<ReleaseResult> ReleaseAsync(string key, string token, CancellationToken cancellationToken = default) =>
+        ReleaseAsync(LeaseKind.Lock, key, token, cancellationToken);
 
     /// <summary>Sets the lock's remaining TTL to <paramref name="ttl"/> (default: the TTL it was acquired with).</summary>
-    public async Task<ExtendResult> ExtendAsync(string key, string token, TimeSpan? ttl = null, CancellationToken cancellationToken = default)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Patch, LockPath(key, token) + Query(("ttlMs", Ms(ttl))));
-        using var response = await SendAsync(request, cancellationToken);
-        if (response.StatusCode == HttpStatusCode.OK)
-        {
-            return new ExtendResult(await ReadAsync(response, ClientJson.Default.Lease, cancellationToken), null);
-        }
-
-        return new ExtendResult(null, await NotHeldReasonAsync(response, cancellationToken));
-    }
+    public Task<ExtendResult> ExtendAsync(string key, string token, TimeSpan? ttl = null, CancellationToken cancellationToken = default) =>
+        ExtendAsync(LeaseKind.Lock, key, token, ttl, cancellationToken);
 
     /// <summary>Who holds <paramref name="key"/>; null when it is free.</summary>
-    public async Task<LockInfo?> InspectAsync(string key, CancellationToken cancellationToken = default)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, LockPath(key));
-        using var response = await SendAsync(request, cancellationToken);
-        if (response.StatusCode == HttpStatusCode.OK)
-        {
-            return await ReadAsync(response, ClientJson.Default.LockInfo, cancellationToken);
-        }
-
-        await NotHeldReasonAsync(response, cancellationToken);
-        return null;
-    }
+    public Task<LockInfo?> InspectAsync(string key, CancellationToken cancellationToken = default) =>
+        InspectAsync<LockInfo>(LeaseKind.Lock, key, cancellationToken);
 
     /// <summary>Whether <paramref name="token"/> still holds the lock, answered at once.</summary>
     public Task<LeaseStatus> CheckAsync(string key, string token, CancellationToken cancellationToken = default) =>
-        WatchAsync(key, token, TimeSpan.Zero, cancellationToken);
+        WatchAsync(LeaseKind.Lock, key, token, TimeSpan.Zero, cancellationToken);
 
     /// <summary>
     /// Watches a lease: waits in the server up to <paramref name="wait"/> (at most the service's Locks:MaxWaitMs) and
     /// answers at once when <paramref name="token"/> stops holding the lock (ended, with the reason), else held.
     /// </summary>
-    public async Task<LeaseStatus> WatchAsync(string key, string token, TimeSpan wait, CancellationToken cancellationToken = default)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, LockPath(key, token) + Query(("waitMs", wait > TimeSpan.Zero ? Ms(wait) : null)));
-        using var response = await SendAsync(request, cancellationToken);
-        if (response.StatusCode == HttpStatusCode.OK)
-        {
-            return new LeaseStatus(await ReadAsync(response, ClientJson.Default.LockInfo, cancellationToken), null);
-        }
-
-        return new LeaseStatus(null, await NotHeldReasonAsync(response, cancellationToken));
-    }
+    public Task<LeaseStatus> WatchAsync(string key, string token, TimeSpan wait, CancellationToken cancellationToken = default) =>
+        WatchAsync(LeaseKind.Lock, key, token, wait, cancellationToken);
 
     /// <summary>One page of the held locks whose keys start with <paramref name="prefix"/> (operator endpoint).</summary>
     public async Task<LockPage> ListAsync(string? prefix = null, int? limit = null, string? cursor = null, CancellationToken cancellationToken = default)
@@ -155,7 +101,7 @@ public sealed class LockClient(HttpClient http)
         using var request = new HttpRequestMessage(HttpMethod.Get, "admin/locks" + query);
         using var response = await SendAsync(request, cancellationToken);
         return response.StatusCode == HttpStatusCode.OK
-            ? await ReadAsync(response, ClientJson.Default.LockPage, cancellationToken)
+            ? await ReadAsync<LockPage>(response, ClientJson.Default.LockPage, cancellationToken)
             : throw (await Problem.ReadAsync(response, cancellationToken)).ToException();
     }
 
@@ -182,16 +128,150 @@ public sealed class LockClient(HttpClient http)
     }
 
     /// <summary>Force-releases <paramref name="key"/> whoever holds it (operator endpoint); false when it was free.</summary>
-    public async Task<bool> ForceReleaseAsync(string key, CancellationToken cancellationToken = default)
+    public Task<bool> ForceReleaseAsync(string key, CancellationToken cancellationToken = default) =>
+        ForceReleaseAsync(LeaseKind.Lock, "admin/locks/" + Uri.EscapeDataString(key), cancellationToken);
+
+    /// <summary>
+    /// Acquires a permit of the counting semaphore <paramref name="key"/> (at most <paramref name="limit"/> holders,
+    /// 1..the service's Semaphores:MaxLimit), waiting in the server up to <paramref name="wait"/> for a place; null when
+    /// <paramref name="limit"/> permits are held and the wait ran out.
+    /// </summary>
+    public async Task<Permit?> TryAcquirePermitAsync(
+        string key, int limit, TimeSpan? ttl = null, TimeSpan? wait = null, string? owner = null, TimeSpan? maxHold = null,
+        string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
+        (Permit?)(await AcquirePermitOnceAsync(key, limit, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken)).Lease;
+
+    /// <summary>
+    /// Acquires a permit of <paramref name="key"/> and holds it as a lock is held (renewed, watched, released when
+    /// disposed). Throws <see cref="PermitsHeldException"/> when <paramref name="limit"/> permits are held and
+    /// <paramref name="wait"/> ran out.
+    /// </summary>
+    public async Task<PermitHandle> AcquirePermitAsync(
+        string key, int limit, TimeSpan? ttl = null, TimeSpan? wait = null, string? owner = null, TimeSpan? maxHold = null,
+        string? idempotencyKey = null, CancellationToken cancellationToken = default)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Delete, "admin/locks/" + Uri.EscapeDataString(key));
+        var started = TimeProvider.System.GetTimestamp();
+        var result = await AcquirePermitOnceAsync(key, limit, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
+        return result.Lease is Permit permit ? new PermitHandle(this, permit, started) : throw new PermitsHeldException(key, limit, result.RetryAfter);
+    }
+
+    /// <summary>Holds a permit obtained otherwise (by <see cref="TryAcquirePermitAsync"/>), as <see cref="Hold"/> holds a lease.</summary>
+    public PermitHandle HoldPermit(Permit permit, long grantedAt) => new(this, permit, grantedAt);
+
+    /// <summary>One acquire request for a permit: the <see cref="Permit"/>, or when the earliest permit expires when full.</summary>
+    public Task<AcquireResult> AcquirePermitOnceAsync(
+        string key, int limit, TimeSpan? ttl = null, TimeSpan? wait = null, string? owner = null, TimeSpan? maxHold = null,
+        string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
+        AcquireOnceAsync(LeaseKind.Permit, key, limit, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
+
+    /// <summary>Releases the permit held by <paramref name="token"/>; not released (with the reason) when it did not hold it.</summary>
+    public Task<ReleaseResult> ReleasePermitAsync(string key, string token, CancellationToken cancellationToken = default) =>
+        ReleaseAsync(LeaseKind.Permit, key, token, cancellationToken);
+
+    /// <summary>Sets the permit's remaining TTL to <paramref name="ttl"/> (default: the TTL it was acquired with); the lease is a <see cref="Permit"/>.</summary>
+    public Task<ExtendResult> ExtendPermitAsync(string key, string token, TimeSpan? ttl = null, CancellationToken cancellationToken = default) =>
+        ExtendAsync(LeaseKind.Permit, key, token, ttl, cancellationToken);
+
+    /// <summary>How many permits of <paramref name="key"/> are held and who holds them; null when none is.</summary>
+    public Task<SemaphoreInfo?> InspectSemaphoreAsync(string key, CancellationToken cancellationToken = default) =>
+        InspectAsync<SemaphoreInfo>(LeaseKind.Permit, key, cancellationToken);
+
+    /// <summary>Whether <paramref name="token"/> still holds a permit of <paramref name="key"/> (its info is a <see cref="PermitInfo"/>).</summary>
+    public Task<LeaseStatus> CheckPermitAsync(string key, string token, CancellationToken cancellationToken = default) =>
+        WatchAsync(LeaseKind.Permit, key, token, TimeSpan.Zero, cancellationToken);
+
+    /// <summary>Watches a permit as <see cref="WatchAsync(string, string, TimeSpan, CancellationToken)"/> watches a lock.</summary>
+    public Task<LeaseStatus> WatchPermitAsync(string key, string token, TimeSpan wait, CancellationToken cancellationToken = default) =>
+        WatchAsync(LeaseKind.Permit, key, token, wait, cancellationToken);
+
+    /// <summary>Force-releases the permit in <paramref name="slot"/> of <paramref name="key"/> (operator endpoint); false when the slot was free.</summary>
+    public Task<bool> ForceReleasePermitAsync(string key, int slot, CancellationToken cancellationToken = default) =>
+        ForceReleaseAsync(LeaseKind.Permit, $"admin/semaphores/{Uri.EscapeDataString(key)}/{slot.ToString(CultureInfo.InvariantCulture)}", cancellationToken);
+
+    internal async Task<AcquireResult> AcquireOnceAsync(
+        LeaseKind kind, string key, int? limit, TimeSpan? ttl, TimeSpan? wait, string? owner, TimeSpan? maxHold, string? idempotencyKey,
+        CancellationToken cancellationToken)
+    {
+        var query = Query(
+            ("limit", limit?.ToString(CultureInfo.InvariantCulture)), ("ttlMs", Ms(ttl)), ("waitMs", Ms(wait)), ("owner", owner), ("maxHoldMs", Ms(maxHold)));
+        using var request = new HttpRequestMessage(HttpMethod.Post, kind.Path(key) + query);
+        if (idempotencyKey is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Idempotency-Key", idempotencyKey);
+        }
+
+        using var response = await SendAsync(request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.Created)
+        {
+            return new AcquireResult(await ReadAsync<Lease>(response, kind.LeaseJson, cancellationToken), null);
+        }
+
+        var problem = await Problem.ReadAsync(response, cancellationToken);
+        return response.StatusCode == HttpStatusCode.Conflict && problem.Code == kind.HeldCode
+            ? new AcquireResult(null, problem.RetryAfter)
+            : throw problem.ToException();
+    }
+
+    internal async Task<ReleaseResult> ReleaseAsync(LeaseKind kind, string key, string token, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Delete, kind.Path(key, token));
+        using var response = await SendAsync(request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NoContent)
+        {
+            return new ReleaseResult(true, null);
+        }
+
+        return new ReleaseResult(false, await NotHeldReasonAsync(response, kind.NotHeldCode, cancellationToken));
+    }
+
+    internal async Task<ExtendResult> ExtendAsync(LeaseKind kind, string key, string token, TimeSpan? ttl, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Patch, kind.Path(key, token) + Query(("ttlMs", Ms(ttl))));
+        using var response = await SendAsync(request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.OK)
+        {
+            return new ExtendResult(await ReadAsync<Lease>(response, kind.LeaseJson, cancellationToken), null);
+        }
+
+        return new ExtendResult(null, await NotHeldReasonAsync(response, kind.NotHeldCode, cancellationToken));
+    }
+
+    internal async Task<LeaseStatus> WatchAsync(LeaseKind kind, string key, string token, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, kind.Path(key, token) + Query(("waitMs", wait > TimeSpan.Zero ? Ms(wait) : null)));
+        using var response = await SendAsync(request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.OK)
+        {
+            return new LeaseStatus(await ReadAsync<LockInfo>(response, kind.InfoJson, cancellationToken), null);
+        }
+
+        return new LeaseStatus(null, await NotHeldReasonAsync(response, kind.NotHeldCode, cancellationToken));
+    }
+
+    private async Task<T?> InspectAsync<T>(LeaseKind kind, string key, CancellationToken cancellationToken)
+        where T : class
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, kind.Path(key));
+        using var response = await SendAsync(request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.OK)
+        {
+            return await ReadAsync<T>(response, kind.InspectJson, cancellationToken);
+        }
+
+        await NotHeldReasonAsync(response, kind.EmptyCode, cancellationToken);
+        return null;
+    }
+
+    private async Task<bool> ForceReleaseAsync(LeaseKind kind, string path, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Delete, path);
         using var response = await SendAsync(request, cancellationToken);
         if (response.StatusCode == HttpStatusCode.NoContent)
         {
             return true;
         }
 
-        await NotHeldReasonAsync(response, cancellationToken);
+        await NotHeldReasonAsync(response, kind.NotHeldCode, cancellationToken);
         return false;
     }
 
@@ -200,11 +280,6 @@ public sealed class LockClient(HttpClient http)
 
     private static Uri WithTrailingSlash(Uri uri) =>
         uri.AbsoluteUri.EndsWith('/') ? uri : new Uri(uri.AbsoluteUri + "/");
-
-    // Relative paths, so that a service behind a path prefix (http://host/lockservice/) works; the key and token are
-    // escaped so that no value can change the route.
-    private static string LockPath(string key, string? token = null) =>
-        token is null ? "locks/" + Uri.EscapeDataString(key) : $"locks/{Uri.EscapeDataString(key)}/{Uri.EscapeDataString(token)}";
 
     private static string Query(params (string Name, string? Value)[] parameters)
     {
@@ -220,18 +295,21 @@ public sealed class LockClient(HttpClient http)
         return query.ToString();
     }
 
-    private static async Task<T> ReadAsync<T>(HttpResponseMessage response, JsonTypeInfo<T> type, CancellationToken cancellationToken)
+    /// <summary>The body as <typeparamref name="T"/>, read with <paramref name="type"/> (a type derived from it where a kind says so).</summary>
+    private static async Task<T> ReadAsync<T>(HttpResponseMessage response, JsonTypeInfo type, CancellationToken cancellationToken)
+        where T : class
     {
         await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-        return await JsonSerializer.DeserializeAsync(body, type, cancellationToken)
-            ?? throw new LockServiceException(response.StatusCode, null, "The service answered with an empty body.");
+        return (await JsonSerializer.DeserializeAsync(body, type, cancellationToken) as T) is { } value
+            ? value
+            : throw new LockServiceException(response.StatusCode, null, "The service answered with an empty body.");
     }
 
-    /// <summary>The reason of a <c>404 lock_not_held</c>; any other answer is an error.</summary>
-    private static async Task<LeaseEndReason> NotHeldReasonAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>The reason of a <c>404</c> with <paramref name="code"/> (<c>lock_not_held</c>, ...); any other answer is an error.</summary>
+    private static async Task<LeaseEndReason> NotHeldReasonAsync(HttpResponseMessage response, string code, CancellationToken cancellationToken)
     {
         var problem = await Problem.ReadAsync(response, cancellationToken);
-        if (response.StatusCode != HttpStatusCode.NotFound || problem.Code != "lock_not_held")
+        if (response.StatusCode != HttpStatusCode.NotFound || problem.Code != code)
         {
             throw problem.ToException();
         }

@@ -1,20 +1,22 @@
 namespace LockService.Client;
 
 /// <summary>
-/// A held lock. While it is held the handle renews it (every TTL/3) and watches it (a waiting
+/// A held lock (or, as a <see cref="PermitHandle"/>, a held permit of a semaphore: the same rules through
+/// <c>/semaphores</c>). While it is held the handle renews it (every TTL/3) and watches it (a waiting
 /// <c>GET /locks/{key}/{token}?waitMs=</c>), so that <see cref="LostToken"/> fires within a second of a loss, whoever
 /// caused it: an operator's force-release, the hold cap, Redis losing it. When the service cannot be reached, the
 /// handle counts the lock lost (<see cref="LeaseEndReason.Unavailable"/>) just before the last expiry it was granted,
 /// measured from before that grant's request left, so the holder stops while the lock is still its own.
 /// Disposing releases the lock; disposing twice does nothing more.
 /// </summary>
-public sealed class LockHandle : IAsyncDisposable
+public class LockHandle : IAsyncDisposable
 {
     // A watch is one long request; its wait stays well under HttpClient's usual timeouts and the service's MaxWaitMs.
     private static readonly TimeSpan WatchWait = TimeSpan.FromSeconds(25);
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(1);
 
     private readonly LockClient _client;
+    private readonly LeaseKind _kind;
     private readonly TimeProvider _time = TimeProvider.System;
     private readonly CancellationTokenSource _lost = new();
     private readonly CancellationTokenSource _stop = new();
@@ -30,6 +32,7 @@ public sealed class LockHandle : IAsyncDisposable
     internal LockHandle(LockClient client, Lease lease, long grantedAt)
     {
         _client = client;
+        _kind = LeaseKind.Of(lease);
         _lease = lease;
         _interval = TimeSpan.FromMilliseconds(Math.Max(1, lease.TtlMs / 3));
         _running = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, _lost.Token);
@@ -73,7 +76,7 @@ public sealed class LockHandle : IAsyncDisposable
             return null;
         }
 
-        return await _client.ReleaseAsync(Key, Token, cancellationToken);
+        return await _client.ReleaseAsync(_kind, Key, Token, cancellationToken);
     }
 
     /// <summary>Releases the lock if still held; errors (the service gone) are swallowed: the TTL frees it then.</summary>
@@ -145,7 +148,7 @@ public sealed class LockHandle : IAsyncDisposable
                 // A renewal that hangs must not hold up the next try; the deadline is what declares the loss.
                 using var bound = CancellationTokenSource.CreateLinkedTokenSource(token);
                 bound.CancelAfter(_interval > MaxRetryDelay ? _interval : MaxRetryDelay);
-                var result = await _client.ExtendAsync(Key, Token, null, bound.Token);
+                var result = await _client.ExtendAsync(_kind, Key, Token, null, bound.Token);
                 if (!result.Extended)
                 {
                     Lose(result.EndReason ?? LeaseEndReason.Unknown);
@@ -176,7 +179,7 @@ public sealed class LockHandle : IAsyncDisposable
         {
             try
             {
-                var status = await _client.WatchAsync(Key, Token, wait, token);
+                var status = await _client.WatchAsync(_kind, Key, Token, wait, token);
                 if (!status.Held)
                 {
                     Lose(status.EndReason ?? LeaseEndReason.Unknown);
@@ -207,4 +210,25 @@ public sealed class LockHandle : IAsyncDisposable
         var delay = asked ?? _interval / 4;
         return delay > MaxRetryDelay ? MaxRetryDelay : delay < TimeSpan.FromMilliseconds(20) ? TimeSpan.FromMilliseconds(20) : delay;
     }
+}
+
+/// <summary>
+/// A held permit of a counting semaphore: renewed, watched, lost and released exactly as <see cref="LockHandle"/> holds
+/// a lock, with the permit's <see cref="Slot"/> and <see cref="Limit"/> besides.
+/// </summary>
+public sealed class PermitHandle : LockHandle
+{
+    internal PermitHandle(LockClient client, Permit permit, long grantedAt)
+        : base(client, permit, grantedAt)
+    {
+    }
+
+    /// <summary>The permit's lane, 0..<see cref="Limit"/>-1; its fencing token increases per (key, slot).</summary>
+    public int Slot => Permit.Slot;
+
+    /// <summary>The limit the permit was acquired with.</summary>
+    public int Limit => Permit.Limit;
+
+    /// <summary>The permit as last granted (acquire, then each renewal).</summary>
+    public Permit Permit => (Permit)Lease;
 }

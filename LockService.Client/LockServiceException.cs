@@ -59,3 +59,20 @@ public sealed class LockHeldException(string key, TimeSpan? retryAfter)
     /// <summary>The holder's remaining TTL, from <c>retryAfterMs</c>.</summary>
     public TimeSpan? RetryAfter { get; } = retryAfter;
 }
+
+/// <summary>
+/// Thrown only by <see cref="LockClient.AcquirePermitAsync"/>: <see cref="Limit"/> permits of the semaphore are held
+/// and the wait ran out. <see cref="LockClient.TryAcquirePermitAsync"/> returns this outcome instead.
+/// </summary>
+public sealed class PermitsHeldException(string key, int limit, TimeSpan? retryAfter)
+    : LockServiceException(HttpStatusCode.Conflict, "semaphore_full", $"Semaphore '{key}' has {limit} permits held (its limit).")
+{
+    /// <summary>The semaphore's name.</summary>
+    public string Key { get; } = key;
+
+    /// <summary>The limit asked for.</summary>
+    public int Limit { get; } = limit;
+
+    /// <summary>When the earliest permit expires, from <c>retryAfterMs</c>.</summary>
+    public TimeSpan? RetryAfter { get; } = retryAfter;
+}

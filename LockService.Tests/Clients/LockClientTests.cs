@@ -5,6 +5,8 @@ using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using Lease = LockService.Client.Lease;
 using LockClient = LockService.Client.LockClient;
+using Permit = LockService.Client.Permit;
+using PermitInfo = LockService.Client.PermitInfo;
 using ReleaseResult = LockService.Client.ReleaseResult;
 
 namespace LockService.Tests.Clients;
@@ -176,5 +178,80 @@ public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(3), $"gave up {stopping.ElapsedMilliseconds} ms after the service stopped");
         Assert.True(DateTimeOffset.UtcNow < handle.Lease.ExpiresAt.AddMilliseconds(200), $"gave up after the expiry {handle.Lease.ExpiresAt:O} (first {lastGrant.ExpiresAt:O})");
         await stopped.WaitAsync(TimeSpan.FromSeconds(40));
+    }
+
+    [Fact]
+    public async Task Permits_go_through_the_same_calls_with_slot_and_limit_and_a_full_semaphore_is_null_or_SemaphoreFull()
+    {
+        var client = Client;
+        var key = Keys.Unique(nameof(Permits_go_through_the_same_calls_with_slot_and_limit_and_a_full_semaphore_is_null_or_SemaphoreFull));
+
+        var first = await client.TryAcquirePermitAsync(key, 2, TimeSpan.FromSeconds(20), owner: "me");
+        var second = await client.TryAcquirePermitAsync(key, 2, TimeSpan.FromSeconds(20));
+        Assert.NotNull(first);
+        Assert.NotNull(second);
+        Assert.Equal((0, 2, "me"), (first.Slot, first.Limit, first.Owner));
+        Assert.Equal((1, 2), (second.Slot, second.Limit));
+        Assert.Equal(32, first.Token.Length);
+        Assert.Equal(20_000, first.TtlMs);
+
+        Assert.Null(await client.TryAcquirePermitAsync(key, 2));
+        var full = await Assert.ThrowsAsync<PermitsHeldException>(() => client.AcquirePermitAsync(key, 2, wait: TimeSpan.FromMilliseconds(50)));
+        Assert.Equal(2, full.Limit);
+        Assert.InRange(full.RetryAfter!.Value, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(20));
+
+        var semaphore = await client.InspectSemaphoreAsync(key);
+        Assert.Equal(2, semaphore!.Held);
+        Assert.Equal([0, 1], semaphore.Permits.Select(p => p.Slot));
+        Assert.Equal(first.FencingToken, semaphore.Permits[0].FencingToken);
+        var check = await client.CheckPermitAsync(key, second.Token);
+        Assert.Equal(1, Assert.IsType<PermitInfo>(check.Info).Slot);
+
+        var extended = await client.ExtendPermitAsync(key, first.Token, TimeSpan.FromSeconds(5));
+        Assert.Equal(5_000, extended.Lease!.TtlMs);
+        Assert.Equal(first.FencingToken, Assert.IsType<Permit>(extended.Lease).FencingToken);
+
+        Assert.Equal(new ReleaseResult(true, null), await client.ReleasePermitAsync(key, first.Token));
+        Assert.Equal(new ReleaseResult(false, LeaseEndReason.Released), await client.ReleasePermitAsync(key, first.Token));
+        Assert.Equal(LeaseEndReason.Released, (await client.CheckPermitAsync(key, first.Token)).EndReason);
+        Assert.Equal(0, (await client.TryAcquirePermitAsync(key, 2))!.Slot);
+
+        // A lock of the same name is another thing altogether.
+        Assert.Null(await client.InspectAsync(key));
+        Assert.Equal(LeaseEndReason.Unknown, (await client.CheckAsync(key, second.Token)).EndReason);
+    }
+
+    [Fact]
+    public async Task A_permit_handle_renews_past_its_ttl_and_learns_of_its_slots_force_release_within_a_second()
+    {
+        var client = Client;
+        var key = Keys.Unique(nameof(A_permit_handle_renews_past_its_ttl_and_learns_of_its_slots_force_release_within_a_second));
+        await using var other = await client.AcquirePermitAsync(key, 2, TimeSpan.FromSeconds(30));
+        await using var handle = await client.AcquirePermitAsync(key, 2, TimeSpan.FromMilliseconds(2000));
+        Assert.Equal((1, 2, key), (handle.Slot, handle.Limit, handle.Key));
+        Assert.Equal(handle.Permit, Assert.IsType<Permit>(handle.Lease));
+
+        // Held for two TTLs: only renewals keep it, and each renewal is still a permit with its slot.
+        var held = Stopwatch.StartNew();
+        while (held.Elapsed < TimeSpan.FromMilliseconds(4000))
+        {
+            Assert.True((await client.CheckPermitAsync(key, handle.Token)).Held, $"lost after {held.ElapsedMilliseconds} ms");
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(1, handle.Slot);
+        Assert.True(handle.Permit.ExpiresAt > DateTimeOffset.UtcNow);
+
+        var lost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        handle.LostToken.Register(lost.SetResult);
+        var since = Stopwatch.StartNew();
+        Assert.True((await fixture.Factory.Semaphores().ForceReleaseAsync(LockName.Of(key), handle.Slot)).Released);
+        await lost.Task.WaitAsync(Bound);
+        Assert.Equal(LeaseEndReason.Forced, handle.LossReason);
+        Assert.True(since.Elapsed < TimeSpan.FromSeconds(1), $"the loss was noticed after {since.ElapsedMilliseconds} ms");
+        Assert.False(other.LostToken.IsCancellationRequested);
+
+        await other.DisposeAsync();
+        Assert.Null(await client.InspectSemaphoreAsync(key));
     }
 }

@@ -13,6 +13,19 @@ namespace LockService.Tests.Clients;
 public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>, IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+
+    private static readonly Dictionary<string, string?> OperatorKeys = new()
+    {
+        ["Auth:ApiKeys:0:Key"] = "client-key-0123456789",
+        ["Auth:ApiKeys:0:Tenant"] = "ops",
+        ["Auth:ApiKeys:1:Key"] = "admin-key-0123456789",
+        ["Auth:ApiKeys:1:Tenant"] = "ops",
+        ["Auth:ApiKeys:1:Role"] = "admin",
+    };
+
+    private static readonly string[] ClientKey = ["--api-key", "client-key-0123456789"];
+    private static readonly string[] AdminKey = ["--api-key", "admin-key-0123456789"];
+
     private readonly string _dir = Directory.CreateTempSubdirectory("lockctl-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -119,26 +132,30 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.False(Directory.Exists($"/proc/{pid}"), "the command outlived SIGKILL");
     }
 
-    [Fact]
-    public async Task SIGTERM_to_lockctl_goes_to_the_command_and_the_lock_is_released_after_it_exits()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SIGTERM_to_lockctl_goes_to_the_command_and_the_lock_is_released_after_it_exits(bool permit)
     {
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
-        var key = Keys.Unique(nameof(SIGTERM_to_lockctl_goes_to_the_command_and_the_lock_is_released_after_it_exits));
-        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--", "sh", "-c", $"trap 'touch {_dir}/term; exit 5' TERM; touch {_dir}/ready; while true; do sleep 0.02; done"]);
+        var key = Keys.Unique(nameof(SIGTERM_to_lockctl_goes_to_the_command_and_the_lock_is_released_after_it_exits) + permit);
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, .. LimitIf(permit), "--", "sh", "-c", $"trap 'touch {_dir}/term; exit 5' TERM; touch {_dir}/ready; while true; do sleep 0.02; done"]);
         await Eventually(() => File.Exists(Path.Combine(_dir, "ready")), "the command to start");
 
         Curl.Signal(run.Process, "TERM");
         Assert.Equal(5, await run.ExitAsync());
         Assert.True(File.Exists(Path.Combine(_dir, "term")));
-        Assert.Null(await LockClient.Create(service.BaseAddress).InspectAsync(key));
+        Assert.False(await HeldAsync(service, key, permit));
     }
 
-    [Fact]
-    public async Task The_service_gone_mid_run_keeps_the_command_until_just_before_the_last_granted_expiry_then_exit_70_unavailable()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_service_gone_mid_run_keeps_the_command_until_just_before_the_last_granted_expiry_then_exit_70_unavailable(bool permit)
     {
         var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
-        var key = Keys.Unique(nameof(The_service_gone_mid_run_keeps_the_command_until_just_before_the_last_granted_expiry_then_exit_70_unavailable));
-        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "3s", "--", "sh", "-c", $"trap 'date +%s%N > {_dir}/parent; exit 0' TERM; touch {_dir}/ready; while true; do sleep 0.02; done"]);
+        var key = Keys.Unique(nameof(The_service_gone_mid_run_keeps_the_command_until_just_before_the_last_granted_expiry_then_exit_70_unavailable) + permit);
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "3s", .. LimitIf(permit), "--", "sh", "-c", $"trap 'date +%s%N > {_dir}/parent; exit 0' TERM; touch {_dir}/ready; while true; do sleep 0.02; done"]);
         await Eventually(() => File.Exists(Path.Combine(_dir, "ready")), "the command to start");
 
         var stoppedAt = DateTimeOffset.UtcNow;
@@ -160,6 +177,13 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     [InlineData(64, new[] { "inspect", ".bad" })]
     [InlineData(1, new[] { "inspect", "free-key-of-LockCtlTests" })]
     [InlineData(127, new[] { "run", "no-such-command-key", "--", "/no/such/command" })]
+    [InlineData(64, new[] { "run", "k", "--limit", "0", "--", "true" })]
+    [InlineData(64, new[] { "run", "k", "--limit", "-2", "--", "true" })]
+    [InlineData(64, new[] { "run", "k", "--limit", "three", "--", "true" })]
+    [InlineData(64, new[] { "acquire", "k", "--limit", "10001" })]
+    [InlineData(64, new[] { "list", "--limit", "1001" })]
+    [InlineData(64, new[] { "list", "--limit", "0" })]
+    [InlineData(1, new[] { "inspect", "free-key-of-LockCtlTests", "--semaphore" })]
     public async Task Exit_codes_tell_the_outcomes_apart(int exitCode, string[] args)
     {
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
@@ -167,6 +191,7 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.Equal(exitCode, run.ExitCode);
         Assert.Empty(run.Output);
         Assert.StartsWith("lockctl: ", run.Error, StringComparison.Ordinal);
+        Assert.Single(run.Error.TrimEnd('\n').Split('\n'));
     }
 
     [Fact]
@@ -205,33 +230,146 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     [Fact]
     public async Task List_and_force_release_go_through_the_operator_endpoints_with_an_admin_key_and_a_client_key_is_77()
     {
-        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, new Dictionary<string, string?>
-        {
-            ["Auth:ApiKeys:0:Key"] = "client-key-0123456789",
-            ["Auth:ApiKeys:0:Tenant"] = "ops",
-            ["Auth:ApiKeys:1:Key"] = "admin-key-0123456789",
-            ["Auth:ApiKeys:1:Tenant"] = "ops",
-            ["Auth:ApiKeys:1:Role"] = "admin",
-        }, kestrel: true);
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, OperatorKeys, kestrel: true);
         var prefix = Keys.Unique("ctl-list");
-        var client = new[] { "--api-key", "client-key-0123456789" };
-        var admin = new[] { "--api-key", "admin-key-0123456789" };
         foreach (var i in Enumerable.Range(0, 3))
         {
-            Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["acquire", $"{prefix}-{i}", "--ttl", "30s", .. client])).ExitCode);
+            Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["acquire", $"{prefix}-{i}", "--ttl", "30s", .. ClientKey])).ExitCode);
         }
 
-        var listed = await LockCtl.RunAsync(service.BaseAddress, ["list", "--prefix", prefix, .. admin]);
+        var listed = await LockCtl.RunAsync(service.BaseAddress, ["list", "--prefix", prefix, .. AdminKey]);
         Assert.Equal(0, listed.ExitCode);
         var keys = System.Text.Json.JsonDocument.Parse(listed.Output).RootElement.GetProperty("locks").EnumerateArray().Select(l => l.GetProperty("key").GetString()).Order().ToArray();
         Assert.Equal(Enumerable.Range(0, 3).Select(i => $"{prefix}-{i}"), keys);
         Assert.DoesNotContain("token", listed.Output, StringComparison.Ordinal);
 
-        Assert.Equal(77, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. client])).ExitCode);
-        Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. admin])).ExitCode);
-        Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. admin])).ExitCode);
-        Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["inspect", $"{prefix}-0", .. client])).ExitCode);
+        Assert.Equal(77, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. ClientKey])).ExitCode);
+        Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. AdminKey])).ExitCode);
+        Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. AdminKey])).ExitCode);
+        Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["inspect", $"{prefix}-0", .. ClientKey])).ExitCode);
     }
+
+    [Fact]
+    public async Task Run_with_limit_2_runs_two_commands_at_once_each_with_its_slot_a_third_exits_75_and_with_wait_runs_once_a_place_frees()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(Run_with_limit_2_runs_two_commands_at_once_each_with_its_slot_a_third_exits_75_and_with_wait_runs_once_a_place_frees));
+        string[] Holder(string name) =>
+            ["run", key, "--limit", "2", "--owner", name, "--", "sh", "-c",
+                $"echo \"$LOCK_KEY $LOCK_SLOT $LOCK_LIMIT $LOCK_FENCING_TOKEN $LOCK_TOKEN $LOCKSERVICE_URL\" > {_dir}/{name}; while [ ! -e {_dir}/stop-{name} ]; do sleep 0.02; done"];
+
+        using var first = LockCtl.Start(service.BaseAddress, Holder("first"));
+        using var second = LockCtl.Start(service.BaseAddress, Holder("second"));
+        await Eventually(() => Written("first") && Written("second"), "both commands to run at once");
+        var seen = new[] { "first", "second" }.ToDictionary(name => name, name => File.ReadAllText(Path.Combine(_dir, name)).Trim().Split(' '));
+        Assert.All(seen.Values, env => Assert.Equal((key, "2", service.BaseAddress.ToString().TrimEnd('/')), (env[0], env[2], env[5])));
+        Assert.All(seen.Values, env => Assert.Matches("^[0-9a-f]{32}$", env[4]));
+        Assert.Equal(["0", "1"], seen.Values.Select(env => env[1]).Order());
+        var semaphore = await LockClient.Create(service.BaseAddress).InspectSemaphoreAsync(key);
+        Assert.Equal(2, semaphore!.Held);
+        Assert.All(semaphore.Permits, p => Assert.Equal(long.Parse(seen[p.Owner!][3], CultureInfo.InvariantCulture), p.FencingToken));
+
+        var third = await LockCtl.RunAsync(service.BaseAddress, ["run", key, "--limit", "2", "--", "touch", $"{_dir}/third"]);
+        Assert.Equal(75, third.ExitCode);
+        Assert.Contains("2 permits held", third.Error, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_dir, "third")));
+        Assert.Equal(9, (await LockCtl.RunAsync(service.BaseAddress, ["run", key, "--limit", "2", "--conflict-exit-code", "9", "--", "true"])).ExitCode);
+
+        using var waiter = LockCtl.Start(service.BaseAddress, ["run", key, "--limit", "2", "--wait", "forever", "--", "sh", "-c", $"echo $LOCK_SLOT > {_dir}/waiter"]);
+        await service.WaitForSemaphoreWaitersAsync(1);
+        Assert.False(File.Exists(Path.Combine(_dir, "waiter")));
+        await File.WriteAllTextAsync(Path.Combine(_dir, "stop-first"), "");
+
+        Assert.Equal(0, await first.ExitAsync());
+        Assert.Equal(0, await waiter.ExitAsync());
+        Assert.Equal(seen["first"][1], File.ReadAllText(Path.Combine(_dir, "waiter")).Trim());
+        Assert.False(second.Process.HasExited);
+        await File.WriteAllTextAsync(Path.Combine(_dir, "stop-second"), "");
+        Assert.Equal(0, await second.ExitAsync());
+        Assert.False(await HeldAsync(service, key, permit: true));
+    }
+
+    [Fact]
+    public async Task A_permit_force_released_by_an_operator_stops_the_command_within_a_second_and_lockctl_exits_70_saying_forced()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, OperatorKeys, kestrel: true);
+        var key = Keys.Unique(nameof(A_permit_force_released_by_an_operator_stops_the_command_within_a_second_and_lockctl_exits_70_saying_forced));
+        using var other = LockCtl.Start(service.BaseAddress, ["run", key, "--limit", "3", .. ClientKey, "--", "sh", "-c", $"touch {_dir}/other; while [ ! -e {_dir}/stop ]; do sleep 0.02; done"]);
+        await Eventually(() => File.Exists(Path.Combine(_dir, "other")), "the other command to start");
+        var script = $"trap 'date +%s%N > {_dir}/parent; exit 0' TERM; echo $LOCK_SLOT > {_dir}/slot; while true; do sleep 0.02; done";
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--limit", "3", "--ttl", "30s", .. ClientKey, "--", "sh", "-c", script]);
+        await Eventually(() => Written("slot"), "the command to start");
+        var slot = File.ReadAllText(Path.Combine(_dir, "slot")).Trim();
+
+        Assert.Equal(77, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", key, "--slot", slot, .. ClientKey])).ExitCode);
+        var forced = await LockCtl.RunAsync(service.BaseAddress, ["force-release", key, "--slot", slot, .. AdminKey]);
+        var forcedBy = DateTimeOffset.UtcNow;
+        Assert.Equal(0, forced.ExitCode);
+
+        Assert.Equal(70, await run.ExitAsync());
+        Assert.Contains($"lost the permit (slot {slot})", run.Error, StringComparison.Ordinal);
+        Assert.Contains("forced", run.Error, StringComparison.Ordinal);
+        var termAt = await SignalledAtAsync("parent");
+        Assert.True(termAt - forcedBy < TimeSpan.FromSeconds(1), $"SIGTERM came {(termAt - forcedBy).TotalMilliseconds:0} ms after the force-release answered");
+
+        // Only that permit: the other command still runs under its own.
+        Assert.False(other.Process.HasExited);
+        Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", key, "--slot", slot, .. AdminKey])).ExitCode);
+        await File.WriteAllTextAsync(Path.Combine(_dir, "stop"), "");
+        Assert.Equal(0, await other.ExitAsync());
+    }
+
+    [Fact]
+    public async Task Acquire_with_limit_prints_the_permit_and_release_extend_inspect_take_semaphore_or_LOCK_LIMIT_inside_run()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(Acquire_with_limit_prints_the_permit_and_release_extend_inspect_take_semaphore_or_LOCK_LIMIT_inside_run));
+        var acquired = await LockCtl.RunAsync(service.BaseAddress, ["acquire", key, "--limit", "2", "--ttl", "20s", "--owner", "script"]);
+        Assert.Equal(0, acquired.ExitCode);
+        var permit = System.Text.Json.JsonDocument.Parse(acquired.Output).RootElement;
+        Assert.Equal((0, 2, "script"), (permit.GetProperty("slot").GetInt32(), permit.GetProperty("limit").GetInt32(), permit.GetProperty("owner").GetString()));
+        var token = permit.GetProperty("token").GetString()!;
+
+        // Inside run, `lockctl extend KEY` takes LOCK_TOKEN and, with LOCK_LIMIT set, knows it is a permit's.
+        var lockctl = Path.Combine(AppContext.BaseDirectory, "lockctl.dll");
+        var inside = await LockCtl.RunAsync(service.BaseAddress, ["run", key, "--limit", "2", "--", "sh", "-c", $"dotnet {lockctl} extend \"$LOCK_KEY\" --ttl 7s > {_dir}/extended"]);
+        Assert.Equal(0, inside.ExitCode);
+        var extendedInside = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "extended"))).RootElement;
+        Assert.Equal((1, 7000L), (extendedInside.GetProperty("slot").GetInt32(), extendedInside.GetProperty("ttlMs").GetInt64()));
+
+        Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["acquire", key, "--limit", "2"])).ExitCode);
+        var full = await LockCtl.RunAsync(service.BaseAddress, ["acquire", key, "--limit", "2", "--wait", "100ms"]);
+        Assert.Equal(75, full.ExitCode);
+        Assert.Contains("2 permits held", full.Error, StringComparison.Ordinal);
+
+        var inspected = await LockCtl.RunAsync(service.BaseAddress, ["inspect", key, "--semaphore"]);
+        var semaphore = System.Text.Json.JsonDocument.Parse(inspected.Output).RootElement;
+        Assert.Equal(2, semaphore.GetProperty("held").GetInt32());
+        Assert.Equal(permit.GetProperty("fencingToken").GetInt64(), semaphore.GetProperty("permits")[0].GetProperty("fencingToken").GetInt64());
+        Assert.DoesNotContain(token, inspected.Output, StringComparison.Ordinal);
+        Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["inspect", key])).ExitCode);
+
+        var extended = await LockCtl.RunAsync(service.BaseAddress, ["extend", key, token, "--semaphore", "--ttl", "5s"]);
+        var renewed = System.Text.Json.JsonDocument.Parse(extended.Output).RootElement;
+        Assert.Equal((0, 5000L), (renewed.GetProperty("slot").GetInt32(), renewed.GetProperty("ttlMs").GetInt64()));
+        Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["release", key, token])).ExitCode);
+        Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["release", key, token, "--semaphore"])).ExitCode);
+        var again = await LockCtl.RunAsync(service.BaseAddress, ["release", key, token, "--semaphore"]);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("released", again.Error, StringComparison.Ordinal);
+    }
+
+    /// <summary>lockctl's semaphore flag for a test run for a permit as well as for a lock.</summary>
+    private static string[] LimitIf(bool permit) => permit ? ["--limit", "2"] : [];
+
+    private static async Task<bool> HeldAsync(LockServiceFactory service, string key, bool permit)
+    {
+        var client = LockClient.Create(service.BaseAddress);
+        return permit ? await client.InspectSemaphoreAsync(key) is not null : await client.InspectAsync(key) is not null;
+    }
+
+    /// <summary>True once a script's `echo ... > file` has written its whole line.</summary>
+    private bool Written(string name) => File.Exists(Path.Combine(_dir, name)) && File.ReadAllText(Path.Combine(_dir, name)).EndsWith('\n');
 
     private long Fence(string name) => long.Parse(File.ReadAllText(Path.Combine(_dir, name)).Trim(), CultureInfo.InvariantCulture);
 
