@@ -15,14 +15,24 @@ internal static class LeaseKeeping
     /// unreachable until the last granted expiry: <see cref="LeaseEnd.Unavailable"/>), or null when <paramref name="stop"/>
     /// was cancelled first, in which case the lease is still held and the caller releases it.
     /// </summary>
-    /// <param name="ttlMs">The lease's TTL as granted.</param>
+    /// <param name="lease">The lease as granted.</param>
     /// <param name="clock">The engine's clock.</param>
-    /// <param name="watch">Waits up to the given time for the lease to end, and says whether it is still held.</param>
-    /// <param name="renew">Extends the lease (and tells its holder): the TTL granted, or why it ended.</param>
+    /// <param name="watch">Watches the token's lease for up to the given time (and with that re-check).</param>
+    /// <param name="extend">Extends the token's lease by the TTL it was acquired with.</param>
+    /// <param name="renewed">Tells the holder of each renewal.</param>
     /// <param name="stop">The holder no longer wants it.</param>
-    public static async Task<LeaseEnd?> KeepAsync(
-        long ttlMs, TimeProvider clock, Func<TimeSpan, CancellationToken, Task<Watched>> watch, Func<Task<Renewed>> renew, CancellationToken stop)
+    public static async Task<LeaseEnd?> KeepAsync<TLease, TWatched, TExtended>(
+        TLease lease,
+        TimeProvider clock,
+        Func<string, TimeSpan, CancellationToken, Task<TWatched>> watch,
+        Func<string, Task<TExtended>> extend,
+        Func<TLease, ValueTask> renewed,
+        CancellationToken stop)
+        where TLease : class, IKeptLease
+        where TWatched : IWatchResult<object>
+        where TExtended : ILeaseResult<TLease>
     {
+        var ttlMs = lease.TtlMs;
         var period = TimeSpan.FromMilliseconds(Math.Max(1, ttlMs / 3));
         var grantedUntil = clock.GetTimestamp() + Ticks(clock, ttlMs);
         try
@@ -35,26 +45,27 @@ internal static class LeaseKeeping
                     // vanished behind the service's back is found within a period. Every Locks:RecheckMs instead would cost
                     // each held stream a script a second (measured: 4 Redis commands per second per stream, which 10,000
                     // streams on one instance could not sustain).
-                    var watched = await watch(period, stop).ConfigureAwait(false);
-                    if (watched.NoRoom)
+                    var watched = await watch(lease.Token, period, stop).ConfigureAwait(false);
+                    if (watched.NoRoomToWatch)
                     {
                         // No watch to spare on this instance: renewals alone still keep it, and find a loss a period late at most.
                         await Task.Delay(period, clock, stop).ConfigureAwait(false);
                     }
-                    else if (!watched.Held)
+                    else if (watched.Held is null)
                     {
                         return Lost(watched.Ended);
                     }
 
                     var sent = clock.GetTimestamp();
-                    var renewed = await renew().ConfigureAwait(false);
-                    if (renewed.TtlMs is not long granted)
+                    var extended = await extend(lease.Token).ConfigureAwait(false);
+                    if (extended.Held is not { } now)
                     {
-                        return Lost(renewed.Ended);
+                        return Lost(extended.Ended);
                     }
 
                     // Counted from before the request was sent: never later than Redis's own expiry.
-                    grantedUntil = sent + Ticks(clock, granted);
+                    grantedUntil = sent + Ticks(clock, now.TtlMs);
+                    await renewed(now).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
                 {
@@ -79,10 +90,4 @@ internal static class LeaseKeeping
     }
 
     private static long Ticks(TimeProvider clock, long ms) => (long)(ms * (clock.TimestampFrequency / 1000.0));
-
-    /// <summary>What a watch between renewals saw: still held, no watch to spare, or why it ended.</summary>
-    public readonly record struct Watched(bool Held, bool NoRoom, LeaseEnd? Ended);
-
-    /// <summary>What a renewal got: the TTL granted, or why the lease ended.</summary>
-    public readonly record struct Renewed(long? TtlMs, LeaseEnd? Ended);
 }

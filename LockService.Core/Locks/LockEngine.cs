@@ -155,24 +155,11 @@ public sealed class LockEngine : IDisposable
     /// </summary>
     public Task<LeaseEnd?> KeepAsync(LockName name, LockLease lease, Func<LockLease, ValueTask> renewed, CancellationToken stop) =>
         LeaseKeeping.KeepAsync(
-            lease.TtlMs,
+            lease,
             _clock,
-            async (period, cancellation) =>
-            {
-                var watched = await WatchAsync(name, lease.Token, (long)period.TotalMilliseconds, period, cancellation).ConfigureAwait(false);
-                return new LeaseKeeping.Watched(watched.Info is not null, watched.NoRoomToWatch, watched.Ended);
-            },
-            async () =>
-            {
-                var extended = await ExtendAsync(name, lease.Token, default).ConfigureAwait(false);
-                if (extended.Lease is not { } now)
-                {
-                    return new LeaseKeeping.Renewed(null, extended.Ended);
-                }
-
-                await renewed(now).ConfigureAwait(false);
-                return new LeaseKeeping.Renewed(now.TtlMs, null);
-            },
+            (token, period, cancellation) => WatchAsync(name, token, (long)period.TotalMilliseconds, period, cancellation),
+            token => ExtendAsync(name, token, default),
+            renewed,
             stop);
 
     private async Task<CheckResult> WatchAsync(LockName name, string token, long waitMs, TimeSpan recheck, CancellationToken cancellationToken)

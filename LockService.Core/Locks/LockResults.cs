@@ -10,7 +10,7 @@ namespace LockService.Core.Locks;
 /// <param name="AcquiredAt">When the lock was acquired, from Redis's clock.</param>
 /// <param name="MaxHoldMs">The hold cap: no extend takes the expiry past <paramref name="AcquiredAt"/> plus this; null without a cap.</param>
 public sealed record LockLease(
-    string Key, string Token, long FencingToken, long TtlMs, DateTimeOffset ExpiresAt, string? Owner, DateTimeOffset AcquiredAt, long? MaxHoldMs);
+    string Key, string Token, long FencingToken, long TtlMs, DateTimeOffset ExpiresAt, string? Owner, DateTimeOffset AcquiredAt, long? MaxHoldMs) : IKeptLease;
 
 /// <summary>A held lock as anyone may see it: never the token.</summary>
 /// <param name="Key">The lock's name.</param>
@@ -46,6 +46,16 @@ public enum LeaseEnd
 /// <param name="Ended">When not released: why this token no longer holds it.</param>
 /// <param name="HeldMs">When released: how long the lease was held.</param>
 public readonly record struct ReleaseResult(bool Released, LeaseEnd? Ended, long HeldMs);
+
+/// <summary>What keeping a lease of any kind alive needs of it (<see cref="LockEngine.KeepAsync"/>).</summary>
+public interface IKeptLease
+{
+    /// <summary>The token that holds it.</summary>
+    string Token { get; }
+
+    /// <summary>Its TTL as granted.</summary>
+    long TtlMs { get; }
+}
 
 /// <summary>What an extend, check or watch of a token found, for any kind of lease.</summary>
 /// <typeparam name="T">What is known of the lease while the token holds it.</typeparam>

@@ -219,24 +219,11 @@ public sealed class SemaphoreEngine : IDisposable
     /// </summary>
     public Task<LeaseEnd?> KeepAsync(LockName name, PermitLease lease, Func<PermitLease, ValueTask> renewed, CancellationToken stop) =>
         LeaseKeeping.KeepAsync(
-            lease.TtlMs,
+            lease,
             _clock,
-            async (period, cancellation) =>
-            {
-                var watched = await WatchAsync(name, lease.Token, period, period, cancellation).ConfigureAwait(false);
-                return new LeaseKeeping.Watched(watched.Info is not null, watched.NoRoomToWatch, watched.Ended);
-            },
-            async () =>
-            {
-                var extended = await ExtendAsync(name, lease.Token, default).ConfigureAwait(false);
-                if (extended.Lease is not { } now)
-                {
-                    return new LeaseKeeping.Renewed(null, extended.Ended);
-                }
-
-                await renewed(now).ConfigureAwait(false);
-                return new LeaseKeeping.Renewed(now.TtlMs, null);
-            },
+            (token, period, cancellation) => WatchAsync(name, token, period, period, cancellation),
+            token => ExtendAsync(name, token, default),
+            renewed,
             stop);
 
     /// <inheritdoc />

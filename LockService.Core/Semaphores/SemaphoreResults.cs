@@ -14,7 +14,7 @@ namespace LockService.Core.Semaphores;
 /// <param name="MaxHoldMs">The hold cap, or null without one.</param>
 /// <param name="Owner">Free text given at acquire, or null.</param>
 public sealed record PermitLease(
-    string Key, string Token, int Slot, long FencingToken, int Limit, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs, string? Owner);
+    string Key, string Token, int Slot, long FencingToken, int Limit, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs, string? Owner) : IKeptLease;
 
 /// <summary>A held permit as anyone may see it: never its token.</summary>
 /// <param name="Key">The semaphore's name.</param>
