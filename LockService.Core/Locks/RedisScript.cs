@@ -19,7 +19,7 @@ internal sealed class RedisScript(string text)
     public byte[] Hash { get; } = SHA1.HashData(Encoding.UTF8.GetBytes(text));
 
     /// <summary>The SHA1 as the 40 hex digits a raw EVALSHA command takes.</summary>
-    public string HexHash => Convert.ToHexStringLower(Hash);
+    public string HexHash => field ??= Convert.ToHexStringLower(Hash);
 
     /// <summary>
     /// Runs the script by its SHA1; a Redis that does not know it (restarted, failed over, SCRIPT FLUSH) answers
