@@ -10,6 +10,9 @@ internal static class LeaseKeeping
     // rarely enough not to hammer a Redis that is coming back.
     private static readonly TimeSpan RenewRetry = TimeSpan.FromMilliseconds(250);
 
+    // The shortest watch between two renewals, when the last cycle ran late: a look at the lease, then renew.
+    private static readonly TimeSpan MinWatch = TimeSpan.FromMilliseconds(1);
+
     /// <summary>
     /// Returns why the lease ended (one that vanished, or whose record is gone: <see cref="LeaseEnd.Expired"/>; Redis
     /// unreachable until the last granted expiry: <see cref="LeaseEnd.Unavailable"/>), or null when <paramref name="stop"/>
@@ -33,8 +36,12 @@ internal static class LeaseKeeping
         where TExtended : ILeaseResult<TLease>
     {
         var ttlMs = lease.TtlMs;
-        var period = TimeSpan.FromMilliseconds(Math.Max(1, ttlMs / 3));
+        var period = Math.Max(1, ttlMs / 3);
         var grantedUntil = clock.GetTimestamp() + Ticks(clock, ttlMs);
+
+        // Renewals keep to a schedule (a period after the last one was sent), so the time a watch and an extend take
+        // does not pile up on top of the period: a slow cycle (a cold start, a loaded machine) is followed by a short one.
+        var due = clock.GetTimestamp() + Ticks(clock, period);
         try
         {
             while (true)
@@ -45,11 +52,13 @@ internal static class LeaseKeeping
                     // vanished behind the service's back is found within a period. Every Locks:RecheckMs instead would cost
                     // each held stream a script a second (measured: 4 Redis commands per second per stream, which 10,000
                     // streams on one instance could not sustain).
-                    var watched = await watch(lease.Token, period, stop).ConfigureAwait(false);
+                    var untilDue = clock.GetElapsedTime(clock.GetTimestamp(), due);
+                    var wait = untilDue > MinWatch ? untilDue : MinWatch;
+                    var watched = await watch(lease.Token, wait, stop).ConfigureAwait(false);
                     if (watched.NoRoomToWatch)
                     {
                         // No watch to spare on this instance: renewals alone still keep it, and find a loss a period late at most.
-                        await Task.Delay(period, clock, stop).ConfigureAwait(false);
+                        await Task.Delay(wait, clock, stop).ConfigureAwait(false);
                     }
                     else if (watched.Held is null)
                     {
@@ -65,6 +74,7 @@ internal static class LeaseKeeping
 
                     // Counted from before the request was sent: never later than Redis's own expiry.
                     grantedUntil = sent + Ticks(clock, now.TtlMs);
+                    due = sent + Ticks(clock, period);
                     await renewed(now).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
