@@ -9,10 +9,12 @@
 # cycles the bench counted (warm-up included, as callgrind counts it). Instruction counts do not depend on the load
 # of a shared machine, unlike times: two runs of one build agree within a few percent. Needs valgrind
 # (apt-get install valgrind); Redis runs about 50 times slower under it, which is why the load is light.
+# WHOLE=1 counts all that redis-server does instead (reading and answering commands, key expiry, its start and
+# idle time), divided the same way.
 set -euo pipefail
 
 if [[ $# -lt 1 ]]; then
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
@@ -21,6 +23,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 bench=${BENCH:-$here/bin/Release/net10.0/LockService.Bench.dll}
 [[ -f $bench ]] || { echo "no bench at $bench: dotnet build LockService.Bench -c Release" >&2; exit 2; }
 work=$(mktemp -d /tmp/redis-work.XXXXXX)
+collect=(--collect-atstart=no --toggle-collect=evalShaCommand --toggle-collect=evalCommand)
+scope="in Redis's scripts"
+if [[ ${WHOLE:-0} == 1 ]]; then
+    collect=(--collect-atstart=yes)
+    scope="in all of redis-server (start, network, expiry, idle included)"
+fi
 # shellcheck source=processes.sh
 source "$here/processes.sh"
 
@@ -30,7 +38,7 @@ for dir in "$@"; do
     redis_port=$(free_port)
     service_port=$(free_port)
     out=$work/callgrind.$redis_port
-    valgrind --tool=callgrind --collect-atstart=no --toggle-collect=evalShaCommand --toggle-collect=evalCommand \
+    valgrind --tool=callgrind "${collect[@]}" \
         --callgrind-out-file="$out" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
         >"$work/redis.$redis_port.log" 2>&1 &
     redis_pid=$!
@@ -45,13 +53,13 @@ for dir in "$@"; do
     kill "$service_pid"; wait "$service_pid" 2>/dev/null || true
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
     wait "$redis_pid" 2>/dev/null || true
-    python3 - "$out" "$work/bench.json" "$dir" <<'PY'
+    python3 - "$out" "$work/bench.json" "$dir" "$scope" <<'PY'
 import json, re, sys
 instructions = int(re.search(r'^(?:summary|totals): (\d+)', open(sys.argv[1]).read(), re.M).group(1))
 report = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
 # The probe (one acquire, inspect and release) and the cycles in flight at the window's edges are not counted:
 # a few cycles in thousands.
 cycles = report["cycles"]
-print(f"{sys.argv[3]}: {instructions / cycles:,.0f} instructions in Redis's scripts per acquire+release cycle ({cycles} cycles)")
+print(f"{sys.argv[3]}: {instructions / cycles:,.0f} instructions {sys.argv[4]} per acquire+release cycle ({cycles} cycles)")
 PY
 done
