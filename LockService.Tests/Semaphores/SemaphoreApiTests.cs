@@ -226,7 +226,7 @@ public sealed class SemaphoreApiTests(ApiFixture fixture) : SemaphoreBehaviour, 
         using var http = LeaseEvents.ClientFor(service.BaseAddress);
         var key = Keys.Unique(nameof(A_stream_holds_a_permit_its_close_frees_the_place_and_a_force_release_says_lost));
 
-        await using (var stream = await LeaseEvents.OpenAsync(http, key, "limit=2&ttlMs=1000&owner=streamer", "semaphores"))
+        await using (var stream = await LeaseEvents.OpenAsync(http, key, "limit=2&ttlMs=2000&owner=streamer", "semaphores"))
         {
             Assert.Equal(HttpStatusCode.OK, stream.Status);
             Assert.Equal("no", stream.Header("X-Accel-Buffering"));
@@ -235,7 +235,8 @@ public sealed class SemaphoreApiTests(ApiFixture fixture) : SemaphoreBehaviour, 
             var permit = JsonDocument.Parse(acquired.Data).RootElement;
             Assert.Equal((0, 2), (permit.GetProperty("slot").GetInt32(), permit.GetProperty("limit").GetInt32()));
 
-            // Renewals (every ttlMs/3) keep it past its first 1 s TTL.
+            // Renewals (every ttlMs/3) keep it past its first 2 s TTL: 2 s leaves a cold first renewal on a loaded machine 1.3 s
+            // of slack, and puts a TTL expiry at least 1.3 s after the close.
             for (var i = 0; i < 4; i++)
             {
                 Assert.StartsWith(": renewed", await stream.NextCommentAsync(), StringComparison.Ordinal);
