@@ -48,6 +48,11 @@ internal static class LockCtl
         Description = "KEY is a counting semaphore and TOKEN one of its permits (the default when TOKEN comes from LOCK_TOKEN and LOCK_LIMIT is set)",
     };
 
+    private static readonly Option<bool> Semaphores = new("--semaphores")
+    {
+        Description = "list the semaphores with permits held, each with its permits (GET /admin/semaphores), instead of the locks",
+    };
+
     private static readonly Option<int?> Slot = Number("--slot", "force-release the permit in this slot of the counting semaphore KEY instead of the lock KEY", min: 0, max: 9999);
 
     private static readonly Option<int> ConflictExitCode = new("--conflict-exit-code")
@@ -117,8 +122,11 @@ internal static class LockCtl
         var inspect = new Command("inspect", "who holds KEY (with --semaphore: the permits of the semaphore KEY), never a token; exit 1 when free") { Key, Semaphore };
         inspect.SetAction(result => ScriptCommands.InspectAsync(Connection(result), result.GetValue(Key)!, result.GetValue(Semaphore)));
 
-        var list = new Command("list", "the held locks (operator endpoint GET /admin/locks), every page") { Prefix, PageSize };
-        list.SetAction(result => ScriptCommands.ListAsync(Connection(result), result.GetValue(Prefix), result.GetValue(PageSize)));
+        var list = new Command("list", "the held locks (operator endpoint GET /admin/locks; with --semaphores: the semaphores with permits held, GET /admin/semaphores), every page")
+        {
+            Prefix, PageSize, Semaphores,
+        };
+        list.SetAction(result => ScriptCommands.ListAsync(Connection(result), result.GetValue(Prefix), result.GetValue(PageSize), result.GetValue(Semaphores)));
 
         var force = new Command("force-release", "release KEY whoever holds it (with --slot N: the permit in slot N of the semaphore KEY); operator endpoint, admin key; exit 1 when free")
         {
@@ -129,9 +137,9 @@ internal static class LockCtl
         return new RootCommand(
             """
             lockctl: the LockService command-line client, for locks and (run/acquire --limit N; release, extend,
-            inspect --semaphore; force-release --slot N) counting semaphores. Exit codes: 0 done (run: COMMAND's code),
-            1 not held, 64 bad argument or 400, 69 service unreachable or 503, 70 lock (permit) lost while COMMAND ran,
-            75 held (semaphore full) and the wait ran out (--conflict-exit-code), 77 401/403.
+            inspect --semaphore; list --semaphores; force-release --slot N) counting semaphores. Exit codes: 0 done
+            (run: COMMAND's code), 1 not held, 64 bad argument or 400, 69 service unreachable or 503, 70 lock (permit)
+            lost while COMMAND ran, 75 held (semaphore full) and the wait ran out (--conflict-exit-code), 77 401/403.
             """)
         {
             Url, ApiKey, run, acquire, release, extend, inspect, list, force,

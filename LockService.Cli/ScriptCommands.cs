@@ -34,16 +34,10 @@ internal static class ScriptCommands
             ? await client.InspectSemaphoreAsync(key) is { } permits ? Print(permits, ClientJson.Default.SemaphoreInfo) : Problem($"'{key}' has no permit held.", ExitCodes.NotHeld)
             : await client.InspectAsync(key) is { } info ? Print(info, ClientJson.Default.LockInfo) : Problem($"'{key}' is not held.", ExitCodes.NotHeld));
 
-    public static Task<int> ListAsync(Connection connection, string? prefix, int? limit) => Run(connection, async client =>
-    {
-        var locks = new List<LockInfo>();
-        await foreach (var info in client.ListAllAsync(prefix, limit))
-        {
-            locks.Add(info);
-        }
-
-        return Print(new LockPage(locks, null), ClientJson.Default.LockPage);
-    });
+    public static Task<int> ListAsync(Connection connection, string? prefix, int? limit, bool semaphores) => Run(connection, async client =>
+        semaphores
+            ? Print(new SemaphorePage(await client.ListAllSemaphoresAsync(prefix, limit).ToListAsync(), null), ClientJson.Default.SemaphorePage)
+            : Print(new LockPage(await client.ListAllAsync(prefix, limit).ToListAsync(), null), ClientJson.Default.LockPage));
 
     public static Task<int> ForceReleaseAsync(Connection connection, string key, int? slot) => Run(connection, async client =>
         slot is { } n

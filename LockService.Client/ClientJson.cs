@@ -11,5 +11,6 @@ namespace LockService.Client;
 [JsonSerializable(typeof(Permit))]
 [JsonSerializable(typeof(PermitInfo))]
 [JsonSerializable(typeof(SemaphoreInfo))]
+[JsonSerializable(typeof(SemaphorePage))]
 [JsonSerializable(typeof(LeaseEndReason))]
 public sealed partial class ClientJson : JsonSerializerContext;

@@ -65,7 +65,10 @@ public sealed record PermitInfo(
     DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs)
     : LockInfo(Key, FencingToken, Owner, TtlMs, ExpiresAt, AcquiredAt, MaxHoldMs);
 
-/// <summary>A semaphore as inspection describes it (<c>GET /semaphores/{key}</c>): how many permits are held and who holds them.</summary>
+/// <summary>
+/// A semaphore as inspection (<c>GET /semaphores/{key}</c>) and the operator listing describe it: how many permits are
+/// held and who holds them.
+/// </summary>
 /// <param name="Key">The semaphore's name.</param>
 /// <param name="Held">How many permits are held.</param>
 /// <param name="Permits">The held permits by slot (at most 1000), never with their tokens.</param>
@@ -135,3 +138,9 @@ public sealed record AcquireResult(Lease? Lease, TimeSpan? RetryAfter)
 
 /// <summary>One page of <c>GET /admin/locks</c>; follow <see cref="Cursor"/> until it is null.</summary>
 public sealed record LockPage(IReadOnlyList<LockInfo> Locks, string? Cursor);
+
+/// <summary>
+/// One page of <c>GET /admin/semaphores</c>: the semaphores with permits held, each as inspection describes it; follow
+/// <see cref="Cursor"/> until it is null.
+/// </summary>
+public sealed record SemaphorePage(IReadOnlyList<SemaphoreInfo> Semaphores, string? Cursor);

@@ -95,37 +95,19 @@ public sealed class LockClient(HttpClient http)
         WatchAsync(LeaseKind.Lock, key, token, wait, cancellationToken);
 
     /// <summary>One page of the held locks whose keys start with <paramref name="prefix"/> (operator endpoint).</summary>
-    public async Task<LockPage> ListAsync(string? prefix = null, int? limit = null, string? cursor = null, CancellationToken cancellationToken = default)
-    {
-        var query = Query(("prefix", prefix), ("limit", limit?.ToString(CultureInfo.InvariantCulture)), ("cursor", cursor));
-        using var request = new HttpRequestMessage(HttpMethod.Get, "admin/locks" + query);
-        using var response = await SendAsync(request, cancellationToken);
-        return response.StatusCode == HttpStatusCode.OK
-            ? await ReadAsync<LockPage>(response, ClientJson.Default.LockPage, cancellationToken)
-            : throw (await Problem.ReadAsync(response, cancellationToken)).ToException();
-    }
+    public Task<LockPage> ListAsync(string? prefix = null, int? limit = null, string? cursor = null, CancellationToken cancellationToken = default) =>
+        ListPageAsync("admin/locks", ClientJson.Default.LockPage, prefix, limit, cursor, cancellationToken);
 
     /// <summary>Every held lock whose key starts with <paramref name="prefix"/>, following cursors, each key once.</summary>
-    public async IAsyncEnumerable<LockInfo> ListAllAsync(string? prefix = null, int? pageSize = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        // The contract lets a lock held through the listing appear on more than one page; clients de-duplicate by key.
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        string? cursor = null;
-        do
-        {
-            var page = await ListAsync(prefix, pageSize, cursor, cancellationToken);
-            foreach (var info in page.Locks)
+    public IAsyncEnumerable<LockInfo> ListAllAsync(string? prefix = null, int? pageSize = null, CancellationToken cancellationToken = default) =>
+        FollowCursorsAsync(
+            async (cursor, cancellation) =>
             {
-                if (seen.Add(info.Key))
-                {
-                    yield return info;
-                }
-            }
-
-            cursor = page.Cursor;
-        }
-        while (cursor is not null);
-    }
+                var page = await ListAsync(prefix, pageSize, cursor, cancellation);
+                return (page.Locks, page.Cursor);
+            },
+            info => info.Key,
+            cancellationToken);
 
     /// <summary>Force-releases <paramref name="key"/> whoever holds it (operator endpoint); false when it was free.</summary>
     public Task<bool> ForceReleaseAsync(string key, CancellationToken cancellationToken = default) =>
@@ -187,6 +169,24 @@ public sealed class LockClient(HttpClient http)
     /// <summary>Force-releases the permit in <paramref name="slot"/> of <paramref name="key"/> (operator endpoint); false when the slot was free.</summary>
     public Task<bool> ForceReleasePermitAsync(string key, int slot, CancellationToken cancellationToken = default) =>
         ForceReleaseAsync(LeaseKind.Permit, $"admin/semaphores/{Uri.EscapeDataString(key)}/{slot.ToString(CultureInfo.InvariantCulture)}", cancellationToken);
+
+    /// <summary>
+    /// One page of the semaphores with permits held whose keys start with <paramref name="prefix"/>, each with its
+    /// permits as inspection shows them (operator endpoint).
+    /// </summary>
+    public Task<SemaphorePage> ListSemaphoresAsync(string? prefix = null, int? limit = null, string? cursor = null, CancellationToken cancellationToken = default) =>
+        ListPageAsync("admin/semaphores", ClientJson.Default.SemaphorePage, prefix, limit, cursor, cancellationToken);
+
+    /// <summary>Every semaphore with permits held whose key starts with <paramref name="prefix"/>, following cursors, each key once.</summary>
+    public IAsyncEnumerable<SemaphoreInfo> ListAllSemaphoresAsync(string? prefix = null, int? pageSize = null, CancellationToken cancellationToken = default) =>
+        FollowCursorsAsync(
+            async (cursor, cancellation) =>
+            {
+                var page = await ListSemaphoresAsync(prefix, pageSize, cursor, cancellation);
+                return (page.Semaphores, page.Cursor);
+            },
+            semaphore => semaphore.Key,
+            cancellationToken);
 
     internal async Task<AcquireResult> AcquireOnceAsync(
         LeaseKind kind, string key, int? limit, TimeSpan? ttl, TimeSpan? wait, string? owner, TimeSpan? maxHold, string? idempotencyKey,
@@ -273,6 +273,43 @@ public sealed class LockClient(HttpClient http)
 
         await NotHeldReasonAsync(response, kind.NotHeldCode, cancellationToken);
         return false;
+    }
+
+    /// <summary>One page of the operator listing at <paramref name="path"/> (<c>admin/locks</c>, <c>admin/semaphores</c>).</summary>
+    private async Task<TPage> ListPageAsync<TPage>(
+        string path, JsonTypeInfo<TPage> type, string? prefix, int? limit, string? cursor, CancellationToken cancellationToken)
+        where TPage : class
+    {
+        var query = Query(("prefix", prefix), ("limit", limit?.ToString(CultureInfo.InvariantCulture)), ("cursor", cursor));
+        using var request = new HttpRequestMessage(HttpMethod.Get, path + query);
+        using var response = await SendAsync(request, cancellationToken);
+        return response.StatusCode == HttpStatusCode.OK
+            ? await ReadAsync<TPage>(response, type, cancellationToken)
+            : throw (await Problem.ReadAsync(response, cancellationToken)).ToException();
+    }
+
+    /// <summary>The entries of every page of a listing, <paramref name="listPage"/> asked with each cursor until it is null.</summary>
+    private static async IAsyncEnumerable<T> FollowCursorsAsync<T>(
+        Func<string?, CancellationToken, Task<(IReadOnlyList<T> Entries, string? Cursor)>> listPage, Func<T, string> keyOf,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // The contract lets a lock (a semaphore) held through the listing appear on more than one page; clients de-duplicate by key.
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        string? cursor = null;
+        do
+        {
+            var (entries, next) = await listPage(cursor, cancellationToken);
+            foreach (var entry in entries)
+            {
+                if (seen.Add(keyOf(entry)))
+                {
+                    yield return entry;
+                }
+            }
+
+            cursor = next;
+        }
+        while (cursor is not null);
     }
 
     internal static string? Ms(TimeSpan? value) =>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Text.Json;
 using LockService.Client;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
@@ -253,5 +254,51 @@ public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixtu
 
         await other.DisposeAsync();
         Assert.Null(await client.InspectSemaphoreAsync(key));
+    }
+
+    [Fact]
+    public async Task ListSemaphores_gives_each_held_semaphore_with_its_permits_never_a_token_and_ListAll_follows_cursors_to_each_once()
+    {
+        var client = Client;
+        var prefix = Keys.Unique(nameof(ListSemaphores_gives_each_held_semaphore_with_its_permits_never_a_token_and_ListAll_follows_cursors_to_each_once)) + "-";
+        var (two, one) = (prefix + "two", prefix + "one");
+        var permits = new[]
+        {
+            (await client.TryAcquirePermitAsync(two, 2, TimeSpan.FromSeconds(30), owner: "two-a"))!,
+            (await client.TryAcquirePermitAsync(two, 2, TimeSpan.FromSeconds(30), owner: "two-b"))!,
+            (await client.TryAcquirePermitAsync(one, 3, TimeSpan.FromSeconds(30), owner: "one-a"))!,
+        };
+        await client.TryAcquireAsync(prefix + "a-lock", TimeSpan.FromSeconds(30));
+
+        var listed = await client.ListAllSemaphoresAsync(prefix).ToListAsync();
+
+        Assert.Equal([one, two], listed.Select(s => s.Key).Order());
+        foreach (var semaphore in listed)
+        {
+            var mine = permits.Where(p => p.Key == semaphore.Key).ToList();
+            Assert.Equal((mine.Count, false), (semaphore.Held, semaphore.Truncated));
+            Assert.Equal(
+                mine.Select(p => (p.Slot, p.FencingToken, p.Limit, p.Owner)),
+                semaphore.Permits.Select(p => (p.Slot, p.FencingToken, p.Limit, p.Owner)));
+            Assert.All(semaphore.Permits, p => Assert.InRange(p.TtlMs, 1, 30_000));
+        }
+
+        var printed = JsonSerializer.Serialize(new SemaphorePage(listed, null), ClientJson.Default.SemaphorePage);
+        Assert.All(permits, p => Assert.DoesNotContain(p.Token, printed, StringComparison.Ordinal));
+
+        // One semaphore a page at most: the cursors lead to both, and ListAll gives each key once however many pages.
+        var pages = new List<SemaphorePage>();
+        string? cursor = null;
+        do
+        {
+            pages.Add(await client.ListSemaphoresAsync(prefix, limit: 1, cursor));
+            cursor = pages[^1].Cursor;
+            Assert.True(pages.Count < 10_000, "the listing does not end");
+        }
+        while (cursor is not null);
+
+        Assert.All(pages, page => Assert.InRange(page.Semaphores.Count, 0, 1));
+        Assert.Equal([one, two], pages.SelectMany(p => p.Semaphores).Select(s => s.Key).Distinct().Order());
+        Assert.Equal([one, two], (await client.ListAllSemaphoresAsync(prefix, pageSize: 1).ToListAsync()).Select(s => s.Key).Order());
     }
 }

@@ -183,6 +183,7 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     [InlineData(64, new[] { "acquire", "k", "--limit", "10001" })]
     [InlineData(64, new[] { "list", "--limit", "1001" })]
     [InlineData(64, new[] { "list", "--limit", "0" })]
+    [InlineData(64, new[] { "list", "--semaphores", "--limit", "1001" })]
     [InlineData(1, new[] { "inspect", "free-key-of-LockCtlTests", "--semaphore" })]
     public async Task Exit_codes_tell_the_outcomes_apart(int exitCode, string[] args)
     {
@@ -247,6 +248,46 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. AdminKey])).ExitCode);
         Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["force-release", $"{prefix}-0", .. AdminKey])).ExitCode);
         Assert.Equal(1, (await LockCtl.RunAsync(service.BaseAddress, ["inspect", $"{prefix}-0", .. ClientKey])).ExitCode);
+    }
+
+    [Fact]
+    public async Task List_semaphores_prints_every_page_of_held_permits_without_tokens_with_an_admin_key_and_a_client_key_is_77()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, OperatorKeys, kestrel: true);
+        var prefix = Keys.Unique("ctl-list-sem") + "-";
+        var permits = new List<System.Text.Json.JsonElement>();
+        foreach (var (name, limit, owner) in new[] { ("two", "2", "two-a"), ("two", "2", "two-b"), ("one", "3", "one-a") })
+        {
+            var acquired = await LockCtl.RunAsync(service.BaseAddress, ["acquire", prefix + name, "--limit", limit, "--ttl", "30s", "--owner", owner, .. ClientKey]);
+            Assert.Equal(0, acquired.ExitCode);
+            permits.Add(System.Text.Json.JsonDocument.Parse(acquired.Output).RootElement);
+        }
+
+        Assert.Equal(0, (await LockCtl.RunAsync(service.BaseAddress, ["acquire", prefix + "a-lock", "--ttl", "30s", .. ClientKey])).ExitCode);
+
+        // A page size of 1: the two semaphores are on different pages, and lockctl prints them all in one document.
+        var listed = await LockCtl.RunAsync(service.BaseAddress, ["list", "--semaphores", "--prefix", prefix, "--limit", "1", .. AdminKey]);
+        Assert.Equal(0, listed.ExitCode);
+        var root = System.Text.Json.JsonDocument.Parse(listed.Output).RootElement;
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, root.GetProperty("cursor").ValueKind);
+        var semaphores = root.GetProperty("semaphores").EnumerateArray().ToDictionary(s => s.GetProperty("key").GetString()!);
+        Assert.Equal([prefix + "one", prefix + "two"], semaphores.Keys.Order());
+        foreach (var (key, semaphore) in semaphores)
+        {
+            var mine = permits.Where(p => p.GetProperty("key").GetString() == key).ToList();
+            Assert.Equal(mine.Count, semaphore.GetProperty("held").GetInt32());
+            Assert.Equal(
+                mine.Select(p => (p.GetProperty("slot").GetInt32(), p.GetProperty("fencingToken").GetInt64(), p.GetProperty("owner").GetString())),
+                semaphore.GetProperty("permits").EnumerateArray().Select(p => (p.GetProperty("slot").GetInt32(), p.GetProperty("fencingToken").GetInt64(), p.GetProperty("owner").GetString())));
+        }
+
+        Assert.All(permits, p => Assert.DoesNotContain(p.GetProperty("token").GetString()!, listed.Output, StringComparison.Ordinal));
+        Assert.DoesNotContain("token", listed.Output, StringComparison.Ordinal);
+
+        var denied = await LockCtl.RunAsync(service.BaseAddress, ["list", "--semaphores", "--prefix", prefix, .. ClientKey]);
+        Assert.Equal(77, denied.ExitCode);
+        Assert.Empty(denied.Output);
+        Assert.StartsWith("lockctl: ", denied.Error, StringComparison.Ordinal);
     }
 
     [Fact]
