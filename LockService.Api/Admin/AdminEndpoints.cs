@@ -34,7 +34,9 @@ internal static partial class AdminEndpoints
             sp.GetRequiredService<LockEngine>(),
             sp.GetRequiredService<IOptions<LockOptions>>().Value,
             sp.GetRequiredService<IOptions<RedisOptions>>().Value));
-        services.AddSingleton<LockListingCache>();
+        // One shared listing each: a lock force-release clears the locks' pages, a permit force-release the semaphores'.
+        services.AddSingleton(sp => new ListingCache<LockPage>(sp.GetRequiredService<LockLister>().ListAsync, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => new ListingCache<SemaphorePage>(sp.GetRequiredService<SemaphoreEngine>().ListAsync, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<InstanceRates>();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
         return services;
@@ -71,7 +73,7 @@ internal static partial class AdminEndpoints
     }
 
     private static Task<Results<Ok<LockListResponse>, ProblemHttpResult>> ListAsync(
-        HttpContext http, LockListingCache listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
+        HttpContext http, ListingCache<LockPage> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
         ListPageAsync(http, query, async (prefix, limit) =>
         {
             var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
@@ -79,10 +81,10 @@ internal static partial class AdminEndpoints
         });
 
     private static Task<Results<Ok<SemaphoreListResponse>, ProblemHttpResult>> ListSemaphoresAsync(
-        HttpContext http, SemaphoreEngine engine, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
+        HttpContext http, ListingCache<SemaphorePage> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
         ListPageAsync(http, query, async (prefix, limit) =>
         {
-            var page = await engine.ListAsync(http.TenantOf(), prefix, limit, query.Cursor, cancellationToken);
+            var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
             return (new SemaphoreListResponse([.. page.Semaphores.Select(SemaphoreInfoResponse.From)], page.Cursor), page.CursorError);
         });
 
@@ -142,7 +144,7 @@ internal static partial class AdminEndpoints
         string key,
         HttpContext http,
         LockEngine engine,
-        LockListingCache listings,
+        ListingCache<LockPage> listings,
         IOptions<OperatorOptions> options,
         ILogger<OperatorAudit> audit)
     {
@@ -171,6 +173,7 @@ internal static partial class AdminEndpoints
         string slot,
         HttpContext http,
         SemaphoreEngine engine,
+        ListingCache<SemaphorePage> listings,
         IOptions<OperatorOptions> options,
         IOptions<SemaphoreOptions> semaphores,
         ILogger<OperatorAudit> audit)
@@ -199,6 +202,7 @@ internal static partial class AdminEndpoints
 
         LockMetrics.PermitForcedReleases.Inc();
         LockMetrics.PermitHoldDuration.Observe(result.HeldMs / 1000.0);
+        listings.Clear();
         var shownTenant = ShownTenant(tenant);
         LogPermitForceReleased(audit, number, key, shownTenant, result.FencingToken, result.Owner ?? "(none)", result.Limit, result.HeldMs, CallerRole(http), shownTenant);
         return TypedResults.NoContent();

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using LockService.Api.Admin;
+using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using OpenQA.Selenium;
 using OpenQA.Selenium.Chrome;
@@ -245,12 +247,15 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IClassFixt
     }
 }
 
-/// <summary>What open dashboards cost: each page's requests, and one listing shared by all of them.</summary>
+/// <summary>What open dashboards cost: each page's requests, and one listing shared by all of them, on either view.</summary>
 public sealed class DashboardCostTests
 {
-    [BrowserFact]
-    public async Task Three_open_pages_share_one_listing_per_refresh()
+    [BrowserTheory]
+    [InlineData("locks")]
+    [InlineData("semaphores")]
+    public async Task Three_open_pages_share_one_listing_per_refresh(string view)
     {
+        var resource = LeaseResource.All.Single(r => r.Name == view);
         await using var redis = await RedisServer.StartNewAsync();
         await using var factory = new LockServiceFactory(redis.ConnectionString, kestrel: true);
         _ = factory.BaseAddress;
@@ -258,34 +263,68 @@ public sealed class DashboardCostTests
         var client = new LockClient(http);
         for (var i = 0; i < 5; i++)
         {
-            await client.AcquireOkAsync($"cost-{i}", "ttlMs=120000");
+            await resource.HoldAsync(client, $"cost-{i}", "ttlMs=120000");
         }
 
         using var browser = Browser.Start();
-        browser.Navigate().GoToUrl(new Uri(factory.BaseAddress, "/ui"));
+        browser.Navigate().GoToUrl(new Uri(factory.BaseAddress, "/ui#" + view));
         for (var i = 1; i < 3; i++)
         {
             browser.SwitchTo().NewWindow(WindowType.Tab);
-            browser.Navigate().GoToUrl(new Uri(factory.BaseAddress, "/ui"));
+            browser.Navigate().GoToUrl(new Uri(factory.BaseAddress, "/ui#" + view));
         }
 
-        browser.WaitFor(d => d.FindElements(By.CssSelector("tr[data-key]")).Count == 5, TimeSpan.FromSeconds(10), "the locks");
+        // Five locks, or five semaphores of one permit each: five rows.
+        browser.WaitFor(d => d.FindElements(By.CssSelector("tr[data-key]")).Count == 5, TimeSpan.FromSeconds(10), "the " + view);
         await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
         var server = admin.GetServers()[0];
-        var (scansBefore, requestsBefore) = (await ScanCallsAsync(server), ListingRequests(factory));
+        var (scansBefore, requestsBefore) = (await ScanCallsAsync(server), ListingRequests(factory, view));
         var measured = Stopwatch.StartNew();
         await Task.Delay(TimeSpan.FromSeconds(6));
         var seconds = measured.Elapsed.TotalSeconds;
         var scans = (await ScanCallsAsync(server) - scansBefore) / seconds;
-        var requests = (ListingRequests(factory) - requestsBefore) / seconds;
+        var requests = (ListingRequests(factory, view) - requestsBefore) / seconds;
 
         // Each page lists about once a second; together they cost Redis at most two listings a second (shared for 500 ms).
         Assert.InRange(requests, 1.5, 4.5);
         Assert.InRange(scans, 0.5, 2.5);
     }
 
-    private static int ListingRequests(LockServiceFactory factory) =>
-        factory.Log.Lines.Count(l => l.Contains("GET /admin/locks ", StringComparison.Ordinal) || l.Contains("\"Route\":\"/admin/locks\"", StringComparison.Ordinal));
+    [RedisServerTheory]
+    [InlineData("locks")]
+    [InlineData("semaphores")]
+    public async Task Listings_of_the_same_page_asked_together_cost_redis_one_scan_pass(string view)
+    {
+        var resource = LeaseResource.All.Single(r => r.Name == view);
+        await using var redis = await RedisServer.StartNewAsync();
+        await using var factory = new LockServiceFactory(redis.ConnectionString);
+        var client = new LockClient(factory.CreateClient());
+        for (var i = 0; i < 5; i++)
+        {
+            await resource.HoldAsync(client, $"shared-{i}", "ttlMs=120000");
+        }
+
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        var server = admin.GetServers()[0];
+        var listing = $"/admin/{view}?limit=100";
+
+        var before = await ScanCallsAsync(server);
+        var together = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => client.SendAsync(HttpMethod.Get, listing)));
+        var sharedScans = await ScanCallsAsync(server) - before;
+
+        // Once the page is no longer shared, the same listing alone: what one pass costs.
+        await Task.Delay(ListingCache<LockPage>.SharedFor);
+        before = await ScanCallsAsync(server);
+        var alone = await client.SendAsync(HttpMethod.Get, listing);
+        var oneScanPass = await ScanCallsAsync(server) - before;
+
+        Assert.All(together.Append(alone), reply => Assert.Equal(5, reply.Json.GetProperty(view).GetArrayLength()));
+        Assert.InRange(oneScanPass, 1, long.MaxValue);
+        Assert.Equal(oneScanPass, sharedScans);
+    }
+
+    private static int ListingRequests(LockServiceFactory factory, string view) =>
+        factory.Log.Lines.Count(l => l.Contains($"GET /admin/{view} ", StringComparison.Ordinal) || l.Contains($"\"Route\":\"/admin/{view}\"", StringComparison.Ordinal));
 
     private static async Task<long> ScanCallsAsync(IServer server)
     {

@@ -176,6 +176,24 @@ public sealed class OperatorTests(OperatorFixture fixture) : IClassFixture<Opera
         Assert.Equal(HttpStatusCode.OK, (await resource.CheckAsync(Client, key, next.Json.GetProperty("token").GetString()!)).Status);
     }
 
+    [Theory]
+    [InlineData("locks")]
+    [InlineData("semaphores")]
+    public async Task A_lease_force_released_through_the_instance_is_gone_from_the_very_next_listing(string resourceName)
+    {
+        var resource = LeaseResource.All.Single(r => r.Name == resourceName);
+        var key = Keys.Unique(nameof(A_lease_force_released_through_the_instance_is_gone_from_the_very_next_listing));
+        await resource.HoldAsync(Client, key, "ttlMs=60000");
+        static IEnumerable<string?> Listed(List<List<JsonElement>> pages) => pages.SelectMany(p => p).Select(l => l.GetProperty("key").GetString());
+
+        // Listed: the instance now shares these pages for 500 ms with whoever asks for them.
+        Assert.Contains(key, Listed(await Operators.ListAllAsync(Admin, key, limit: 100, resource.Name)));
+        var forced = await Admin.SendAsync(HttpMethod.Delete, resource == LeaseResource.Locks ? $"/admin/locks/{key}" : $"/admin/semaphores/{key}/0");
+
+        Assert.Equal(HttpStatusCode.NoContent, forced.Status);
+        Assert.DoesNotContain(key, Listed(await Operators.ListAllAsync(Admin, key, limit: 100, resource.Name)));
+    }
+
     [Fact]
     public async Task Force_release_of_a_free_lock_is_404_and_of_a_bad_key_400_and_another_tenants_lock_is_not_touched()
     {

@@ -53,3 +53,9 @@ public sealed class BrowserFactAttribute : FactAttribute
 {
     public BrowserFactAttribute() => Skip = Browser.Available ? null : Browser.Reason;
 }
+
+/// <summary>A theory that drives Chromium: skipped with the reason on a machine without it.</summary>
+public sealed class BrowserTheoryAttribute : TheoryAttribute
+{
+    public BrowserTheoryAttribute() => Skip = Browser.Available ? null : Browser.Reason;
+}

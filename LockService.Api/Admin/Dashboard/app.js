@@ -4,7 +4,7 @@
 
 (() => {
   const KEY_STORAGE = 'lockservice.apiKey';
-  const REFRESH_MS = 1000;       // the contract asks for at least every 2 s; the service shares one lock listing among pages
+  const REFRESH_MS = 1000;       // the contract asks for at least every 2 s; the service shares one listing among pages
   const SHOW_MAX = 1000;          // rows: a table of more is not readable, the prefix filter narrows it
   const MAX_PAGES = 8;            // pages fetched per refresh, so a huge keyspace cannot keep one refresh going
   const PREFIX = /^[A-Za-z0-9._:-]{0,200}$/;

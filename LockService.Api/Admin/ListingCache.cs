@@ -1,17 +1,19 @@
-using LockService.Core.Locks;
-
 namespace LockService.Api.Admin;
+
+/// <summary>One page of a listing of a tenant's leases (locks, or semaphores): what <see cref="ListingCache{TPage}"/> shares.</summary>
+internal delegate Task<TPage> PageLister<TPage>(string tenant, string prefix, int limit, string? cursor, CancellationToken cancellationToken);
 
 /// <summary>
 /// Shares a listing among the callers that ask for the same page within <see cref="SharedFor"/>: every open dashboard
-/// refreshes each second, and N open pages must cost Redis one SCAN pass, not N. A force-release through this instance
-/// drops what is shared, so the next refresh no longer shows the lock.
+/// refreshes each second, and N open pages must cost Redis one SCAN pass, not N. One instance per listing (locks,
+/// semaphores): a force-release through this service instance clears the one that listed what it released, so the next
+/// refresh no longer shows it.
 /// </summary>
-internal sealed class LockListingCache(LockLister lister, TimeProvider clock)
+internal sealed class ListingCache<TPage>(PageLister<TPage> lister, TimeProvider clock)
 {
     /// <summary>
     /// How long a page is shared. Half the dashboard's refresh period: however many pages are open, a listing runs at
-    /// most twice a second per tenant and prefix, and a new lock shows within a refresh and a half.
+    /// most twice a second per tenant and prefix, and a new lease shows within a refresh and a half.
     /// </summary>
     public static readonly TimeSpan SharedFor = TimeSpan.FromMilliseconds(500);
 
@@ -22,7 +24,7 @@ internal sealed class LockListingCache(LockLister lister, TimeProvider clock)
     private readonly Lock _gate = new();
 
     /// <summary>The page, from a listing started within <see cref="SharedFor"/> by anyone, or from a new one.</summary>
-    public Task<LockPage> ListAsync(string tenant, string prefix, int limit, string? cursor)
+    public Task<TPage> ListAsync(string tenant, string prefix, int limit, string? cursor)
     {
         var request = new PageRequest(tenant, prefix, limit, cursor);
         var now = clock.GetTimestamp();
@@ -42,7 +44,7 @@ internal sealed class LockListingCache(LockLister lister, TimeProvider clock)
             }
 
             // Not the caller's cancellation: the listing is shared, and one caller going away must not fail the others.
-            var page = lister.ListAsync(tenant, prefix, limit, cursor, CancellationToken.None);
+            var page = lister(tenant, prefix, limit, cursor, CancellationToken.None);
             _pages[request] = new Shared(now, page);
             return page;
         }
@@ -59,5 +61,5 @@ internal sealed class LockListingCache(LockLister lister, TimeProvider clock)
 
     private readonly record struct PageRequest(string Tenant, string Prefix, int Limit, string? Cursor);
 
-    private sealed record Shared(long Started, Task<LockPage> Page);
+    private sealed record Shared(long Started, Task<TPage> Page);
 }
