@@ -70,7 +70,7 @@ internal static class RunCommand
             held = $"the permit (slot {permit.Slot}) of '{lease.Key}'";
         }
 
-        var (child, errno) = ChildProcess.Start(command, environment);
+        var (child, errno) = ChildProcess.Start(command, environment, error);
         if (child is null)
         {
             var (message, code) = ChildProcess.Describe(command[0], errno);
@@ -79,7 +79,8 @@ internal static class RunCommand
         }
 
         // From here on a signal to lockctl is COMMAND's business: it goes to COMMAND's group, and lockctl releases the
-        // lock once COMMAND has exited.
+        // lock once COMMAND has exited. (In a terminal COMMAND's group is the foreground, so the terminal's Ctrl-C goes
+        // to COMMAND itself, not through lockctl: the same outcome.)
         using var interrupt = Forward(PosixSignal.SIGINT, () => child.SignalGroup(ChildProcess.SigInt));
         using var terminate = Forward(PosixSignal.SIGTERM, () => child.SignalGroup(ChildProcess.SigTerm));
         using var hangup = Forward(PosixSignal.SIGHUP, () => child.SignalGroup(ChildProcess.SigHup));
@@ -105,6 +106,10 @@ internal static class RunCommand
         });
 
         var exitCode = await child.WaitForExitAsync();
+
+        // The terminal back at once, lost lock or not: its next reader must not wait for the release, or for the rest of
+        // COMMAND's group during a loss's grace.
+        child.ReturnTerminal();
         if (handle.LossReason is null)
         {
             try

@@ -400,6 +400,57 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.Contains("released", again.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task In_a_terminal_the_command_gets_the_foreground_so_it_reads_the_keyboard_and_lockctl_releases_and_exits_with_its_code()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(In_a_terminal_the_command_gets_the_foreground_so_it_reads_the_keyboard_and_lockctl_releases_and_exits_with_its_code));
+
+        // In a process group of its own but not the terminal's foreground, the read would stop the command (SIGTTIN).
+        using var run = LockCtl.StartInTerminal(service.BaseAddress, ["run", key, "--", "sh", "-c", "read x; echo \"got:$x\"; exit 3"]);
+        await run.TypeAsync("hello\n");
+
+        Assert.Equal(3, await run.ExitAsync());
+        Assert.Contains("got:hello", run.Output, StringComparison.Ordinal);
+        Assert.False(await HeldAsync(service, key, permit: false));
+    }
+
+    [Fact]
+    public async Task In_a_terminal_Ctrl_C_goes_to_the_command_and_lockctl_releases_after_it_exits_with_its_code()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(In_a_terminal_Ctrl_C_goes_to_the_command_and_lockctl_releases_after_it_exits_with_its_code));
+
+        // The read succeeds only once the command has the terminal: Ctrl-C comes after that.
+        using var run = LockCtl.StartInTerminal(service.BaseAddress, ["run", key, "--", "sh", "-c", $"trap 'exit 9' INT; read x; touch {_dir}/ready; while true; do sleep 0.02; done"]);
+        await run.TypeAsync("go\n");
+        await Eventually(() => File.Exists(Path.Combine(_dir, "ready")), "the command to read its line");
+        Assert.True(await HeldAsync(service, key, permit: false));
+        await run.TypeAsync("\u0003");
+
+        Assert.Equal(9, await run.ExitAsync());
+        Assert.False(await HeldAsync(service, key, permit: false));
+    }
+
+    [Fact]
+    public async Task In_a_terminal_a_lost_lock_exits_70_and_gives_the_terminal_back_so_the_next_read_of_the_session_works()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(In_a_terminal_a_lost_lock_exits_70_and_gives_the_terminal_back_so_the_next_read_of_the_session_works));
+
+        // The shell after lockctl is the terminal's session leader: its read fails (EIO) unless lockctl gave the terminal back.
+        using var run = LockCtl.StartInTerminal(
+            service.BaseAddress, ["run", key, "--", "sh", "-c", $"touch {_dir}/ready; sleep 30"], then: "echo \"lockctl:$?\"; read x; echo \"got:$x\"");
+        await Eventually(() => File.Exists(Path.Combine(_dir, "ready")), "the command to start");
+        Assert.True((await service.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+        await run.TypeAsync("hello\n");
+
+        Assert.Equal(0, await run.ExitAsync());
+        Assert.Contains("forced", run.Output, StringComparison.Ordinal);
+        Assert.Contains("lockctl:70", run.Output, StringComparison.Ordinal);
+        Assert.Contains("got:hello", run.Output, StringComparison.Ordinal);
+    }
+
     /// <summary>lockctl's semaphore flag for a test run for a permit as well as for a lock.</summary>
     private static string[] LimitIf(bool permit) => permit ? ["--limit", "2"] : [];
 
@@ -447,21 +498,51 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         public static LockCtl Start(Uri url, IReadOnlyList<string> args)
         {
             var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "lockctl.dll"));
-            var separator = args.ToList().IndexOf("--");
-            foreach (var argument in separator < 0 ? args : args.Take(separator))
-            {
-                info.ArgumentList.Add(argument);
-            }
-
-            info.ArgumentList.Add("--url");
-            info.ArgumentList.Add(url.ToString());
-            foreach (var argument in separator < 0 ? [] : args.Skip(separator))
+            foreach (var argument in Arguments(url, args))
             {
                 info.ArgumentList.Add(argument);
             }
 
             return new LockCtl(Process.Start(info)!);
+        }
+
+        /// <summary>
+        /// lockctl in a pseudo-terminal of its own, as from an interactive shell: util-linux <c>script</c> runs
+        /// <c>sh -c "dotnet lockctl.dll ARGS; THEN"</c> as the terminal's session leader, lockctl in the terminal's
+        /// foreground process group; what <see cref="TypeAsync"/> writes is typed on the keyboard, and
+        /// <see cref="Output"/> is all the terminal showed (lockctl's stderr included).
+        /// </summary>
+        public static LockCtl StartInTerminal(Uri url, IReadOnlyList<string> args, string then = "")
+        {
+            var line = string.Join(' ', Arguments(url, args).Prepend("dotnet").Select(Quote)) + (then.Length > 0 ? $"; {then}" : "");
+            var info = new ProcessStartInfo("script") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var argument in new[] { "--quiet", "--return", "--command", line, "/dev/null" })
+            {
+                info.ArgumentList.Add(argument);
+            }
+
+            info.Environment["SHELL"] = "/bin/sh";
+            return new LockCtl(Process.Start(info)!);
+
+            static string Quote(string argument) => $"'{argument.Replace("'", "'\\''", StringComparison.Ordinal)}'";
+        }
+
+        /// <summary>Keys typed on the terminal of <see cref="StartInTerminal"/>.</summary>
+        public async Task TypeAsync(string keys)
+        {
+            await Process.StandardInput.WriteAsync(keys);
+            await Process.StandardInput.FlushAsync();
+        }
+
+        /// <summary><c>lockctl.dll ARGS --url URL</c>, the URL before any <c>--</c> so that it is lockctl's, not COMMAND's.</summary>
+        private static IEnumerable<string> Arguments(Uri url, IReadOnlyList<string> args)
+        {
+            var separator = args.ToList().IndexOf("--");
+            return [
+                Path.Combine(AppContext.BaseDirectory, "lockctl.dll"),
+                .. separator < 0 ? args : args.Take(separator),
+                "--url", url.ToString(),
+                .. separator < 0 ? [] : args.Skip(separator)];
         }
 
         public static async Task<LockCtl> RunAsync(Uri url, IReadOnlyList<string> args)
@@ -484,7 +565,7 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
             }
             catch (OperationCanceledException)
             {
-                Process.Kill(entireProcessTree: true);
+                KillAll();
                 throw new TimeoutException($"lockctl did not exit within {Bound.TotalSeconds} s");
             }
 
@@ -495,10 +576,56 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         {
             if (!Process.HasExited)
             {
-                Process.Kill(entireProcessTree: true);
+                KillAll();
             }
 
             Process.Dispose();
+        }
+
+        /// <summary>
+        /// Kills the process and everything under it, all found before any is killed: killing <c>script</c> hangs up
+        /// its terminal, and the shell in it, dying of that, leaves its children to init before
+        /// <c>Process.Kill(entireProcessTree: true)</c> (which lists a child's children only once it has killed the
+        /// parent) gets to them.
+        /// </summary>
+        private void KillAll()
+        {
+            var parents = new Dictionary<int, List<int>>();
+            foreach (var stat in Directory.EnumerateDirectories("/proc").Select(d => Path.Combine(d, "stat")))
+            {
+                try
+                {
+                    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so fields count from the last ')'.
+                    var text = File.ReadAllText(stat);
+                    var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+                    var pid = int.Parse(text[..text.IndexOf(' ', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
+                    var ppid = int.Parse(fields[1], CultureInfo.InvariantCulture);
+                    (parents.TryGetValue(ppid, out var children) ? children : parents[ppid] = []).Add(pid);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+                {
+                    // Not a process, or one that ended while the list was being made.
+                }
+            }
+
+            var tree = new List<int> { Process.Id };
+            for (var i = 0; i < tree.Count; i++)
+            {
+                tree.AddRange(parents.GetValueOrDefault(tree[i]) ?? []);
+            }
+
+            foreach (var pid in tree)
+            {
+                try
+                {
+                    using var process = System.Diagnostics.Process.GetProcessById(pid);
+                    process.Kill();
+                }
+                catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+                {
+                    // Already gone.
+                }
+            }
         }
     }
 }
