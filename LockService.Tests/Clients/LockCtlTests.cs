@@ -400,7 +400,7 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.Contains("released", again.Error, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [TerminalFact]
     public async Task In_a_terminal_the_command_gets_the_foreground_so_it_reads_the_keyboard_and_lockctl_releases_and_exits_with_its_code()
     {
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
@@ -415,7 +415,7 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.False(await HeldAsync(service, key, permit: false));
     }
 
-    [Fact]
+    [TerminalFact]
     public async Task In_a_terminal_Ctrl_C_goes_to_the_command_and_lockctl_releases_after_it_exits_with_its_code()
     {
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
@@ -432,7 +432,7 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.False(await HeldAsync(service, key, permit: false));
     }
 
-    [Fact]
+    [TerminalFact]
     public async Task In_a_terminal_a_lost_lock_exits_70_and_gives_the_terminal_back_so_the_next_read_of_the_session_works()
     {
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
@@ -628,4 +628,12 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
             }
         }
     }
+}
+
+/// <summary>A fact that runs lockctl in a pseudo-terminal: skipped with the reason on a machine without util-linux's script.</summary>
+public sealed class TerminalFactAttribute : FactAttribute
+{
+    public TerminalFactAttribute() => Skip = RedisServer.FindOnPath("script") is null
+        ? "needs util-linux's script on PATH (Debian: apt-get install bsdutils) as the terminal lockctl runs in"
+        : null;
 }

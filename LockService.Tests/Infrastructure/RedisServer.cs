@@ -183,7 +183,8 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    private static string? FindOnPath(string name) =>
+    /// <summary>The first file named <paramref name="name"/> in the directories of PATH, or null.</summary>
+    internal static string? FindOnPath(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
             .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
             .Select(dir => Path.Combine(dir, name))
