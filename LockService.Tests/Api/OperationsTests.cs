@@ -250,7 +250,12 @@ public sealed class ConfigurationTests
 
         var lease = await client.AcquireOkAsync("json-log");
         await client.ReleaseAsync("json-log", lease.Token);
-        await RedisServer.WaitUntilAsync(() => Task.FromResult(service.Stdout.Any(l => l.Contains("responded", StringComparison.Ordinal) && l.Contains("204", StringComparison.Ordinal))), TimeSpan.FromSeconds(10), "the release's log line");
+        // Matched on the parsed line: "204" alone also matches a timestamp (a CI run took "...01.9204504Z" of the health
+        // check's line for the release's).
+        await RedisServer.WaitUntilAsync(
+            () => Task.FromResult(service.Stdout.Any(l => l.Contains("\"StatusCode\":204", StringComparison.Ordinal) && l.Contains("/locks/{key}/{token}", StringComparison.Ordinal))),
+            TimeSpan.FromSeconds(10),
+            "the release's log line");
 
         var lines = service.Stdout.ToList();
         var requestLines = lines.Where(l => l.Contains("RouteTemplate", StringComparison.Ordinal)).Select(l => JsonDocument.Parse(l).RootElement).ToList();
