@@ -184,7 +184,9 @@ internal sealed class WaitQueues : IDisposable
             }
             else if (acquired && heldAfter >= 0)
             {
-                queue.WakeWaiters(1, heldAfter);
+                // A notice that reached it while it was busy trying (its wake-up still pending) may have been for a place
+                // it did not take, freed after the count it left: then the next waiter tries too, whatever its limit.
+                queue.WakeWaiters(1, waiter.Pending ? -1 : heldAfter);
             }
             else if (!acquired && waiter.Limit > 0)
             {
@@ -370,7 +372,8 @@ internal sealed class WaitQueues : IDisposable
         {
             for (var node = Waiters.First; node is not null && places > 0; node = node.Next)
             {
-                if (node.Value.Limit > held)
+                // One already woken and not yet trying tries once, for one place: the next place goes to the next waiter.
+                if (node.Value.Limit > held && !node.Value.Pending)
                 {
                     node.Value.Signal();
                     places--;
@@ -431,6 +434,9 @@ internal sealed class WaitQueues : IDisposable
         public int Limit { get; } = limit;
 
         public LinkedListNode<Waiter>? Node { get; set; }
+
+        /// <summary>Woken and not yet past its wait: a try is coming.</summary>
+        public bool Pending => _signal.CurrentCount > 0;
 
         public void Signal()
         {
