@@ -185,8 +185,8 @@ internal sealed class WaitQueues : IDisposable
             else if (acquired && heldAfter >= 0)
             {
                 // A notice that reached it while it was busy trying (its wake-up still pending) may have been for a place
-                // it did not take, freed after the count it left: then the next waiter tries too, whatever its limit.
-                queue.WakeWaiters(1, waiter.Pending ? -1 : heldAfter);
+                // freed after it took its own: the count that notice gave, when lower, decides who is next.
+                queue.WakeWaiters(1, waiter.Pending ? Math.Min(heldAfter, queue.LastFreedHeld) : heldAfter);
             }
             else if (!acquired && waiter.Limit > 0)
             {
@@ -266,6 +266,7 @@ internal sealed class WaitQueues : IDisposable
 
             if (SemaphoreMessages.TryParseFreed(message, out var places, out var held))
             {
+                queue.LastFreedHeld = held;
                 queue.WakeEligible(places, held);
                 return;
             }
@@ -352,6 +353,9 @@ internal sealed class WaitQueues : IDisposable
 
         public bool Closed { get; set; }
 
+        /// <summary>The count of held permits the last notice of freed places gave (under the owner's gate).</summary>
+        public int LastFreedHeld { get; set; } = int.MaxValue;
+
         // Under the owner's gate.
         public void WakeHeadAndWatchers()
         {
@@ -372,8 +376,7 @@ internal sealed class WaitQueues : IDisposable
         {
             for (var node = Waiters.First; node is not null && places > 0; node = node.Next)
             {
-                // One already woken and not yet trying tries once, for one place: the next place goes to the next waiter.
-                if (node.Value.Limit > held && !node.Value.Pending)
+                if (node.Value.Limit > held)
                 {
                     node.Value.Signal();
                     places--;
