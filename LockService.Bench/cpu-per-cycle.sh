@@ -13,7 +13,7 @@
 # (/proc/PID/stat) is read when its measured window opens and closes, and divided by the cycles the bench counted
 # in that window; its redis-server's likewise (the work the scripts give Redis, printed beside it). CPU per cycle
 # is far steadier than cycles/s on a shared machine, but both are printed. Environment: BENCH (the bench's dll),
-# CONCURRENCY, DURATION, WARMUP, SETTLE, and PIN=1 to run each redis-server on CPU 1 and the services and the
+# CONCURRENCY, DURATION, WARMUP, SETTLE, BEFORE_ENV and AFTER_ENV (NAME=VALUE ... set for that build's service only), and PIN=1 to run each redis-server on CPU 1 and the services and the
 # bench on CPU 0 (on a two-core machine: Redis's own work then no longer competes with the service for its core,
 # which shows the service's own cost apart).
 set -euo pipefail
@@ -62,6 +62,8 @@ cpu_ticks() {
 # so that the processes it starts are in pids and stopped at the end.
 start_target() {
     local name=$1 dir=$2 redis_port service_port
+    local -a extra_env
+    read -r -a extra_env <<<"${3:-}"
     redis_port=$(free_port)
     "${redis_cpu[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$work/$name-redis.log" 2>&1 &
     local redis_pid=$!
@@ -69,7 +71,7 @@ start_target() {
     for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
     redis-cli -p "$redis_port" ping >/dev/null || { echo "$name: redis-server did not start on $redis_port" >&2; exit 2; }
     service_port=$(free_port)
-    ASPNETCORE_ENVIRONMENT=Production Redis__ConnectionString=127.0.0.1:$redis_port \
+    env "${extra_env[@]}" ASPNETCORE_ENVIRONMENT=Production Redis__ConnectionString=127.0.0.1:$redis_port \
         "${dotnet_cpu[@]}" dotnet "$dir/LockService.Api.dll" --urls "http://127.0.0.1:$service_port" >"$work/$name-service.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
@@ -99,12 +101,12 @@ measure() {
         $((end - start)) "$cycles" "$duration" "$ticks" $((redis_end - redis_start))
 }
 
-start_target before "$before" >"$work/before.target"
-start_target after "$after" >"$work/after.target"
+start_target before "$before" "${BEFORE_ENV:-}" >"$work/before.target"
+start_target after "$after" "${AFTER_ENV:-}" >"$work/after.target"
 read -r before_pid before_url before_redis <"$work/before.target"
 read -r after_pid after_url after_redis <"$work/after.target"
-echo "before: $before (pid $before_pid, $before_url)"
-echo "after:  $after (pid $after_pid, $after_url)"
+echo "before: $before (pid $before_pid, $before_url) ${BEFORE_ENV:-}"
+echo "after:  $after (pid $after_pid, $after_url) ${AFTER_ENV:-}"
 echo "logs in $work; settle ${settle}s each, then $pairs pairs of cycles -c $concurrency -d $duration --warmup $warmup; CLK_TCK $ticks"
 
 for target in "$before_url" "$after_url"; do

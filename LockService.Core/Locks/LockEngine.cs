@@ -73,11 +73,11 @@ public sealed class LockEngine : IDisposable
     public async Task<ReleaseResult> ReleaseAsync(LockName name, string token)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await _redis.EvalAsync(
-            ReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, _redis.PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
-        return (long)values[0] == 1
-            ? new ReleaseResult(true, null, HeldSince((long)values[1]))
-            : new ReleaseResult(false, (LeaseEnd)(long)values[1], 0);
+        var answer = (long)(await _redis.EvalAsync(
+            ReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, _redis.PublishCommand, _fenceRetentionMs]).ConfigureAwait(false));
+        return answer >= 0
+            ? new ReleaseResult(true, null, HeldSince(answer))
+            : new ReleaseResult(false, (LeaseEnd)(-answer), 0);
     }
 
     /// <summary>

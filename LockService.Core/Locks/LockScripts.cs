@@ -109,6 +109,9 @@ internal static class LockScripts
     // {0, pttl} held.
     // A new fencing token is max(Redis time in microseconds, the key's last token + 1): it keeps increasing when
     // Redis lost the last one (a restart without persistence, a failover), and needs no key that lives forever.
+    // The time is written first, with SET ... GET (Redis 6.2+) handing back the last token: one command where a GET and
+    // a SET took two; only a last token at or past the clock (a clock stepped back) takes a second SET. The last lease's
+    // record is swapped the same way. Each command a script runs costs Redis about as much as the Lua around it.
     // The lease before this one ended (released, forced, or expired while held) and joins the older leases.
     // An acquire that carries an idempotency key announces itself, so a retry of it waiting elsewhere
     // replays at once instead of waiting for the release of its own lock.
@@ -119,28 +122,30 @@ internal static class LockScripts
           local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
           local now = math.floor(micros / 1000)
           local fence = micros
-          local last = redis.call('GET', KEYS[2])
+          local f = string.format('%d', fence)
+          local last = redis.call('SET', KEYS[2], f, 'PX', ARGV[3], 'GET')
           last = last and tonumber(string.match(last, '^%d+'))
           if last and last >= fence then
             fence = last + 1
+            f = string.format('%d', fence)
+            redis.call('SET', KEYS[2], f, 'PX', ARGV[3])
           end
-          local previous = redis.call('GET', KEYS[4])
+          local at = string.format('%d', now)
+          local ttl = tonumber(ARGV[2])
+          local previous = redis.call('SET', KEYS[4], '{{HeldState}} ' .. at .. ' ' .. ARGV[1], 'PX', string.format('%d', ttl + {{LeaseMemoryMs}}), 'GET')
           if previous then
-            local state, at, token = string.match(previous, '^(%d) (%d+) (%S+)$')
+            local state, pat, token = string.match(previous, '^(%d) (%d+) (%S+)$')
             if token then
               if state == '{{HeldState}}' then
                 state = '{{ExpiredState}}'
               end
-              redis.call('ZADD', KEYS[3], string.format('%d', tonumber(at) * 4 + tonumber(state)), token)
+              redis.call('ZADD', KEYS[3], string.format('%d', tonumber(pat) * 4 + tonumber(state)), token)
               if redis.call('ZCARD', KEYS[3]) > {{LeaseRecords}} then
                 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -{{LeaseRecords}} - 1)
               end
               redis.call('PEXPIRE', KEYS[3], {{LeaseMemoryMs}})
             end
           end
-          local f = string.format('%d', fence)
-          local at = string.format('%d', now)
-          local ttl = tonumber(ARGV[2])
           local idem = ARGV[5] or ''
           local cap, exp = ARGV[8] or '', ''
           if cap ~= '' then
@@ -149,8 +154,6 @@ internal static class LockScripts
           if idem ~= '' then
             exp = string.format('%d', now + ttl)
           end
-          redis.call('SET', KEYS[2], f, 'PX', ARGV[3])
-          redis.call('SET', KEYS[4], '{{HeldState}} ' .. at .. ' ' .. ARGV[1], 'PX', string.format('%d', ttl + {{LeaseMemoryMs}}))
           redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. '\n' .. ARGV[2] .. '\n' .. at .. '\n' .. cap .. '\n' .. idem .. '\n' .. exp .. '\n' .. (ARGV[4] or ''), 'PX', ARGV[2])
           if idem ~= '' then
             redis.call(ARGV[7], ARGV[6], '{{LockMessages.Acquired}}')
@@ -170,8 +173,9 @@ internal static class LockScripts
 
     // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases, KEYS[4] last lease
     // ARGV[1] token, ARGV[2] notify channel, ARGV[3] PUBLISH or SPUBLISH, ARGV[4] fence retention ms
-    // Returns {1, at} released (and waiters and watchers notified; at = when it was acquired, Redis ms, 0 when an
-    // older version's lock did not say), {0, why} when this token does not hold it.
+    // Returns at >= 0 released (and waiters and watchers notified; at = when it was acquired, Redis ms, 0 when an
+    // older version's lock did not say), -why when this token does not hold it: one integer, not an array, because
+    // this is half of every cycle.
     // The common path reads only the token and 'at' from the lease.
     public const string Release = $$"""
         local v = redis.pcall('GET', KEYS[1])
@@ -188,10 +192,10 @@ internal static class LockScripts
           redis.call('PEXPIRE', KEYS[2], ARGV[4])
           redis.call('SET', KEYS[4], '{{ReleasedState}} ' .. at .. ' ' .. ARGV[1], 'PX', {{LeaseMemoryMs}})
           redis.call(ARGV[3], ARGV[2], '{{LockMessages.Released}}')
-          return {1, tonumber(at)}
+          return tonumber(at)
         end
         {{Why}}
-        return {0, why(KEYS[4], KEYS[3], ARGV[1])}
+        return -why(KEYS[4], KEYS[3], ARGV[1])
         """;
 
     // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases (unused: the interface of every write script),
