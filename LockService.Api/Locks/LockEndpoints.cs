@@ -50,7 +50,7 @@ internal static class LockEndpoints
         return app;
     }
 
-    private static async Task<Results<CreatedJson<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
+    private static async Task<Results<Created<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
         string key,
         HttpContext http,
         LockEngine engine,
@@ -84,7 +84,7 @@ internal static class LockEndpoints
                 return LeaseStream.ForLock(engine, name, result.Lease!);
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
-                return new CreatedJson<LeaseResponse>($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease), LockJsonContext.Default.LeaseResponse);
+                return TypedResults.Created($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease));
             case AcquireStatus.TooManyWaiters:
                 http.Response.Headers.RetryAfter = "1";
                 return Problems.TooManyWaiters(limits.MaxWaiters);

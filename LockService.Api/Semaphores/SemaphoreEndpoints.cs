@@ -53,7 +53,7 @@ internal static class SemaphoreEndpoints
         return app;
     }
 
-    private static async Task<Results<CreatedJson<PermitResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
+    private static async Task<Results<Created<PermitResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
         string key,
         HttpContext http,
         SemaphoreEngine engine,
@@ -96,7 +96,7 @@ internal static class SemaphoreEndpoints
                 return new LeaseStream(new HeldPermit(engine, name, result.Lease!));
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
-                return new CreatedJson<PermitResponse>($"/semaphores/{key}/{lease.Token}", PermitResponse.From(lease), SemaphoreJsonContext.Default.PermitResponse);
+                return TypedResults.Created($"/semaphores/{key}/{lease.Token}", PermitResponse.From(lease));
             case AcquireStatus.TooManyWaiters:
                 http.Response.Headers.RetryAfter = "1";
                 return Problems.TooManyWaiters(limits.MaxWaiters);

@@ -27,6 +27,20 @@ public sealed class LockEndpointTests(ApiFixture fixture) : IClassFixture<ApiFix
     }
 
     [Fact]
+    public async Task An_owner_is_written_alike_in_every_body_quotes_escaped_and_letters_as_they_are()
+    {
+        // A shell script that greps the raw body sees the same text in the 201 and in an inspection (a serializer with a
+        // stricter encoder would write \u0022 and \u00E9 in one body and not the other).
+        var key = Keys.Unique(nameof(An_owner_is_written_alike_in_every_body_quotes_escaped_and_letters_as_they_are));
+        var acquired = await Client.AcquireAsync(key, "ttlMs=5000&owner=" + Uri.EscapeDataString("night \"batch\" café"));
+        var inspected = await Client.InspectAsync(key);
+
+        const string Owner = "\"owner\":\"night \\\"batch\\\" café\"";
+        Assert.Contains(Owner, acquired.Body, StringComparison.Ordinal);
+        Assert.Contains(Owner, inspected.Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Acquire_without_parameters_uses_the_default_ttl_and_a_null_owner()
     {
         var reply = await Client.AcquireAsync(Keys.Unique(nameof(Acquire_without_parameters_uses_the_default_ttl_and_a_null_owner)));
