@@ -140,9 +140,7 @@ internal static class LockScripts
                 state = '{{ExpiredState}}'
               end
               redis.call('ZADD', KEYS[3], string.format('%d', tonumber(pat) * 4 + tonumber(state)), token)
-              if redis.call('ZCARD', KEYS[3]) > {{LeaseRecords}} then
-                redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -{{LeaseRecords}} - 1)
-              end
+              redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -{{LeaseRecords}} - 1)
               redis.call('PEXPIRE', KEYS[3], {{LeaseMemoryMs}})
             end
           end

@@ -128,13 +128,7 @@ public sealed class LeaseTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     public async Task The_service_remembers_at_least_the_last_16_leases_of_a_key()
     {
         var key = Keys.Unique(nameof(The_service_remembers_at_least_the_last_16_leases_of_a_key));
-        var tokens = new List<string>();
-        for (var i = 0; i < 16; i++)
-        {
-            var lease = await Client.AcquireOkAsync(key, "ttlMs=30000");
-            tokens.Add(lease.Token);
-            await Client.ReleaseAsync(key, lease.Token);
-        }
+        var tokens = await LeasesOneAfterAnotherAsync(key, 16);
 
         foreach (var token in tokens)
         {
@@ -149,6 +143,37 @@ public sealed class LeaseTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         // which outlives them by days, names no token.
         Assert.InRange((await records.KeyTimeToLiveAsync(Keys.InRedis(key).LastLease))!.Value, TimeSpan.FromSeconds(60), TimeSpan.FromMinutes(10));
         Assert.Matches("^[0-9]+$", (string?)await records.StringGetAsync(Keys.InRedis(key).Fence));
+    }
+
+    [Fact]
+    public async Task A_key_keeps_the_records_of_its_last_33_leases_and_forgets_older_ones()
+    {
+        // The last lease's record and the 32 before it: a key taken over and over does not grow Redis.
+        var key = Keys.Unique(nameof(A_key_keeps_the_records_of_its_last_33_leases_and_forgets_older_ones));
+        var tokens = await LeasesOneAfterAnotherAsync(key, 40);
+
+        Assert.Equal(32, await fixture.Redis.Redis.GetDatabase().SortedSetLengthAsync(Keys.InRedis(key).Leases));
+        var reasons = new List<string?>();
+        foreach (var token in tokens)
+        {
+            reasons.Add((await Client.CheckAsync(key, token)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held").GetProperty("reason").GetString());
+        }
+
+        Assert.Equal(Enumerable.Repeat("unknown", 7).Concat(Enumerable.Repeat("released", 33)), reasons);
+    }
+
+    // Acquires and releases the key `count` times; the tokens in order.
+    private async Task<List<string>> LeasesOneAfterAnotherAsync(string key, int count)
+    {
+        var tokens = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            var lease = await Client.AcquireOkAsync(key, "ttlMs=30000");
+            tokens.Add(lease.Token);
+            Assert.Equal(HttpStatusCode.NoContent, (await Client.ReleaseAsync(key, lease.Token)).Status);
+        }
+
+        return tokens;
     }
 
     [Theory]
