@@ -13,9 +13,9 @@
 # (/proc/PID/stat) is read when its measured window opens and closes, and divided by the cycles the bench counted
 # in that window; its redis-server's likewise (the work the scripts give Redis, printed beside it). CPU per cycle
 # is far steadier than cycles/s on a shared machine, but both are printed. Environment: BENCH (the bench's dll),
-# CONCURRENCY, DURATION, WARMUP, SETTLE, BEFORE_ENV and AFTER_ENV (NAME=VALUE ... set for that build's service only), and PIN=1 to run each redis-server on CPU 1 and the services and the
-# bench on CPU 0 (on a two-core machine: Redis's own work then no longer competes with the service for its core,
-# which shows the service's own cost apart).
+# CONCURRENCY, DURATION, WARMUP, SETTLE, BEFORE_ENV and AFTER_ENV (NAME=VALUE ... set for that build's service
+# only), and PIN=1 to run each redis-server on CPU 1 and the services and the bench on CPU 0 (on a two-core machine:
+# Redis's own work then no longer competes with the service for its core, which shows the service's own cost apart).
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then

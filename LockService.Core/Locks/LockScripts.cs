@@ -111,7 +111,7 @@ internal static class LockScripts
     // Redis lost the last one (a restart without persistence, a failover), and needs no key that lives forever.
     // The time is written first, with SET ... GET (Redis 6.2+) handing back the last token: one command where a GET and
     // a SET took two; only a last token at or past the clock (a clock stepped back) takes a second SET. The last lease's
-    // record is swapped the same way. Each command a script runs costs Redis about as much as the Lua around it.
+    // record is swapped the same way.
     // The lease before this one ended (released, forced, or expired while held) and joins the older leases.
     // An acquire that carries an idempotency key announces itself, so a retry of it waiting elsewhere
     // replays at once instead of waiting for the release of its own lock.

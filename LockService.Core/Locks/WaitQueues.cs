@@ -182,18 +182,19 @@ internal sealed class WaitQueues : IDisposable
             {
                 queue.Waiters.First?.Value.Signal();
             }
+            else if (acquired && heldAfter >= 0 && !waiter.Pending)
+            {
+                queue.WakeWaiters(1, heldAfter);
+            }
             else if (acquired && heldAfter >= 0)
             {
-                // A notice that reached it while it was busy trying (its wake-up still pending) may have been for a place
-                // freed after it took its own: the count that notice gave, when lower, decides who is next.
-                queue.WakeWaiters(1, waiter.Pending ? Math.Min(heldAfter, queue.LastFreedHeld) : heldAfter);
-                if (waiter.Pending)
-                {
-                    // Or the wake-up was the expiry timer's (expiries publish nothing), which fired between its try and
-                    // now: the head that is left looks, and its try re-arms the timer if nothing expired yet. A CI run
-                    // saw three permits expire a few ms apart and the second and third waiters sleep to their deadline.
-                    queue.Waiters.First?.Value.Signal();
-                }
+                // A wake-up that reached it while it was busy trying, and that it will not use. Either a notice, which may
+                // have been for a place freed after it took its own: the count that notice gave, when lower, decides who
+                // is next. Or the expiry timer's (expiries publish nothing), fired between its try and now: the head that
+                // is left looks, and its try re-arms the timer if nothing expired yet (a CI run saw three permits expire a
+                // few ms apart and the second and third waiters sleep to their deadline).
+                queue.WakeWaiters(1, Math.Min(heldAfter, queue.LastFreedHeld));
+                queue.Waiters.First?.Value.Signal();
             }
             else if (!acquired && waiter.Limit > 0)
             {
