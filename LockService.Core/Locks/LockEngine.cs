@@ -23,7 +23,7 @@ public sealed class LockEngine : IDisposable
     // The re-check of a queue's head (Locks:RecheckMs), for what publishes nothing: a key deleted behind the
     // service's back. Hand-off on release, expiry and a shortened TTL never rely on it (pub/sub and the expiry timer).
     private readonly TimeSpan _recheck;
-    private readonly RedisValue _fenceRetentionMs;
+    private readonly long _fenceRetentionMs;
 
     /// <summary>Creates the engine over a shared multiplexer.</summary>
     public LockEngine(IConnectionMultiplexer multiplexer, LockOptions options, RedisOptions redis, TimeProvider? clock = null)
@@ -74,7 +74,7 @@ public sealed class LockEngine : IDisposable
     {
         var keys = KeysOf(name);
         var answer = (long)(await _redis.EvalAsync(
-            ReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, _redis.PublishCommand, _fenceRetentionMs]).ConfigureAwait(false));
+            ReleaseScript, [keys.Lock, keys.LastLease, keys.Leases], [token, keys.Channel, _redis.PublishCommand]).ConfigureAwait(false));
         return answer >= 0
             ? new ReleaseResult(true, null, HeldSince(answer))
             : new ReleaseResult(false, (LeaseEnd)(-answer), 0);
@@ -88,7 +88,7 @@ public sealed class LockEngine : IDisposable
     {
         var keys = KeysOf(name);
         var values = (RedisResult[])(await _redis.EvalAsync(
-            ForceReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [keys.Channel, _redis.PublishCommand, _fenceRetentionMs]).ConfigureAwait(false))!;
+            ForceReleaseScript, [keys.Lock, keys.LastLease], [keys.Channel, _redis.PublishCommand]).ConfigureAwait(false))!;
         return (long)values[0] == 1
             ? new ForceReleaseResult(true, (long)values[1], OwnerOf(values[2]), (long)values[3])
             : default;
@@ -284,10 +284,10 @@ public sealed class LockEngine : IDisposable
     private async Task<AcquireResult> TryAcquireAsync(LockName name, LockKeys keys, string token, AcquireRequest request, bool waited)
     {
         RedisValue[] args = request.Owner is null && request.IdempotencyKey is null && request.MaxHoldMs is null
-            ? [token, request.TtlMs, _fenceRetentionMs]
+            ? [token, request.TtlMs, _fenceRetentionMs + request.TtlMs]
             :
             [
-                token, request.TtlMs, _fenceRetentionMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
+                token, request.TtlMs, _fenceRetentionMs + request.TtlMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
                 request.IdempotencyKey is null ? RedisValue.EmptyString : keys.Channel, _redis.PublishCommand,
                 request.MaxHoldMs is long maxHold ? maxHold : RedisValue.EmptyString,
             ];
@@ -341,7 +341,7 @@ public sealed class LockEngine : IDisposable
     private async Task<CheckResult> InspectAsync(LockName name, RedisValue token)
     {
         var keys = KeysOf(name);
-        var values = (RedisResult[])(await _redis.EvalAsync(InspectScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token]).ConfigureAwait(false))!;
+        var values = (RedisResult[])(await _redis.EvalAsync(InspectScript, [keys.Lock, keys.LastLease, keys.Leases], [token]).ConfigureAwait(false))!;
         if ((long)values[0] != 1)
         {
             // {0, why} for a token; {0, 0} for a free lock when no token was asked about.
@@ -370,7 +370,7 @@ public sealed class LockEngine : IDisposable
         {
             try
             {
-                await _redis.EvalUnboundedAsync(ReleaseScript, [keys.Lock, keys.Fence, keys.Leases, keys.LastLease], [token, keys.Channel, _redis.PublishCommand, _fenceRetentionMs]).ConfigureAwait(false);
+                await _redis.EvalUnboundedAsync(ReleaseScript, [keys.Lock, keys.LastLease, keys.Leases], [token, keys.Channel, _redis.PublishCommand]).ConfigureAwait(false);
                 return;
             }
             catch (Exception ex) when (RedisFaults.IsUnavailable(ex))

@@ -12,7 +12,7 @@ public readonly record struct LockKeys
     /// <summary>The lock: its lease (token, fencing token, TTL and the optional fields), expiring with it.</summary>
     public string Lock { get; }
 
-    /// <summary>The key's last fencing token (and nothing else), kept for <see cref="LockOptions.FenceRetentionMs"/> after its last use.</summary>
+    /// <summary>The key's last fencing token (and nothing else), kept for <see cref="LockOptions.FenceRetentionMs"/> past its last lease's expiry.</summary>
     public string Fence => Lock + ":fence";
 
     /// <summary>The records of the key's older leases (why each ended), kept ten minutes past the last one's end.</summary>

@@ -9,9 +9,9 @@ namespace LockService.Core.Locks;
 /// at, cap = hold deadline with a hold cap, idem and exp with an idempotency key, owner; an absent one empty).
 /// One SET with PX writes it, where a hash took HSET and PEXPIRE. Owners and idempotency keys hold no control
 /// characters, so a line break cannot occur inside a field.</item>
-/// <item>Its last fencing token is a separate key that outlives it by <see cref="LockOptions.FenceRetentionMs"/>
-/// after every use, so fencing tokens keep increasing across expiry and release, and an unused name leaves
-/// nothing. It holds no token.</item>
+/// <item>Its last fencing token is a separate key that outlives the lease's expiry (as an acquire or extend set it) by
+/// <see cref="LockOptions.FenceRetentionMs"/>, so at least that long past a release or force-release too: fencing
+/// tokens keep increasing across expiry and release, and an unused name leaves nothing. It holds no token.</item>
 /// <item>Its last lease is a string, <c>state at token</c> (state held, released or forced; at = when it was
 /// acquired, Redis ms), kept 10 minutes past the lease's end (written with the lease's TTL plus 10 minutes, and
 /// again when it ends): a held state whose lock is gone expired. Older leases are a sorted set, token by score
@@ -102,36 +102,48 @@ internal static class LockScripts
         """;
 
     // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases, KEYS[4] last lease
-    // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] fence retention ms; then, only when there is an owner, an idempotency
+    // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] fence retention + ttl ms; then, only when there is an owner, an idempotency
     // key or a hold cap (the common acquire sends three arguments): ARGV[4] owner ('' = none), ARGV[5] idempotency
     // key ('' = none), ARGV[6] notify channel, ARGV[7] PUBLISH or SPUBLISH, ARGV[8] hold cap ms ('' = none)
     // Returns {1, fence, now ms} acquired; {2, fence, token, ttl, exp, owner, at, cap} idempotent replay;
     // {0, pttl} held.
-    // A new fencing token is max(Redis time in microseconds, the key's last token + 1): it keeps increasing when
-    // Redis lost the last one (a restart without persistence, a failover), and needs no key that lives forever.
-    // The time is written first, with SET ... GET (Redis 6.2+) handing back the last token: one command where a GET and
-    // a SET took two; only a last token at or past the clock (a clock stepped back) takes a second SET. The last lease's
-    // record is swapped the same way.
-    // The lease before this one ended (released, forced, or expired while held) and joins the older leases.
+    // The lock is written first, by SET ... NX: one command both tests that the name is free and takes it, where a PTTL
+    // and a SET took two (a held lock then costs the TIME and the SET before its PTTL; the contended path tries once per
+    // release). A new fencing token is max(Redis time in microseconds, the key's last token + 1): it keeps increasing when
+    // Redis lost the last one (a restart without persistence, a failover), and needs no key that lives forever. The
+    // time is written as the token with SET ... GET (Redis 6.2+) handing back the last one; only a last token at or past
+    // the clock (a clock stepped back) takes a second SET of both. The token is kept for the retention past the lease's
+    // expiry (an extend moves it with the expiry), so a release, which ends a lease before its expiry, need not touch it.
+    // The last lease's record is swapped the same way; the lease before this one ended (released, forced, or expired
+    // while held) and joins the older leases.
     // An acquire that carries an idempotency key announces itself, so a retry of it waiting elsewhere
     // replays at once instead of waiting for the release of its own lock.
     public const string Acquire = $$"""
-        local pttl = redis.call('PTTL', KEYS[1])
-        if pttl == -2 then
-          local t = redis.call('TIME')
-          local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
-          local now = math.floor(micros / 1000)
-          local fence = micros
-          local f = string.format('%d', fence)
+        local t = redis.call('TIME')
+        local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local now = math.floor(micros / 1000)
+        local fence = micros
+        local f = string.format('%d', fence)
+        local at = string.format('%d', now)
+        local idem = ARGV[5] or ''
+        local cap, exp = ARGV[8] or '', ''
+        if cap ~= '' then
+          cap = string.format('%d', now + tonumber(cap))
+        end
+        local ttl = tonumber(ARGV[2])
+        if idem ~= '' then
+          exp = string.format('%d', now + ttl)
+        end
+        local rest = '\n' .. ARGV[2] .. '\n' .. at .. '\n' .. cap .. '\n' .. idem .. '\n' .. exp .. '\n' .. (ARGV[4] or '')
+        if redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. rest, 'NX', 'PX', ARGV[2]) then
           local last = redis.call('SET', KEYS[2], f, 'PX', ARGV[3], 'GET')
-          last = last and tonumber(string.match(last, '^%d+'))
+          last = last and tonumber(last)
           if last and last >= fence then
             fence = last + 1
             f = string.format('%d', fence)
             redis.call('SET', KEYS[2], f, 'PX', ARGV[3])
+            redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. rest, 'PX', ARGV[2])
           end
-          local at = string.format('%d', now)
-          local ttl = tonumber(ARGV[2])
           local previous = redis.call('SET', KEYS[4], '{{HeldState}} ' .. at .. ' ' .. ARGV[1], 'PX', string.format('%d', ttl + {{LeaseMemoryMs}}), 'GET')
           if previous then
             local state, pat, token = string.match(previous, '^(%d) (%d+) (%S+)$')
@@ -144,21 +156,11 @@ internal static class LockScripts
               redis.call('PEXPIRE', KEYS[3], {{LeaseMemoryMs}})
             end
           end
-          local idem = ARGV[5] or ''
-          local cap, exp = ARGV[8] or '', ''
-          if cap ~= '' then
-            cap = string.format('%d', now + tonumber(cap))
-          end
-          if idem ~= '' then
-            exp = string.format('%d', now + ttl)
-          end
-          redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. '\n' .. ARGV[2] .. '\n' .. at .. '\n' .. cap .. '\n' .. idem .. '\n' .. exp .. '\n' .. (ARGV[4] or ''), 'PX', ARGV[2])
           if idem ~= '' then
             redis.call(ARGV[7], ARGV[6], '{{LockMessages.Acquired}}')
           end
           return {1, fence, now}
         end
-        local idem = ARGV[5] or ''
         if idem ~= '' then
         {{Lease}}
           local l = lease(KEYS[1])
@@ -166,15 +168,16 @@ internal static class LockScripts
             return {2, tonumber(l.fence), l.token, tonumber(l.ttl), tonumber(l.exp) or false, l.owner, tonumber(l.at) or false, tonumber(l.cap) or false}
           end
         end
-        return {0, pttl}
+        return {0, redis.call('PTTL', KEYS[1])}
         """;
 
-    // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases, KEYS[4] last lease
-    // ARGV[1] token, ARGV[2] notify channel, ARGV[3] PUBLISH or SPUBLISH, ARGV[4] fence retention ms
+    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
+    // ARGV[1] token, ARGV[2] notify channel, ARGV[3] PUBLISH or SPUBLISH
     // Returns at >= 0 released (and waiters and watchers notified; at = when it was acquired, Redis ms, 0 when an
     // older version's lock did not say), -why when this token does not hold it: one integer, not an array, because
     // this is half of every cycle.
-    // The common path reads only the token and 'at' from the lease.
+    // The common path reads only the token and 'at' from the lease. The fencing token already outlives the lease's
+    // expiry by the retention (see the acquire), so a release leaves it alone.
     public const string Release = $$"""
         local v = redis.pcall('GET', KEYS[1])
         local token, at
@@ -187,19 +190,18 @@ internal static class LockScripts
         if token == ARGV[1] then
           at = at or '0'
           redis.call('DEL', KEYS[1])
-          redis.call('PEXPIRE', KEYS[2], ARGV[4])
-          redis.call('SET', KEYS[4], '{{ReleasedState}} ' .. at .. ' ' .. ARGV[1], 'PX', {{LeaseMemoryMs}})
+          redis.call('SET', KEYS[2], '{{ReleasedState}} ' .. at .. ' ' .. ARGV[1], 'PX', {{LeaseMemoryMs}})
           redis.call(ARGV[3], ARGV[2], '{{LockMessages.Released}}')
           return tonumber(at)
         end
         {{Why}}
-        return -why(KEYS[4], KEYS[3], ARGV[1])
+        return -why(KEYS[2], KEYS[3], ARGV[1])
         """;
 
-    // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases (unused: the interface of every write script),
-    // KEYS[4] last lease
-    // ARGV[1] notify channel, ARGV[2] PUBLISH or SPUBLISH, ARGV[3] fence retention ms
-    // Returns {1, fence, owner, held ms} released whoever held it, {0} when free. The holder's token is never
+    // KEYS[1] lock, KEYS[2] last lease
+    // ARGV[1] notify channel, ARGV[2] PUBLISH or SPUBLISH
+    // Returns {1, fence, owner, held ms} released whoever held it, {0} when free (the fencing token outlives the lease's
+    // expiry by the retention, as after a release). The holder's token is never
     // returned: its last lease says "forced", which its next check, extend, release or watch reports.
     public const string ForceRelease = Lease + NowMs + $$"""
         local l = lease(KEYS[1])
@@ -208,8 +210,7 @@ internal static class LockScripts
         end
         local now = nowMs()
         redis.call('DEL', KEYS[1])
-        redis.call('PEXPIRE', KEYS[2], ARGV[3])
-        redis.call('SET', KEYS[4], '{{ForcedState}} ' .. (l.at or '0') .. ' ' .. l.token, 'PX', {{LeaseMemoryMs}})
+        redis.call('SET', KEYS[2], '{{ForcedState}} ' .. (l.at or '0') .. ' ' .. l.token, 'PX', {{LeaseMemoryMs}})
         redis.call(ARGV[2], ARGV[1], '{{LockMessages.Released}}')
         return {1, tonumber(l.fence), l.owner, now - (tonumber(l.at) or now)}
         """;
@@ -242,7 +243,7 @@ internal static class LockScripts
           end
           local before = redis.call('PTTL', KEYS[1])
           redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
-          redis.call('PEXPIRE', KEYS[2], ARGV[3])
+          redis.call('PEXPIRE', KEYS[2], string.format('%d', tonumber(ARGV[3]) + ttl))
           redis.call('PEXPIRE', KEYS[4], string.format('%d', ttl + {{LeaseMemoryMs}}))
           if ttl < before then
             redis.call(ARGV[5], ARGV[4], '{{LockMessages.Shortened}}')
@@ -253,8 +254,7 @@ internal static class LockScripts
         return {0, why(KEYS[4], KEYS[3], ARGV[1])}
         """;
 
-    // KEYS[1] lock, KEYS[2] last fencing token (unused: the keys of every script), KEYS[3] older leases,
-    // KEYS[4] last lease
+    // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token to check ('' = any holder)
     // Returns {1, fence, owner, pttl, now ms, at, cap} while held (by that token, when given); {0, why} when that
     // token does not hold it; {0, 0} when no token was given and the lock is free. Never returns the token.
@@ -268,7 +268,7 @@ internal static class LockScripts
           return {1, tonumber(l.fence), l.owner, pttl, nowMs(), tonumber(l.at) or false, tonumber(l.cap) or false}
         end
         {{Why}}
-        return {0, why(KEYS[4], KEYS[3], ARGV[1])}
+        return {0, why(KEYS[2], KEYS[3], ARGV[1])}
         """;
 }
 

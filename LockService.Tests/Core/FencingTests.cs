@@ -48,21 +48,25 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
     }
 
     [Fact]
-    public async Task The_last_token_is_kept_for_the_retention_after_acquire_extend_and_release()
+    public async Task The_last_token_is_kept_for_the_retention_past_the_leases_expiry_so_past_its_release_too()
     {
-        var name = LockName.Of(Keys.Unique(nameof(The_last_token_is_kept_for_the_retention_after_acquire_extend_and_release)));
+        var name = LockName.Of(Keys.Unique(nameof(The_last_token_is_kept_for_the_retention_past_the_leases_expiry_so_past_its_release_too)));
         var fence = LockKeys.For("lock:", name).Fence;
         var retention = TimeSpan.FromMilliseconds(new LockOptions().FenceRetentionMs);
-        var lease = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(5_000))).Lease!;
-        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention - TimeSpan.FromMinutes(1), retention);
+        var lease = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(50_000))).Lease!;
+        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention + TimeSpan.FromSeconds(40), retention + TimeSpan.FromSeconds(50));
 
         await Db.KeyExpireAsync(fence, TimeSpan.FromMinutes(5));
-        Assert.NotNull((await fixture.Engine.ExtendAsync(name, lease.Token, new ExtendRequest(6_000))).Lease);
-        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention - TimeSpan.FromMinutes(1), retention);
+        Assert.NotNull((await fixture.Engine.ExtendAsync(name, lease.Token, new ExtendRequest(60_000))).Lease);
+        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention + TimeSpan.FromSeconds(50), retention + TimeSpan.FromSeconds(60));
 
-        await Db.KeyExpireAsync(fence, TimeSpan.FromMinutes(5));
         Assert.True((await fixture.Engine.ReleaseAsync(name, lease.Token)).Released);
-        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention - TimeSpan.FromMinutes(1), retention);
+        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention + TimeSpan.FromSeconds(50), retention + TimeSpan.FromSeconds(60));
+
+        var next = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(50_000))).Lease!;
+        Assert.True((await fixture.Engine.ForceReleaseAsync(name)).Released);
+        Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention + TimeSpan.FromSeconds(40), retention + TimeSpan.FromSeconds(50));
+        Assert.True(next.FencingToken > lease.FencingToken);
     }
 
     [RedisServerFact]
@@ -130,15 +134,15 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
             }
         }
 
-        // Every key the engine left has a TTL: a last fencing token its retention, lease records ten minutes past the
-        // last lease's end (they say why a lease ended), a lock its own TTL.
+        // Every key the engine left has a TTL: a last fencing token its retention past the lease's expiry, lease records
+        // ten minutes past the last lease's end (they say why a lease ended), a lock its own TTL.
         var left = ScanKeys(prefix);
         Assert.NotEmpty(left);
         foreach (var key in left)
         {
             var pttl = (long)await Db.ExecuteAsync("PTTL", key);   // -1: no TTL; -2: expired meanwhile
             Assert.True(pttl != -1, $"{key} has no TTL");
-            var bound = IsLeaseRecord(key) ? 1_000 + 600_000 : 2_000;
+            var bound = IsLeaseRecord(key) ? 1_000 + 600_000 : 1_000 + 2_000;
             Assert.True(pttl <= bound, $"{key} lives {pttl} ms more, past its bound of {bound} ms");
         }
 
