@@ -13,8 +13,9 @@ namespace LockService.Core.Locks;
 /// that shortens the TTL announces itself, and the head looks again: its failed attempt re-arms the timer to the
 /// new TTL (read after the extend, so no stale, longer TTL can overwrite it).
 /// A semaphore's queue holds waiters with a <see cref="Waiter.Limit"/>: a notice of places freed
-/// (<see cref="SemaphoreMessages.Freed"/>) wakes as many waiters as places were freed, in arrival order, passing over those
-/// whose own limit the semaphore's count still reaches.
+/// (<see cref="SemaphoreMessages.Freed"/>) wakes as many waiters at the front as places were freed, in arrival order,
+/// passing over those whose own limit the semaphore's count still reaches; a waiter that takes a place with room left
+/// wakes the next.
 /// </summary>
 internal sealed class WaitQueues : IDisposable
 {
@@ -371,24 +372,31 @@ internal sealed class WaitQueues : IDisposable
             WakeWatchers();
         }
 
-        // Under the owner's gate. Places freed with the semaphore now at held: the first waiters that the count lets in
-        // (their limit above it), as many as places, in arrival order; every watch looks.
+        // Under the owner's gate. Places freed with the semaphore now at held: the first waiters at the front that the count
+        // lets in (their limit above it), as many as places, in arrival order; every watch looks.
         public void WakeEligible(int places, int held)
         {
             WakeWaiters(places, held);
             WakeWatchers();
         }
 
-        // Under the owner's gate.
+        // Under the owner's gate. Only a waiter at the front (none ahead with a limit as high) is woken: a notice can arrive
+        // after the waiters it freed places for took them and left, and then wakes those behind them, so a woken waiter
+        // with another ahead that can use the same place would take it first (a CI run saw the fourth of four waiters take
+        // the last expired place and the third sleep to its deadline). The one ahead wakes the next when it leaves.
         public void WakeWaiters(int places, int held)
         {
+            var ahead = 0;
             for (var node = Waiters.First; node is not null && places > 0; node = node.Next)
             {
-                if (node.Value.Limit > held)
+                var limit = node.Value.Limit;
+                if (limit > held && limit > ahead)
                 {
                     node.Value.Signal();
                     places--;
                 }
+
+                ahead = Math.Max(ahead, limit);
             }
         }
 

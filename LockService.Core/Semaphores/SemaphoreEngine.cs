@@ -274,9 +274,10 @@ public sealed class SemaphoreEngine : IDisposable
         }
     }
 
-    // A waiter joins its semaphore's queue and tries whenever it is woken: by the places a release, force-release or expiry
-    // announces (as many waiters as places), by the queue's timer at the earliest expiry, or by its own re-check. It tries
-    // at once only when it is at the front (no waiter ahead with a limit as high), so those ahead keep their turn.
+    // A waiter joins its semaphore's queue and tries whenever it is woken at the front (no waiter ahead with a limit as
+    // high): by the places a release, force-release or expiry announces, by the queue's timer at the earliest expiry, by
+    // the one ahead leaving with room left, or by its own re-check. Behind others it never tries, so those ahead keep their
+    // turn; only a retry with an idempotency key, which may find its own permit, tries wherever it is.
     private async Task<PermitAcquireResult> WaitAsync(LockName name, SemaphoreKeys keys, string token, int limit, AcquireRequest request, CancellationToken cancellationToken)
     {
         var deadline = _clock.GetTimestamp() + (long)(request.WaitMs * (_clock.TimestampFrequency / 1000.0));
@@ -326,7 +327,7 @@ public sealed class SemaphoreEngine : IDisposable
                 }
 
                 var woken = await waiter.WaitAsync(remaining < _recheck ? remaining : _recheck, cancellationToken).ConfigureAwait(false);
-                attempt = woken || _queues.IsFront(waiter);
+                attempt = (woken && idempotent) || _queues.IsFront(waiter);
             }
         }
         finally

@@ -290,7 +290,7 @@ internal static class SemaphoreMessages
 {
     /// <summary>
     /// <c>freed N H</c>: N places were freed (released, force-released, expired), and H permits are held now. Each instance
-    /// wakes its first N waiters whose limit is above H.
+    /// wakes up to N of its waiters at the front (none ahead with a limit as high) whose limit is above H.
     /// </summary>
     public const string Freed = "freed";
 

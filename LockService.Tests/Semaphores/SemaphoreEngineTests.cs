@@ -337,6 +337,34 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_notice_of_freed_places_wakes_only_waiters_at_the_front_so_a_late_one_lets_none_jump_the_line()
+    {
+        // A notice can arrive after the waiters it freed places for took them and left (the expiry test above saw the fourth
+        // of four waiters woken by one and take the third's place): of waiters alike, only the first is woken; one with a
+        // higher limit than all ahead of it is at the front too.
+        var keys = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, Name(nameof(A_notice_of_freed_places_wakes_only_waiters_at_the_front_so_a_late_one_lets_none_jump_the_line)));
+        var channel = RedisChannel.Literal(keys.Channel);
+        using var queues = new WaitQueues(fixture.Redis.Redis, maxWaiters: 10, maxWatchers: 10);
+        var first = queues.TryJoin(keys.Semaphore, channel, idempotent: false, limit: 3)!;
+        var second = queues.TryJoin(keys.Semaphore, channel, idempotent: false, limit: 3)!;
+        var higher = queues.TryJoin(keys.Semaphore, channel, idempotent: false, limit: 5)!;
+        try
+        {
+            await first.Queue.Subscription.WaitAsync(TimeSpan.FromSeconds(10));
+            await Db.PublishAsync(channel, $"{SemaphoreMessages.Freed} 3 2");
+            await RedisServer.WaitUntilAsync(() => Task.FromResult(first.Pending && higher.Pending), TimeSpan.FromSeconds(10), "the notice to wake the front");
+
+            Assert.False(second.Pending);
+        }
+        finally
+        {
+            queues.Leave(first, acquired: false);
+            queues.Leave(second, acquired: false);
+            queues.Leave(higher, acquired: false);
+        }
+    }
+
+    [Fact]
     public async Task A_release_on_one_engine_wakes_a_waiter_on_another()
     {
         var name = Name(nameof(A_release_on_one_engine_wakes_a_waiter_on_another));
