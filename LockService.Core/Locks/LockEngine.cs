@@ -284,10 +284,10 @@ public sealed class LockEngine : IDisposable
     private async Task<AcquireResult> TryAcquireAsync(LockName name, LockKeys keys, string token, AcquireRequest request, bool waited)
     {
         RedisValue[] args = request.Owner is null && request.IdempotencyKey is null && request.MaxHoldMs is null
-            ? [token, request.TtlMs, _fenceRetentionMs + request.TtlMs]
+            ? [token, request.TtlMs, _fenceRetentionMs + request.TtlMs, request.TtlMs + LockScripts.LeaseMemory]
             :
             [
-                token, request.TtlMs, _fenceRetentionMs + request.TtlMs, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
+                token, request.TtlMs, _fenceRetentionMs + request.TtlMs, request.TtlMs + LockScripts.LeaseMemory, request.Owner ?? string.Empty, request.IdempotencyKey ?? string.Empty,
                 request.IdempotencyKey is null ? RedisValue.EmptyString : keys.Channel, _redis.PublishCommand,
                 request.MaxHoldMs is long maxHold ? maxHold : RedisValue.EmptyString,
             ];

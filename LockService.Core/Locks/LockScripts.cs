@@ -37,6 +37,9 @@ internal static class LockScripts
     /// <summary>How long a lease's record outlives its end, and the older-lease records the newest one's joining, in ms (10 minutes).</summary>
     public const string LeaseMemoryMs = "600000";
 
+    /// <summary><see cref="LeaseMemoryMs"/> as a number, for the sums the caller passes to the scripts.</summary>
+    public static readonly long LeaseMemory = long.Parse(LeaseMemoryMs, System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>How many older-lease records a key keeps (the contract asks for at least 16); the script trims to it.</summary>
     public const string LeaseRecords = "32";
 
@@ -102,11 +105,15 @@ internal static class LockScripts
         """;
 
     // KEYS[1] lock, KEYS[2] last fencing token, KEYS[3] older leases, KEYS[4] last lease
-    // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] fence retention + ttl ms; then, only when there is an owner, an idempotency
-    // key or a hold cap (the common acquire sends three arguments): ARGV[4] owner ('' = none), ARGV[5] idempotency
-    // key ('' = none), ARGV[6] notify channel, ARGV[7] PUBLISH or SPUBLISH, ARGV[8] hold cap ms ('' = none)
-    // Returns {1, fence, now ms} acquired; {2, fence, token, ttl, exp, owner, at, cap} idempotent replay;
+    // ARGV[1] token, ARGV[2] ttl ms, ARGV[3] fence retention + ttl ms, ARGV[4] ttl + 10 minutes in ms (the last lease's
+    // record); then, only when there is an owner, an idempotency key or a hold cap (the common acquire sends four
+    // arguments): ARGV[5] owner ('' = none), ARGV[6] idempotency key ('' = none), ARGV[7] notify channel, ARGV[8] PUBLISH
+    // or SPUBLISH, ARGV[9] hold cap ms ('' = none)
+    // Returns {1, fence, now ms} acquired (both as text); {2, fence, token, ttl, exp, owner, at, cap} idempotent replay;
     // {0, pttl} held.
+    // The common path does no arithmetic: the fencing token and the time in ms are TIME's seconds followed by its
+    // microseconds (6 digits) or their first 3, as text, and the sums are the caller's (a number read from text costs
+    // Redis a strtod, and one written a sprintf).
     // The lock is written first, by SET ... NX: one command both tests that the name is free and takes it, where a PTTL
     // and a SET took two (a held lock then costs the TIME and the SET before its PTTL; the contended path tries once per
     // release). A new fencing token is max(Redis time in microseconds, the key's last token + 1): it keeps increasing when
@@ -120,31 +127,29 @@ internal static class LockScripts
     // replays at once instead of waiting for the release of its own lock.
     public const string Acquire = $$"""
         local t = redis.call('TIME')
-        local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local now = math.floor(micros / 1000)
-        local fence = micros
-        local f = string.format('%d', fence)
-        local at = string.format('%d', now)
-        local idem = ARGV[5] or ''
-        local cap, exp = ARGV[8] or '', ''
+        local us = t[2]
+        if #us < 6 then
+          us = string.rep('0', 6 - #us) .. us
+        end
+        local f = t[1] .. us
+        local at = t[1] .. string.sub(us, 1, 3)
+        local idem = ARGV[6] or ''
+        local cap, exp = ARGV[9] or '', ''
         if cap ~= '' then
-          cap = string.format('%d', now + tonumber(cap))
+          cap = string.format('%d', tonumber(at) + tonumber(cap))
         end
-        local ttl = tonumber(ARGV[2])
         if idem ~= '' then
-          exp = string.format('%d', now + ttl)
+          exp = string.format('%d', tonumber(at) + tonumber(ARGV[2]))
         end
-        local rest = '\n' .. ARGV[2] .. '\n' .. at .. '\n' .. cap .. '\n' .. idem .. '\n' .. exp .. '\n' .. (ARGV[4] or '')
+        local rest = '\n' .. ARGV[2] .. '\n' .. at .. '\n' .. cap .. '\n' .. idem .. '\n' .. exp .. '\n' .. (ARGV[5] or '')
         if redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. rest, 'NX', 'PX', ARGV[2]) then
           local last = redis.call('SET', KEYS[2], f, 'PX', ARGV[3], 'GET')
-          last = last and tonumber(last)
-          if last and last >= fence then
-            fence = last + 1
-            f = string.format('%d', fence)
+          if last and tonumber(last) >= tonumber(f) then
+            f = string.format('%d', tonumber(last) + 1)
             redis.call('SET', KEYS[2], f, 'PX', ARGV[3])
             redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. rest, 'PX', ARGV[2])
           end
-          local previous = redis.call('SET', KEYS[4], '{{HeldState}} ' .. at .. ' ' .. ARGV[1], 'PX', string.format('%d', ttl + {{LeaseMemoryMs}}), 'GET')
+          local previous = redis.call('SET', KEYS[4], '{{HeldState}} ' .. at .. ' ' .. ARGV[1], 'PX', ARGV[4], 'GET')
           if previous then
             local state, pat, token = string.match(previous, '^(%d) (%d+) (%S+)$')
             if token then
@@ -157,9 +162,9 @@ internal static class LockScripts
             end
           end
           if idem ~= '' then
-            redis.call(ARGV[7], ARGV[6], '{{LockMessages.Acquired}}')
+            redis.call(ARGV[8], ARGV[7], '{{LockMessages.Acquired}}')
           end
-          return {1, fence, now}
+          return {1, f, at}
         end
         if idem ~= '' then
         {{Lease}}
@@ -173,9 +178,9 @@ internal static class LockScripts
 
     // KEYS[1] lock, KEYS[2] last lease, KEYS[3] older leases
     // ARGV[1] token, ARGV[2] notify channel, ARGV[3] PUBLISH or SPUBLISH
-    // Returns at >= 0 released (and waiters and watchers notified; at = when it was acquired, Redis ms, 0 when an
-    // older version's lock did not say), -why when this token does not hold it: one integer, not an array, because
-    // this is half of every cycle.
+    // Returns at >= 0 released (and waiters and watchers notified; at = when it was acquired, Redis ms, as the lease's
+    // text, 0 when an older version's lock did not say), -why when this token does not hold it: one number, not an
+    // array, because this is half of every cycle.
     // The common path reads only the token and 'at' from the lease. The fencing token already outlives the lease's
     // expiry by the retention (see the acquire), so a release leaves it alone.
     public const string Release = $$"""
@@ -192,7 +197,7 @@ internal static class LockScripts
           redis.call('DEL', KEYS[1])
           redis.call('SET', KEYS[2], '{{ReleasedState}} ' .. at .. ' ' .. ARGV[1], 'PX', {{LeaseMemoryMs}})
           redis.call(ARGV[3], ARGV[2], '{{LockMessages.Released}}')
-          return tonumber(at)
+          return at
         end
         {{Why}}
         return -why(KEYS[2], KEYS[3], ARGV[1])

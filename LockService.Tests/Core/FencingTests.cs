@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using StackExchange.Redis;
@@ -45,6 +46,30 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
 
         Assert.InRange(lease.FencingToken, before, after);
         Assert.InRange(lease.ExpiresAt.ToUnixTimeMilliseconds(), (before / 1000) + 5_000, (after / 1000) + 5_000);
+    }
+
+    [Fact]
+    public async Task Tokens_and_acquire_times_are_redis_time_whatever_its_microseconds_are()
+    {
+        // The script writes the token as TIME's seconds followed by its microseconds padded to 6 digits, and the time in ms
+        // as the seconds and the first 3: a microsecond part below 100000 (one TIME in ten) must come out padded.
+        var prefix = Keys.Unique(nameof(Tokens_and_acquire_times_are_redis_time_whatever_its_microseconds_are));
+        // Until a tenth of a second with such a part has gone by: any run longer than a second has one.
+        var padded = 0;
+        var elapsed = Stopwatch.StartNew();
+        for (var i = 0; padded == 0 && elapsed.Elapsed < TimeSpan.FromSeconds(5); i++)
+        {
+            var before = await RedisMicrosAsync();
+            var lease = (await fixture.Engine.AcquireAsync(LockName.Of($"{prefix}-{i}"), new AcquireRequest(1_000))).Lease!;
+            var after = await RedisMicrosAsync();
+
+            Assert.InRange(lease.FencingToken, before, after);
+            Assert.Equal(lease.FencingToken / 1000, lease.AcquiredAt.ToUnixTimeMilliseconds());
+            Assert.Equal(lease.AcquiredAt.AddMilliseconds(1_000), lease.ExpiresAt);
+            padded += lease.FencingToken % 1_000_000 < 100_000 ? 1 : 0;
+        }
+
+        Assert.True(padded > 0, $"no token had a microsecond part below 100000 in {elapsed.Elapsed}");
     }
 
     [Fact]
