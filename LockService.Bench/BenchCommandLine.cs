@@ -34,6 +34,8 @@ internal sealed class BenchCommandLine
     private readonly Option<string?> _apiKey = new("--api-key") { Description = "sent as Authorization: Bearer KEY", HelpName = "KEY" };
     private readonly Option<bool> _jsonOnly = new("--json-only") { Description = "print only the JSON line" };
     private readonly Option<int> _keySpace = Integer("--key-space", "N", "distinct keys", 1, int.MaxValue, 1_000_000);
+    private readonly Option<int> _rate = Integer(
+        "--rate", "N", "start at most N cycles per second across all loops, evenly spaced (open loop, for CPU per cycle at the same load); 0 = as fast as the loops go", 0, 1_000_000, 0);
     private readonly Option<int> _keys = Integer("--keys", "N", "keys to wait on", 1, 100_000, 5);
     private readonly Option<long> _ttlMs = Integer<long>("--ttl-ms", "MS", "ttlMs of every acquire", 1, long.MaxValue, 30_000);
     private readonly Option<long> _waitMs = Integer<long>("--wait-ms", "MS", "waitMs of waiting acquires", 1, int.MaxValue, 5000);
@@ -63,7 +65,7 @@ internal sealed class BenchCommandLine
             """)
         {
             Mode(BenchMode.Cycles, "C closed loops of acquire -> release on random keys of a large key space",
-                _loops, _duration, _warmup, _keySpace, _ttlMs),
+                _loops, _duration, _warmup, _keySpace, _ttlMs, _rate),
             Mode(BenchMode.Contended, "C closed loops on ONE key: acquire with waitMs, release at once; also Redis commands per acquisition from INFO commandstats (--redis)",
                 _loops, _duration, _warmup, _redis, _ttlMs, _waitMs),
             Mode(BenchMode.Handoff, "N rounds: holder holds k, a waiter waits on k, holder releases (or, with --shorten-ms, cuts its TTL); time from the DELETE's response to the waiter's 201",
@@ -126,6 +128,7 @@ internal sealed class BenchCommandLine
         ApiKey = Value(result, _apiKey),
         JsonOnly = Value(result, _jsonOnly),
         KeySpace = Value(result, _keySpace),
+        Rate = Value(result, _rate),
         Keys = Value(result, _keys),
         TtlMs = Value(result, _ttlMs),
         WaitMs = Value(result, mode switch { BenchMode.Waiters => _waitersWaitMs, BenchMode.WatchLoss => _watchMs, _ => _waitMs }),

@@ -40,6 +40,9 @@ internal sealed class BenchOptions
 
     public int KeySpace { get; init; }
 
+    /// <summary>Cycles per second the cycles mode starts at most, across its loops (0: no pacing).</summary>
+    public int Rate { get; init; }
+
     public int Keys { get; init; }
 
     public long TtlMs { get; init; }

@@ -13,13 +13,14 @@
 # (/proc/PID/stat) is read when its measured window opens and closes, and divided by the cycles the bench counted
 # in that window; its redis-server's likewise (the work the scripts give Redis, printed beside it). CPU per cycle
 # is far steadier than cycles/s on a shared machine, but both are printed. Environment: BENCH (the bench's dll),
-# CONCURRENCY, DURATION, WARMUP, SETTLE, BEFORE_ENV and AFTER_ENV (NAME=VALUE ... set for that build's service
+# CONCURRENCY, DURATION, WARMUP, SETTLE, RATE (cycles/s of the measured runs, paced: both builds at the same load; 0,
+# the default, runs closed loops), BEFORE_ENV and AFTER_ENV (NAME=VALUE ... set for that build's service
 # only), and PIN=1 to run each redis-server on CPU 1 and the services and the bench on CPU 0 (on a two-core machine:
 # Redis's own work then no longer competes with the service for its core, which shows the service's own cost apart).
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 
@@ -29,6 +30,7 @@ pairs=${3:-5}
 here=$(cd "$(dirname "$0")" && pwd)
 bench=${BENCH:-$here/bin/Release/net10.0/LockService.Bench.dll}
 concurrency=${CONCURRENCY:-50}
+rate=${RATE:-0}
 duration=${DURATION:-8}
 warmup=${WARMUP:-2}
 settle=${SETTLE:-60}
@@ -84,7 +86,7 @@ start_target() {
 measure() {
     local pid=$1 url=$2 redis_pid=$3 out=$work/run.json err=$work/run.err start end redis_start redis_end cycles
     : >"$err"
-    "${dotnet_cpu[@]}" dotnet "$bench" cycles --url "$url" -c "$concurrency" -d "$duration" --warmup "$warmup" >"$out" 2>"$err" &
+    "${dotnet_cpu[@]}" dotnet "$bench" cycles --url "$url" -c "$concurrency" -d "$duration" --warmup "$warmup" --rate "$rate" >"$out" 2>"$err" &
     local bench_pid=$!
     # The bench says "measuring" once its probe is done and its loops start; the window opens after the warm-up.
     for _ in $(seq 200); do grep -q measuring "$err" && break; sleep 0.05; done
@@ -107,7 +109,7 @@ read -r before_pid before_url before_redis <"$work/before.target"
 read -r after_pid after_url after_redis <"$work/after.target"
 echo "before: $before (pid $before_pid, $before_url) ${BEFORE_ENV:-}"
 echo "after:  $after (pid $after_pid, $after_url) ${AFTER_ENV:-}"
-echo "logs in $work; settle ${settle}s each, then $pairs pairs of cycles -c $concurrency -d $duration --warmup $warmup; CLK_TCK $ticks"
+echo "logs in $work; settle ${settle}s each, then $pairs pairs of cycles -c $concurrency -d $duration --warmup $warmup --rate $rate; CLK_TCK $ticks"
 
 for target in "$before_url" "$after_url"; do
     for _ in $(seq $(((settle + 9) / 10))); do
