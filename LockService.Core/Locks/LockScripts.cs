@@ -144,8 +144,9 @@ internal static class LockScripts
         local rest = '\n' .. ARGV[2] .. '\n' .. at .. '\n' .. cap .. '\n' .. idem .. '\n' .. exp .. '\n' .. (ARGV[5] or '')
         if redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. rest, 'NX', 'PX', ARGV[2]) then
           local last = redis.call('SET', KEYS[2], f, 'PX', ARGV[3], 'GET')
-          if last and tonumber(last) >= tonumber(f) then
-            f = string.format('%d', tonumber(last) + 1)
+          last = last and tonumber(last)
+          if last and last >= tonumber(f) then
+            f = string.format('%d', last + 1)
             redis.call('SET', KEYS[2], f, 'PX', ARGV[3])
             redis.call('SET', KEYS[1], ARGV[1] .. '\n' .. f .. rest, 'PX', ARGV[2])
           end

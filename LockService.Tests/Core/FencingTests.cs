@@ -49,6 +49,22 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
     }
 
     [Fact]
+    public async Task A_last_token_that_is_not_a_number_is_taken_for_none_and_the_lock_is_acquired()
+    {
+        // Written by hand: the script must not stop on it, having taken the lock already.
+        var name = LockName.Of(Keys.Unique(nameof(A_last_token_that_is_not_a_number_is_taken_for_none_and_the_lock_is_acquired)));
+        var keys = LockKeys.For("lock:", name);
+        await Db.StringSetAsync(keys.Fence, "not a number");
+        var before = await RedisMicrosAsync();
+
+        var lease = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(5_000))).Lease!;
+
+        Assert.True(lease.FencingToken >= before, $"{lease.FencingToken} is below Redis's clock {before}");
+        Assert.Equal(lease.FencingToken, await Fences.LastInRedisAsync(Db, keys.Fence));
+        Assert.True((await fixture.Engine.ReleaseAsync(name, lease.Token)).Released);
+    }
+
+    [Fact]
     public async Task Tokens_and_acquire_times_are_redis_time_whatever_its_microseconds_are()
     {
         // The script writes the token as TIME's seconds followed by its microseconds padded to 6 digits, and the time in ms
