@@ -30,7 +30,7 @@ $bench cycles --url "$url" -c 8 -d 3 --warmup 1 --json-only
 # Paced: never more cycles in the window than the schedule has slots up to its end (a slow machine makes fewer).
 paced=$($bench cycles --url "$url" -c 8 -d 3 --warmup 1 --rate 100 --json-only | tail -n 1)
 echo "$paced"
-python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if r["rate"] == 100 and 0 < r["cycles"] <= 400 else "paced cycles: %d, more than 100/s" % r["cycles"])' "$paced"
+python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if r["rate"] == 100 and 0 < r["cycles"] <= 400 else "paced cycles: %d at rate %d, expected 1..400 in 3 s after 1 s of warm-up" % (r["cycles"], r["rate"]))' "$paced"
 $bench contended --url "$url" --redis "127.0.0.1:$redis_port" -c 8 -d 3 --warmup 1 --json-only
 $bench handoff --url "$url" -n 20 --warmup 0 --json-only
 $bench waiters --url "$url" -c 200 --keys 2 --pid "$api_pid" --settle-ms 300 --json-only

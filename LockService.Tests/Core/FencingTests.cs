@@ -71,9 +71,9 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
         // as the seconds and the first 3: a microsecond part below 100000 (one TIME in ten) must come out padded.
         var prefix = Keys.Unique(nameof(Tokens_and_acquire_times_are_redis_time_whatever_its_microseconds_are));
         // Until a tenth of a second with such a part has gone by: any run longer than a second has one.
-        var padded = 0;
+        var padded = false;
         var elapsed = Stopwatch.StartNew();
-        for (var i = 0; padded == 0 && elapsed.Elapsed < TimeSpan.FromSeconds(5); i++)
+        for (var i = 0; !padded && elapsed.Elapsed < TimeSpan.FromSeconds(5); i++)
         {
             var before = await RedisMicrosAsync();
             var lease = (await fixture.Engine.AcquireAsync(LockName.Of($"{prefix}-{i}"), new AcquireRequest(1_000))).Lease!;
@@ -82,10 +82,10 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
             Assert.InRange(lease.FencingToken, before, after);
             Assert.Equal(lease.FencingToken / 1000, lease.AcquiredAt.ToUnixTimeMilliseconds());
             Assert.Equal(lease.AcquiredAt.AddMilliseconds(1_000), lease.ExpiresAt);
-            padded += lease.FencingToken % 1_000_000 < 100_000 ? 1 : 0;
+            padded = lease.FencingToken % 1_000_000 < 100_000;
         }
 
-        Assert.True(padded > 0, $"no token had a microsecond part below 100000 in {elapsed.Elapsed}");
+        Assert.True(padded, $"no token had a microsecond part below 100000 in {elapsed.Elapsed}");
     }
 
     [Fact]
