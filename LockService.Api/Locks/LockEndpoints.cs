@@ -29,18 +29,22 @@ internal static class LockEndpoints
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         locks.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release").WithOperation(LockOperation.Release)
             .WithSummary("Release a lock held by this token")
+            .WithDescription("204 when this token held the lock: it is free at once and a waiter (on any instance) gets it. 404 lock_not_held with 'reason' (released, forced, expired, unknown) when it does not hold it; nothing changes then.")
             .ProducesProblem(StatusCodes.Status404NotFound);
         locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend").WithOperation(LockOperation.Extend)
             .WithSummary("Extend a lock held by this token: its remaining TTL becomes ttlMs from now")
+            .WithDescription("200 with the lease and its new expiry. Without ttlMs the TTL it was acquired with is used; a hold cap (maxHoldMs) cuts it, and a shorter TTL wakes the waiters to the new expiry. 404 lock_not_held with 'reason' when this token no longer holds the lock: stop working under it.")
             .WithParameters(OperationParameters.Extend)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         locks.MapGet("/{key}", InspectAsync).WithName("inspect").WithOperation(LockOperation.Inspect)
             .WithSummary("Who holds a lock and for how long (never the token)")
+            .WithDescription("200 with the holder's fencing token, owner, remaining TTL, expiry, acquiredAt and hold cap; 404 lock_not_held when the lock is free. Open to every caller of the tenant: the token is never shown.")
             .ProducesProblem(StatusCodes.Status404NotFound);
         locks.MapGet("/{key}/{token}", CheckAsync).WithName("check").WithOperation(LockOperation.Inspect)
             .WithSummary("Whether this token still holds the lock; with waitMs, watch it: answered at once when the lease ends")
+            .WithDescription("200 with the lock while this token holds it; 404 lock_not_held with 'reason' (released, forced, expired, unknown) when it does not. With waitMs the request waits in the server until the lease ends (then 404 at once) or waitMs runs out (then 200); 429 when the instance has Locks:MaxWatchers watches open.")
             .WithParameters(OperationParameters.Watch)
             .ProducesProblem(StatusCodes.Status404NotFound);
 

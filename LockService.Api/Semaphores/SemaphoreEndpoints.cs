@@ -33,16 +33,20 @@ internal static class SemaphoreEndpoints
             .ProducesProblem(StatusCodes.Status409Conflict).WithProblemCodes(StatusCodes.Status409Conflict, Problems.SemaphoreFull);
         semaphores.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release-permit").WithOperation(LockOperation.SemaphoreRelease)
             .WithSummary("Release the permit this token holds: its place goes to a waiter at once")
+            .WithDescription("204 when this token held a permit: its slot is free at once. 404 permit_not_held with 'reason' (released, forced, expired, unknown) when it holds none; nothing changes then.")
             .ProducesNotHeld(Problems.PermitNotHeld);
         semaphores.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend-permit").WithOperation(LockOperation.SemaphoreExtend)
             .WithSummary("Extend the permit this token holds: its remaining TTL becomes ttlMs from now")
+            .WithDescription("200 with the permit and its new expiry. Without ttlMs the TTL it was acquired with is used; a hold cap (maxHoldMs) cuts it. 404 permit_not_held with 'reason' when this token holds no permit: stop working under it.")
             .WithParameters(OperationParameters.ExtendPermit)
             .ProducesNotHeld(Problems.PermitNotHeld);
         semaphores.MapGet("/{key}", InspectAsync).WithName("inspect-semaphore").WithOperation(LockOperation.SemaphoreInspect)
             .WithSummary("How many permits are held and who holds them (never a token; at most 1000 permits, 'truncated' when there are more)")
+            .WithDescription("200 with the count held and each permit (slot, fencing token, limit, owner, acquiredAt, expiry, remaining TTL, hold cap), ordered by slot; 404 semaphore_empty when no permit is held. Expired permits are never counted.")
             .ProducesNotHeld(Problems.SemaphoreEmpty);
         semaphores.MapGet("/{key}/{token}", CheckAsync).WithName("check-permit").WithOperation(LockOperation.SemaphoreInspect)
             .WithSummary("Whether this token still holds a permit; with waitMs, watch it: answered at once when the permit ends")
+            .WithDescription("200 with the permit while this token holds it; 404 permit_not_held with 'reason' (released, forced, expired, unknown) when it does not. With waitMs the request waits in the server until the permit ends (then 404 at once) or waitMs runs out (then 200); 429 when the instance has Locks:MaxWatchers watches open.")
             .WithParameters(OperationParameters.WatchPermit)
             .ProducesNotHeld(Problems.PermitNotHeld);
 
