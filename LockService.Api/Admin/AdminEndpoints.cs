@@ -4,6 +4,7 @@ using LockService.Api.Errors;
 using LockService.Api.Locks;
 using LockService.Api.Observability;
 using LockService.Api.OpenApi;
+using LockService.Api.RateLimiting;
 using LockService.Api.Semaphores;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
@@ -47,8 +48,10 @@ internal static partial class AdminEndpoints
         var admin = app.MapGroup("/admin")
             .WithTags("Operators")
             .RequireOperatorAuthorization()
+            .RequireLockRateLimit()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         admin.MapGet("/locks", ListAsync).WithName("list-locks")
