@@ -101,12 +101,12 @@ def service() -> Iterator[Service]:
         log = directory / "service.log"
         with open(log, "wb") as output:
             # Run from the build folder: the service reads its appsettings.json from its content root, the working folder.
-            api = subprocess.Popen(
+            api = process = subprocess.Popen(
                 ["dotnet", str(dll), "--urls", f"http://127.0.0.1:{port}"], cwd=str(dll.parent), env=environment,
                 stdout=output, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}/"
-        wait_until(lambda: api.poll() is not None or _ready(url), 60, f"the service on port {port} is ready (log: {log})")
-        assert api.poll() is None, f"the service exited at start: {log.read_text()[-2000:]}"
+        wait_until(lambda: process.poll() is not None or _ready(url), 60, f"the service on port {port} is ready (log: {log})")
+        assert process.poll() is None, f"the service exited at start: {log.read_text()[-2000:]}"
         yield Service(url, redis_port, log)
     finally:
         if api is not None:

@@ -213,8 +213,8 @@ class _AsyncHeld(HeldLease[_wire.L]):
         except NotHeld as ended:
             await self._note_loss(ended.reason)
             raise LockLost(self.key, ended.reason) from None
-        finally:
-            await self._finish_keeper()
+        # The keeper is not waited for: the release answers its watch at once, and it stops when it sees _stop
+        # (aclose() cancels one still running).
 
     async def __aenter__(self: H) -> H:
         return self
@@ -251,14 +251,6 @@ class _AsyncHeld(HeldLease[_wire.L]):
                     await result
             except Exception:  # noqa: BLE001 - the loss stands whatever the callback does
                 log.exception("lockservice: the on_lost callback of %r failed", self.key)
-
-    async def _finish_keeper(self) -> None:
-        # The keeper's watch is answered at once by the release; past a second it is cut off instead.
-        if self._keeper is asyncio.current_task():
-            return
-        _, pending = await asyncio.wait({self._keeper}, timeout=1.0)
-        for task in pending:
-            task.cancel()
 
     async def _abandon(self) -> None:
         self._stop.set()

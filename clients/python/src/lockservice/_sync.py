@@ -218,9 +218,7 @@ class _Held(HeldLease[_wire.L]):
             # Lost before the release reached the service (forced, expired): the holder must hear of it.
             self._note_loss(ended.reason)
             raise LockLost(self.key, ended.reason) from None
-        finally:
-            # The keeper's watch is answered at once by the release; this only waits for it to notice.
-            self._keeper.join(1.0)
+        # The keeper is not waited for: the release answers its watch at once, and it stops when it sees _stop.
 
     def __enter__(self: H) -> H:
         return self
