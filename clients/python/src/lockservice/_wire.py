@@ -462,6 +462,7 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
     """
     key, token = state.lease.key, state.lease.token
     watch_again_at = 0.0
+    longest_watch = MAX_WATCH_WAIT
     while True:
         now = clock()
         if now >= state.deadline:
@@ -472,11 +473,15 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
             if now < watch_again_at:
                 yield Sleep(min(until_renewal, watch_again_at - now, left))
                 continue
-            wait = min(until_renewal, MAX_WATCH_WAIT)
+            wait = min(until_renewal, longest_watch)
             try:
                 yield from check(kind, key, token, wait, timeout=min(left, wait + max(1.0, state.interval)))
             except NotHeld as ended:
                 return ended.reason
+            except InvalidRequest as error:
+                if "waitMs" not in error.errors or longest_watch <= 1.0:
+                    raise
+                longest_watch /= 2  # a service configured with a Locks:MaxWaitMs below MAX_WATCH_WAIT
             except LockServiceError as error:
                 # 429 (the instance watches too many), 503, the service gone: renewals still guard the lease.
                 watch_again_at = clock() + retry_delay(error.retry_after, state.interval / 4)
