@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 import weakref
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Generator, Generic, List, Mapping, Optional, Sequence, Type, TypeVar
@@ -14,7 +13,7 @@ from typing import Any, Awaitable, Callable, Generator, Generic, List, Mapping, 
 import httpx
 
 from . import _wire
-from ._lease import HeldLease
+from ._lease import HeldLease, HeldPermit
 from .errors import LockLost, LockServiceError, NotHeld
 from .models import Lease, LockInfo, Permit, PermitInfo, SemaphoreInfo, Stats
 
@@ -46,12 +45,9 @@ class AsyncLockServiceClient:
         event_hooks: Optional[Mapping[str, List[Callable[..., Any]]]] = None,
         transport: Optional[httpx.AsyncBaseTransport] = None,
     ) -> None:
-        self.url = _wire.base_url(url, os.environ)
+        self.url, options = _wire.http_options(url, api_key, timeout, event_hooks)
         self._timeout = timeout
-        key = api_key if api_key is not None else os.environ.get("LOCKSERVICE_API_KEY")
-        self._http = httpx.AsyncClient(
-            base_url=self.url, headers=_wire.headers(key), timeout=timeout, transport=transport,
-            event_hooks=dict(event_hooks or {}), limits=httpx.Limits(max_connections=None, max_keepalive_connections=200))
+        self._http = httpx.AsyncClient(transport=transport, **options)
         self._held: "weakref.WeakSet[_AsyncHeld[Any]]" = weakref.WeakSet()
 
     # -- leases held in the background ------------------------------------------------------------------------------
@@ -262,17 +258,8 @@ class AsyncLockHandle(_AsyncHeld[Lease]):
     """A held lock (see :meth:`AsyncLockServiceClient.lock`)."""
 
 
-class AsyncPermitHandle(_AsyncHeld[Permit]):
+class AsyncPermitHandle(_AsyncHeld[Permit], HeldPermit):
     """A held permit of a semaphore (see :meth:`AsyncLockServiceClient.semaphore`)."""
-
-    @property
-    def slot(self) -> int:
-        """The permit's lane, 0..limit-1; its fencing token increases per (key, slot)."""
-        return self.lease.slot
-
-    @property
-    def limit(self) -> int:
-        return self.lease.limit
 
 
 class AsyncLeaseContext(Generic[H]):

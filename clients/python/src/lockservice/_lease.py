@@ -7,6 +7,7 @@ from typing import Generic, Optional
 
 from . import _wire
 from .errors import LockLost
+from .models import Permit
 
 
 class HeldLease(Generic[_wire.L]):
@@ -60,3 +61,16 @@ class HeldLease(Generic[_wire.L]):
     def __repr__(self) -> str:
         state = "held" if self.held else f"lost ({self.lost_reason})" if self.lost_reason else "released"
         return f"<{type(self).__name__} key={self.key!r} fencing_token={self.fencing_token} {state}>"
+
+
+class HeldPermit(HeldLease[Permit]):
+    """What a permit's handle adds to a lock's: its lane and the limit it was acquired with."""
+
+    @property
+    def slot(self) -> int:
+        """The permit's lane, 0..limit-1; its fencing token increases per (key, slot)."""
+        return self.lease.slot
+
+    @property
+    def limit(self) -> int:
+        return self.lease.limit

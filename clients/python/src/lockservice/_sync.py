@@ -4,7 +4,6 @@ background thread each."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -14,7 +13,7 @@ from typing import Any, Callable, Generic, List, Mapping, Optional, Sequence, Ty
 import httpx
 
 from . import _wire
-from ._lease import HeldLease
+from ._lease import HeldLease, HeldPermit
 from .errors import LockLost, LockServiceError, NotHeld
 from .models import Lease, LockInfo, Permit, PermitInfo, SemaphoreInfo, Stats
 
@@ -45,13 +44,9 @@ class LockServiceClient:
         event_hooks: Optional[Mapping[str, List[Callable[..., Any]]]] = None,
         transport: Optional[httpx.BaseTransport] = None,
     ) -> None:
-        self.url = _wire.base_url(url, os.environ)
+        self.url, options = _wire.http_options(url, api_key, timeout, event_hooks)
         self._timeout = timeout
-        key = api_key if api_key is not None else os.environ.get("LOCKSERVICE_API_KEY")
-        # Every held lease keeps one watch open, so the pool keeps as many connections alive as it may need.
-        self._http = httpx.Client(
-            base_url=self.url, headers=_wire.headers(key), timeout=timeout, transport=transport,
-            event_hooks=dict(event_hooks or {}), limits=httpx.Limits(max_connections=None, max_keepalive_connections=200))
+        self._http = httpx.Client(transport=transport, **options)
         self._held: "weakref.WeakSet[_Held[Any]]" = weakref.WeakSet()
 
     # -- leases held in the background ------------------------------------------------------------------------------
@@ -266,17 +261,8 @@ class LockHandle(_Held[Lease]):
     """A held lock (see :meth:`LockServiceClient.lock`)."""
 
 
-class PermitHandle(_Held[Permit]):
+class PermitHandle(_Held[Permit], HeldPermit):
     """A held permit of a semaphore (see :meth:`LockServiceClient.semaphore`)."""
-
-    @property
-    def slot(self) -> int:
-        """The permit's lane, 0..limit-1; its fencing token increases per (key, slot)."""
-        return self.lease.slot
-
-    @property
-    def limit(self) -> int:
-        return self.lease.limit
 
 
 class LeaseContext(Generic[H]):

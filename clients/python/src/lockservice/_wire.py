@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import secrets
 import time
@@ -497,16 +498,18 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
         state.granted(lease, sent)
 
 
-def headers(api_key: Optional[str]) -> Dict[str, str]:
-    found: Dict[str, str] = {"User-Agent": "lockservice-python/0.1"}
+def http_options(url: Optional[str], api_key: Optional[str], timeout: float,
+                 event_hooks: Optional[Mapping[str, List[Callable[..., Any]]]]) -> Tuple[str, Dict[str, Any]]:
+    """The service's URL and the options of either httpx client: the contract's defaults from the environment."""
+    chosen = url or os.environ.get("LOCKSERVICE_URL") or "http://localhost:8080"
+    chosen = chosen if chosen.endswith("/") else chosen + "/"
+    api_key = api_key if api_key is not None else os.environ.get("LOCKSERVICE_API_KEY")
+    headers = {"User-Agent": "lockservice-python/0.1"}
     if api_key:
-        found["Authorization"] = f"Bearer {api_key}"
-    return found
-
-
-def base_url(url: Optional[str], environ: Mapping[str, str]) -> str:
-    chosen = url or environ.get("LOCKSERVICE_URL") or "http://localhost:8080"
-    return chosen if chosen.endswith("/") else chosen + "/"
+        headers["Authorization"] = f"Bearer {api_key}"
+    # Every held lease keeps one watch open, so the pool keeps as many connections alive as it may need.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=200)
+    return chosen, dict(base_url=chosen, headers=headers, timeout=timeout, event_hooks=dict(event_hooks or {}), limits=limits)
 
 
 def read_timeout(request: Request, timeout: float) -> float:
