@@ -130,6 +130,17 @@ def test_a_waiting_acquire_is_one_request(service: Service, key: str) -> None:
         assert got[0] - released < 1.0
 
 
+def test_a_short_critical_section_costs_one_acquire_and_one_release(service: Service, key: str) -> None:
+    recorder = Recorder()
+    with admin(service, event_hooks={"request": [recorder]}) as client:
+        for _ in range(20):
+            with client.lock(key, ttl=10):
+                pass
+    assert (recorder.count("POST", "/locks/"), recorder.count("DELETE", "/locks/")) == (20, 20)
+    # The watch starts 0.1 s into a hold; only a thread stalled that long (a loaded machine) sends one.
+    assert recorder.count("GET", "/locks/") <= 2
+
+
 def test_force_release_inside_with_is_seen_within_a_second_and_raises_lock_lost(service: Service, key: str) -> None:
     seen: List[str] = []
     with admin(service) as client:

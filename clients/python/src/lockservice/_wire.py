@@ -50,6 +50,9 @@ MAX_WATCH_WAIT = 25.0
 ACQUIRE_RETRIES = 3
 MAX_RETRY_DELAY = 1.0
 MIN_RETRY_DELAY = 0.02
+# A held lease starts watching this long after it was granted, so that a short critical section (the common case of
+# a cron job's or a counter's lock) costs no watch request at all: a loss in that time is seen at most this much later.
+FIRST_WATCH_DELAY = 0.1
 
 
 @dataclass(frozen=True)
@@ -458,11 +461,12 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
 
     One loop does both jobs: it watches the lease (a GET that the service answers at once when the token stops holding
     it) until the next renewal is due, then renews it (PATCH). So a holder has one request in flight at a time, sees a
-    loss within the service's watch latency, and renews every TTL/3. When the service cannot be reached, it retries
-    quickly until the last granted expiry's deadline and then reports ``unavailable`` while the lease is still its own.
+    loss within the service's watch latency (from FIRST_WATCH_DELAY on), and renews every TTL/3. When the service
+    cannot be reached, it retries quickly until the last granted expiry's deadline and then reports ``unavailable``
+    while the lease is still its own.
     """
     key, token = state.lease.key, state.lease.token
-    watch_again_at = 0.0
+    watch_again_at = clock() + FIRST_WATCH_DELAY
     longest_watch = MAX_WATCH_WAIT
     while True:
         now = clock()
