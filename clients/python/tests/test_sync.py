@@ -218,15 +218,16 @@ def test_an_unreachable_service_counts_the_lease_lost_before_it_expires(service:
 
 
 class LosesFirstResponse(httpx.HTTPTransport):
-    """Sends the first acquire to the service, then loses its answer, as a dropped connection would."""
+    """Sends the first request of a method to the service, then loses its answer, as a dropped connection would."""
 
-    def __init__(self) -> None:
+    def __init__(self, method: str) -> None:
         super().__init__()
+        self.method = method
         self.lost: List[httpx.Response] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        if request.method == "POST" and not self.lost:
+        if request.method == self.method and not self.lost:
             response.read()
             self.lost.append(response)
             raise httpx.ReadError("the test lost this response", request=request)
@@ -234,7 +235,7 @@ class LosesFirstResponse(httpx.HTTPTransport):
 
 
 def test_a_retried_acquire_reuses_its_idempotency_key_and_gets_the_same_lease(service: Service, key: str) -> None:
-    transport, recorder = LosesFirstResponse(), Recorder()
+    transport, recorder = LosesFirstResponse("POST"), Recorder()
     with admin(service, transport=transport, event_hooks={"request": [recorder]}) as client:
         lease = client.acquire(key, ttl=30)
         posts = [r for r in recorder.requests if r.method == "POST"]
@@ -243,6 +244,30 @@ def test_a_retried_acquire_reuses_its_idempotency_key_and_gets_the_same_lease(se
         assert transport.lost[0].json()["token"] == lease.token
         client.release(key, lease.token)
         assert client.inspect(key) is None, "a second acquisition was left behind"
+
+
+class DropsFirstRequest(httpx.HTTPTransport):
+    """Fails the first request of a method before it reaches the service, as a connection dropped mid-write would."""
+
+    def __init__(self, method: str) -> None:
+        super().__init__()
+        self.method = method
+        self.dropped = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == self.method and not self.dropped:
+            self.dropped += 1
+            raise httpx.WriteError("the test dropped this request", request=request)
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize("transport", [DropsFirstRequest("DELETE"), LosesFirstResponse("DELETE")], ids=["request-lost", "answer-lost"])
+def test_a_release_that_got_no_answer_is_sent_again(service: Service, key: str, transport: httpx.HTTPTransport) -> None:
+    with admin(service, transport=transport) as client:
+        lease = client.lock(key, ttl=30).acquire()
+        lease.release()  # neither Unavailable nor LockLost: the retry released it, or found it released by the first
+        assert lease.lost_reason is None
+        assert client.inspect(key) is None, "the lock stays held until its TTL"
 
 
 def test_plain_calls_and_not_held_reasons(service: Service, key: str) -> None:

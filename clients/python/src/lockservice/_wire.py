@@ -364,9 +364,22 @@ def acquire(
 
 
 def release(kind: Kind[Any], key: str, token: str) -> Op[None]:
-    response = yield from _exchange(Request("DELETE", kind.path(key, token)))
-    if response.status != 204:
-        raise _not_held(response, kind.not_held_code)
+    """Releases; a release whose answer was lost is sent once more (else the lock would stay held until its TTL), and
+    that retry's ``404 released`` then means the first one did it."""
+    request = Request("DELETE", kind.path(key, token))
+    outcome = yield request
+    retried = isinstance(outcome, Failure) and outcome.sent
+    if retried:
+        yield Sleep(retry_delay(None, 0.05))
+        outcome = yield request
+    if isinstance(outcome, Failure):
+        raise outcome.error
+    assert isinstance(outcome, Response)
+    if outcome.status == 204:
+        return
+    ended = _not_held(outcome, kind.not_held_code)
+    if not (retried and ended.reason == "released"):
+        raise ended
 
 
 def extend(kind: Kind[L], key: str, token: str, ttl: Optional[float], timeout: Optional[float] = None) -> Op[L]:
