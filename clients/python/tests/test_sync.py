@@ -290,6 +290,18 @@ def test_plain_calls_and_not_held_reasons(service: Service, key: str) -> None:
         assert client.force_release(key) is False
 
 
+def test_listing_follows_cursors_and_shows_each_lock_once(service: Service, key: str) -> None:
+    with admin(service) as client:
+        leases = [client.acquire(f"{key}-{i}", ttl=30, owner=f"owner-{i}") for i in range(3)]
+        try:
+            listed = client.list_locks(prefix=key, page_size=1)
+            assert sorted((info.key, info.owner) for info in listed) == [(f"{key}-{i}", f"owner-{i}") for i in range(3)]
+        finally:
+            for lease in leases:
+                client.release(lease.key, lease.token)
+        assert client.list_locks(prefix=key) == []
+
+
 def test_fencing_tokens_increase_over_acquisitions(service: Service, key: str) -> None:
     with admin(service) as client:
         tokens = []
