@@ -16,22 +16,27 @@ import statistics
 import threading
 import time
 import uuid
-from typing import Awaitable, Callable, Dict, List
+from typing import Awaitable, Callable, Dict, List, Tuple
 
 import httpx
 
 from lockservice import AsyncLockServiceClient, LockServiceClient
 
 
-def rate(cycle: Callable[[int], None], seconds: float) -> float:
-    done, started = 0, time.monotonic()
+# Each result is (cycles per second, this process's CPU microseconds per cycle). On a shared machine the rate follows
+# the service's share of the CPU; the CPU per cycle is what the client itself costs.
+Result = Tuple[float, float]
+
+
+def rate(cycle: Callable[[int], None], seconds: float) -> Result:
+    done, started, cpu = 0, time.monotonic(), time.process_time()
     while time.monotonic() - started < seconds:
         cycle(done)
         done += 1
-    return done / (time.monotonic() - started)
+    return done / (time.monotonic() - started), (time.process_time() - cpu) * 1e6 / max(done, 1)
 
 
-async def rate_async(cycle: Callable[[str], Awaitable[None]], seconds: float, tasks: int) -> float:
+async def rate_async(cycle: Callable[[str], Awaitable[None]], seconds: float, tasks: int) -> Result:
     counts = [0] * tasks
     stop = time.monotonic() + seconds
 
@@ -41,14 +46,15 @@ async def rate_async(cycle: Callable[[str], Awaitable[None]], seconds: float, ta
             await cycle(key)
             counts[index] += 1
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     await asyncio.gather(*(run(i) for i in range(tasks)))
-    return sum(counts) / (time.monotonic() - started)
+    done = sum(counts)
+    return done / (time.monotonic() - started), (time.process_time() - cpu) * 1e6 / max(done, 1)
 
 
-def sync_phases(url: str, seconds: float) -> Dict[str, float]:
+def sync_phases(url: str, seconds: float) -> Dict[str, Result]:
     key = f"bench-sync-{uuid.uuid4().hex[:8]}"
-    results: Dict[str, float] = {}
+    results: Dict[str, Result] = {}
     with LockServiceClient(url) as client:
         def held(_: int) -> None:
             with client.lock(key, ttl=10):
@@ -75,8 +81,8 @@ def sync_phases(url: str, seconds: float) -> Dict[str, float]:
     return results
 
 
-async def async_phases(url: str, seconds: float, tasks: int) -> Dict[str, float]:
-    results: Dict[str, float] = {}
+async def async_phases(url: str, seconds: float, tasks: int) -> Dict[str, Result]:
+    results: Dict[str, Result] = {}
     async with AsyncLockServiceClient(url) as client:
         async def held(key: str) -> None:
             async with client.lock(key, ttl=10):
@@ -131,10 +137,10 @@ def main() -> None:
     parser.add_argument("--handoffs", type=int, default=200)
     options = parser.parse_args()
     url = options.url if options.url.endswith("/") else options.url + "/"
-    for name, value in sync_phases(url, options.seconds).items():
-        print(f"sync   {name:<45} {value:8.0f} cycles/s")
-    for name, value in asyncio.run(async_phases(url, options.seconds, options.tasks)).items():
-        print(f"async  {name:<45} {value:8.0f} cycles/s")
+    for name, (value, cpu) in sync_phases(url, options.seconds).items():
+        print(f"sync   {name:<45} {value:8.0f} cycles/s {cpu:8.0f} us CPU/cycle")
+    for name, (value, cpu) in asyncio.run(async_phases(url, options.seconds, options.tasks)).items():
+        print(f"async  {name:<45} {value:8.0f} cycles/s {cpu:8.0f} us CPU/cycle")
     latencies = sorted(hand_off(url, options.handoffs))
     if latencies:
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
