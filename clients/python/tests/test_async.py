@@ -149,3 +149,27 @@ def test_bad_input_and_a_service_that_is_down_raise_typed_errors(service: Servic
                     pytest.fail("acquired from nothing")
             assert time.monotonic() - started < 1.0
     run(test)
+
+
+class Switchable(httpx.AsyncHTTPTransport):
+    """A real transport that can be switched to 'the network is gone' (every request refused)."""
+
+    down = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("switched off by the test", request=request)
+        return await super().handle_async_request(request)
+
+
+def test_an_unreachable_service_counts_the_lease_lost_before_it_expires(service: Service, key: str) -> None:
+    async def test() -> None:
+        transport = Switchable()
+        async with admin(service, transport=transport) as client, admin(service) as other:
+            with pytest.raises(LockLost) as raised:
+                async with client.lock(key, ttl=5.0) as lease:
+                    transport.down = True
+                    await asyncio.wait_for(lease.lost.wait(), 10)
+                    assert await other.inspect(key) is not None  # stopped while the lock was still its own
+            assert raised.value.reason == "unavailable"
+    run(test)
