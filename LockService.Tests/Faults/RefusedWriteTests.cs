@@ -30,7 +30,8 @@ public sealed class RefusedWriteTests(ITestOutputHelper output)
             {
                 // The service's own Redis becomes a replica of one that has its data (the held lock included), as in a
                 // failover the service was not told about: reads still work there, writes are refused.
-                Assert.Equal(1L, (long)await Node(masterAdmin).ExecuteAsync("WAIT", 1, 5000));
+                await RedisServer.WaitUntilAsync(
+                    async () => (long)await Node(masterAdmin).ExecuteAsync("WAIT", 1, 1000) == 1, Deadline, "the replica to have the held lock");
                 await Node(replicaAdmin).ExecuteAsync("REPLICAOF", "NO", "ONE");
                 await Node(masterAdmin).ExecuteAsync("REPLICAOF", "127.0.0.1", replica.Port);
                 await WaitForInfoAsync(masterAdmin, "replication", "master_link_status:up");
@@ -103,7 +104,7 @@ public sealed class RefusedWriteTests(ITestOutputHelper output)
                     }
                 }
 
-                await ConfigSetAsync(admin, "maxmemory", (await UsedMemoryAsync(admin) - (1 << 20)).ToString(CultureInfo.InvariantCulture));
+                await ConfigSetAsync(admin, "maxmemory", (await UsedMemoryAsync(admin) - (256 << 10)).ToString(CultureInfo.InvariantCulture));
             },
             heal: async () =>
             {
@@ -165,6 +166,8 @@ public sealed class RefusedWriteTests(ITestOutputHelper output)
 
         var permit = await client.AcquirePermitAsync(key + "-sem", "limit=2");
         Assert.True(permit.Status == HttpStatusCode.Created, $"permit acquire after the cause was cleared: {(int)permit.Status} {permit.Body}");
+        await RedisServer.WaitUntilAsync(
+            async () => (await client.SendAsync(HttpMethod.Get, "/health/ready")).Status == HttpStatusCode.OK, Deadline, "the instance to be ready after the cause was cleared");
     }
 
     private void AssertRefused(Reply reply, string call)
