@@ -74,7 +74,7 @@ public sealed class RefusedWriteTests(ITestOutputHelper output)
     }
 
     [RedisServerFact]
-    public async Task A_full_redis_under_noeviction_gives_503_for_acquires_lets_holders_release_and_the_same_calls_succeed_once_memory_is_freed()
+    public async Task A_full_redis_under_noeviction_gives_503_for_acquires_lets_holders_extend_and_release_and_the_same_calls_succeed_once_memory_is_freed()
     {
         await using var redis = await RedisServer.StartNewAsync("--maxmemory-policy", "noeviction");
         await using var admin = await AdminAsync(redis);
@@ -83,7 +83,7 @@ public sealed class RefusedWriteTests(ITestOutputHelper output)
 
         await RefusedThenHealedAsync(
             redis,
-            nameof(A_full_redis_under_noeviction_gives_503_for_acquires_lets_holders_release_and_the_same_calls_succeed_once_memory_is_freed),
+            nameof(A_full_redis_under_noeviction_gives_503_for_acquires_lets_holders_extend_and_release_and_the_same_calls_succeed_once_memory_is_freed),
             refuse: async () =>
             {
                 // A limit a little above what Redis holds, then values until Redis says it is full; then the limit a
@@ -113,18 +113,19 @@ public sealed class RefusedWriteTests(ITestOutputHelper output)
                     await admin.GetDatabase().KeyDeleteAsync($"{filler}:{i}");
                 }
             },
-            releaseRefused: false);
+            holdersRefused: false);
     }
 
     /// <summary>
-    /// The calls a user makes while Redis refuses writes, then again once it accepts them: a lock acquire, the release
-    /// of a lock taken before, a permit acquire. While refused, each is a 503 redis_unavailable with Retry-After 1 and
+    /// The calls a user makes while Redis refuses writes, then again once it accepts them: a lock acquire, the extend
+    /// and release of a lock taken before, a permit acquire. While refused, each is a 503 redis_unavailable with Retry-After 1 and
     /// takes nothing; after <paramref name="heal"/>, the very same calls succeed within seconds.
     /// </summary>
-    /// <param name="releaseRefused">
-    /// False where Redis still lets a delete through (memory full: a release frees memory, so Redis allows it).
+    /// <param name="holdersRefused">
+    /// False where Redis still lets a holder's extend and release through: with memory full it refuses only commands
+    /// that can add to memory, and these only set a TTL and delete.
     /// </param>
-    private async Task RefusedThenHealedAsync(RedisServer redis, string name, Func<Task> refuse, Func<Task> heal, bool releaseRefused = true)
+    private async Task RefusedThenHealedAsync(RedisServer redis, string name, Func<Task> refuse, Func<Task> heal, bool holdersRefused = true)
     {
         await using var factory = new LockServiceFactory(redis.ConnectionString);
         var client = new LockClient(factory.CreateClient());
@@ -140,13 +141,16 @@ public sealed class RefusedWriteTests(ITestOutputHelper output)
 
         var acquire = await client.AcquireAsync(key);
         AssertRefused(acquire, "lock acquire");
+        var extend = await client.ExtendAsync(key + "-held", held.Token);
         var release = await client.ReleaseAsync(key + "-held", held.Token);
-        if (releaseRefused)
+        if (holdersRefused)
         {
+            AssertRefused(extend, "lock extend");
             AssertRefused(release, "lock release");
         }
         else
         {
+            Assert.True(extend.Status == HttpStatusCode.OK, $"lock extend: {(int)extend.Status} {extend.Body}");
             Assert.True(release.Status == HttpStatusCode.NoContent, $"lock release: {(int)release.Status} {release.Body}");
         }
 
@@ -158,7 +162,7 @@ public sealed class RefusedWriteTests(ITestOutputHelper output)
         // The refused acquire took nothing: the same key is free for the same call.
         await RedisServer.WaitUntilAsync(
             async () => (await client.AcquireAsync(key)).Status == HttpStatusCode.Created, Deadline, "the same acquire to succeed after the cause was cleared");
-        if (releaseRefused)
+        if (holdersRefused)
         {
             var released = await client.ReleaseAsync(key + "-held", held.Token);
             Assert.True(released.Status == HttpStatusCode.NoContent, $"release after the cause was cleared: {(int)released.Status} {released.Body}");
