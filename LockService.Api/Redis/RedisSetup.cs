@@ -107,7 +107,7 @@ internal static class RedisSetup
         }
     }
 
-    /// <summary>Not ready only while the start-up check's eviction risk (not accepted) stands; every other finding is a warning in the body.</summary>
+    /// <summary>Not ready only while the start-up check's eviction risk (not accepted) or too old Redis stands; every other finding is a warning in the body.</summary>
     private sealed class RedisSettingsHealthCheck(RedisSettingsMonitor monitor) : IHealthCheck
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
