@@ -451,6 +451,25 @@ done
 replicas_seen=$(lb_log | awk -F'"' '{ split($(NF-2), a, " "); if (a[4] ~ /:8080/) print a[4] }' | sort -u | wc -l)
 step "ok: nginx sent requests to $replicas_seen distinct replicas so far"
 
+# nginx re-resolves the replicas without a reload: a fourth replica (a new address) gets
+# requests within the resolver's valid=10s.
+"${compose[@]}" --profile scale up -d --no-deps --no-recreate --scale api-scaled=4 api-scaled >"$tmp/scale4.log" 2>&1 \
+    || { tail -n 20 "$tmp/scale4.log" >&2; fail "docker compose up --scale api-scaled=4"; }
+wait_healthy api-scaled 4 150 --profile scale
+new_ip=""
+for id in $("${compose[@]}" --profile scale ps -q api-scaled); do
+    ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
+    lb_log | grep -qF " $ip:8080 " || new_ip=$ip
+done
+[ -n "$new_ip" ] || fail "no replica address that nginx has not used yet after scaling to 4"
+deadline=$(( $(date +%s) + 30 ))
+until lb_log | grep -qF " $new_ip:8080 "; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "nginx sent no request to the new replica $new_ip within 30 s of it being healthy"
+    http GET "$lb/health/ready" -A smoke-resolve
+    sleep 0.1
+done
+step "ok: nginx found the new replica $new_ip by itself (no reload) and sent it requests"
+
 key="smoke-stream-$suffix"
 curl -s -N --max-time 60 -X POST -H 'Accept: text/event-stream' "$lb/locks/$key?ttlMs=3000" >"$tmp/stream" &
 stream=$!
