@@ -122,6 +122,7 @@ for port in 8080 8081; do
 done
 
 # ---- stand-ins for the base images --------------------------------------------------------
+command -v dotnet >/dev/null 2>&1 || fail "no dotnet on PATH (its install is copied into the .NET stand-ins)"
 dotnet_dir=$(dirname "$(readlink -f "$(command -v dotnet)")")
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 nuget_config="$HOME/.nuget/NuGet/NuGet.Config"
@@ -130,6 +131,7 @@ nuget_config="$HOME/.nuget/NuGet/NuGet.Config"
 nuget_env=$(env | grep -E '^(NUGET_[A-Z_]+|DOTNET_CLI_TELEMETRY_OPTOUT|DOTNET_NOLOGO)=' | sort || true)
 
 mkdir -p "$tmp/standin"
+# shellcheck disable=SC2054  # the commas are debootstrap's list of packages
 debootstrap_args=(--variant=minbase --include=ca-certificates,libicu72 bookworm)
 debootstrap_mirror=http://deb.debian.org/debian
 echo "debootstrap ${debootstrap_args[*]} ROOT $debootstrap_mirror" >"$tmp/standin/base.recipe"
