@@ -290,6 +290,11 @@ if [ "$sdk_state" = build ]; then
         "$dotnet_dir=dotnet" "$ca_bundle=ca-certificates.crt" "$tmp/nuget=nuget" "$tmp/nuget.env=nuget.env"
 fi
 
+# Stand-in bases from other inputs are no longer used by anything.
+for old in $(docker images --format '{{.Repository}}:{{.Tag}}' 'lockservice-standin/*'); do
+    case "$old" in *":$standin_hash") ;; *) docker rmi "$old" >/dev/null 2>&1 || true ;; esac
+done
+
 # ---- the image ------------------------------------------------------------------------------
 step "docker build --network host . (fills the build cache: NuGet restore needs the package source)"
 docker build --network host -t lockservice-smoke/prebuild . >"$tmp/prebuild.log" 2>&1 \
@@ -304,9 +309,13 @@ http() {
     body=$(cat "$tmp/body" 2>/dev/null || true)
 }
 json() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
-expect() {
-    local want=$1 what=$2
-    [ "$status" = "$want" ] || fail "$what: expected HTTP $want, got $status: $body"
+# call WANT METHOD URL [curl args...]: http, and fail unless it answered WANT. The message
+# shows the path with any token masked.
+call() {
+    local want=$1
+    shift
+    http "$@"
+    [ "$status" = "$want" ] || fail "$1 $(sed -E 's#^http://[^/]+##; s#[0-9a-f]{32}#{token}#g' <<<"$2"): expected HTTP $want, got $status: $body"
 }
 # wait_healthy SERVICE COUNT SECONDS [PROFILE ARGS]
 wait_healthy() {
@@ -346,23 +355,18 @@ wait_healthy redis 1 60
 wait_healthy api 1 120
 step "ok: redis and api healthy"
 
-http GET "$api/health/ready"
-expect 200 "GET /health/ready"
+call 200 GET "$api/health/ready"
 step "ok: GET $api/health/ready -> 200"
 
 key="smoke-lock-$suffix"
-http POST "$api/locks/$key?ttlMs=60000"
-expect 201 "POST /locks/$key"
+call 201 POST "$api/locks/$key?ttlMs=60000"
 token=$(json "$body" token)
 fence=$(json "$body" fencingToken)
-http DELETE "$api/locks/$key/$token"
-expect 204 "DELETE /locks/$key/{token}"
-http GET "$api/locks/$key"
-expect 404 "GET /locks/$key after release"
+call 204 DELETE "$api/locks/$key/$token"
+call 404 GET "$api/locks/$key"
 step "ok: acquire (201, fencing token $fence) and release (204) with curl"
 
-http POST "$api/locks/$key?ttlMs=120000"
-expect 201 "POST /locks/$key (before the Redis restart)"
+call 201 POST "$api/locks/$key?ttlMs=120000"
 token=$(json "$body" token)
 step "docker compose restart redis (a held lock must survive: AOF)"
 "${compose[@]}" restart redis >"$tmp/restart.log" 2>&1 || { cat "$tmp/restart.log" >&2; fail "docker compose restart redis"; }
@@ -376,8 +380,7 @@ lockctl_out=$("${compose[@]}" exec -T api lockctl inspect "$key" 2>&1) \
 grep -q "$key" <<<"$lockctl_out" || fail "lockctl inspect $key did not name the key: $lockctl_out"
 if grep -q "$token" <<<"$lockctl_out"; then fail "lockctl inspect printed the token"; fi
 step "ok: lockctl inspect in the container: $(head -n 1 <<<"$lockctl_out")"
-http DELETE "$api/locks/$key/$token"
-expect 204 "DELETE /locks/$key/{token} (after the Redis restart)"
+call 204 DELETE "$api/locks/$key/$token"
 if "${compose[@]}" exec -T api lockctl inspect "$key" >/dev/null 2>&1; then
     fail "lockctl inspect $key exits 0 on a free lock (expected 1)"
 fi
@@ -415,8 +418,7 @@ tokens=()
 handed=0
 for try in $(seq 1 10); do
     key="smoke-handoff-$suffix-$try"
-    http POST "$lb/locks/$key?ttlMs=30000" -A "smoke-holder-$try"
-    expect 201 "POST /locks/$key through nginx"
+    call 201 POST "$lb/locks/$key?ttlMs=30000" -A "smoke-holder-$try"
     holder=$(json "$body" token)
     holder_fence=$(json "$body" fencingToken)
     tokens+=("$holder")
@@ -429,8 +431,7 @@ for try in $(seq 1 10); do
     sleep 1
     kill -0 "$waiter" 2>/dev/null || fail "the waiter for $key returned before the release: $(cat "$tmp/waiter.status") $(cat "$tmp/waiter")"
     released_at=$(date +%s%N)
-    http DELETE "$lb/locks/$key/$holder" -A "smoke-release-$try"
-    expect 204 "DELETE /locks/$key/{token} through nginx"
+    call 204 DELETE "$lb/locks/$key/$holder" -A "smoke-release-$try"
     wait "$waiter" || fail "the waiter's curl failed"
     handoff_ms=$(( ($(date +%s%N) - released_at) / 1000000 ))
     [ "$(cat "$tmp/waiter.status")" = 201 ] || fail "the waiter for $key got $(cat "$tmp/waiter.status"): $(cat "$tmp/waiter")"
@@ -438,8 +439,7 @@ for try in $(seq 1 10); do
     tokens+=("$waiter_token")
     [ "$(json "$(cat "$tmp/waiter")" fencingToken)" -gt "$holder_fence" ] || fail "the waiter's fencing token did not increase"
     [ "$handoff_ms" -lt 2000 ] || fail "the waiter got the lock ${handoff_ms} ms after the release (expected milliseconds)"
-    http DELETE "$lb/locks/$key/$waiter_token"
-    expect 204 "DELETE /locks/$key/{waiter's token}"
+    call 204 DELETE "$lb/locks/$key/$waiter_token"
     from=$(upstream_of "smoke-release-$try")
     to=$(upstream_of "smoke-waiter-$try")
     [ -n "$from" ] && [ -n "$to" ] || fail "nginx's access log has no upstream address for the hand-off requests"
@@ -455,15 +455,16 @@ step "ok: nginx sent requests to $replicas_seen distinct replicas so far"
 
 # nginx re-resolves the replicas without a reload: a fourth replica (a new address) gets
 # requests within the resolver's valid=10s.
+first_three=$("${compose[@]}" --profile scale ps -q api-scaled)
 "${compose[@]}" --profile scale up -d --no-deps --no-recreate --scale api-scaled=4 api-scaled >"$tmp/scale4.log" 2>&1 \
     || { tail -n 20 "$tmp/scale4.log" >&2; fail "docker compose up --scale api-scaled=4"; }
 wait_healthy api-scaled 4 150 --profile scale
 new_ip=""
 for id in $("${compose[@]}" --profile scale ps -q api-scaled); do
-    ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
-    lb_log | grep -qF " $ip:8080 " || new_ip=$ip
+    grep -qF "$id" <<<"$first_three" || new_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
 done
-[ -n "$new_ip" ] || fail "no replica address that nginx has not used yet after scaling to 4"
+[ -n "$new_ip" ] || fail "no fourth replica after docker compose up --scale api-scaled=4"
+! lb_log | grep -qF " $new_ip:8080 " || fail "nginx's log shows the new replica's address $new_ip before it existed"
 deadline=$(( $(date +%s) + 30 ))
 until lb_log | grep -qF " $new_ip:8080 "; do
     [ "$(date +%s)" -lt "$deadline" ] || fail "nginx sent no request to the new replica $new_ip within 30 s of it being healthy"
@@ -486,8 +487,7 @@ stream_token=$(sed -n 's/^data: //p' "$tmp/stream" | head -n 1 | python3 -c 'imp
 tokens+=("$stream_token")
 # Held for longer than its ttlMs: the stream renews it.
 sleep 4
-http GET "$lb/locks/$key"
-expect 200 "GET /locks/$key while its stream is open (past its 3 s ttlMs)"
+call 200 GET "$lb/locks/$key"
 kill "$stream"
 wait "$stream" 2>/dev/null || true
 closed_at=$(date +%s%N)
@@ -496,29 +496,20 @@ step "ok: a stream-held lock lived past its ttlMs through nginx and was released
 
 # Tokens in every letter case of the routes that carry them, and in a query string.
 key="smoke-case-$suffix"
-http POST "$lb/locks/$key?ttlMs=30000"
-expect 201 "POST /locks/$key"
+call 201 POST "$lb/locks/$key?ttlMs=30000"
 t=$(json "$body" token); tokens+=("$t")
-http GET "$lb/Locks/$key/$t"
-expect 200 "GET /Locks/$key/{token}"
-http PATCH "$lb/LOCKS/$key/$t?ttlMs=30000"
-expect 200 "PATCH /LOCKS/$key/{token}"
+call 200 GET "$lb/Locks/$key/$t"
+call 200 PATCH "$lb/LOCKS/$key/$t?ttlMs=30000"
 http GET "$lb/locks/$key?token=$t"
-http DELETE "$lb/Locks/$key/$t"
-expect 204 "DELETE /Locks/$key/{token}"
+call 204 DELETE "$lb/Locks/$key/$t"
 skey="smoke-sem-$suffix"
-http POST "$lb/semaphores/$skey?limit=2&ttlMs=30000"
-expect 201 "POST /semaphores/$skey"
+call 201 POST "$lb/semaphores/$skey?limit=2&ttlMs=30000"
 s1=$(json "$body" token); tokens+=("$s1")
-http POST "$lb/Semaphores/$skey?limit=2&ttlMs=30000"
-expect 201 "POST /Semaphores/$skey"
+call 201 POST "$lb/Semaphores/$skey?limit=2&ttlMs=30000"
 s2=$(json "$body" token); tokens+=("$s2")
-http GET "$lb/Semaphores/$skey/$s1"
-expect 200 "GET /Semaphores/$skey/{token}"
-http DELETE "$lb/semaphores/$skey/$s1"
-expect 204 "DELETE /semaphores/$skey/{token}"
-http DELETE "$lb/SEMAPHORES/$skey/$s2"
-expect 204 "DELETE /SEMAPHORES/$skey/{token}"
+call 200 GET "$lb/Semaphores/$skey/$s1"
+call 204 DELETE "$lb/semaphores/$skey/$s1"
+call 204 DELETE "$lb/SEMAPHORES/$skey/$s2"
 # Routes to come carry tokens in the same place; a token-shaped segment that no lease has.
 fake=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'); tokens+=("$fake")
 http GET "$lb/rwlocks/smoke-rw-$suffix/$fake"
