@@ -17,7 +17,7 @@ public sealed class TenantBoundsTests(ApiFixture fixture) : IClassFixture<ApiFix
     public static TheoryData<string> Kinds() => new() { LeaseResource.Locks.Name, LeaseResource.Semaphores.Name };
 
     // Bounds of 4, so each tenant's share is 2.
-    private Dictionary<string, string?> Settings(int maxStreams = 4) => new()
+    private static Dictionary<string, string?> Settings() => new()
     {
         ["Auth:ApiKeys:0:Key"] = KeyOfA,
         ["Auth:ApiKeys:0:Tenant"] = "a",
@@ -25,31 +25,26 @@ public sealed class TenantBoundsTests(ApiFixture fixture) : IClassFixture<ApiFix
         ["Auth:ApiKeys:1:Tenant"] = "b",
         ["Locks:MaxWaiters"] = "4",
         ["Locks:MaxWatchers"] = "4",
-        ["Locks:MaxStreams"] = maxStreams.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Locks:MaxStreams"] = "4",
     };
 
     [Theory]
     [MemberData(nameof(Kinds))]
     public async Task A_tenant_at_its_share_of_waiters_gets_429_while_another_still_waits(string kind)
     {
-        var resource = LeaseResource.All.Single(r => r.Name == kind);
-        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, Settings());
-        var (a, b) = (As(service, KeyOfA), As(service, KeyOfB));
-        var key = Keys.Unique(nameof(A_tenant_at_its_share_of_waiters_gets_429_while_another_still_waits) + kind);
-        var heldByA = await resource.HoldAsync(a, key);
-        var heldByB = await resource.HoldAsync(b, key);    // the same name in b's own key space
-        var waitPath = resource.AcquirePath(key, "waitMs=20000&ttlMs=1000");
-        var waitingOfA = new[] { a.SendAsync(HttpMethod.Post, waitPath), a.SendAsync(HttpMethod.Post, waitPath) };
-        await WaitForAsync(() => Waiting(service) == 2, "a's two requests to wait");
+        await using var t = await TwoTenantsHoldingAsync(kind, nameof(A_tenant_at_its_share_of_waiters_gets_429_while_another_still_waits));
+        var waitPath = t.Resource.AcquirePath(t.Key, "waitMs=20000&ttlMs=1000");
+        var waitingOfA = new[] { t.A.SendAsync(HttpMethod.Post, waitPath), t.A.SendAsync(HttpMethod.Post, waitPath) };
+        await WaitForAsync(() => Waiting(t.Service) == 2, "a's two requests to wait");
 
-        var refused = await a.SendAsync(HttpMethod.Post, waitPath);
-        var waitingOfB = b.SendAsync(HttpMethod.Post, waitPath);
-        await WaitForAsync(() => Waiting(service) == 3, "b's request to wait");
+        var refused = await t.A.SendAsync(HttpMethod.Post, waitPath);
+        var waitingOfB = t.B.SendAsync(HttpMethod.Post, waitPath);
+        await WaitForAsync(() => Waiting(t.Service) == 3, "b's request to wait");
 
         AssertTenantShare(refused, "Locks:MaxWaiters");
-        Assert.Equal(HttpStatusCode.NoContent, (await b.SendAsync(HttpMethod.Delete, resource.Path(key, heldByB.Token))).Status);
+        await t.ReleaseAsync(t.B, t.HeldByB);
         Assert.Equal(HttpStatusCode.Created, (await waitingOfB.WaitAsync(TimeSpan.FromSeconds(10))).Status);
-        Assert.Equal(HttpStatusCode.NoContent, (await a.SendAsync(HttpMethod.Delete, resource.Path(key, heldByA.Token))).Status);
+        await t.ReleaseAsync(t.A, t.HeldByA);
         Assert.All(await Task.WhenAll(waitingOfA).WaitAsync(TimeSpan.FromSeconds(20)), r => Assert.Equal(HttpStatusCode.Created, r.Status));
     }
 
@@ -57,25 +52,20 @@ public sealed class TenantBoundsTests(ApiFixture fixture) : IClassFixture<ApiFix
     [MemberData(nameof(Kinds))]
     public async Task A_tenant_at_its_share_of_watches_gets_429_while_another_still_watches(string kind)
     {
-        var resource = LeaseResource.All.Single(r => r.Name == kind);
-        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, Settings());
-        var (a, b) = (As(service, KeyOfA), As(service, KeyOfB));
-        var key = Keys.Unique(nameof(A_tenant_at_its_share_of_watches_gets_429_while_another_still_watches) + kind);
-        var heldByA = await resource.HoldAsync(a, key);
-        var heldByB = await resource.HoldAsync(b, key);
-        var watchOfA = resource.Path(key, heldByA.Token) + "?waitMs=20000";
-        var watchesOfA = new[] { a.SendAsync(HttpMethod.Get, watchOfA), a.SendAsync(HttpMethod.Get, watchOfA) };
-        await WaitForAsync(() => Watching(service) == 2, "a's two watches to be open");
+        await using var t = await TwoTenantsHoldingAsync(kind, nameof(A_tenant_at_its_share_of_watches_gets_429_while_another_still_watches));
+        var watchOfA = t.Resource.Path(t.Key, t.HeldByA.Token) + "?waitMs=20000";
+        var watchesOfA = new[] { t.A.SendAsync(HttpMethod.Get, watchOfA), t.A.SendAsync(HttpMethod.Get, watchOfA) };
+        await WaitForAsync(() => Watching(t.Service) == 2, "a's two watches to be open");
 
-        var refused = await a.SendAsync(HttpMethod.Get, watchOfA);
-        var watchOfB = b.SendAsync(HttpMethod.Get, resource.Path(key, heldByB.Token) + "?waitMs=20000");
-        await WaitForAsync(() => Watching(service) == 3, "b's watch to be open");
+        var refused = await t.A.SendAsync(HttpMethod.Get, watchOfA);
+        var watchOfB = t.B.SendAsync(HttpMethod.Get, t.Resource.Path(t.Key, t.HeldByB.Token) + "?waitMs=20000");
+        await WaitForAsync(() => Watching(t.Service) == 3, "b's watch to be open");
 
         AssertTenantShare(refused, "Locks:MaxWatchers");
-        Assert.Equal(HttpStatusCode.NoContent, (await b.SendAsync(HttpMethod.Delete, resource.Path(key, heldByB.Token))).Status);
-        (await watchOfB.WaitAsync(TimeSpan.FromSeconds(10))).AssertProblem(HttpStatusCode.NotFound, resource.NotHeldCode);
-        Assert.Equal(HttpStatusCode.NoContent, (await a.SendAsync(HttpMethod.Delete, resource.Path(key, heldByA.Token))).Status);
-        Assert.All(await Task.WhenAll(watchesOfA).WaitAsync(TimeSpan.FromSeconds(10)), r => r.AssertProblem(HttpStatusCode.NotFound, resource.NotHeldCode));
+        await t.ReleaseAsync(t.B, t.HeldByB);
+        (await watchOfB.WaitAsync(TimeSpan.FromSeconds(10))).AssertProblem(HttpStatusCode.NotFound, t.Resource.NotHeldCode);
+        await t.ReleaseAsync(t.A, t.HeldByA);
+        Assert.All(await Task.WhenAll(watchesOfA).WaitAsync(TimeSpan.FromSeconds(10)), r => r.AssertProblem(HttpStatusCode.NotFound, t.Resource.NotHeldCode));
     }
 
     [Theory]
@@ -121,6 +111,17 @@ public sealed class TenantBoundsTests(ApiFixture fixture) : IClassFixture<ApiFix
         (await client.InspectAsync(key + "-2")).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
     }
 
+    // A service with bounds of 4, and a lease of the kind held by each tenant under one name (two leases: each tenant's
+    // names are its own).
+    private async Task<TwoTenants> TwoTenantsHoldingAsync(string kind, string test)
+    {
+        var resource = LeaseResource.All.Single(r => r.Name == kind);
+        var service = new LockServiceFactory(fixture.Redis.ConnectionString, Settings());
+        var (a, b) = (As(service, KeyOfA), As(service, KeyOfB));
+        var key = Keys.Unique(test + kind);
+        return new TwoTenants(resource, service, a, b, key, await resource.HoldAsync(a, key), await resource.HoldAsync(b, key));
+    }
+
     private static void AssertTenantShare(Reply refused, string bound)
     {
         var problem = refused.AssertProblem(HttpStatusCode.TooManyRequests, "too_many_requests");
@@ -157,4 +158,12 @@ public sealed class TenantBoundsTests(ApiFixture fixture) : IClassFixture<ApiFix
 
     private static Task WaitForAsync(Func<bool> condition, string what) =>
         RedisServer.WaitUntilAsync(() => Task.FromResult(condition()), TimeSpan.FromSeconds(10), what);
+}
+
+internal sealed record TwoTenants(LeaseResource Resource, LockServiceFactory Service, LockClient A, LockClient B, string Key, Canary HeldByA, Canary HeldByB) : IAsyncDisposable
+{
+    public async Task ReleaseAsync(LockClient client, Canary held) =>
+        Assert.Equal(HttpStatusCode.NoContent, (await client.SendAsync(HttpMethod.Delete, Resource.Path(Key, held.Token))).Status);
+
+    public ValueTask DisposeAsync() => Service.DisposeAsync();
 }
