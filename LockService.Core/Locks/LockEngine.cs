@@ -47,7 +47,9 @@ public sealed class LockEngine : IDisposable
 
     /// <summary>
     /// Takes the lock if it is free; otherwise waits up to <see cref="AcquireRequest.WaitMs"/> for it. Cancelling
-    /// ends the wait, and a lock obtained at the moment of cancellation is released before this throws.
+    /// ends the wait, and a lock obtained at the moment of cancellation is released before this throws (a replay's is not:
+    /// another request obtained it). A replay (<see cref="AcquireRequest.IdempotencyKey"/>) answers the lease as it stands
+    /// now: what remains of its TTL, and its expiry. Waiting counts against the instance's bound and the tenant's share.
     /// </summary>
     /// <exception cref="ArgumentException">The request breaks <see cref="LockRules"/> under this engine's <see cref="LockOptions"/>.</exception>
     public async Task<AcquireResult> AcquireAsync(LockName name, AcquireRequest request, CancellationToken cancellationToken = default)

@@ -59,7 +59,8 @@ public sealed class SemaphoreEngine : IDisposable
     /// <summary>
     /// Takes a permit when fewer than <paramref name="limit"/> are held (the caller's own limit decides, whatever limits
     /// others gave); otherwise waits up to <see cref="AcquireRequest.WaitMs"/> for one. Cancelling ends the wait, and a
-    /// permit obtained at the moment of cancellation is released before this throws.
+    /// permit obtained at the moment of cancellation is released before this throws (a replay's is not: another request
+    /// obtained it). A replay answers the permit as it stands now: what remains of its TTL, and its expiry.
     /// </summary>
     /// <exception cref="ArgumentException">The request breaks <see cref="LockRules"/> or <see cref="SemaphoreRules"/>.</exception>
     public async Task<PermitAcquireResult> AcquireAsync(LockName name, int limit, AcquireRequest request, CancellationToken cancellationToken = default)
