@@ -19,7 +19,7 @@ internal static class LockEndpoints
 
         locks.MapPost("/{key}", AcquireAsync).WithName("acquire").WithOperation(LockOperation.Acquire)
             .WithSummary("Acquire a lock, optionally waiting in the server for it; with Accept: text/event-stream, hold it for the life of the stream")
-            .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting. "
+            .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting (a stream: Locks:MaxStreams open), or the tenant its share of them (Locks:MaxWaitersPerTenant). "
                 + "With Accept: text/event-stream (ttlMs >= 1000, no Idempotency-Key): 200 once the lock is obtained, a stream of 'event: acquired' (the lease), "
                 + "a comment after every renewal (every ttlMs/3) and 'event: lost' with {\"reason\"} (forced, expired, released, unavailable); closing the stream releases the lock.")
             .WithParameters(OperationParameters.Acquire)
@@ -76,6 +76,13 @@ internal static class LockEndpoints
         }
 
         var name = new LockName(http.TenantOf(), key);
+        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
+        if (noRoom is not null)
+        {
+            return noRoom;
+        }
+
+        using var reserved = place;
         var result = await engine.AcquireAsync(name, request, cancellationToken);
         if (result.Waited)
         {
@@ -85,13 +92,13 @@ internal static class LockEndpoints
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
-                return LeaseStream.ForLock(engine, name, result.Lease!);
+                return LeaseStream.ForLock(engine, name, result.Lease!, reserved!.Take());
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
                 return TypedResults.Created($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease));
-            case AcquireStatus.TooManyWaiters:
+            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
                 http.Response.Headers.RetryAfter = "1";
-                return Problems.TooManyWaiters(limits.MaxWaiters);
+                return Problems.TooManyWaiters(result.WaitRefused, limits);
             default:
                 http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
                 return Problems.Held(key, result.RetryAfterMs);

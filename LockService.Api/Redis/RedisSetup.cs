@@ -15,18 +15,16 @@ internal static class RedisSetup
             .Validate(o => TryParse(o.ConnectionString), "Redis:ConnectionString is not a valid StackExchange.Redis configuration string.")
             .ValidateOnStart();
         services.AddOptions<LockOptions>().BindConfiguration(LockOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton<IConnectionMultiplexer>(sp =>
-        {
-            var multiplexer = Connect(sp.GetRequiredService<IOptions<RedisOptions>>().Value);
+        services.AddSingleton<IConnectionMultiplexer>(sp => Connect(sp.GetRequiredService<IOptions<RedisOptions>>().Value));
 
-            // Locks and semaphores of this instance wait and watch within one Locks:MaxWaiters and one Locks:MaxWatchers.
-            WaitBounds.Share(multiplexer, sp.GetRequiredService<IOptions<LockOptions>>().Value);
-            return multiplexer;
-        });
+        // Locks and semaphores of this instance wait, watch and stream within one set of bounds (Locks:MaxWaiters,
+        // MaxWatchers, MaxStreams) and one share of each per tenant (Locks:MaxWaitersPerTenant).
+        services.AddSingleton(sp => new WaitBounds(sp.GetRequiredService<IOptions<LockOptions>>().Value));
         services.AddSingleton(sp => new LockEngine(
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<LockOptions>>().Value,
-            sp.GetRequiredService<IOptions<RedisOptions>>().Value));
+            sp.GetRequiredService<IOptions<RedisOptions>>().Value,
+            bounds: sp.GetRequiredService<WaitBounds>()));
 
         // The semaphore engine over the same multiplexer, with the lock engine's limits and its own Semaphores section.
         services.AddOptions<SemaphoreOptions>().BindConfiguration(SemaphoreOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -34,7 +32,8 @@ internal static class RedisSetup
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<SemaphoreOptions>>().Value,
             sp.GetRequiredService<IOptions<LockOptions>>().Value,
-            sp.GetRequiredService<IOptions<RedisOptions>>().Value));
+            sp.GetRequiredService<IOptions<RedisOptions>>().Value,
+            bounds: sp.GetRequiredService<WaitBounds>()));
         services.AddHealthChecks()
             .AddCheck<RedisHealthCheck>("redis", tags: ["ready"])
             .AddCheck<RedisSettingsHealthCheck>("redis_settings", tags: ["ready"]);

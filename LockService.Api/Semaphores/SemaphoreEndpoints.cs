@@ -25,7 +25,7 @@ internal static class SemaphoreEndpoints
         semaphores.MapPost("/{key}", AcquireAsync).WithName("acquire-permit").WithOperation(LockOperation.SemaphoreAcquire)
             .WithSummary("Acquire a permit of a semaphore (up to 'limit' holders at once), optionally waiting in the server for a place; with Accept: text/event-stream, hold it for the life of the stream")
             .WithDescription("201 with the permit (its slot: the lowest free one below limit; its fencing token increases per slot); 409 semaphore_full (with Retry-After: when the earliest permit expires) "
-                + "when at least 'limit' permits are held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting. A caller is let in while fewer than its own limit are held. "
+                + "when at least 'limit' permits are held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting (a stream: Locks:MaxStreams open), or the tenant its share of them (Locks:MaxWaitersPerTenant). A caller is let in while fewer than its own limit are held. "
                 + "With Accept: text/event-stream (ttlMs >= 1000, no Idempotency-Key): 200 once the permit is obtained, 'event: acquired' (the permit), a comment after every renewal and "
                 + "'event: lost' with {\"reason\"}; closing the stream releases the permit.")
             .WithParameters(OperationParameters.AcquirePermit)
@@ -87,6 +87,13 @@ internal static class SemaphoreEndpoints
         }
 
         var name = new LockName(http.TenantOf(), key);
+        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
+        if (noRoom is not null)
+        {
+            return noRoom;
+        }
+
+        using var reserved = place;
         var limit = (int)parameters.Limit!.Value;
         var result = await engine.AcquireAsync(name, limit, request, cancellationToken);
         if (result.Waited)
@@ -97,13 +104,13 @@ internal static class SemaphoreEndpoints
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
-                return new LeaseStream(new HeldPermit(engine, name, result.Lease!));
+                return new LeaseStream(new HeldPermit(engine, name, result.Lease!), reserved!.Take());
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
                 return TypedResults.Created($"/semaphores/{key}/{lease.Token}", PermitResponse.From(lease));
-            case AcquireStatus.TooManyWaiters:
+            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
                 http.Response.Headers.RetryAfter = "1";
-                return Problems.TooManyWaiters(limits.MaxWaiters);
+                return Problems.TooManyWaiters(result.WaitRefused, limits);
             default:
                 http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
                 return Problems.Full(key, result.Held, limit, result.RetryAfterMs);
