@@ -13,6 +13,7 @@ check, keep (renew and watch) and listing operations below serve every kind unch
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -55,7 +56,7 @@ MIN_RETRY_DELAY = 0.02
 FIRST_WATCH_DELAY = 0.1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Request:
     """One HTTP request. ``path`` is relative to the service's URL (so a service behind a path prefix works)."""
 
@@ -67,6 +68,10 @@ class Request:
     wait: float = 0.0
     #: A bound on the whole request, replacing the client's timeout (a renewal must not outlive the lease).
     timeout: Optional[float] = None
+
+    def __repr__(self) -> str:
+        # The path of a held lease's request carries its token.
+        return f"Request({self.method} {redact(self.path)!r}, params={self.params!r}, wait={self.wait}, timeout={self.timeout})"
 
 
 @dataclass(frozen=True)
@@ -515,9 +520,48 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
         state.granted(lease, sent)
 
 
+# The routes whose third segment is a token ({route}/{key}/{token}), and query parameters that may hold one. Every
+# kind's route is listed, so a request of any kind is masked in logs.
+_TOKEN_ROUTES = ("locks", "semaphores", "rwlocks", "elections")
+_TOKEN_IN_PATH = re.compile(r"((?:^|/)(?:%s)/[^/?#\s\"']+/)[^?#\s\"']+" % "|".join(_TOKEN_ROUTES))
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&#\s\"']+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with every lease token in a URL or path replaced by ``***``."""
+    return _TOKEN_IN_QUERY.sub(r"\1***", _TOKEN_IN_PATH.sub(r"\1***", text))
+
+
+class RedactTokens(logging.Filter):
+    """Masks lease tokens in the records of httpx and httpcore: httpx 0.24 and later log every request at INFO with its
+    URL (``HTTP Request: DELETE http://host/locks/k/<token> ...``), so an application's INFO log would hold tokens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_REDACT = RedactTokens()
+# A filter on a logger applies to the records logged on it, not to its children's, so each logger that may write a URL
+# gets it: httpx logs on "httpx" (before 0.24 on "httpx._client"), httpcore on its module loggers.
+_LOGGERS = ("httpx", "httpx._client", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
+
+
+def redact_http_logs() -> None:
+    """Installs the token filter on the HTTP libraries' loggers (once; a client calls it when it is made)."""
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+
+
 def http_options(url: Optional[str], api_key: Optional[str], timeout: float,
                  event_hooks: Optional[Mapping[str, List[Callable[..., Any]]]]) -> Tuple[str, Dict[str, Any]]:
     """The service's URL and the options of either httpx client: the contract's defaults from the environment."""
+    redact_http_logs()
     chosen = url or os.environ.get("LOCKSERVICE_URL") or "http://localhost:8080"
     chosen = chosen if chosen.endswith("/") else chosen + "/"
     api_key = api_key if api_key is not None else os.environ.get("LOCKSERVICE_API_KEY")
