@@ -26,7 +26,7 @@ from lockservice import (
     Unavailable,
 )
 
-from .conftest import ADMIN_KEY, CLIENT_KEY, Service, free_port, wait_until
+from .conftest import ADMIN_KEY, CLIENT_KEY, OTHER_TENANT_KEY, Service, free_port, wait_until
 
 
 def admin(service: Service, **options: Any) -> LockServiceClient:
@@ -413,3 +413,41 @@ def test_tokens_never_reach_the_logs_of_an_application_logging_at_info(service: 
     assert any(f"/locks/{key}/***" in line for line in requests), requests
     leaked = [line for line in captured.lines if token in line or lease.token in line]
     assert leaked == []
+
+
+def test_a_listing_walk_waits_out_the_rate_limit_and_misses_no_page(service: Service, strict_service: Service, key: str) -> None:
+    refused: List[int] = []
+
+    def on_response(response: httpx.Response) -> None:
+        if response.status_code == 429:
+            refused.append(response.status_code)
+
+    # The locks are taken on the unlimited instance; both instances share the Redis, so the strict one lists them.
+    with admin(service) as client:
+        leases = [client.acquire(f"{key}-{i}", ttl=60) for i in range(10)]
+        try:
+            with admin(strict_service, event_hooks={"response": [on_response]}) as limited:
+                listed = limited.list_locks(prefix=key, page_size=1)
+            assert sorted(info.key for info in listed) == sorted(lease.key for lease in leases)
+            assert refused, "the walk never met the rate limit (4 requests a second), so this test tested nothing"
+        finally:
+            for lease in leases:
+                client.release(lease.key, lease.token)
+
+
+def test_a_wait_longer_than_the_service_allows_is_asked_in_pieces(service: Service, strict_service: Service, key: str) -> None:
+    # OTHER_TENANT_KEY: a tenant of its own, so the listing test's requests do not use up this one's rate limit.
+    with LockServiceClient(service.url, api_key=OTHER_TENANT_KEY) as owner, \
+            LockServiceClient(strict_service.url, api_key=OTHER_TENANT_KEY) as waiter:
+        held = owner.acquire(key, ttl=30)
+        releaser = threading.Timer(6.0, owner.release, (key, held.token))
+        releaser.start()
+        try:
+            started = time.monotonic()
+            lease = waiter.acquire(key, ttl=30, wait=8)  # the strict instance allows 5 s per request
+            waited = time.monotonic() - started
+        finally:
+            releaser.join(10)
+        assert lease.fencing_token > held.fencing_token
+        assert 5.5 < waited < 10, f"got the lock after {waited:.1f} s; it was released after 6 s"
+        waiter.release(key, lease.token)

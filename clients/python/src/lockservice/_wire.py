@@ -317,6 +317,29 @@ def retry_delay(asked: Optional[float], default: float) -> float:
     return min(MAX_RETRY_DELAY, max(MIN_RETRY_DELAY, asked if asked is not None else default))
 
 
+class WaitLimit:
+    """The longest wait one request may ask for. It starts at what the service allows by default and is halved when a
+    service configured with a lower ``Locks:MaxWaitMs`` refuses a wait (400 naming ``waitMs``), down to one second."""
+
+    def __init__(self, longest: float) -> None:
+        self.longest = longest
+
+    def piece(self, remaining: float) -> float:
+        return min(remaining, self.longest)
+
+    def refused(self, asked: float, errors: Mapping[str, Any]) -> bool:
+        """Whether a 400 with ``errors`` for a wait of ``asked`` seconds is worth asking again with half as long."""
+        if "waitMs" not in errors or asked <= 1.0:
+            return False
+        self.longest = max(1.0, min(self.longest, asked) / 2)
+        return True
+
+
+# Retries of one listing page the rate limit refused, each after the Retry-After it gives (at most the second bound).
+LIST_RETRIES = 5
+MAX_LIST_RETRY_DELAY = 5.0
+
+
 @dataclass(frozen=True)
 class Grant(Generic[L]):
     """An acquired lease and the monotonic time from which its TTL is counted safely (see :func:`acquire`)."""
@@ -338,9 +361,10 @@ def acquire(
     idempotency_key = idempotency_key or secrets.token_hex(16)
     started = clock()
     failures = 0
+    limit = WaitLimit(MAX_WAIT_PER_REQUEST)
     while True:
         remaining = max(0.0, wait - (clock() - started))
-        piece = min(remaining, MAX_WAIT_PER_REQUEST)
+        piece = limit.piece(remaining)
         params = extra + _params(
             ttlMs=None if ttl is None else ms(ttl), waitMs=ms(piece) if piece > 0 else None, owner=owner,
             maxHoldMs=None if max_hold is None else ms(max_hold))
@@ -365,6 +389,8 @@ def acquire(
             raise LockTimeout(
                 f"{kind.noun.capitalize()} '{key}' is held by others and the wait ran out.",
                 status=409, code=problem.code, detail=problem.detail, retry_after=problem.retry_after)
+        if outcome.status == 400 and limit.refused(piece, problem.errors):
+            continue
         raise problem.error()
 
 
@@ -416,11 +442,19 @@ def list_all(kind: Kind[Any], prefix: Optional[str], page_size: Optional[int]) -
     """Every entry of the operator listing, following cursors; each key once (the contract lets pages repeat one)."""
     entries: Dict[str, Any] = {}
     cursor: Optional[str] = None
+    refused = 0
     while True:
         params = _params(prefix=prefix or None, limit=None if page_size is None else str(page_size), cursor=cursor)
         response = yield from _exchange(Request("GET", kind.admin_route, params))
+        if response.status == 429 and refused < LIST_RETRIES:
+            # A long walk meets the tenant's rate limit; the same cursor is asked again when the limit allows it.
+            refused += 1
+            asked = parse_problem(response).retry_after
+            yield Sleep(min(MAX_LIST_RETRY_DELAY, max(MIN_RETRY_DELAY, asked if asked is not None else 1.0)))
+            continue
         if response.status != 200:
             raise parse_problem(response).error()
+        refused = 0
         page = _json(response)
         for item in page.get(kind.list_member) or ():
             entries.setdefault(str(item["key"]), kind.decode_inspect(item))
@@ -485,7 +519,7 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
     """
     key, token = state.lease.key, state.lease.token
     watch_again_at = clock() + FIRST_WATCH_DELAY
-    longest_watch = MAX_WATCH_WAIT
+    limit = WaitLimit(MAX_WATCH_WAIT)
     while True:
         now = clock()
         if now >= state.deadline:
@@ -496,15 +530,14 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
             if now < watch_again_at:
                 yield Sleep(min(until_renewal, watch_again_at - now, left))
                 continue
-            wait = min(until_renewal, longest_watch)
+            wait = limit.piece(until_renewal)
             try:
                 yield from check(kind, key, token, wait, timeout=min(left, wait + max(1.0, state.interval)))
             except NotHeld as ended:
                 return ended.reason
             except InvalidRequest as error:
-                if "waitMs" not in error.errors or longest_watch <= 1.0:
+                if not limit.refused(wait, error.errors):
                     raise
-                longest_watch /= 2  # a service configured with a Locks:MaxWaitMs below MAX_WATCH_WAIT
             except LockServiceError as error:
                 # 429 (the instance watches too many), 503, the service gone: renewals still guard the lease.
                 watch_again_at = clock() + retry_delay(error.retry_after, state.interval / 4)
