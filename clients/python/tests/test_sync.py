@@ -128,7 +128,9 @@ def test_a_waiting_acquire_is_one_request(service: Service, key: str) -> None:
         waiter.join(10)
         assert got, "the waiter did not get the lock"
         assert recorder.count("POST", "/locks/") == 1
-        assert got[0] - released < 1.0
+        # The service hands a freed lock to its waiter at once; 5 s of room (as the .NET tests give) is for a loaded
+        # machine, and still far below the 20 s wait a polling client would have to fill.
+        assert got[0] - released < 5.0
 
 
 def test_a_short_critical_section_costs_one_acquire_and_one_release(service: Service, key: str) -> None:
@@ -148,10 +150,12 @@ def test_force_release_inside_with_is_seen_within_a_second_and_raises_lock_lost(
         with pytest.raises(LockLost) as raised:
             with client.lock(key, ttl=30, on_lost=lambda lease: seen.append(lease.lost_reason)) as lease:
                 lease.ensure_held()
-                started = time.monotonic()
                 assert client.force_release(key) is True
-                assert lease.lost.wait(1.0), "the loss was not seen within 1 s"
-                assert time.monotonic() - started < 1.0
+                # Counted from the force-release's answer (the lock was released before it): the admin request's own
+                # round trip is not the holder's reaction.
+                released = time.monotonic()
+                assert lease.lost.wait(5.0), "the loss was not seen at all"
+                assert time.monotonic() - released < 1.0, "the loss was not seen within 1 s"
                 assert lease.lost_reason == "forced"
                 with pytest.raises(LockLost):
                     lease.ensure_held()
