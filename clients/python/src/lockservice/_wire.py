@@ -21,7 +21,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, Generator, Generic, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Generator, Generic, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote
 
 import httpx
@@ -99,6 +99,35 @@ class Failure:
 Step = Union[Request, Sleep]
 Outcome = Union[Response, Failure, None]
 Op = Generator[Step, Outcome, T]
+
+
+class Stopped(Exception):
+    """The holder released the lease (or closed the client): its keeper stops (raised by :class:`Running`)."""
+
+
+class Running(Generic[T]):
+    """An operation as a driver runs it: iterate over its steps and set :attr:`outcome` for each (a request's
+    :class:`Response` or :class:`Failure`; nothing after a :class:`Sleep`); :attr:`result` holds what it returned.
+    With ``stopped``, the iteration raises :class:`Stopped` after the first step at whose end it says True."""
+
+    def __init__(self, op: Op[T], stopped: Optional[Callable[[], bool]] = None) -> None:
+        self._op = op
+        self._stopped = stopped
+        self.outcome: Outcome = None
+
+    def __iter__(self) -> Iterator[Step]:
+        try:
+            step = next(self._op)
+            while True:
+                self.outcome = None
+                yield step
+                if self._stopped is not None and self._stopped():
+                    raise Stopped()
+                step = self._op.send(self.outcome)
+        except StopIteration as done:
+            self.result: T = done.value
+        finally:
+            self._op.close()
 
 
 def failure(error: Exception, url: str) -> Failure:
@@ -379,8 +408,12 @@ def acquire(
         assert isinstance(outcome, Response)
         if outcome.status == 201:
             # The TTL runs from the grant, some time between sending and now. Without a wait that is close to
-            # sending (the safe end); after a wait it is close to now, and the lease's margin covers the response's
-            # transit. The first renewal (at a third of the TTL) measures from its own sending again.
+            # sending (the safe end). After a wait it is close to now: the service does not say how long the request
+            # waited (acquiredAt is Redis's clock, not this machine's monotonic one; the Date header has whole
+            # seconds), and counting from sending would count the wait against the TTL (a wait longer than the TTL
+            # would make the lease count as lost on arrival). So the anchor is the arrival, and the lease's margin
+            # (KeepState.granted) covers the response's transit; the first renewal, at a third of the TTL, measures
+            # from its own sending again.
             return Grant(kind.decode_lease(_json(outcome)), sent if piece == 0 else clock())
         problem = parse_problem(outcome)
         if outcome.status == 409 and problem.code == kind.held_code:
@@ -609,3 +642,11 @@ def http_options(url: Optional[str], api_key: Optional[str], timeout: float,
 def read_timeout(request: Request, timeout: float) -> float:
     """The bound of one request: its own, else the client's plus the time the service may hold it (a wait)."""
     return request.timeout if request.timeout is not None else timeout + request.wait
+
+
+def http_arguments(request: Request, timeout: float) -> Dict[str, Any]:
+    """The arguments of either httpx client's ``request`` for ``request``, under a client whose timeout is ``timeout``."""
+    bound = read_timeout(request, timeout)
+    return dict(
+        method=request.method, url=request.path, params=list(request.params) or None, headers=dict(request.headers) or None,
+        timeout=httpx.Timeout(bound, connect=min(bound, timeout)))
