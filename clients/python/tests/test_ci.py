@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import List
 
 SCRIPT = Path(__file__).resolve().parents[1] / "ci.sh"
 
@@ -14,7 +15,8 @@ def test_ci_sh_without_a_report_path_exits_64_and_leaves_itself_intact(tmp_path:
     copy = tmp_path / "ci.sh"
     shutil.copyfile(SCRIPT, copy)
     original = copy.read_bytes()
-    for arguments in ([], ["counts"], ["a.xml", "b.xml"]):
+    calls: List[List[str]] = [[], ["counts"], ["a.xml", "b.xml"]]
+    for arguments in calls:
         done = subprocess.run(["bash", str(copy), *arguments], capture_output=True, timeout=60, cwd=str(tmp_path))
         assert done.returncode == 64, (arguments, done.stdout[-500:], done.stderr[-500:])
         assert b"usage:" in done.stderr
