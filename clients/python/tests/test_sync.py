@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ from lockservice import (
     Unavailable,
 )
 
-from .conftest import ADMIN_KEY, CLIENT_KEY, Service, free_port, wait_until
+from .conftest import ADMIN_KEY, CLIENT_KEY, OTHER_TENANT_KEY, Service, free_port, wait_until
 
 
 def admin(service: Service, **options: Any) -> LockServiceClient:
@@ -127,7 +128,9 @@ def test_a_waiting_acquire_is_one_request(service: Service, key: str) -> None:
         waiter.join(10)
         assert got, "the waiter did not get the lock"
         assert recorder.count("POST", "/locks/") == 1
-        assert got[0] - released < 1.0
+        # The service hands a freed lock to its waiter at once; 5 s of room (as the .NET tests give) is for a loaded
+        # machine, and still far below the 20 s wait a polling client would have to fill.
+        assert got[0] - released < 5.0
 
 
 def test_a_short_critical_section_costs_one_acquire_and_one_release(service: Service, key: str) -> None:
@@ -147,10 +150,12 @@ def test_force_release_inside_with_is_seen_within_a_second_and_raises_lock_lost(
         with pytest.raises(LockLost) as raised:
             with client.lock(key, ttl=30, on_lost=lambda lease: seen.append(lease.lost_reason)) as lease:
                 lease.ensure_held()
-                started = time.monotonic()
                 assert client.force_release(key) is True
-                assert lease.lost.wait(1.0), "the loss was not seen within 1 s"
-                assert time.monotonic() - started < 1.0
+                # Counted from the force-release's answer (the lock was released before it): the admin request's own
+                # round trip is not the holder's reaction.
+                released = time.monotonic()
+                assert lease.lost.wait(5.0), "the loss was not seen at all"
+                assert time.monotonic() - released < 1.0, "the loss was not seen within 1 s"
                 assert lease.lost_reason == "forced"
                 with pytest.raises(LockLost):
                     lease.ensure_held()
@@ -365,3 +370,88 @@ def test_a_service_that_is_down_raises_unavailable_fast() -> None:
                 pytest.fail("acquired from nothing")
         assert time.monotonic() - started < 1.0
         assert raised.value.status is None
+
+
+class Captured(logging.Handler):
+    """Every record that reaches the root logger, formatted as an application's log would write it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} {record.levelname} {record.getMessage()}")
+
+
+def test_tokens_never_reach_the_logs_of_an_application_logging_at_info(service: Service, key: str) -> None:
+    captured = Captured()
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in ("", "httpx", "httpcore")}
+    root.addHandler(captured)
+    # DEBUG too: Debian's httpx 0.23 logs each request at DEBUG; 0.24 and later at INFO.
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        with admin(service) as client:
+            with client.lock(key, ttl=30) as held:
+                token = held.token
+                client.check(key, token)
+                client.extend(key, token)
+                # httpx 0.24's own call, as it logs each request's URL at INFO.
+                logging.getLogger("httpx").info(
+                    'HTTP Request: %s %s "%s %d %s"', "DELETE", httpx.URL(service.url + f"locks/{key}/{token}"), "HTTP/1.1", 204,
+                    "No Content")
+                logging.getLogger("httpx").info("HTTP Request: GET %s", service.url + f"locks/{key}?token={token}")
+            lease = client.acquire(key, ttl=30)
+            assert token not in repr(lease) and lease.token not in repr(lease) and "fencing_token" in repr(lease)
+            handle = client.lock(f"{key}-handle", ttl=30).acquire()
+            assert handle.token not in repr(handle) and handle.token not in repr(handle.lease)
+            handle.release()
+            client.release(key, lease.token)
+    finally:
+        root.removeHandler(captured)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    requests = [line for line in captured.lines if line.startswith("httpx")]
+    assert len(requests) >= 2, captured.lines  # the simulated 0.24 lines at least: the filter saw them
+    assert any(f"/locks/{key}/***" in line for line in requests), requests
+    leaked = [line for line in captured.lines if token in line or lease.token in line]
+    assert leaked == []
+
+
+def test_a_listing_walk_waits_out_the_rate_limit_and_misses_no_page(service: Service, strict_service: Service, key: str) -> None:
+    refused: List[int] = []
+
+    def on_response(response: httpx.Response) -> None:
+        if response.status_code == 429:
+            refused.append(response.status_code)
+
+    # The locks are taken on the unlimited instance; both instances share the Redis, so the strict one lists them.
+    with admin(service) as client:
+        leases = [client.acquire(f"{key}-{i}", ttl=60) for i in range(10)]
+        try:
+            with admin(strict_service, event_hooks={"response": [on_response]}) as limited:
+                listed = limited.list_locks(prefix=key, page_size=1)
+            assert sorted(info.key for info in listed) == sorted(lease.key for lease in leases)
+            assert refused, "the walk never met the rate limit (4 requests a second), so this test tested nothing"
+        finally:
+            for lease in leases:
+                client.release(lease.key, lease.token)
+
+
+def test_a_wait_longer_than_the_service_allows_is_asked_in_pieces(service: Service, strict_service: Service, key: str) -> None:
+    # OTHER_TENANT_KEY: a tenant of its own, so the listing test's requests do not use up this one's rate limit.
+    with LockServiceClient(service.url, api_key=OTHER_TENANT_KEY) as owner, \
+            LockServiceClient(strict_service.url, api_key=OTHER_TENANT_KEY) as waiter:
+        held = owner.acquire(key, ttl=30)
+        releaser = threading.Timer(6.0, owner.release, (key, held.token))
+        releaser.start()
+        try:
+            started = time.monotonic()
+            lease = waiter.acquire(key, ttl=30, wait=8)  # the strict instance allows 5 s per request
+            waited = time.monotonic() - started
+        finally:
+            releaser.join(10)
+        assert lease.fencing_token > held.fencing_token
+        assert 5.5 < waited < 10, f"got the lock after {waited:.1f} s; it was released after 6 s"
+        waiter.release(key, lease.token)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
 import weakref
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Generator, Generic, List, Mapping, Optional, Sequence, Type, TypeVar
@@ -13,20 +12,12 @@ from typing import Any, Awaitable, Callable, Generator, Generic, List, Mapping, 
 import httpx
 
 from . import _wire
-from ._lease import HeldLease, HeldPermit
-from .errors import LockLost, LockServiceError, NotHeld
+from ._lease import HeldLease, HeldPermit, OnLost
+from .errors import LockServiceError
 from .models import Lease, LockInfo, Permit, PermitInfo, SemaphoreInfo, Stats
 
 T = TypeVar("T")
 H = TypeVar("H", bound="_AsyncHeld[Any]")
-# Called once with the handle when the lease is lost; may be a coroutine function.
-AsyncOnLost = Callable[[Any], object]
-
-log = logging.getLogger("lockservice")
-
-
-class _Stopped(Exception):
-    """The holder released the lease (or closed the client): its keeper stops."""
 
 
 class AsyncLockServiceClient:
@@ -53,7 +44,7 @@ class AsyncLockServiceClient:
     # -- leases held in the background ------------------------------------------------------------------------------
 
     def lock(self, key: str, ttl: float = 30.0, wait: float = 0.0, owner: Optional[str] = None, max_hold: Optional[float] = None,
-             on_lost: Optional[AsyncOnLost] = None) -> AsyncLeaseContext[AsyncLockHandle]:
+             on_lost: Optional[OnLost] = None) -> AsyncLeaseContext[AsyncLockHandle]:
         """As :meth:`LockServiceClient.lock`, with ``async with``; ``lost`` is an :class:`asyncio.Event`."""
         async def acquire() -> AsyncLockHandle:
             grant = await self._run(_wire.acquire(_wire.LOCK, key, ttl=ttl, wait=wait, owner=owner, max_hold=max_hold))
@@ -61,7 +52,7 @@ class AsyncLockServiceClient:
         return AsyncLeaseContext(acquire)
 
     def semaphore(self, key: str, limit: int, ttl: float = 30.0, wait: float = 0.0, owner: Optional[str] = None,
-                  max_hold: Optional[float] = None, on_lost: Optional[AsyncOnLost] = None) -> AsyncLeaseContext[AsyncPermitHandle]:
+                  max_hold: Optional[float] = None, on_lost: Optional[OnLost] = None) -> AsyncLeaseContext[AsyncPermitHandle]:
         """As :meth:`LockServiceClient.semaphore`, with ``async with``."""
         async def acquire() -> AsyncPermitHandle:
             grant = await self._run(_wire.acquire(
@@ -146,36 +137,23 @@ class AsyncLockServiceClient:
     # -- the driver -------------------------------------------------------------------------------------------------
 
     async def _run(self, op: _wire.Op[T], stop: Optional[asyncio.Event] = None) -> T:
-        """Sends what ``op`` yields until it returns; with ``stop``, gives up (``_Stopped``) as soon as it is set."""
-        try:
-            step = next(op)
-            while True:
-                outcome: _wire.Outcome = None
-                if isinstance(step, _wire.Sleep):
-                    if stop is None:
-                        await asyncio.sleep(step.seconds)
-                    else:
-                        try:
-                            await asyncio.wait_for(stop.wait(), step.seconds)
-                        except asyncio.TimeoutError:
-                            pass
-                else:
-                    outcome = await self._send(step)
-                if stop is not None and stop.is_set():
-                    raise _Stopped()
-                step = op.send(outcome)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        finally:
-            op.close()
+        """Sends what ``op`` yields until it returns; with ``stop``, gives up (``Stopped``) as soon as it is set."""
+        run = _wire.Running(op, None if stop is None else stop.is_set)
+        for step in run:
+            if isinstance(step, _wire.Request):
+                run.outcome = await self._send(step)
+            elif stop is None:
+                await asyncio.sleep(step.seconds)
+            else:
+                try:
+                    await asyncio.wait_for(stop.wait(), step.seconds)
+                except asyncio.TimeoutError:
+                    pass
+        return run.result
 
     async def _send(self, request: _wire.Request) -> _wire.Outcome:
-        bound = _wire.read_timeout(request, self._timeout)
         try:
-            response = await self._http.request(
-                request.method, request.path, params=list(request.params) or None, headers=dict(request.headers) or None,
-                timeout=httpx.Timeout(bound, connect=min(bound, self._timeout)))
+            response = await self._http.request(**_wire.http_arguments(request, self._timeout))
         except httpx.TransportError as error:
             return _wire.failure(error, self.url)
         return _wire.Response(response.status_code, response.headers, response.content)
@@ -185,10 +163,9 @@ class _AsyncHeld(HeldLease[_wire.L]):
     """A held lease kept by a task (see ``_wire.keep``) until released, lost, or its client closed."""
 
     def __init__(self, client: AsyncLockServiceClient, kind: _wire.Kind[_wire.L], grant: _wire.Grant[_wire.L],
-                 on_lost: Optional[AsyncOnLost]) -> None:
-        super().__init__(kind, grant)
+                 on_lost: Optional[OnLost]) -> None:
+        super().__init__(kind, grant, on_lost)
         self._client = client
-        self._on_lost = on_lost
         #: Set when the lease is lost; ``await lost.wait()`` (for example in ``asyncio.wait``) to stop the work.
         self.lost = asyncio.Event()
         self._stop = asyncio.Event()
@@ -197,20 +174,15 @@ class _AsyncHeld(HeldLease[_wire.L]):
 
     async def release(self) -> None:
         """Releases the lease; :class:`LockLost` when it had been lost meanwhile. Later calls do nothing."""
-        lost, released = self.lost_reason, self._released
-        self._released = True
         self._stop.set()
-        if released:
+        if not self._begin_release():
             return
-        if lost is not None:
-            raise LockLost(self.key, lost)
-        try:
-            await self._client._run(_wire.release(self._kind, self.key, self.token))
-        except NotHeld as ended:
-            await self._note_loss(ended.reason)
-            raise LockLost(self.key, ended.reason) from None
         # The keeper is not waited for: the release answers its watch at once, and it stops when it sees _stop
         # (aclose() cancels one still running).
+        reason = await self._client._run(self._release_op())
+        if reason is not None:
+            await self._note_loss(reason)
+        self._lost_on_release(reason)
 
     async def __aenter__(self: H) -> H:
         return self
@@ -218,35 +190,25 @@ class _AsyncHeld(HeldLease[_wire.L]):
     async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         try:
             await self.release()
-        except LockLost:
-            if exc_type is None:
-                raise
         except LockServiceError as error:
-            log.warning("lockservice: releasing %r failed (%s); it expires at its TTL", self.key, error)
+            self._exit_failed(exc_type, error)
 
     async def _keep(self) -> None:
         try:
-            reason = await self._client._run(_wire.keep(self._kind, self._state), self._stop)
-        except _Stopped:
+            reason = await self._client._run(self._keep_op(), self._stop)
+        except _wire.Stopped:
             return
-        except Exception:  # noqa: BLE001 - a keeper that dies must not leave its holder believing it holds the lease
-            log.exception("lockservice: keeping %r failed", self.key)
-            reason = "unknown"
-        if not self._stop.is_set():
+        if not self._stop.is_set():  # else released (or abandoned) meanwhile: whatever the keeper saw is the release
             await self._note_loss(reason)
 
     async def _note_loss(self, reason: str) -> None:
-        if self.lost_reason is not None:
+        if not self._record_loss(reason):
             return
-        self.lost_reason = reason
         self.lost.set()
-        if self._on_lost is not None:
-            try:
-                result = self._on_lost(self)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:  # noqa: BLE001 - the loss stands whatever the callback does
-                log.exception("lockservice: the on_lost callback of %r failed", self.key)
+        with self._calling_on_lost() as on_lost:
+            result = None if on_lost is None else on_lost(self)
+            if inspect.isawaitable(result):
+                await result
 
     async def _abandon(self) -> None:
         self._stop.set()

@@ -1,13 +1,23 @@
-"""What a held lease looks like to its holder, the same in the synchronous and the asyncio client."""
+"""What a held lease looks like to its holder, the same in the synchronous and the asyncio client.
+
+The state changes of a held lease (a release, a loss, leaving a block) are made here once; each client's handle adds
+only its waiting and I/O: the event it sets, the thread or task that keeps the lease, and how it runs an operation.
+"""
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Generic, Optional
+from typing import Any, Callable, Generic, Iterator, Optional, Type
 
 from . import _wire
-from .errors import LockLost
+from .errors import LockLost, LockServiceError, NotHeld
 from .models import Permit
+
+log = logging.getLogger("lockservice")
+# Called once with the handle when the lease is lost; for the asyncio client it may be a coroutine function.
+OnLost = Callable[[Any], object]
 
 
 class HeldLease(Generic[_wire.L]):
@@ -18,10 +28,11 @@ class HeldLease(Generic[_wire.L]):
     and pass :attr:`fencing_token` to the resource.
     """
 
-    def __init__(self, kind: _wire.Kind[_wire.L], grant: _wire.Grant[_wire.L]) -> None:
+    def __init__(self, kind: _wire.Kind[_wire.L], grant: _wire.Grant[_wire.L], on_lost: Optional[OnLost]) -> None:
         self._kind = kind
         self._state = _wire.KeepState(grant.lease, grant.anchor)
         self._released = False
+        self._on_lost = on_lost
         self.lost_reason: Optional[str] = None
 
     @property
@@ -61,6 +72,66 @@ class HeldLease(Generic[_wire.L]):
     def __repr__(self) -> str:
         state = "held" if self.held else f"lost ({self.lost_reason})" if self.lost_reason else "released"
         return f"<{type(self).__name__} key={self.key!r} fencing_token={self.fencing_token} {state}>"
+
+    # -- the state changes both drivers share ------------------------------------------------------------------------
+
+    def _begin_release(self) -> bool:
+        """The holder releases: True when the service must be told (run :meth:`_release_op`), False when it was already
+        released; :class:`LockLost` when the lease had been lost meanwhile. The keeper must stop in every case."""
+        lost, released = self.lost_reason, self._released
+        self._released = True
+        if released:
+            return False
+        if lost is not None:
+            raise LockLost(self.key, lost)
+        return True
+
+    def _release_op(self) -> _wire.Op[Optional[str]]:
+        """The release request; returns the reason when the lease had ended before it reached the service (forced,
+        expired), which the holder must hear of as a loss (:meth:`_lost_on_release`), else None."""
+        try:
+            yield from _wire.release(self._kind, self.key, self.token)
+        except NotHeld as ended:
+            return ended.reason
+        return None
+
+    def _lost_on_release(self, reason: Optional[str]) -> None:
+        """After the driver noted the loss a release found (if any): raises it to the holder."""
+        if reason is not None:
+            raise LockLost(self.key, reason)
+
+    def _keep_op(self) -> _wire.Op[str]:
+        """Keeps the lease until it is lost and returns why; a keeper that fails returns ``unknown``, since it must
+        not leave its holder believing it holds the lease."""
+        try:
+            return (yield from _wire.keep(self._kind, self._state))
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("lockservice: keeping %r failed", self.key)
+            return "unknown"
+
+    def _record_loss(self, reason: str) -> bool:
+        """Records a loss; True only the first time, when the driver sets ``lost`` and calls ``on_lost``."""
+        if self.lost_reason is not None:
+            return False
+        self.lost_reason = reason
+        return True
+
+    @contextmanager
+    def _calling_on_lost(self) -> Iterator[Optional[OnLost]]:
+        """The ``on_lost`` callback to call (None without one): the loss stands whatever the callback does."""
+        try:
+            yield self._on_lost
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("lockservice: the on_lost callback of %r failed", self.key)
+
+    def _exit_failed(self, exc_type: Optional[Type[BaseException]], error: LockServiceError) -> None:
+        """What leaving a block does when its release failed: a loss is raised unless the block raised already (its
+        exception wins); with the service unreachable the lease expires at its TTL, nothing more an exit can do."""
+        if isinstance(error, LockLost):
+            if exc_type is None:
+                raise error
+            return
+        log.warning("lockservice: releasing %r failed (%s); it expires at its TTL", self.key, error)
 
 
 class HeldPermit(HeldLease[Permit]):

@@ -3,7 +3,6 @@ background thread each."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import weakref
@@ -13,19 +12,12 @@ from typing import Any, Callable, Generic, List, Mapping, Optional, Sequence, Ty
 import httpx
 
 from . import _wire
-from ._lease import HeldLease, HeldPermit
-from .errors import LockLost, LockServiceError, NotHeld
+from ._lease import HeldLease, HeldPermit, OnLost
+from .errors import LockServiceError
 from .models import Lease, LockInfo, Permit, PermitInfo, SemaphoreInfo, Stats
 
 T = TypeVar("T")
 H = TypeVar("H", bound="_Held[Any]")
-OnLost = Callable[[Any], object]
-
-log = logging.getLogger("lockservice")
-
-
-class _Stopped(Exception):
-    """The holder released the lease (or closed the client): its keeper stops."""
 
 
 class LockServiceClient:
@@ -149,33 +141,20 @@ class LockServiceClient:
     # -- the driver -------------------------------------------------------------------------------------------------
 
     def _run(self, op: _wire.Op[T], stop: Optional[threading.Event] = None) -> T:
-        """Sends what ``op`` yields until it returns; with ``stop``, gives up (``_Stopped``) as soon as it is set."""
-        try:
-            step = next(op)
-            while True:
-                outcome: _wire.Outcome = None
-                if isinstance(step, _wire.Sleep):
-                    if stop is None:
-                        time.sleep(step.seconds)
-                    else:
-                        stop.wait(step.seconds)
-                else:
-                    outcome = self._send(step)
-                if stop is not None and stop.is_set():
-                    raise _Stopped()
-                step = op.send(outcome)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        finally:
-            op.close()
+        """Sends what ``op`` yields until it returns; with ``stop``, gives up (``Stopped``) as soon as it is set."""
+        run = _wire.Running(op, None if stop is None else stop.is_set)
+        for step in run:
+            if isinstance(step, _wire.Request):
+                run.outcome = self._send(step)
+            elif stop is None:
+                time.sleep(step.seconds)
+            else:
+                stop.wait(step.seconds)
+        return run.result
 
     def _send(self, request: _wire.Request) -> _wire.Outcome:
-        bound = _wire.read_timeout(request, self._timeout)
         try:
-            response = self._http.request(
-                request.method, request.path, params=list(request.params) or None, headers=dict(request.headers) or None,
-                timeout=httpx.Timeout(bound, connect=min(bound, self._timeout)))
+            response = self._http.request(**_wire.http_arguments(request, self._timeout))
         except httpx.TransportError as error:
             return _wire.failure(error, self.url)
         return _wire.Response(response.status_code, response.headers, response.content)
@@ -186,12 +165,12 @@ class _Held(HeldLease[_wire.L]):
 
     def __init__(self, client: LockServiceClient, kind: _wire.Kind[_wire.L], grant: _wire.Grant[_wire.L],
                  on_lost: Optional[OnLost]) -> None:
-        super().__init__(kind, grant)
+        super().__init__(kind, grant, on_lost)
         self._client = client
-        self._on_lost = on_lost
         #: Set when the lease is lost; wait on it, or poll ``lost.is_set()``, to stop the work it protects.
         self.lost = threading.Event()
         self._stop = threading.Event()
+        # The keeper thread and the holder's thread change the lease's state; this orders them.
         self._guard = threading.Lock()
         client._held.add(self)
         self._keeper = threading.Thread(target=self._keep, name=f"lockservice-keep-{self.key}", daemon=True)
@@ -200,20 +179,14 @@ class _Held(HeldLease[_wire.L]):
     def release(self) -> None:
         """Releases the lease; :class:`LockLost` when it had been lost meanwhile. Later calls do nothing."""
         with self._guard:
-            lost, released = self.lost_reason, self._released
-            self._released = True
             self._stop.set()
-        if released:
-            return
-        if lost is not None:
-            raise LockLost(self.key, lost)
-        try:
-            self._client._run(_wire.release(self._kind, self.key, self.token))
-        except NotHeld as ended:
-            # Lost before the release reached the service (forced, expired): the holder must hear of it.
-            self._note_loss(ended.reason)
-            raise LockLost(self.key, ended.reason) from None
+            if not self._begin_release():
+                return
         # The keeper is not waited for: the release answers its watch at once, and it stops when it sees _stop.
+        reason = self._client._run(self._release_op())
+        if reason is not None:
+            self._note_loss(reason)
+        self._lost_on_release(reason)
 
     def __enter__(self: H) -> H:
         return self
@@ -221,37 +194,27 @@ class _Held(HeldLease[_wire.L]):
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         try:
             self.release()
-        except LockLost:
-            if exc_type is None:
-                raise
         except LockServiceError as error:
-            # The service unreachable at the end: the lease expires at its TTL; nothing more a block's exit can do.
-            log.warning("lockservice: releasing %r failed (%s); it expires at its TTL", self.key, error)
+            self._exit_failed(exc_type, error)
 
     def _keep(self) -> None:
         try:
-            reason = self._client._run(_wire.keep(self._kind, self._state), self._stop)
-        except _Stopped:
+            reason = self._client._run(self._keep_op(), self._stop)
+        except _wire.Stopped:
             return
-        except Exception:  # noqa: BLE001 - a keeper that dies must not leave its holder believing it holds the lease
-            log.exception("lockservice: keeping %r failed", self.key)
-            reason = "unknown"
         with self._guard:
             if self._stop.is_set():
-                return
+                return  # released (or abandoned) meanwhile: whatever the keeper saw is the release
         self._note_loss(reason)
 
     def _note_loss(self, reason: str) -> None:
         with self._guard:
-            if self.lost_reason is not None:
+            if not self._record_loss(reason):
                 return
-            self.lost_reason = reason
             self.lost.set()
-        if self._on_lost is not None:
-            try:
-                self._on_lost(self)
-            except Exception:  # noqa: BLE001 - the loss stands whatever the callback does
-                log.exception("lockservice: the on_lost callback of %r failed", self.key)
+        with self._calling_on_lost() as on_lost:
+            if on_lost is not None:
+                on_lost(self)
 
     def _abandon(self) -> None:
         self._stop.set()

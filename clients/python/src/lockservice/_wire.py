@@ -13,6 +13,7 @@ check, keep (renew and watch) and listing operations below serve every kind unch
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -20,7 +21,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, Generator, Generic, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Generator, Generic, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote
 
 import httpx
@@ -55,7 +56,7 @@ MIN_RETRY_DELAY = 0.02
 FIRST_WATCH_DELAY = 0.1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Request:
     """One HTTP request. ``path`` is relative to the service's URL (so a service behind a path prefix works)."""
 
@@ -67,6 +68,10 @@ class Request:
     wait: float = 0.0
     #: A bound on the whole request, replacing the client's timeout (a renewal must not outlive the lease).
     timeout: Optional[float] = None
+
+    def __repr__(self) -> str:
+        # The path of a held lease's request carries its token.
+        return f"Request({self.method} {redact(self.path)!r}, params={self.params!r}, wait={self.wait}, timeout={self.timeout})"
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,35 @@ class Failure:
 Step = Union[Request, Sleep]
 Outcome = Union[Response, Failure, None]
 Op = Generator[Step, Outcome, T]
+
+
+class Stopped(Exception):
+    """The holder released the lease (or closed the client): its keeper stops (raised by :class:`Running`)."""
+
+
+class Running(Generic[T]):
+    """An operation as a driver runs it: iterate over its steps and set :attr:`outcome` for each (a request's
+    :class:`Response` or :class:`Failure`; nothing after a :class:`Sleep`); :attr:`result` holds what it returned.
+    With ``stopped``, the iteration raises :class:`Stopped` after the first step at whose end it says True."""
+
+    def __init__(self, op: Op[T], stopped: Optional[Callable[[], bool]] = None) -> None:
+        self._op = op
+        self._stopped = stopped
+        self.outcome: Outcome = None
+
+    def __iter__(self) -> Iterator[Step]:
+        try:
+            step = next(self._op)
+            while True:
+                self.outcome = None
+                yield step
+                if self._stopped is not None and self._stopped():
+                    raise Stopped()
+                step = self._op.send(self.outcome)
+        except StopIteration as done:
+            self.result: T = done.value
+        finally:
+            self._op.close()
 
 
 def failure(error: Exception, url: str) -> Failure:
@@ -312,6 +346,29 @@ def retry_delay(asked: Optional[float], default: float) -> float:
     return min(MAX_RETRY_DELAY, max(MIN_RETRY_DELAY, asked if asked is not None else default))
 
 
+class WaitLimit:
+    """The longest wait one request may ask for. It starts at what the service allows by default and is halved when a
+    service configured with a lower ``Locks:MaxWaitMs`` refuses a wait (400 naming ``waitMs``), down to one second."""
+
+    def __init__(self, longest: float) -> None:
+        self.longest = longest
+
+    def piece(self, remaining: float) -> float:
+        return min(remaining, self.longest)
+
+    def refused(self, asked: float, errors: Mapping[str, Any]) -> bool:
+        """Whether a 400 with ``errors`` for a wait of ``asked`` seconds is worth asking again with half as long."""
+        if "waitMs" not in errors or asked <= 1.0:
+            return False
+        self.longest = max(1.0, min(self.longest, asked) / 2)
+        return True
+
+
+# Retries of one listing page the rate limit refused, each after the Retry-After it gives (at most the second bound).
+LIST_RETRIES = 5
+MAX_LIST_RETRY_DELAY = 5.0
+
+
 @dataclass(frozen=True)
 class Grant(Generic[L]):
     """An acquired lease and the monotonic time from which its TTL is counted safely (see :func:`acquire`)."""
@@ -333,9 +390,10 @@ def acquire(
     idempotency_key = idempotency_key or secrets.token_hex(16)
     started = clock()
     failures = 0
+    limit = WaitLimit(MAX_WAIT_PER_REQUEST)
     while True:
         remaining = max(0.0, wait - (clock() - started))
-        piece = min(remaining, MAX_WAIT_PER_REQUEST)
+        piece = limit.piece(remaining)
         params = extra + _params(
             ttlMs=None if ttl is None else ms(ttl), waitMs=ms(piece) if piece > 0 else None, owner=owner,
             maxHoldMs=None if max_hold is None else ms(max_hold))
@@ -350,8 +408,12 @@ def acquire(
         assert isinstance(outcome, Response)
         if outcome.status == 201:
             # The TTL runs from the grant, some time between sending and now. Without a wait that is close to
-            # sending (the safe end); after a wait it is close to now, and the lease's margin covers the response's
-            # transit. The first renewal (at a third of the TTL) measures from its own sending again.
+            # sending (the safe end). After a wait it is close to now: the service does not say how long the request
+            # waited (acquiredAt is Redis's clock, not this machine's monotonic one; the Date header has whole
+            # seconds), and counting from sending would count the wait against the TTL (a wait longer than the TTL
+            # would make the lease count as lost on arrival). So the anchor is the arrival, and the lease's margin
+            # (KeepState.granted) covers the response's transit; the first renewal, at a third of the TTL, measures
+            # from its own sending again.
             return Grant(kind.decode_lease(_json(outcome)), sent if piece == 0 else clock())
         problem = parse_problem(outcome)
         if outcome.status == 409 and problem.code == kind.held_code:
@@ -360,6 +422,8 @@ def acquire(
             raise LockTimeout(
                 f"{kind.noun.capitalize()} '{key}' is held by others and the wait ran out.",
                 status=409, code=problem.code, detail=problem.detail, retry_after=problem.retry_after)
+        if outcome.status == 400 and limit.refused(piece, problem.errors):
+            continue
         raise problem.error()
 
 
@@ -411,11 +475,19 @@ def list_all(kind: Kind[Any], prefix: Optional[str], page_size: Optional[int]) -
     """Every entry of the operator listing, following cursors; each key once (the contract lets pages repeat one)."""
     entries: Dict[str, Any] = {}
     cursor: Optional[str] = None
+    refused = 0
     while True:
         params = _params(prefix=prefix or None, limit=None if page_size is None else str(page_size), cursor=cursor)
         response = yield from _exchange(Request("GET", kind.admin_route, params))
+        if response.status == 429 and refused < LIST_RETRIES:
+            # A long walk meets the tenant's rate limit; the same cursor is asked again when the limit allows it.
+            refused += 1
+            asked = parse_problem(response).retry_after
+            yield Sleep(min(MAX_LIST_RETRY_DELAY, max(MIN_RETRY_DELAY, asked if asked is not None else 1.0)))
+            continue
         if response.status != 200:
             raise parse_problem(response).error()
+        refused = 0
         page = _json(response)
         for item in page.get(kind.list_member) or ():
             entries.setdefault(str(item["key"]), kind.decode_inspect(item))
@@ -480,7 +552,7 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
     """
     key, token = state.lease.key, state.lease.token
     watch_again_at = clock() + FIRST_WATCH_DELAY
-    longest_watch = MAX_WATCH_WAIT
+    limit = WaitLimit(MAX_WATCH_WAIT)
     while True:
         now = clock()
         if now >= state.deadline:
@@ -491,15 +563,14 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
             if now < watch_again_at:
                 yield Sleep(min(until_renewal, watch_again_at - now, left))
                 continue
-            wait = min(until_renewal, longest_watch)
+            wait = limit.piece(until_renewal)
             try:
                 yield from check(kind, key, token, wait, timeout=min(left, wait + max(1.0, state.interval)))
             except NotHeld as ended:
                 return ended.reason
             except InvalidRequest as error:
-                if "waitMs" not in error.errors or longest_watch <= 1.0:
+                if not limit.refused(wait, error.errors):
                     raise
-                longest_watch /= 2  # a service configured with a Locks:MaxWaitMs below MAX_WATCH_WAIT
             except LockServiceError as error:
                 # 429 (the instance watches too many), 503, the service gone: renewals still guard the lease.
                 watch_again_at = clock() + retry_delay(error.retry_after, state.interval / 4)
@@ -515,9 +586,48 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
         state.granted(lease, sent)
 
 
+# The routes whose third segment is a token ({route}/{key}/{token}), and query parameters that may hold one. Every
+# kind's route is listed, so a request of any kind is masked in logs.
+_TOKEN_ROUTES = ("locks", "semaphores", "rwlocks", "elections")
+_TOKEN_IN_PATH = re.compile(r"((?:^|/)(?:%s)/[^/?#\s\"']+/)[^?#\s\"']+" % "|".join(_TOKEN_ROUTES))
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&#\s\"']+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with every lease token in a URL or path replaced by ``***``."""
+    return _TOKEN_IN_QUERY.sub(r"\1***", _TOKEN_IN_PATH.sub(r"\1***", text))
+
+
+class RedactTokens(logging.Filter):
+    """Masks lease tokens in the records of httpx and httpcore: httpx 0.24 and later log every request at INFO with its
+    URL (``HTTP Request: DELETE http://host/locks/k/<token> ...``), so an application's INFO log would hold tokens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_REDACT = RedactTokens()
+# A filter on a logger applies to the records logged on it, not to its children's, so each logger that may write a URL
+# gets it: httpx logs on "httpx" (before 0.24 on "httpx._client"), httpcore on its module loggers.
+_LOGGERS = ("httpx", "httpx._client", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
+
+
+def redact_http_logs() -> None:
+    """Installs the token filter on the HTTP libraries' loggers (once; a client calls it when it is made)."""
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+
+
 def http_options(url: Optional[str], api_key: Optional[str], timeout: float,
                  event_hooks: Optional[Mapping[str, List[Callable[..., Any]]]]) -> Tuple[str, Dict[str, Any]]:
     """The service's URL and the options of either httpx client: the contract's defaults from the environment."""
+    redact_http_logs()
     chosen = url or os.environ.get("LOCKSERVICE_URL") or "http://localhost:8080"
     chosen = chosen if chosen.endswith("/") else chosen + "/"
     api_key = api_key if api_key is not None else os.environ.get("LOCKSERVICE_API_KEY")
@@ -532,3 +642,11 @@ def http_options(url: Optional[str], api_key: Optional[str], timeout: float,
 def read_timeout(request: Request, timeout: float) -> float:
     """The bound of one request: its own, else the client's plus the time the service may hold it (a wait)."""
     return request.timeout if request.timeout is not None else timeout + request.wait
+
+
+def http_arguments(request: Request, timeout: float) -> Dict[str, Any]:
+    """The arguments of either httpx client's ``request`` for ``request``, under a client whose timeout is ``timeout``."""
+    bound = read_timeout(request, timeout)
+    return dict(
+        method=request.method, url=request.path, params=list(request.params) or None, headers=dict(request.headers) or None,
+        timeout=httpx.Timeout(bound, connect=min(bound, timeout)))

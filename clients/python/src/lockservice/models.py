@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional, Tuple
 
@@ -12,8 +12,8 @@ class Lease:
     """A lock obtained by acquire (or renewed by extend): the body of a 201 and of extend's 200."""
 
     key: str
-    #: The secret that proves ownership; needed for release, extend and check. Never log it.
-    token: str
+    #: The secret that proves ownership; needed for release, extend and check. Never log it (``repr`` leaves it out).
+    token: str = field(repr=False)
     #: Strictly increasing per key: pass it to the protected resource so that it can refuse stale writers.
     fencing_token: int
     #: The TTL granted, in seconds; authoritative (``expires_at`` is informational, from Redis's clock).
