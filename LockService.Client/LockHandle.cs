@@ -24,6 +24,7 @@ public class LockHandle : IAsyncDisposable
     private readonly Task _renewing;
     private readonly Task _watching;
     private TimeSpan _interval;
+    private long _heldUntil;
     private Lease _lease;
     private int _lossReason = -1;
     private int _disposed;
@@ -54,6 +55,17 @@ public class LockHandle : IAsyncDisposable
 
     /// <summary>Fires when the lock is lost (see <see cref="LossReason"/>); stop the work it protects.</summary>
     public CancellationToken LostToken => _lost.Token;
+
+    /// <summary>
+    /// How long the lock is surely still this handle's if no renewal comes: until just before the last granted expiry,
+    /// when the handle would count it lost (<see cref="LeaseEndReason.Unavailable"/>). Zero once lost or released.
+    /// </summary>
+    public TimeSpan TimeLeft => LossReason is null && Volatile.Read(ref _disposed) == 0 && _time.GetTimestamp() is var now && Volatile.Read(ref _heldUntil) is var until && until > now
+        ? _time.GetElapsedTime(now, until)
+        : TimeSpan.Zero;
+
+    /// <summary>Raised after each renewal (on the handle's own task; a handler must not block), when <see cref="TimeLeft"/> has grown.</summary>
+    public event EventHandler? Renewed;
 
     /// <summary>Why the lock was lost, or null while it is held (or was released by this handle).</summary>
     public LeaseEndReason? LossReason => Volatile.Read(ref _lossReason) is var reason and >= 0 ? (LeaseEndReason)reason : null;
@@ -115,6 +127,8 @@ public class LockHandle : IAsyncDisposable
         var ttl = TimeSpan.FromMilliseconds(ttlMs);
         var left = ttl - margin - sinceGrant;
         _interval = TimeSpan.FromMilliseconds(Math.Max(1, ttlMs / 3));
+        var now = _time.GetTimestamp();
+        Volatile.Write(ref _heldUntil, now + (long)(Math.Max(0, left.TotalSeconds) * _time.TimestampFrequency));
         try
         {
             _deadline.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
@@ -166,6 +180,7 @@ public class LockHandle : IAsyncDisposable
 
                 Volatile.Write(ref _lease, result.Lease);
                 wait = Granted(sent, result.Lease.TtlMs);
+                Renewed?.Invoke(this, EventArgs.Empty);
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {

@@ -170,6 +170,120 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         await stopping.WaitAsync(TimeSpan.FromSeconds(60));
     }
 
+    [Fact]
+    public async Task A_force_release_stops_the_command_within_a_second_when_the_services_MaxWaitMs_is_below_the_watch_wait()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, new Dictionary<string, string?> { ["Locks:MaxWaitMs"] = "5000" }, kestrel: true);
+        var key = Keys.Unique(nameof(A_force_release_stops_the_command_within_a_second_when_the_services_MaxWaitMs_is_below_the_watch_wait));
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "30s", "--", "sh", "-c", $"trap 'date +%s%N > {_dir}/parent; exit 0' TERM; touch {_dir}/ready; while true; do sleep 0.02; done"]);
+        await Eventually(() => File.Exists(Path.Combine(_dir, "ready")), "the command to start");
+
+        var forcedAt = DateTimeOffset.UtcNow;
+        Assert.True((await service.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+
+        Assert.Equal(70, await run.ExitAsync());
+        Assert.Contains("forced", run.Error, StringComparison.Ordinal);
+        var termAt = await SignalledAtAsync("parent");
+        Assert.True(termAt - forcedAt < TimeSpan.FromSeconds(1), $"SIGTERM came {(termAt - forcedAt).TotalMilliseconds:0} ms after the force-release");
+    }
+
+    [Fact]
+    public async Task SIGKILL_of_lockctl_stops_the_command_at_once_while_the_lease_is_still_held()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(SIGKILL_of_lockctl_stops_the_command_at_once_while_the_lease_is_still_held));
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "20s", "--", "sh", "-c", $"echo $$ > {_dir}/pid; exec sleep 60"]);
+        await Eventually(() => Written("pid"), "the command to start");
+        var pid = int.Parse(File.ReadAllText(Path.Combine(_dir, "pid")).Trim(), CultureInfo.InvariantCulture);
+
+        var killed = Stopwatch.StartNew();
+        run.Process.Kill();
+        await Eventually(() => !Running(pid), "the command to stop after lockctl's SIGKILL");
+
+        // Well before the TTL: the lease, no longer renewed, still runs, and nothing runs under it any more.
+        Assert.True(killed.Elapsed < TimeSpan.FromSeconds(5), $"the command stopped {killed.ElapsedMilliseconds} ms after lockctl's SIGKILL");
+        Assert.True(await HeldAsync(service, key, permit: false));
+    }
+
+    [Fact]
+    public async Task SIGKILL_of_lockctl_kills_a_command_that_ignores_SIGTERM_before_the_lease_ends_whatever_the_grace()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(SIGKILL_of_lockctl_kills_a_command_that_ignores_SIGTERM_before_the_lease_ends_whatever_the_grace));
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "3s", "--grace", "60s", "--", "sh", "-c", $"trap '' TERM; echo $$ > {_dir}/pid; while true; do sleep 0.05; done"]);
+        await Eventually(() => Written("pid"), "the command to start");
+        var pid = int.Parse(File.ReadAllText(Path.Combine(_dir, "pid")).Trim(), CultureInfo.InvariantCulture);
+
+        var killed = Stopwatch.StartNew();
+        run.Process.Kill();
+        await Eventually(() => !Running(pid), "the command to be killed after lockctl's SIGKILL");
+
+        // SIGKILL came no later than just before the last granted expiry (at most a TTL after the kill), not after the grace.
+        Assert.True(killed.Elapsed < TimeSpan.FromSeconds(3), $"the command was killed {killed.ElapsedMilliseconds} ms after lockctl");
+    }
+
+    [Fact]
+    public async Task SIGTERM_to_lockctl_the_moment_the_command_starts_goes_to_the_command_and_the_lock_is_released_after_it_exits()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(SIGTERM_to_lockctl_the_moment_the_command_starts_goes_to_the_command_and_the_lock_is_released_after_it_exits));
+
+        // The command's first act is to signal lockctl (its parent): the earliest moment after the spawn anyone can.
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--", "sh", "-c", $"trap 'touch {_dir}/term; exit 5' TERM; kill -TERM $PPID; while true; do sleep 0.02; done"]);
+
+        Assert.Equal(5, await run.ExitAsync());
+        Assert.True(File.Exists(Path.Combine(_dir, "term")));
+        Assert.False(await HeldAsync(service, key, permit: false));
+    }
+
+    [Theory]
+    [InlineData(201)]
+    [InlineData(200)]
+    public async Task A_maintenance_page_answering_the_acquire_is_69_and_the_command_is_not_run(int status)
+    {
+        await using var proxy = await MaintenanceProxy.StartAsync(upstream: null);
+        proxy.MaintenanceStatus = status;
+
+        var run = await LockCtl.RunAsync(proxy.BaseAddress, ["run", Keys.Unique("maintenance"), "--", "touch", $"{_dir}/ran"]);
+
+        Assert.Equal(69, run.ExitCode);
+        Assert.False(File.Exists(Path.Combine(_dir, "ran")));
+        Assert.StartsWith("lockctl: ", run.Error, StringComparison.Ordinal);
+        Assert.Single(run.Error.TrimEnd('\n').Split('\n'));
+    }
+
+    [Fact]
+    public async Task A_maintenance_page_while_the_command_runs_is_ridden_out_and_the_commands_exit_code_stands()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        await using var proxy = await MaintenanceProxy.StartAsync(service.BaseAddress);
+        var key = Keys.Unique(nameof(A_maintenance_page_while_the_command_runs_is_ridden_out_and_the_commands_exit_code_stands));
+        using var run = LockCtl.Start(proxy.BaseAddress, ["run", key, "--ttl", "3s", "--", "sh", "-c", $"touch {_dir}/ready; while [ ! -e {_dir}/stop ]; do sleep 0.02; done; exit 7"]);
+        await Eventually(() => File.Exists(Path.Combine(_dir, "ready")), "the command to start");
+
+        // A page for 1.5 s (renewals every second meet it), then the service again.
+        proxy.Maintenance = true;
+        await Eventually(() => proxy.PagesServed >= 2, "a renewal to meet the maintenance page");
+        await Task.Delay(1000); // Not synchronization: how long the page stays, below what is left of the TTL.
+        proxy.Maintenance = false;
+
+        // Past the expiry granted before the page: renewals went on, the command runs under the lock.
+        var after = Stopwatch.StartNew();
+        while (after.Elapsed < TimeSpan.FromSeconds(4))
+        {
+            Assert.False(run.Process.HasExited, $"lockctl exited {after.ElapsedMilliseconds} ms after the page ended");
+            await Task.Delay(100);
+        }
+
+        Assert.True(await HeldAsync(service, key, permit: false));
+
+        // The command ends while the page is back: its exit code stands, and the lock is left to its TTL.
+        proxy.Maintenance = true;
+        await File.WriteAllTextAsync(Path.Combine(_dir, "stop"), "");
+        Assert.Equal(7, await run.ExitAsync());
+        Assert.Contains("could not release", run.Error, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(64, new[] { "run", "k", "--ttl", "5x", "--", "true" })]
     [InlineData(64, new[] { "run", "k" })]
@@ -462,6 +576,20 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
 
     /// <summary>True once a script's `echo ... > file` has written its whole line.</summary>
     private bool Written(string name) => File.Exists(Path.Combine(_dir, name)) && File.ReadAllText(Path.Combine(_dir, name)).EndsWith('\n');
+
+    /// <summary>True while process <paramref name="pid"/> runs (a zombie, dead but not yet reaped by its new parent, does not).</summary>
+    private static bool Running(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
 
     private long Fence(string name) => long.Parse(File.ReadAllText(Path.Combine(_dir, name)).Trim(), CultureInfo.InvariantCulture);
 
