@@ -7,7 +7,8 @@ namespace LockService.Cli;
 /// <summary>
 /// <c>lockctl run</c>: acquire, run COMMAND in its own process group while a <see cref="LockHandle"/> renews and
 /// watches the lock, release when COMMAND exits. A loss stops COMMAND's whole group (SIGTERM, SIGKILL after the
-/// grace) and exits 70, whatever COMMAND's own code, so that a script can tell a lost lock from a failed job. With a
+/// grace) and exits 70, whatever COMMAND's own code, so that a script can tell a lost lock from a failed job. Should
+/// lockctl itself die (SIGKILL included), its <see cref="Watchdog"/> stops COMMAND's group before the lease ends. With a
 /// limit, the same for a permit of the semaphore KEY (a <see cref="PermitHandle"/>; COMMAND also gets LOCK_SLOT and LOCK_LIMIT).
 /// </summary>
 internal static class RunCommand

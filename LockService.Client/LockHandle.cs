@@ -3,7 +3,7 @@ namespace LockService.Client;
 /// <summary>
 /// A held lock (or, as a <see cref="PermitHandle"/>, a held permit of a semaphore: the same rules through
 /// <c>/semaphores</c>). While it is held the handle renews it (every TTL/3) and watches it (a waiting
-/// <c>GET /locks/{key}/{token}?waitMs=</c>), so that <see cref="LostToken"/> fires within a second of a loss, whoever
+/// <c>GET /locks/{key}/{token}?waitMs=</c>, within the service's Locks:MaxWaitMs), so that <see cref="LostToken"/> fires within a second of a loss, whoever
 /// caused it: an operator's force-release, the hold cap, Redis losing it. When the service cannot be reached, the
 /// handle counts the lock lost (<see cref="LeaseEndReason.Unavailable"/>) just before the last expiry it was granted,
 /// so the holder stops while the lock is still its own. Every grant is timed by the <c>ttlMs</c> it carries (for a
