@@ -62,13 +62,15 @@ public sealed partial class LockClient(HttpClient http)
     {
         var started = TimeProvider.System.GetTimestamp();
         var result = await AcquireOnceAsync(key, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
-        return result.Lease is { } lease ? new LockHandle(this, lease, started) : throw new LockHeldException(key, result.RetryAfter);
+        return result.Lease is { } lease ? new LockHandle(this, lease, started, wait > TimeSpan.Zero) : throw new LockHeldException(key, result.RetryAfter);
     }
 
     /// <summary>
     /// Holds a lease obtained otherwise (by <see cref="TryAcquireAsync"/>, or a <see cref="Permit"/>, which gives a
     /// <see cref="PermitHandle"/>): renewing, watching, releasing on dispose. <paramref name="grantedAt"/> is a
-    /// <see cref="TimeProvider.GetTimestamp"/> taken before the request that granted it.
+    /// <see cref="TimeProvider.GetTimestamp"/> taken before the request that granted it. Call it as soon as the answer
+    /// comes: since that request may have waited in the server, the grant is counted from at most a tenth of its TTL (up
+    /// to a second) before this call.
     /// </summary>
     public LockHandle Hold(Lease lease, long grantedAt) => lease is Permit permit ? HoldPermit(permit, grantedAt) : new LockHandle(this, lease, grantedAt);
 
@@ -141,7 +143,7 @@ public sealed partial class LockClient(HttpClient http)
     {
         var started = TimeProvider.System.GetTimestamp();
         var result = await AcquirePermitOnceAsync(key, limit, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
-        return result.Lease is Permit permit ? new PermitHandle(this, permit, started) : throw new PermitsHeldException(key, limit, result.RetryAfter);
+        return result.Lease is Permit permit ? new PermitHandle(this, permit, started, wait > TimeSpan.Zero) : throw new PermitsHeldException(key, limit, result.RetryAfter);
     }
 
     /// <summary>Holds a permit obtained otherwise (by <see cref="TryAcquirePermitAsync"/>), as <see cref="Hold"/> holds a lease.</summary>

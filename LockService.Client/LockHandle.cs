@@ -29,14 +29,16 @@ public class LockHandle : IAsyncDisposable
     private int _lossReason = -1;
     private int _disposed;
 
-    internal LockHandle(LockClient client, Lease lease, long grantedAt)
+    // grantedAt: a timestamp taken before the request that granted the lease left; mayHaveWaited: false when that request
+    // did not wait in the server (no waitMs), so that the grant came right after it left.
+    internal LockHandle(LockClient client, Lease lease, long grantedAt, bool mayHaveWaited = true)
     {
         _client = client;
         _kind = LeaseKind.Of(lease);
         _lease = lease;
         _running = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, _lost.Token);
         _deadline.Token.Register(() => Lose(CapReached(_lease) ? LeaseEndReason.Expired : LeaseEndReason.Unavailable));
-        var firstRenewal = Granted(grantedAt, lease.TtlMs);
+        var firstRenewal = Granted(grantedAt, lease.TtlMs, mayHaveWaited);
         _renewing = Task.Run(() => RenewAsync(firstRenewal));
         _watching = Task.Run(WatchAsync);
     }
@@ -114,16 +116,17 @@ public class LockHandle : IAsyncDisposable
     /// Times a grant of <paramref name="ttlMs"/> (what the service said is left: for a replayed acquire, the rest of the
     /// lease) whose request was sent at <paramref name="sentAt"/>: arms the deadline just before that expiry and returns
     /// how long until the next renewal, a third of it. Both are counted from when the grant was made, which lies between
-    /// the request's send and the answer's arrival (now). A plain request answers at once, so its send is the safe
-    /// start (the service counted from later); a request that waited (for a held lock) was granted near its end, so the
-    /// start is then at most the margin before the arrival, the margin that also covers timer lateness and a slow stop:
-    /// a tenth of the TTL, at most a second.
+    /// the request's send and the answer's arrival (now). A request that does not wait (extend, an acquire without
+    /// waitMs) is granted as it arrives, so its send is the safe start (the service counted from later). One that may
+    /// have waited (for a held lock, seconds perhaps) was granted at the end of its wait, just before its answer: the
+    /// start is then taken the margin before the arrival (unless it was sent later than that), the margin that also
+    /// covers timer lateness and a slow stop: a tenth of the TTL, at most a second.
     /// </summary>
-    private TimeSpan Granted(long sentAt, long ttlMs)
+    private TimeSpan Granted(long sentAt, long ttlMs, bool mayHaveWaited)
     {
         var margin = TimeSpan.FromMilliseconds(Math.Min(1000, ttlMs / 10));
         var sinceSent = _time.GetElapsedTime(sentAt);
-        var sinceGrant = sinceSent < margin ? sinceSent : margin;
+        var sinceGrant = mayHaveWaited && sinceSent > margin ? margin : sinceSent;
         var ttl = TimeSpan.FromMilliseconds(ttlMs);
         var left = ttl - margin - sinceGrant;
         _interval = TimeSpan.FromMilliseconds(Math.Max(1, ttlMs / 3));
@@ -179,7 +182,7 @@ public class LockHandle : IAsyncDisposable
                 }
 
                 Volatile.Write(ref _lease, result.Lease);
-                wait = Granted(sent, result.Lease.TtlMs);
+                wait = Granted(sent, result.Lease.TtlMs, mayHaveWaited: false);
                 Renewed?.Invoke(this, EventArgs.Empty);
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
@@ -245,8 +248,8 @@ public class LockHandle : IAsyncDisposable
 /// </summary>
 public sealed class PermitHandle : LockHandle
 {
-    internal PermitHandle(LockClient client, Permit permit, long grantedAt)
-        : base(client, permit, grantedAt)
+    internal PermitHandle(LockClient client, Permit permit, long grantedAt, bool mayHaveWaited = true)
+        : base(client, permit, grantedAt, mayHaveWaited)
     {
     }
 
