@@ -172,13 +172,23 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         await stopping.WaitAsync(TimeSpan.FromSeconds(60));
     }
 
-    [Fact]
-    public async Task SIGKILL_of_lockctl_stops_the_command_at_once_while_the_lease_is_still_held()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // timeout(1) runs lockctl in a process group of its own and SIGKILLs that whole group; COMMAND's is apart.
+    public async Task SIGKILL_of_lockctl_stops_the_command_at_once_while_the_lease_is_still_held(bool wholeGroupByTimeout)
     {
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
-        var key = Keys.Unique(nameof(SIGKILL_of_lockctl_stops_the_command_at_once_while_the_lease_is_still_held));
-        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "20s", "--", "sh", "-c", $"echo $$ > {_dir}/pid; exec sleep 60"]);
-        var (pid, killed) = await KillWhenStartedAsync(run);
+        var key = Keys.Unique(nameof(SIGKILL_of_lockctl_stops_the_command_at_once_while_the_lease_is_still_held) + wholeGroupByTimeout);
+        string[] args = ["run", key, "--ttl", "20s", "--", "sh", "-c", $"echo $$ > {_dir}/pid; exec sleep 60"];
+        using var run = wholeGroupByTimeout ? LockCtl.Start(service.BaseAddress, args, "timeout", "-s", "KILL", "8") : LockCtl.Start(service.BaseAddress, args);
+        var pid = await StartedAsync();
+        if (!wholeGroupByTimeout)
+        {
+            run.Process.Kill();
+        }
+
+        await run.Process.WaitForExitAsync().WaitAsync(Bound);
+        var killed = Stopwatch.StartNew();
         await Eventually(() => !Running(pid), "the command to stop after lockctl's SIGKILL");
 
         // Well before the TTL: the lease, no longer renewed, still runs, and nothing runs under it any more.
@@ -192,7 +202,9 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
         var key = Keys.Unique(nameof(SIGKILL_of_lockctl_kills_a_command_that_ignores_SIGTERM_before_the_lease_ends_whatever_the_grace));
         using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "3s", "--grace", "60s", "--", "sh", "-c", $"trap '' TERM; echo $$ > {_dir}/pid; while true; do sleep 0.05; done"]);
-        var (pid, killed) = await KillWhenStartedAsync(run);
+        var pid = await StartedAsync();
+        var killed = Stopwatch.StartNew();
+        run.Process.Kill();
         await Eventually(() => !Running(pid), "the command to be killed after lockctl's SIGKILL");
 
         // SIGKILL came no later than just before the last granted expiry (at most a TTL after the kill), not after the grace.
@@ -554,14 +566,11 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     /// <summary>True once a script's `echo ... > file` has written its whole line.</summary>
     private bool Written(string name) => File.Exists(Path.Combine(_dir, name)) && File.ReadAllText(Path.Combine(_dir, name)).EndsWith('\n');
 
-    /// <summary>Once the command has written its pid (to <c>pid</c>), SIGKILL to lockctl: the pid, and a stopwatch started at the kill.</summary>
-    private async Task<(int Pid, Stopwatch Killed)> KillWhenStartedAsync(LockCtl run)
+    /// <summary>The command's pid, once it has written it (to <c>pid</c>).</summary>
+    private async Task<int> StartedAsync()
     {
         await Eventually(() => Written("pid"), "the command to start");
-        var pid = int.Parse(File.ReadAllText(Path.Combine(_dir, "pid")).Trim(), CultureInfo.InvariantCulture);
-        var killed = Stopwatch.StartNew();
-        run.Process.Kill();
-        return (pid, killed);
+        return int.Parse(File.ReadAllText(Path.Combine(_dir, "pid")).Trim(), CultureInfo.InvariantCulture);
     }
 
     /// <summary>True while process <paramref name="pid"/> runs (a zombie, dead but not yet reaped by its new parent, does not).</summary>
@@ -610,10 +619,11 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
 
         public string Error => _error.Result;
 
-        public static LockCtl Start(Uri url, IReadOnlyList<string> args)
+        /// <summary>lockctl as a process, started through <paramref name="wrapper"/> (<c>timeout ...</c>) when given.</summary>
+        public static LockCtl Start(Uri url, IReadOnlyList<string> args, params string[] wrapper)
         {
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var argument in Arguments(url, args))
+            var info = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var argument in wrapper.Skip(1).Concat(wrapper.Length > 0 ? ["dotnet"] : []).Concat(Arguments(url, args)))
             {
                 info.ArgumentList.Add(argument);
             }
