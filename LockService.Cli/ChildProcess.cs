@@ -46,8 +46,10 @@ internal sealed unsafe partial class ChildProcess
     /// terminal when lockctl is the terminal's foreground job. A problem with the terminal is one line on
     /// <paramref name="error"/>, and the command runs on without it, as it would elsewhere.
     /// </summary>
+    /// <param name="spawned">Called with the command's pid (its group's id) as soon as it exists.</param>
     /// <returns>The child, or the errno of a failed spawn (ENOENT, EACCES, ...).</returns>
-    public static (ChildProcess? Child, int Errno) Start(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> environment, TextWriter error)
+    public static (ChildProcess? Child, int Errno) Start(
+        IReadOnlyList<string> command, IReadOnlyDictionary<string, string> environment, TextWriter error, Action<int> spawned)
     {
         var (pid, errno) = Spawn(command, environment, stdin: -1, stdout: -1);
         if (errno != 0)
@@ -55,6 +57,8 @@ internal sealed unsafe partial class ChildProcess
             return (null, errno);
         }
 
+        // First of all, before the terminal's system calls: whoever must know the command's group (the watchdog) knows it.
+        spawned(pid);
         var child = new ChildProcess(pid, error);
         child.TakeTerminal();
         return (child, 0);

@@ -86,7 +86,10 @@ internal static class RunCommand
             return ExitCodes.CommandNotExecutable;
         }
 
-        var (child, errno) = signals.Start(() => ChildProcess.Start(command, environment, error));
+        // The watchdog learns how long the lease lasts before COMMAND exists, and COMMAND's group right after its spawn,
+        // so that as little as possible of lockctl runs between the two (see Watchdog).
+        watchdog.HeldFor(handle.TimeLeft);
+        var (child, errno) = signals.Start(() => ChildProcess.Start(command, environment, error, watchdog.Guard));
         if (signals.Interrupted && child is null)
         {
             await error.WriteLineAsync($"lockctl: interrupted before COMMAND started; COMMAND not run.");
@@ -101,8 +104,6 @@ internal static class RunCommand
         }
 
         // From here on, were lockctl to die, the watchdog stops COMMAND's group before the lease it last heard of ends.
-        watchdog.Guard(child.Pid);
-        watchdog.HeldFor(handle.TimeLeft);
         handle.Renewed += (_, _) => watchdog.HeldFor(handle.TimeLeft);
 
         var graceOver = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

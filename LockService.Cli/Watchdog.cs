@@ -18,8 +18,8 @@ namespace LockService.Cli;
 /// <remarks>
 /// A helper rather than a parent-death signal: PR_SET_PDEATHSIG follows the thread that forked (a pool thread in
 /// .NET, which may exit at any time), reaches only COMMAND and not its group, and cannot be set through posix_spawn.
-/// The one moment it does not cover is between COMMAND's spawn and lockctl's write of its group to the pipe, two
-/// system calls apart: a SIGKILL landing exactly there leaves COMMAND as before.
+/// The one moment it does not cover is between COMMAND's spawn and lockctl's write of its group to the pipe, the next
+/// system call: a SIGKILL landing exactly there (lockctl preempted right after the spawn) leaves COMMAND as before.
 /// </remarks>
 internal sealed class Watchdog : IDisposable
 {

@@ -179,7 +179,8 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     {
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
         var key = Keys.Unique(nameof(SIGKILL_of_lockctl_stops_the_command_at_once_while_the_lease_is_still_held) + wholeGroupByTimeout);
-        string[] args = ["run", key, "--ttl", "20s", "--", "sh", "-c", $"echo $$ > {_dir}/pid; exec sleep 60"];
+        // The pause before the pid: as below, the SIGKILL comes after lockctl has told its watchdog the command's group.
+        string[] args = ["run", key, "--ttl", "20s", "--", "sh", "-c", $"sleep 0.5; echo $$ > {_dir}/pid; exec sleep 60"];
         using var run = wholeGroupByTimeout ? LockCtl.Start(service.BaseAddress, args, "timeout", "-s", "KILL", "8") : LockCtl.Start(service.BaseAddress, args);
         var pid = await StartedAsync();
         if (!wholeGroupByTimeout)
@@ -201,7 +202,9 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     {
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
         var key = Keys.Unique(nameof(SIGKILL_of_lockctl_kills_a_command_that_ignores_SIGTERM_before_the_lease_ends_whatever_the_grace));
-        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "3s", "--grace", "60s", "--", "sh", "-c", $"trap '' TERM; echo $$ > {_dir}/pid; while true; do sleep 0.05; done"]);
+        // The pause before the pid: the SIGKILL must come after lockctl told its watchdog the command's group, its very
+        // next system call after the spawn (on a loaded machine lockctl may wait a while for a CPU to make it).
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "3s", "--grace", "60s", "--", "sh", "-c", $"trap '' TERM; sleep 0.5; echo $$ > {_dir}/pid; while true; do sleep 0.05; done"]);
         var pid = await StartedAsync();
         var killed = Stopwatch.StartNew();
         run.Process.Kill();
