@@ -22,7 +22,7 @@ internal sealed unsafe partial class ChildProcess
     private const int SigCont = 18, SigTstp = 20, SigTtin = 21, SigTtou = 22;
     private const short PosixSpawnSetPgroup = 0x02, PosixSpawnSetSigDef = 0x04, PosixSpawnSetSigMask = 0x08;
     private const int Eintr = 4, Esrch = 3, Enoent = 2, Eacces = 13;
-    private const int Wuntraced = 2, SigBlock = 0, SigSetMask = 2, Stdin = 0;
+    private const int Wuntraced = 2, SigBlock = 0, SigSetMask = 2, Stdin = 0, OCloexec = 0x80000;
 
     // glibc's sigset_t: 1024 bits.
     private const int SigsetBytes = 128;
@@ -46,8 +46,32 @@ internal sealed unsafe partial class ChildProcess
     /// terminal when lockctl is the terminal's foreground job. A problem with the terminal is one line on
     /// <paramref name="error"/>, and the command runs on without it, as it would elsewhere.
     /// </summary>
+    /// <param name="spawned">Called with the command's pid (its group's id) as soon as it exists.</param>
     /// <returns>The child, or the errno of a failed spawn (ENOENT, EACCES, ...).</returns>
-    public static (ChildProcess? Child, int Errno) Start(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> environment, TextWriter error)
+    public static (ChildProcess? Child, int Errno) Start(
+        IReadOnlyList<string> command, IReadOnlyDictionary<string, string> environment, TextWriter error, Action<int> spawned)
+    {
+        var (pid, errno) = Spawn(command, environment, stdin: -1, stdout: -1);
+        if (errno != 0)
+        {
+            return (null, errno);
+        }
+
+        // First of all, before the terminal's system calls: whoever must know the command's group (the watchdog) knows it.
+        spawned(pid);
+        var child = new ChildProcess(pid, error);
+        child.TakeTerminal();
+        return (child, 0);
+    }
+
+    /// <summary>
+    /// Starts <paramref name="command"/> as the leader of a process group of its own, with the signal defaults above and
+    /// the current environment plus <paramref name="environment"/>; <paramref name="stdin"/> and
+    /// <paramref name="stdout"/>, unless -1, become its standard input and output (everything else is inherited, but
+    /// for the close-on-exec descriptors).
+    /// </summary>
+    /// <returns>The pid, or the errno of a failed spawn.</returns>
+    public static (int Pid, int Errno) Spawn(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> environment, int stdin, int stdout)
     {
         var variables = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (DictionaryEntry entry in Environment.GetEnvironmentVariables())
@@ -63,8 +87,18 @@ internal sealed unsafe partial class ChildProcess
         var strings = new List<nint>();
         var attr = NativeMemory.AllocZeroed(1024);
         var sigset = NativeMemory.AllocZeroed(256);
+        var actions = NativeMemory.AllocZeroed(1024);
         try
         {
+            Check(posix_spawn_file_actions_init((nint)actions));
+            foreach (var (from, to) in new[] { (stdin, 0), (stdout, 1) })
+            {
+                if (from >= 0)
+                {
+                    Check(posix_spawn_file_actions_adddup2((nint)actions, from, to));
+                }
+            }
+
             var argv = NullTerminated(command, strings);
             var envp = NullTerminated([.. variables.Select(v => $"{v.Key}={v.Value}")], strings);
             Check(posix_spawnattr_init((nint)attr));
@@ -80,15 +114,8 @@ internal sealed unsafe partial class ChildProcess
                 }
 
                 Check(posix_spawnattr_setsigdefault((nint)attr, (nint)sigset));
-                var errno = posix_spawnp(out var pid, command[0], 0, (nint)attr, argv, envp);
-                if (errno != 0)
-                {
-                    return (null, errno);
-                }
-
-                var child = new ChildProcess(pid, error);
-                child.TakeTerminal();
-                return (child, 0);
+                var errno = posix_spawnp(out var pid, command[0], (nint)actions, (nint)attr, argv, envp);
+                return errno != 0 ? (0, errno) : (pid, 0);
             }
             finally
             {
@@ -97,11 +124,30 @@ internal sealed unsafe partial class ChildProcess
         }
         finally
         {
+            _ = posix_spawn_file_actions_destroy((nint)actions);
             strings.ForEach(Marshal.FreeCoTaskMem);
             NativeMemory.Free(attr);
             NativeMemory.Free(sigset);
+            NativeMemory.Free(actions);
         }
     }
+
+    /// <summary>A pipe whose both ends are closed on exec: no command inherits them unless given one as stdin or stdout.</summary>
+    /// <returns>The read and the write end, or the errno of the failure.</returns>
+    public static (int Read, int Write, int Errno) Pipe()
+    {
+        var fds = stackalloc int[2];
+        return pipe2(fds, OCloexec) == 0 ? (fds[0], fds[1], 0) : (-1, -1, Marshal.GetLastPInvokeError());
+    }
+
+    /// <summary>Closes a descriptor this process no longer needs (the child's end of a pipe, once the child has it).</summary>
+    public static void Close(int fd) => _ = close(fd);
+
+    /// <summary>Sends <paramref name="signal"/> to the process group <paramref name="group"/>.</summary>
+    public static void SignalGroup(int group, int signal) => _ = kill(-group, signal);
+
+    /// <summary>True while any process of the group <paramref name="group"/> is alive.</summary>
+    public static bool GroupAlive(int group) => kill(-group, 0) == 0 || Marshal.GetLastPInvokeError() != Esrch;
 
     /// <summary>A message for a failed spawn, and the exit code a shell would give.</summary>
     public static (string Message, int ExitCode) Describe(string command, int errno) => errno switch
@@ -162,10 +208,10 @@ internal sealed unsafe partial class ChildProcess
     }
 
     /// <summary>Sends <paramref name="signal"/> to the command's whole process group.</summary>
-    public void SignalGroup(int signal) => _ = kill(-Pid, signal);
+    public void SignalGroup(int signal) => SignalGroup(Pid, signal);
 
     /// <summary>True while any process of the command's group is alive (the leader may have exited before its children).</summary>
-    public bool GroupAlive() => kill(-Pid, 0) == 0 || Marshal.GetLastPInvokeError() != Esrch;
+    public bool GroupAlive() => GroupAlive(Pid);
 
     /// <summary>
     /// When stdin is lockctl's controlling terminal (tcgetpgrp answers ENOTTY for any other file or terminal) and
@@ -305,6 +351,21 @@ internal sealed unsafe partial class ChildProcess
 
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int posix_spawnp(out int pid, string file, nint fileActions, nint attr, nint argv, nint envp);
+
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_init(nint actions);
+
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_destroy(nint actions);
+
+    [LibraryImport("libc")]
+    private static partial int posix_spawn_file_actions_adddup2(nint actions, int fd, int newFd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int pipe2(int* fds, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
 
     [LibraryImport("libc")]
     private static partial int posix_spawnattr_init(nint attr);

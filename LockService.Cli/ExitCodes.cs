@@ -31,6 +31,9 @@ internal static class ExitCodes
 
     public const int CommandNotExecutable = 126;
 
+    /// <summary>A signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) came before COMMAND started: 128 + SIGINT, as a shell's Ctrl-C.</summary>
+    public const int Interrupted = 130;
+
     public static int Of(LockServiceException error) => error switch
     {
         LockServiceAuthException => NoPermission,

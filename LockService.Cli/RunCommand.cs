@@ -7,7 +7,8 @@ namespace LockService.Cli;
 /// <summary>
 /// <c>lockctl run</c>: acquire, run COMMAND in its own process group while a <see cref="LockHandle"/> renews and
 /// watches the lock, release when COMMAND exits. A loss stops COMMAND's whole group (SIGTERM, SIGKILL after the
-/// grace) and exits 70, whatever COMMAND's own code, so that a script can tell a lost lock from a failed job. With a
+/// grace) and exits 70, whatever COMMAND's own code, so that a script can tell a lost lock from a failed job. Should
+/// lockctl itself die (SIGKILL included), its <see cref="Watchdog"/> stops COMMAND's group before the lease ends. With a
 /// limit, the same for a permit of the semaphore KEY (a <see cref="PermitHandle"/>; COMMAND also gets LOCK_SLOT and LOCK_LIMIT).
 /// </summary>
 internal static class RunCommand
@@ -25,27 +26,36 @@ internal static class RunCommand
 
         var client = LockClient.Create(connection.Url, connection.ApiKey);
 
-        // Before COMMAND starts, SIGINT or SIGTERM just stops waiting: nothing runs, nothing is held (a waiter that
-        // disconnects makes the service release anything it obtained at that moment).
-        using var waiting = new CancellationTokenSource();
-        (Lease Lease, long GrantedAt)? acquired;
-        using (Forward(PosixSignal.SIGINT, () => waiting.Cancel()))
-        using (Forward(PosixSignal.SIGTERM, () => waiting.Cancel()))
+        // Installed before anything starts and kept to the end, so that no signal ever finds the runtime's default
+        // (ending lockctl, which would leave COMMAND running without the lock): before COMMAND starts, a signal stops
+        // the wait (nothing runs, nothing is held: a waiter that disconnects makes the service release anything it
+        // obtained at that moment) and COMMAND is not started; from its start on, it goes to COMMAND's group.
+        using var signals = new Signals();
+
+        // Started before the acquire, so that its start-up overlaps the request (see Watchdog: it stops COMMAND if
+        // lockctl dies).
+        var (watchdog, watchdogErrno) = Watchdog.Start(grace);
+        if (watchdog is null)
         {
-            try
-            {
-                acquired = await Acquirer.AcquireAsync(client, settings, waiting.Token);
-            }
-            catch (OperationCanceledException) when (waiting.IsCancellationRequested)
-            {
-                await error.WriteLineAsync($"lockctl: interrupted while waiting for '{settings.Key}'; COMMAND not run.");
-                return 130;
-            }
-            catch (LockServiceException ex)
-            {
-                await error.WriteLineAsync($"lockctl: {ex.Message}");
-                return ExitCodes.Of(ex);
-            }
+            await error.WriteLineAsync($"lockctl: could not start its watchdog ({Marshal.GetPInvokeErrorMessage(watchdogErrno)}); COMMAND not run.");
+            return ExitCodes.CommandNotExecutable;
+        }
+
+        using var guard = watchdog;
+        (Lease Lease, long GrantedAt)? acquired;
+        try
+        {
+            acquired = await Acquirer.AcquireAsync(client, settings, signals.Waiting);
+        }
+        catch (OperationCanceledException) when (signals.Interrupted)
+        {
+            await error.WriteLineAsync($"lockctl: interrupted while waiting for '{settings.Key}'; COMMAND not run.");
+            return ExitCodes.Interrupted;
+        }
+        catch (LockServiceException ex)
+        {
+            await error.WriteLineAsync($"lockctl: {ex.Message}");
+            return ExitCodes.Of(ex);
         }
 
         if (acquired is not var (lease, grantedAt))
@@ -70,7 +80,22 @@ internal static class RunCommand
             held = $"the permit (slot {permit.Slot}) of '{lease.Key}'";
         }
 
-        var (child, errno) = ChildProcess.Start(command, environment, error);
+        if (!await watchdog.ReadyAsync())
+        {
+            await error.WriteLineAsync("lockctl: its watchdog did not start; COMMAND not run.");
+            return ExitCodes.CommandNotExecutable;
+        }
+
+        // The watchdog learns how long the lease lasts before COMMAND exists, and COMMAND's group right after its spawn,
+        // so that as little as possible of lockctl runs between the two (see Watchdog).
+        watchdog.HeldFor(handle.TimeLeft);
+        var (child, errno) = signals.Start(() => ChildProcess.Start(command, environment, error, watchdog.Guard));
+        if (signals.Interrupted && child is null)
+        {
+            await error.WriteLineAsync($"lockctl: interrupted before COMMAND started; COMMAND not run.");
+            return ExitCodes.Interrupted;
+        }
+
         if (child is null)
         {
             var (message, code) = ChildProcess.Describe(command[0], errno);
@@ -78,13 +103,8 @@ internal static class RunCommand
             return code;
         }
 
-        // From here on a signal to lockctl is COMMAND's business: it goes to COMMAND's group, and lockctl releases the
-        // lock once COMMAND has exited. (In a terminal COMMAND's group is the foreground, so the terminal's Ctrl-C goes
-        // to COMMAND itself, not through lockctl: the same outcome.)
-        using var interrupt = Forward(PosixSignal.SIGINT, () => child.SignalGroup(ChildProcess.SigInt));
-        using var terminate = Forward(PosixSignal.SIGTERM, () => child.SignalGroup(ChildProcess.SigTerm));
-        using var hangup = Forward(PosixSignal.SIGHUP, () => child.SignalGroup(ChildProcess.SigHup));
-        using var quit = Forward(PosixSignal.SIGQUIT, () => child.SignalGroup(ChildProcess.SigQuit));
+        // From here on, were lockctl to die, the watchdog stops COMMAND's group before the lease it last heard of ends.
+        handle.Renewed += (_, _) => watchdog.HeldFor(handle.TimeLeft);
 
         var graceOver = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var onLoss = handle.LostToken.Register(() =>
@@ -112,6 +132,7 @@ internal static class RunCommand
         child.ReturnTerminal();
         if (handle.LossReason is null)
         {
+            watchdog.Done();
             try
             {
                 await handle.ReleaseAsync();
@@ -132,6 +153,7 @@ internal static class RunCommand
             await Task.WhenAny(graceOver.Task, Task.Delay(GroupPoll));
         }
 
+        watchdog.Done();
         return ExitCodes.Lost;
     }
 
@@ -145,11 +167,86 @@ internal static class RunCommand
         _ => "unknown: the service no longer knows its token",
     };
 
-    private static PosixSignalRegistration Forward(PosixSignal signal, Action action) =>
-        PosixSignalRegistration.Create(signal, context =>
+    /// <summary>
+    /// lockctl's handling of SIGINT, SIGTERM, SIGHUP and SIGQUIT through a whole run: before COMMAND starts, the first
+    /// one cancels <see cref="Waiting"/> and keeps COMMAND from starting; once it has started, each goes to COMMAND's
+    /// process group. The start and a signal's handling exclude each other, so a signal during the spawn waits for
+    /// its end and then reaches COMMAND.
+    /// </summary>
+    private sealed class Signals : IDisposable
+    {
+        private readonly Lock _gate = new();
+        private readonly CancellationTokenSource _waiting = new();
+        private readonly PosixSignalRegistration[] _registrations;
+        private ChildProcess? _child;
+        private bool _interrupted;
+
+        public Signals() => _registrations =
+        [
+            Register(PosixSignal.SIGINT, ChildProcess.SigInt),
+            Register(PosixSignal.SIGTERM, ChildProcess.SigTerm),
+            Register(PosixSignal.SIGHUP, ChildProcess.SigHup),
+            Register(PosixSignal.SIGQUIT, ChildProcess.SigQuit),
+        ];
+
+        /// <summary>Cancelled by a signal that comes before COMMAND starts.</summary>
+        public CancellationToken Waiting => _waiting.Token;
+
+        /// <summary>True when a signal came before COMMAND started.</summary>
+        public bool Interrupted
         {
-            // Handled here: the runtime's default (terminate lockctl) would leave COMMAND running without the lock.
-            context.Cancel = true;
-            action();
-        });
+            get
+            {
+                lock (_gate)
+                {
+                    return _interrupted;
+                }
+            }
+        }
+
+        /// <summary>Starts COMMAND with <paramref name="start"/> unless a signal came first (then: no child, errno 0).</summary>
+        public (ChildProcess? Child, int Errno) Start(Func<(ChildProcess? Child, int Errno)> start)
+        {
+            lock (_gate)
+            {
+                if (_interrupted)
+                {
+                    return (null, 0);
+                }
+
+                var started = start();
+                _child = started.Child;
+                return started;
+            }
+        }
+
+        public void Dispose()
+        {
+            foreach (var registration in _registrations)
+            {
+                registration.Dispose();
+            }
+
+            _waiting.Dispose();
+        }
+
+        private PosixSignalRegistration Register(PosixSignal signal, int number) =>
+            PosixSignalRegistration.Create(signal, context =>
+            {
+                // Handled here: the runtime's default (terminate lockctl) would leave COMMAND running without the lock.
+                context.Cancel = true;
+                lock (_gate)
+                {
+                    if (_child is { } child)
+                    {
+                        child.SignalGroup(number);
+                    }
+                    else if (!_interrupted)
+                    {
+                        _interrupted = true;
+                        _waiting.Cancel();
+                    }
+                }
+            });
+    }
 }

@@ -5,6 +5,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using System.Text.RegularExpressions;
 
 namespace LockService.Client;
 
@@ -14,9 +15,15 @@ namespace LockService.Client;
 /// <see cref="LockServiceException"/>s. Works as a typed client:
 /// <c>services.AddHttpClient&lt;LockClient&gt;(c =&gt; { c.BaseAddress = ...; c.DefaultRequestHeaders.Authorization = new("Bearer", key); })</c>.
 /// </summary>
-public sealed class LockClient(HttpClient http)
+public sealed partial class LockClient(HttpClient http)
 {
     private static readonly MediaTypeHeaderValue Json = new("application/json");
+
+    // The longest watch a handle of this client asks for. A watch is one long request: 25 s stays well under
+    // HttpClient's usual timeouts and the service's default Locks:MaxWaitMs (60 s). A service configured lower refuses
+    // it (400, errors.waitMs); the bound it then names (or, worded otherwise, halving) is kept here, so that every
+    // handle of this client watches within it after one refusal.
+    private long _watchWaitMs = 25_000;
 
     /// <summary>The underlying client (its BaseAddress is the service's URL).</summary>
     public HttpClient Http { get; } = http;
@@ -55,13 +62,15 @@ public sealed class LockClient(HttpClient http)
     {
         var started = TimeProvider.System.GetTimestamp();
         var result = await AcquireOnceAsync(key, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
-        return result.Lease is { } lease ? new LockHandle(this, lease, started) : throw new LockHeldException(key, result.RetryAfter);
+        return result.Lease is { } lease ? new LockHandle(this, lease, started, wait > TimeSpan.Zero) : throw new LockHeldException(key, result.RetryAfter);
     }
 
     /// <summary>
     /// Holds a lease obtained otherwise (by <see cref="TryAcquireAsync"/>, or a <see cref="Permit"/>, which gives a
     /// <see cref="PermitHandle"/>): renewing, watching, releasing on dispose. <paramref name="grantedAt"/> is a
-    /// <see cref="TimeProvider.GetTimestamp"/> taken before the request that granted it.
+    /// <see cref="TimeProvider.GetTimestamp"/> taken before the request that granted it. Call it as soon as the answer
+    /// comes: since that request may have waited in the server, the grant is counted from at most a tenth of its TTL (up
+    /// to a second) before this call.
     /// </summary>
     public LockHandle Hold(Lease lease, long grantedAt) => lease is Permit permit ? HoldPermit(permit, grantedAt) : new LockHandle(this, lease, grantedAt);
 
@@ -134,7 +143,7 @@ public sealed class LockClient(HttpClient http)
     {
         var started = TimeProvider.System.GetTimestamp();
         var result = await AcquirePermitOnceAsync(key, limit, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
-        return result.Lease is Permit permit ? new PermitHandle(this, permit, started) : throw new PermitsHeldException(key, limit, result.RetryAfter);
+        return result.Lease is Permit permit ? new PermitHandle(this, permit, started, wait > TimeSpan.Zero) : throw new PermitsHeldException(key, limit, result.RetryAfter);
     }
 
     /// <summary>Holds a permit obtained otherwise (by <see cref="TryAcquirePermitAsync"/>), as <see cref="Hold"/> holds a lease.</summary>
@@ -312,6 +321,42 @@ public sealed class LockClient(HttpClient http)
         while (cursor is not null);
     }
 
+    /// <summary>The wait of a handle's watch: what the service accepts, and at most half the HTTP timeout so that the answer comes first.</summary>
+    internal TimeSpan WatchWait
+    {
+        get
+        {
+            var wait = TimeSpan.FromMilliseconds(Interlocked.Read(ref _watchWaitMs));
+            return Http.Timeout == Timeout.InfiniteTimeSpan || Http.Timeout > wait * 2 ? wait : Http.Timeout / 2;
+        }
+    }
+
+    /// <summary>
+    /// After the service refused a watch of <paramref name="refused"/> (<paramref name="error"/>: 400 with
+    /// errors.waitMs): watches ask for its Locks:MaxWaitMs from now on, read from its message ("between 0 and N"), or
+    /// half of <paramref name="refused"/> when the message does not say. False when that is no wait at all.
+    /// </summary>
+    internal bool ShrinkWatchWait(TimeSpan refused, LockServiceException error)
+    {
+        if (error.Status != HttpStatusCode.BadRequest || !error.Errors.TryGetValue("waitMs", out var messages))
+        {
+            return false;
+        }
+
+        var refusedMs = (long)refused.TotalMilliseconds;
+        var bound = messages.Select(m => WaitBound().Match(m)).FirstOrDefault(m => m.Success) is { } match
+            && long.TryParse(match.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var named) && named < refusedMs
+            ? named
+            : refusedMs / 2;
+        if (bound < 1)
+        {
+            return false;
+        }
+
+        Interlocked.Exchange(ref _watchWaitMs, bound);
+        return true;
+    }
+
     internal static string? Ms(TimeSpan? value) =>
         value is { } v ? ((long)Math.Ceiling(v.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture) : null;
 
@@ -332,14 +377,34 @@ public sealed class LockClient(HttpClient http)
         return query.ToString();
     }
 
-    /// <summary>The body as <typeparamref name="T"/>, read with <paramref name="type"/> (a type derived from it where a kind says so).</summary>
+    /// <summary>
+    /// The body as <typeparamref name="T"/>, read with <paramref name="type"/> (a type derived from it where a kind says
+    /// so). A success whose body is not that JSON (a proxy's maintenance page answered 200) is no answer of the service:
+    /// an <see cref="LockServiceUnavailableException"/>, which callers retry as they retry an unreachable service.
+    /// </summary>
     private static async Task<T> ReadAsync<T>(HttpResponseMessage response, JsonTypeInfo type, CancellationToken cancellationToken)
         where T : class
     {
-        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-        return (await JsonSerializer.DeserializeAsync(body, type, cancellationToken) as T) is { } value
-            ? value
-            : throw new LockServiceException(response.StatusCode, null, "The service answered with an empty body.");
+        var mediaType = response.Content.Headers.ContentType?.MediaType;
+        object? value = null;
+        if (mediaType is not null && (mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase)))
+        {
+            await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+            try
+            {
+                value = await JsonSerializer.DeserializeAsync(body, type, cancellationToken);
+            }
+            catch (JsonException)
+            {
+                // Reported below, as any other body that is not the contract's.
+            }
+        }
+
+        return value as T ?? throw new LockServiceUnavailableException(
+            response.StatusCode,
+            null,
+            $"The service at {response.RequestMessage?.RequestUri?.GetLeftPart(UriPartial.Authority)} answered {(int)response.StatusCode} with {mediaType ?? "no content type"}, not the JSON body of the contract (a proxy's page?).",
+            null);
     }
 
     /// <summary>The reason of a <c>404</c> with <paramref name="code"/> (<c>lock_not_held</c>, ...); any other answer is an error.</summary>
@@ -375,4 +440,7 @@ public sealed class LockClient(HttpClient http)
             throw new LockServiceUnavailableException(null, null, $"The lock service at {Http.BaseAddress} did not answer within {Http.Timeout.TotalSeconds:0} s.", null, ex);
         }
     }
+
+    [GeneratedRegex("between 0 and ([0-9]+)", RegexOptions.CultureInvariant)]
+    private static partial Regex WaitBound();
 }

@@ -3,16 +3,15 @@ namespace LockService.Client;
 /// <summary>
 /// A held lock (or, as a <see cref="PermitHandle"/>, a held permit of a semaphore: the same rules through
 /// <c>/semaphores</c>). While it is held the handle renews it (every TTL/3) and watches it (a waiting
-/// <c>GET /locks/{key}/{token}?waitMs=</c>), so that <see cref="LostToken"/> fires within a second of a loss, whoever
+/// <c>GET /locks/{key}/{token}?waitMs=</c>, within the service's Locks:MaxWaitMs), so that <see cref="LostToken"/> fires within a second of a loss, whoever
 /// caused it: an operator's force-release, the hold cap, Redis losing it. When the service cannot be reached, the
 /// handle counts the lock lost (<see cref="LeaseEndReason.Unavailable"/>) just before the last expiry it was granted,
-/// measured from before that grant's request left, so the holder stops while the lock is still its own.
+/// so the holder stops while the lock is still its own. Every grant is timed by the <c>ttlMs</c> it carries (for a
+/// replayed acquire, what remains of the lease), never by the TTL asked for.
 /// Disposing releases the lock; disposing twice does nothing more.
 /// </summary>
 public class LockHandle : IAsyncDisposable
 {
-    // A watch is one long request; its wait stays well under HttpClient's usual timeouts and the service's MaxWaitMs.
-    private static readonly TimeSpan WatchWait = TimeSpan.FromSeconds(25);
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(1);
 
     private readonly LockClient _client;
@@ -22,23 +21,25 @@ public class LockHandle : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _running;
     private readonly CancellationTokenSource _deadline = new();
-    private readonly TimeSpan _interval;
     private readonly Task _renewing;
     private readonly Task _watching;
+    private TimeSpan _interval;
+    private long _heldUntil;
     private Lease _lease;
     private int _lossReason = -1;
     private int _disposed;
 
-    internal LockHandle(LockClient client, Lease lease, long grantedAt)
+    // grantedAt: a timestamp taken before the request that granted the lease left; mayHaveWaited: false when that request
+    // did not wait in the server (no waitMs), so that the grant came right after it left.
+    internal LockHandle(LockClient client, Lease lease, long grantedAt, bool mayHaveWaited = true)
     {
         _client = client;
         _kind = LeaseKind.Of(lease);
         _lease = lease;
-        _interval = TimeSpan.FromMilliseconds(Math.Max(1, lease.TtlMs / 3));
         _running = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, _lost.Token);
         _deadline.Token.Register(() => Lose(CapReached(_lease) ? LeaseEndReason.Expired : LeaseEndReason.Unavailable));
-        ArmDeadline(grantedAt, lease.TtlMs);
-        _renewing = Task.Run(RenewAsync);
+        var firstRenewal = Granted(grantedAt, lease.TtlMs, mayHaveWaited);
+        _renewing = Task.Run(() => RenewAsync(firstRenewal));
         _watching = Task.Run(WatchAsync);
     }
 
@@ -56,6 +57,17 @@ public class LockHandle : IAsyncDisposable
 
     /// <summary>Fires when the lock is lost (see <see cref="LossReason"/>); stop the work it protects.</summary>
     public CancellationToken LostToken => _lost.Token;
+
+    /// <summary>
+    /// How long the lock is surely still this handle's if no renewal comes: until just before the last granted expiry,
+    /// when the handle would count it lost (<see cref="LeaseEndReason.Unavailable"/>). Zero once lost or released.
+    /// </summary>
+    public TimeSpan TimeLeft => LossReason is null && Volatile.Read(ref _disposed) == 0 && _time.GetTimestamp() is var now && Volatile.Read(ref _heldUntil) is var until && until > now
+        ? _time.GetElapsedTime(now, until)
+        : TimeSpan.Zero;
+
+    /// <summary>Raised after each renewal (on the handle's own task; a handler must not block), when <see cref="TimeLeft"/> has grown.</summary>
+    public event EventHandler? Renewed;
 
     /// <summary>Why the lock was lost, or null while it is held (or was released by this handle).</summary>
     public LeaseEndReason? LossReason => Volatile.Read(ref _lossReason) is var reason and >= 0 ? (LeaseEndReason)reason : null;
@@ -101,13 +113,25 @@ public class LockHandle : IAsyncDisposable
         lease.MaxHoldMs is { } cap && lease.AcquiredAt.AddMilliseconds(cap) <= lease.ExpiresAt.AddMilliseconds(1);
 
     /// <summary>
-    /// Fires just before the granted expiry, counted from before the grant's request was sent (the service counted
-    /// from later). The margin covers timer lateness and a slow stop: a tenth of the TTL, at most a second.
+    /// Times a grant of <paramref name="ttlMs"/> (what the service said is left: for a replayed acquire, the rest of the
+    /// lease) whose request was sent at <paramref name="sentAt"/>: arms the deadline just before that expiry and returns
+    /// how long until the next renewal, a third of it. Both are counted from when the grant was made, which lies between
+    /// the request's send and the answer's arrival (now). A request that does not wait (extend, an acquire without
+    /// waitMs) is granted as it arrives, so its send is the safe start (the service counted from later). One that may
+    /// have waited (for a held lock, seconds perhaps) was granted at the end of its wait, just before its answer: the
+    /// start is then taken the margin before the arrival (unless it was sent later than that), the margin that also
+    /// covers timer lateness and a slow stop: a tenth of the TTL, at most a second.
     /// </summary>
-    private void ArmDeadline(long grantedAt, long ttlMs)
+    private TimeSpan Granted(long sentAt, long ttlMs, bool mayHaveWaited)
     {
         var margin = TimeSpan.FromMilliseconds(Math.Min(1000, ttlMs / 10));
-        var left = TimeSpan.FromMilliseconds(ttlMs) - margin - _time.GetElapsedTime(grantedAt);
+        var sinceSent = _time.GetElapsedTime(sentAt);
+        var sinceGrant = mayHaveWaited && sinceSent > margin ? margin : sinceSent;
+        var ttl = TimeSpan.FromMilliseconds(ttlMs);
+        var left = ttl - margin - sinceGrant;
+        _interval = TimeSpan.FromMilliseconds(Math.Max(1, ttlMs / 3));
+        var now = _time.GetTimestamp();
+        Volatile.Write(ref _heldUntil, now + (long)(Math.Max(0, left.TotalSeconds) * _time.TimestampFrequency));
         try
         {
             _deadline.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
@@ -115,6 +139,9 @@ public class LockHandle : IAsyncDisposable
         catch (ObjectDisposedException)
         {
         }
+
+        var untilRenewal = _interval - sinceGrant;
+        return untilRenewal > TimeSpan.Zero ? untilRenewal : TimeSpan.Zero;
     }
 
     private void Lose(LeaseEndReason reason)
@@ -134,10 +161,9 @@ public class LockHandle : IAsyncDisposable
         }
     }
 
-    private async Task RenewAsync()
+    private async Task RenewAsync(TimeSpan wait)
     {
         var token = _running.Token;
-        var wait = _interval;
         while (!token.IsCancellationRequested)
         {
             try
@@ -156,8 +182,8 @@ public class LockHandle : IAsyncDisposable
                 }
 
                 Volatile.Write(ref _lease, result.Lease);
-                ArmDeadline(sent, result.Lease.TtlMs);
-                wait = TimeSpan.FromMilliseconds(Math.Max(1, Math.Min(_interval.TotalMilliseconds, result.Lease.TtlMs / 3.0)));
+                wait = Granted(sent, result.Lease.TtlMs, mayHaveWaited: false);
+                Renewed?.Invoke(this, EventArgs.Empty);
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
@@ -174,9 +200,9 @@ public class LockHandle : IAsyncDisposable
     private async Task WatchAsync()
     {
         var token = _running.Token;
-        var wait = _client.Http.Timeout == Timeout.InfiniteTimeSpan || _client.Http.Timeout > WatchWait * 2 ? WatchWait : _client.Http.Timeout / 2;
         while (!token.IsCancellationRequested)
         {
+            var wait = _client.WatchWait;
             try
             {
                 var status = await _client.WatchAsync(_kind, Key, Token, wait, token);
@@ -189,6 +215,10 @@ public class LockHandle : IAsyncDisposable
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
                 return;
+            }
+            catch (LockServiceException ex) when (_client.ShrinkWatchWait(wait, ex))
+            {
+                // The service's Locks:MaxWaitMs is below the wait asked: watch again at once, within it.
             }
             catch (LockServiceException ex)
             {
@@ -218,8 +248,8 @@ public class LockHandle : IAsyncDisposable
 /// </summary>
 public sealed class PermitHandle : LockHandle
 {
-    internal PermitHandle(LockClient client, Permit permit, long grantedAt)
-        : base(client, permit, grantedAt)
+    internal PermitHandle(LockClient client, Permit permit, long grantedAt, bool mayHaveWaited = true)
+        : base(client, permit, grantedAt, mayHaveWaited)
     {
     }
 

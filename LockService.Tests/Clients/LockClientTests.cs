@@ -182,6 +182,122 @@ public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixtu
     }
 
     [Fact]
+    public async Task A_handle_learns_of_a_force_release_within_a_second_when_the_services_MaxWaitMs_is_below_its_watch_wait()
+    {
+        // 5 s: below the 25 s a handle's watch asks for at first.
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, new Dictionary<string, string?> { ["Locks:MaxWaitMs"] = "5000" });
+        var client = new LockClient(service.CreateClient());
+        var key = Keys.Unique(nameof(A_handle_learns_of_a_force_release_within_a_second_when_the_services_MaxWaitMs_is_below_its_watch_wait));
+
+        // A long TTL: renewals (every 10 s) cannot be what notices the loss; the watch must.
+        await using var handle = await client.AcquireAsync(key, TimeSpan.FromSeconds(30));
+        var lost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        handle.LostToken.Register(lost.SetResult);
+
+        var since = Stopwatch.StartNew();
+        Assert.True((await service.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+        await lost.Task.WaitAsync(Bound);
+        Assert.Equal(LeaseEndReason.Forced, handle.LossReason);
+        Assert.True(since.Elapsed < TimeSpan.FromSeconds(1), $"the loss was noticed after {since.ElapsedMilliseconds} ms");
+    }
+
+    [Fact]
+    public async Task A_handle_from_a_replayed_acquire_renews_before_the_original_expiry_and_then_every_third_of_the_ttl()
+    {
+        var patches = new RequestCounter(HttpMethod.Patch, fixture.Factory.Server.CreateHandler());
+        var client = new LockClient(new HttpClient(patches) { BaseAddress = fixture.Factory.Server.BaseAddress });
+        var key = Keys.Unique(nameof(A_handle_from_a_replayed_acquire_renews_before_the_original_expiry_and_then_every_third_of_the_ttl));
+        var idempotencyKey = Guid.NewGuid().ToString("N");
+
+        var first = (await client.TryAcquireAsync(key, TimeSpan.FromSeconds(3), idempotencyKey: idempotencyKey))!;
+        var sinceFirst = Stopwatch.StartNew();
+        await Task.Delay(2000); // Not synchronization: the lease's age when its acquire is retried (as after a lost answer).
+
+        await using var handle = await client.AcquireAsync(key, TimeSpan.FromSeconds(3), idempotencyKey: idempotencyKey);
+        Assert.Equal(first.Token, handle.Token);
+        Assert.InRange(handle.Lease.TtlMs, 1, 1000);
+
+        // Past the original expiry (3 s after the first acquire): only a renewal timed by what remained keeps it.
+        while (sinceFirst.Elapsed < TimeSpan.FromMilliseconds(3500))
+        {
+            Assert.True((await client.CheckAsync(key, handle.Token)).Held, $"lost {sinceFirst.ElapsedMilliseconds} ms after the first acquire ({handle.LossReason})");
+            await Task.Delay(100);
+        }
+
+        // Renewed to the full TTL, the handle renews every second again, not every third of what the replay had left.
+        var before = patches.Count;
+        await Task.Delay(3000); // Not synchronization: the span whose renewals are counted.
+        Assert.InRange(patches.Count - before, 2, 4);
+        Assert.Null(handle.LossReason);
+    }
+
+    [Fact]
+    public async Task A_handle_granted_after_waiting_longer_than_its_ttl_holds_and_renews_the_lock()
+    {
+        var client = Client;
+        var key = Keys.Unique(nameof(A_handle_granted_after_waiting_longer_than_its_ttl_holds_and_renews_the_lock));
+        var holder = (await client.TryAcquireAsync(key, TimeSpan.FromSeconds(30)))!;
+
+        var waiting = client.AcquireAsync(key, TimeSpan.FromSeconds(2), wait: TimeSpan.FromSeconds(20));
+        await fixture.Factory.WaitForWaitersAsync(1);
+        await Task.Delay(2500); // Not synchronization: the wait, longer than the waiter's TTL, before the lock frees.
+        await client.ReleaseAsync(key, holder.Token);
+        await using var handle = await waiting.WaitAsync(Bound);
+
+        // Held for two TTLs: the grant counts from when it came, not from when the request left.
+        var held = Stopwatch.StartNew();
+        while (held.Elapsed < TimeSpan.FromSeconds(4))
+        {
+            Assert.True((await client.CheckAsync(key, handle.Token)).Held, $"lost after {held.ElapsedMilliseconds} ms ({handle.LossReason})");
+            await Task.Delay(100);
+        }
+
+        Assert.Null(handle.LossReason);
+    }
+
+    [Fact]
+    public async Task A_success_that_is_not_json_is_unavailable_and_a_handle_rides_out_a_maintenance_page_shorter_than_its_ttl()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        await using var proxy = await MaintenanceProxy.StartAsync(service.BaseAddress);
+        var client = LockClient.Create(proxy.BaseAddress);
+        var key = Keys.Unique(nameof(A_success_that_is_not_json_is_unavailable_and_a_handle_rides_out_a_maintenance_page_shorter_than_its_ttl));
+
+        proxy.Maintenance = true;
+        proxy.MaintenanceStatus = 201;
+        var page = await Assert.ThrowsAsync<LockServiceUnavailableException>(() => client.AcquireAsync(key, TimeSpan.FromSeconds(3)));
+        Assert.Contains("text/html", page.Message, StringComparison.Ordinal);
+        proxy.MaintenanceStatus = 200;
+        await Assert.ThrowsAsync<LockServiceUnavailableException>(() => client.ExtendAsync(key, new string('a', 32)));
+
+        proxy.Maintenance = false;
+        await using var handle = await client.AcquireAsync(key, TimeSpan.FromSeconds(3));
+
+        // A page for 1.5 s (renewals every second meet it), then the service again: the renewals go on.
+        proxy.Maintenance = true;
+        await RedisServer.WaitUntilAsync(() => Task.FromResult(proxy.PagesServed >= 3), Bound, "a renewal to meet the maintenance page");
+        await Task.Delay(1000); // Not synchronization: how long the page stays, below what is left of the TTL.
+        proxy.Maintenance = false;
+
+        var held = Stopwatch.StartNew();
+        while (held.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            Assert.True((await client.CheckAsync(key, handle.Token)).Held, $"lost {held.ElapsedMilliseconds} ms after the page ended ({handle.LossReason})");
+            await Task.Delay(100);
+        }
+
+        Assert.Null(handle.LossReason);
+
+        // A page that stays: lost as when the service is unreachable, just before the last granted expiry.
+        proxy.Maintenance = true;
+        var lost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        handle.LostToken.Register(lost.SetResult);
+        await lost.Task.WaitAsync(Bound);
+        Assert.Equal(LeaseEndReason.Unavailable, handle.LossReason);
+        Assert.True(DateTimeOffset.UtcNow < handle.Lease.ExpiresAt.AddMilliseconds(200), $"gave up after the expiry {handle.Lease.ExpiresAt:O}");
+    }
+
+    [Fact]
     public async Task Permits_go_through_the_same_calls_with_slot_and_limit_and_a_full_semaphore_is_null_or_SemaphoreFull()
     {
         var client = Client;
@@ -300,5 +416,23 @@ public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         Assert.All(pages, page => Assert.InRange(page.Semaphores.Count, 0, 1));
         Assert.Equal([one, two], pages.SelectMany(p => p.Semaphores).Select(s => s.Key).Distinct().Order());
         Assert.Equal([one, two], (await client.ListAllSemaphoresAsync(prefix, pageSize: 1).ToListAsync()).Select(s => s.Key).Order());
+    }
+}
+
+/// <summary>Counts the requests of one method that go through it (the renewals of a handle: PATCH).</summary>
+internal sealed class RequestCounter(HttpMethod method, HttpMessageHandler inner) : DelegatingHandler(inner)
+{
+    private int _count;
+
+    public int Count => Volatile.Read(ref _count);
+
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        if (request.Method == method)
+        {
+            Interlocked.Increment(ref _count);
+        }
+
+        return base.SendAsync(request, cancellationToken);
     }
 }

@@ -89,10 +89,12 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         Assert.True(File.Exists(Path.Combine(_dir, "ran")));
     }
 
-    [Fact]
-    public async Task A_force_release_sends_SIGTERM_to_the_commands_process_group_within_a_second_and_lockctl_exits_70()
+    [Theory]
+    [InlineData(null)]
+    [InlineData("5000")] // Below the 25 s the watch asks for at first: it must watch within the service's bound.
+    public async Task A_force_release_sends_SIGTERM_to_the_commands_process_group_within_a_second_and_lockctl_exits_70(string? maxWaitMs)
     {
-        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, maxWaitMs is null ? null : new Dictionary<string, string?> { ["Locks:MaxWaitMs"] = maxWaitMs }, kestrel: true);
         var key = Keys.Unique(nameof(A_force_release_sends_SIGTERM_to_the_commands_process_group_within_a_second_and_lockctl_exits_70));
         var script = $$"""
             trap 'date +%s%N > {{_dir}}/parent; exit 143' TERM
@@ -168,6 +170,110 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         var termAt = await SignalledAtAsync("parent");
         Assert.InRange(termAt - stoppedAt, TimeSpan.FromMilliseconds(1500), TimeSpan.FromMilliseconds(2900));
         await stopping.WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // timeout(1) runs lockctl in a process group of its own and SIGKILLs that whole group; COMMAND's is apart.
+    public async Task SIGKILL_of_lockctl_stops_the_command_at_once_while_the_lease_is_still_held(bool wholeGroupByTimeout)
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(SIGKILL_of_lockctl_stops_the_command_at_once_while_the_lease_is_still_held) + wholeGroupByTimeout);
+        // The pause before the pid: as below, the SIGKILL comes after lockctl has told its watchdog the command's group.
+        string[] args = ["run", key, "--ttl", "20s", "--", "sh", "-c", $"sleep 0.5; echo $$ > {_dir}/pid; exec sleep 60"];
+        using var run = wholeGroupByTimeout ? LockCtl.Start(service.BaseAddress, args, "timeout", "-s", "KILL", "8") : LockCtl.Start(service.BaseAddress, args);
+        var pid = await StartedAsync();
+        if (!wholeGroupByTimeout)
+        {
+            run.Process.Kill();
+        }
+
+        await run.Process.WaitForExitAsync().WaitAsync(Bound);
+        var killed = Stopwatch.StartNew();
+        await Eventually(() => !Running(pid), "the command to stop after lockctl's SIGKILL");
+
+        // Well before the TTL: the lease, no longer renewed, still runs, and nothing runs under it any more.
+        Assert.True(killed.Elapsed < TimeSpan.FromSeconds(5), $"the command stopped {killed.ElapsedMilliseconds} ms after lockctl's SIGKILL");
+        Assert.True(await HeldAsync(service, key, permit: false));
+    }
+
+    [Fact]
+    public async Task SIGKILL_of_lockctl_kills_a_command_that_ignores_SIGTERM_before_the_lease_ends_whatever_the_grace()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(SIGKILL_of_lockctl_kills_a_command_that_ignores_SIGTERM_before_the_lease_ends_whatever_the_grace));
+        // The pause before the pid: the SIGKILL must come after lockctl told its watchdog the command's group, its very
+        // next system call after the spawn (on a loaded machine lockctl may wait a while for a CPU to make it).
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--ttl", "3s", "--grace", "60s", "--", "sh", "-c", $"trap '' TERM; sleep 0.5; echo $$ > {_dir}/pid; while true; do sleep 0.05; done"]);
+        var pid = await StartedAsync();
+        var killed = Stopwatch.StartNew();
+        run.Process.Kill();
+        await Eventually(() => !Running(pid), "the command to be killed after lockctl's SIGKILL");
+
+        // SIGKILL came no later than just before the last granted expiry (at most a TTL after the kill), not after the grace.
+        Assert.True(killed.Elapsed < TimeSpan.FromSeconds(3), $"the command was killed {killed.ElapsedMilliseconds} ms after lockctl");
+    }
+
+    [Fact]
+    public async Task SIGTERM_to_lockctl_the_moment_the_command_starts_goes_to_the_command_and_the_lock_is_released_after_it_exits()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique(nameof(SIGTERM_to_lockctl_the_moment_the_command_starts_goes_to_the_command_and_the_lock_is_released_after_it_exits));
+
+        // The command's first act is to signal lockctl (its parent): the earliest moment after the spawn anyone can.
+        using var run = LockCtl.Start(service.BaseAddress, ["run", key, "--", "sh", "-c", $"trap 'touch {_dir}/term; exit 5' TERM; kill -TERM $PPID; while true; do sleep 0.02; done"]);
+
+        Assert.Equal(5, await run.ExitAsync());
+        Assert.True(File.Exists(Path.Combine(_dir, "term")));
+        Assert.False(await HeldAsync(service, key, permit: false));
+    }
+
+    [Theory]
+    [InlineData(201)]
+    [InlineData(200)]
+    public async Task A_maintenance_page_answering_the_acquire_is_69_and_the_command_is_not_run(int status)
+    {
+        await using var proxy = await MaintenanceProxy.StartAsync(upstream: null);
+        proxy.MaintenanceStatus = status;
+
+        var run = await LockCtl.RunAsync(proxy.BaseAddress, ["run", Keys.Unique("maintenance"), "--", "touch", $"{_dir}/ran"]);
+
+        Assert.Equal(69, run.ExitCode);
+        Assert.False(File.Exists(Path.Combine(_dir, "ran")));
+        Assert.StartsWith("lockctl: ", run.Error, StringComparison.Ordinal);
+        Assert.Single(run.Error.TrimEnd('\n').Split('\n'));
+    }
+
+    [Fact]
+    public async Task A_maintenance_page_while_the_command_runs_is_ridden_out_and_the_commands_exit_code_stands()
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        await using var proxy = await MaintenanceProxy.StartAsync(service.BaseAddress);
+        var key = Keys.Unique(nameof(A_maintenance_page_while_the_command_runs_is_ridden_out_and_the_commands_exit_code_stands));
+        using var run = LockCtl.Start(proxy.BaseAddress, ["run", key, "--ttl", "3s", "--", "sh", "-c", $"touch {_dir}/ready; while [ ! -e {_dir}/stop ]; do sleep 0.02; done; exit 7"]);
+        await Eventually(() => File.Exists(Path.Combine(_dir, "ready")), "the command to start");
+
+        // A page for 1.5 s (renewals every second meet it), then the service again.
+        proxy.Maintenance = true;
+        await Eventually(() => proxy.PagesServed >= 2, "a renewal to meet the maintenance page");
+        await Task.Delay(1000); // Not synchronization: how long the page stays, below what is left of the TTL.
+        proxy.Maintenance = false;
+
+        // Past the expiry granted before the page: renewals went on, the command runs under the lock.
+        var after = Stopwatch.StartNew();
+        while (after.Elapsed < TimeSpan.FromSeconds(4))
+        {
+            Assert.False(run.Process.HasExited, $"lockctl exited {after.ElapsedMilliseconds} ms after the page ended");
+            await Task.Delay(100);
+        }
+
+        Assert.True(await HeldAsync(service, key, permit: false));
+
+        // The command ends while the page is back: its exit code stands, and the lock is left to its TTL.
+        proxy.Maintenance = true;
+        await File.WriteAllTextAsync(Path.Combine(_dir, "stop"), "");
+        Assert.Equal(7, await run.ExitAsync());
+        Assert.Contains("could not release", run.Error, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -463,6 +569,27 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     /// <summary>True once a script's `echo ... > file` has written its whole line.</summary>
     private bool Written(string name) => File.Exists(Path.Combine(_dir, name)) && File.ReadAllText(Path.Combine(_dir, name)).EndsWith('\n');
 
+    /// <summary>The command's pid, once it has written it (to <c>pid</c>).</summary>
+    private async Task<int> StartedAsync()
+    {
+        await Eventually(() => Written("pid"), "the command to start");
+        return int.Parse(File.ReadAllText(Path.Combine(_dir, "pid")).Trim(), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>True while process <paramref name="pid"/> runs (a zombie, dead but not yet reaped by its new parent, does not).</summary>
+    private static bool Running(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     private long Fence(string name) => long.Parse(File.ReadAllText(Path.Combine(_dir, name)).Trim(), CultureInfo.InvariantCulture);
 
     /// <summary>When a script's trap recorded its SIGTERM (its `date +%s%N`), waiting for the file within the bound.</summary>
@@ -495,10 +622,11 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
 
         public string Error => _error.Result;
 
-        public static LockCtl Start(Uri url, IReadOnlyList<string> args)
+        /// <summary>lockctl as a process, started through <paramref name="wrapper"/> (<c>timeout ...</c>) when given.</summary>
+        public static LockCtl Start(Uri url, IReadOnlyList<string> args, params string[] wrapper)
         {
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var argument in Arguments(url, args))
+            var info = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var argument in wrapper.Skip(1).Concat(wrapper.Length > 0 ? ["dotnet"] : []).Concat(Arguments(url, args)))
             {
                 info.ArgumentList.Add(argument);
             }
