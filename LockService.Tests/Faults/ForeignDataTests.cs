@@ -298,6 +298,37 @@ public sealed class ForeignDataTests(ForeignDataFixture fixture) : IClassFixture
         Assert.Equal(1, await Db.SortedSetLengthAsync(semaphore.Semaphore));
     }
 
+    [Theory]
+    [InlineData("persist")]
+    [InlineData("overwrite")]
+    public async Task A_stream_whose_lock_key_is_changed_by_hand_says_lost_and_leaves_no_lock(string how)
+    {
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);
+        var key = Keys.Unique($"stream-hand-{how}");
+        var keys = Keys.InRedis(key);
+        await using var stream = await LeaseEvents.OpenAsync(service.CreateClient(), key, "ttlMs=1500");
+        Assert.Equal("acquired", (await stream.NextEventAsync()).Name);
+
+        if (how == "persist")
+        {
+            Assert.True(await Db.KeyPersistAsync(keys.Lock));
+        }
+        else
+        {
+            await Db.StringSetAsync(keys.Lock, "a value written by hand", TimeSpan.FromSeconds(30));
+        }
+
+        // The next renewal or look (every ttlMs/3) finds it; comments before that are renewals.
+        var next = await stream.NextEventAsync();
+        Assert.Equal("lost", next.Name);
+        Assert.Equal("unavailable", System.Text.Json.JsonDocument.Parse(next.Data).RootElement.GetProperty("reason").GetString());
+        Assert.True(await stream.EndedAsync(), "the stream goes on after 'lost'");
+        if (how == "persist")
+        {
+            Assert.False(await Db.KeyExistsAsync(keys.Lock), "the stream's lock, made persistent, was left behind");
+        }
+    }
+
     // A 503 redis_data_invalid whose detail names the Redis key; returns the detail.
     private static string AssertNamed(Reply reply, string redisKey)
     {
