@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every mode of the load generator for a few seconds against a real service and Redis, so the
-# generator never rots. Nothing here asserts a timing: the figures belong to the README's benchmark runs.
+# generator never rots. Nothing here asserts a timing: the figures belong to the benchmark runs in docs/performance.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

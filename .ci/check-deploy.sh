@@ -127,11 +127,15 @@ for d in bin obj; do
 done
 ok ".dockerignore: excludes **/bin/ and **/obj/"
 
-grep -Eq 'server[[:space:]]+api-scaled:8080' deploy/nginx.conf || fail "deploy/nginx.conf has no upstream api-scaled:8080"
+# The replicas are reached by name, re-resolved through Docker's DNS (see the top of nginx.conf).
+grep -Eq '^[[:space:]]*set[[:space:]]+\$lockservice_upstream[[:space:]]+api-scaled:8080;' deploy/nginx.conf \
+    || fail "deploy/nginx.conf does not proxy to api-scaled:8080"
+grep -Eq '^[[:space:]]*resolver[[:space:]]+127\.0\.0\.11[[:space:]]' deploy/nginx.conf \
+    || fail "deploy/nginx.conf does not re-resolve api-scaled through Docker's DNS (resolver 127.0.0.11)"
 timeout_s=$(sed -nE 's/^[[:space:]]*proxy_read_timeout[[:space:]]+([0-9]+)s?;.*/\1/p' deploy/nginx.conf | head -n 1)
 { [ -n "$timeout_s" ] && [ "$timeout_s" -gt 60 ]; } \
     || fail "deploy/nginx.conf proxy_read_timeout must exceed the 60 s max wait (got '${timeout_s:-none}')"
-ok "deploy/nginx.conf: upstream api-scaled:8080, proxy_read_timeout ${timeout_s}s"
+ok "deploy/nginx.conf: api-scaled:8080 through resolver 127.0.0.11, proxy_read_timeout ${timeout_s}s"
 
 # ---- the Dockerfile's build stage, replayed on the host --------------------------------
 publish_cmd=$(df '^RUN[[:space:]]+dotnet[[:space:]]+publish[[:space:]]' | head -n 1 | sed -E 's/^RUN[[:space:]]+//')

@@ -4,6 +4,7 @@ using LockService.Api.Errors;
 using LockService.Api.Locks;
 using LockService.Api.Observability;
 using LockService.Api.OpenApi;
+using LockService.Api.RateLimiting;
 using LockService.Api.Semaphores;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
@@ -47,8 +48,10 @@ internal static partial class AdminEndpoints
         var admin = app.MapGroup("/admin")
             .WithTags("Operators")
             .RequireOperatorAuthorization()
+            .RequireLockRateLimit()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         admin.MapGet("/locks", ListAsync).WithName("list-locks")
@@ -57,6 +60,7 @@ internal static partial class AdminEndpoints
             .ProducesValidationProblem();
         admin.MapDelete("/locks/{key}", ForceReleaseAsync).WithName("force-release")
             .WithSummary("Release a lock whoever holds it: its waiters get it, its holder hears reason 'forced'")
+            .WithDescription("204 when the lock was held, 404 lock_not_held when it was free. Any query parameter is 400. Only the caller's tenant's lock; each force-release is logged as an audit event (never a token). With authentication off it is 403 unless Operators:AllowForceReleaseWithoutAuth is true.")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);
         admin.MapGet("/semaphores", ListSemaphoresAsync).WithName("list-semaphores")
@@ -65,10 +69,12 @@ internal static partial class AdminEndpoints
             .ProducesValidationProblem();
         admin.MapDelete("/semaphores/{key}/{slot}", ForceReleasePermitAsync).WithName("force-release-permit")
             .WithSummary("Release the permit in one slot of a semaphore, whoever holds it: a waiter gets the place, its holder hears reason 'forced'")
+            .WithDescription("204 when the slot was held, 404 permit_not_held when it was free; a slot that is not 0 .. Semaphores:MaxLimit-1 is 400 with errors.slot. The other permits are untouched; each force-release is logged as an audit event (never a token). With authentication off it is 403 unless Operators:AllowForceReleaseWithoutAuth is true.")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound).WithProblemCodes(StatusCodes.Status404NotFound, Problems.PermitNotHeld);
         admin.MapGet("/stats", Stats).WithName("instance-stats")
-            .WithSummary("This instance's waiting requests, watches, and acquire and release rates (for the dashboard)");
+            .WithSummary("This instance's waiting requests, watches, and acquire and release rates (for the dashboard)")
+            .WithDescription("The instance that answers, not the whole service: its waiting acquires and open watches now, and its rates of acquires, releases and force-releases over the last 10 s (sampled when asked, at most once a second; 0 on the first call).");
         return app;
     }
 

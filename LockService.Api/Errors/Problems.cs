@@ -137,11 +137,17 @@ internal static class Problems
         $"Lock '{key}' is held; its holder's TTL runs out in {retryAfterMs} ms.",
         new Dictionary<string, object?> { ["retryAfterMs"] = retryAfterMs });
 
-    public static ProblemHttpResult TooManyWaiters(int maxWaiters) => TooMany(
-        $"This instance already has {maxWaiters} requests waiting (Locks:MaxWaiters). Retry later, or use waitMs=0.");
+    /// <summary>No room for another waiting request: on the instance, or in the tenant's share of it.</summary>
+    public static ProblemHttpResult TooManyWaiters(NoRoom refused, LockOptions limits) =>
+        NoRoomFor(refused, limits, limits.MaxWaiters, "requests waiting", nameof(LockOptions.MaxWaiters), "Retry later, or use waitMs=0.");
 
-    public static ProblemHttpResult TooManyWatchers(int maxWatchers) => TooMany(
-        $"This instance already has {maxWatchers} watches open (Locks:MaxWatchers). Retry later, or check without waitMs.");
+    /// <summary>No room for another watch: on the instance, or in the tenant's share of it.</summary>
+    public static ProblemHttpResult TooManyWatchers(NoRoom refused, LockOptions limits) =>
+        NoRoomFor(refused, limits, limits.MaxWatchers, "watches open", nameof(LockOptions.MaxWatchers), "Retry later, or check without waitMs.");
+
+    /// <summary>No room for another lease-holding stream: on the instance, or in the tenant's share of it. Nothing was acquired.</summary>
+    public static ProblemHttpResult TooManyStreams(NoRoom refused, LockOptions limits) =>
+        NoRoomFor(refused, limits, limits.MaxStreams, "lease-holding streams open", nameof(LockOptions.MaxStreams), "Nothing was acquired. Retry later, or acquire without Accept: text/event-stream.");
 
     /// <summary>The rate limiter's 429; its caller sets Retry-After.</summary>
     public static ProblemHttpResult RateLimited() => TooMany(
@@ -213,6 +219,13 @@ internal static class Problems
     /// <summary>Whole seconds, rounded up, for a Retry-After header.</summary>
     public static string RetryAfterSeconds(long milliseconds) =>
         ((milliseconds + 999) / 1000).ToString(CultureInfo.InvariantCulture);
+
+    // The tenant's share is named apart from the instance's bound, so that a tenant at its share knows the others are not
+    // the cause (and an operator knows which setting to raise).
+    private static ProblemHttpResult NoRoomFor(NoRoom refused, LockOptions limits, int bound, string what, string setting, string advice) => TooMany(
+        refused == NoRoom.Tenant
+            ? $"This tenant already has {limits.TenantShare(bound)} {what} on this instance, its share of Locks:{setting} (Locks:{nameof(LockOptions.MaxWaitersPerTenant)}). {advice}"
+            : $"This instance already has {bound} {what} (Locks:{setting}). {advice}");
 
     private static ProblemHttpResult TooMany(string detail) =>
         Create(StatusCodes.Status429TooManyRequests, TooManyRequests, "Too many requests.", detail);

@@ -124,10 +124,10 @@ internal static class LeaseRequests
         }
 
         var result = await look(new LockName(http.TenantOf(), target.Key), watchMs);
-        if (result.NoRoomToWatch)
+        if (result.NoRoomToWatch != NoRoom.None)
         {
             http.Response.Headers.RetryAfter = "1";
-            return Problems.TooManyWatchers(limits.MaxWatchers);
+            return Problems.TooManyWatchers(result.NoRoomToWatch, limits);
         }
 
         if (watchMs > 0 && result.Ended is { } lost)

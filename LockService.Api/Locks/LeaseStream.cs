@@ -6,6 +6,7 @@ using LockService.Api.Errors;
 using LockService.Api.Observability;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace LockService.Api.Locks;
 
@@ -13,9 +14,10 @@ namespace LockService.Api.Locks;
 /// A lease (a lock, a semaphore's permit) held by a Server-Sent Events stream: <c>event: acquired</c> with the lease, a
 /// comment after every renewal, and <c>event: lost</c> with the reason when the lease ends other than by the client. The
 /// connection is the lease: closing it releases it at once, and a stopping instance ends each stream with
-/// <c>unavailable</c> and releases its lease.
+/// <c>unavailable</c> and releases its lease. It holds its place among the instance's streams (<see cref="StreamPlace"/>)
+/// until it ends.
 /// </summary>
-internal sealed partial class LeaseStream(StreamedLease lease) : IResult
+internal sealed partial class LeaseStream(StreamedLease lease, StreamPlace place) : IResult
 {
     /// <summary>The media type a client asks for (<c>Accept</c>) to hold its lock by a stream.</summary>
     public const string MediaType = "text/event-stream";
@@ -47,11 +49,12 @@ internal sealed partial class LeaseStream(StreamedLease lease) : IResult
         return false;
     }
 
-    /// <summary>A lock held by the stream.</summary>
-    public static LeaseStream ForLock(LockEngine engine, LockName name, LockLease lease) => new(new HeldLock(engine, name, lease));
+    /// <summary>A lock held by the stream, in the place <paramref name="place"/> reserved for it.</summary>
+    public static LeaseStream ForLock(LockEngine engine, LockName name, LockLease lease, StreamPlace place) => new(new HeldLock(engine, name, lease), place);
 
     public async Task ExecuteAsync(HttpContext http)
     {
+        using var held = place;
         var stopping = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
         var logger = http.RequestServices.GetRequiredService<ILogger<LeaseStream>>();
         BoundUnacknowledgedData(http);
@@ -155,6 +158,49 @@ internal sealed partial class LeaseStream(StreamedLease lease) : IResult
             engine.KeepAsync(name, lease, renewal => renewed(renewal.TtlMs, renewal.ExpiresAt), stop);
 
         public override Task ReleaseAsync() => engine.ReleaseAsync(name, lease.Token);
+    }
+}
+
+/// <summary>
+/// A stream's place within the instance's bound on streams (<c>Locks:MaxStreams</c>) and its tenant's share of it, reserved
+/// before the acquire, so that a stream past the bound is a 429 that acquired nothing. Disposing it gives the place back,
+/// unless a stream took it (<see cref="Take"/>), which then gives it back when it ends.
+/// </summary>
+internal sealed class StreamPlace : IDisposable
+{
+    private readonly WaitBounds _bounds;
+    private readonly string _tenant;
+    private int _given;
+
+    private StreamPlace(WaitBounds bounds, string tenant)
+    {
+        _bounds = bounds;
+        _tenant = tenant;
+    }
+
+    /// <summary>Reserves a place for a stream of <paramref name="tenant"/>, or answers the 429 (with Retry-After) of the bound that has none.</summary>
+    public static (StreamPlace? Place, ProblemHttpResult? NoRoom) Reserve(HttpContext http, string tenant, LockOptions limits)
+    {
+        var bounds = http.RequestServices.GetRequiredService<WaitBounds>();
+        if (bounds.TryOpenStream(tenant) is var refused && refused != NoRoom.None)
+        {
+            http.Response.Headers.RetryAfter = "1";
+            return (null, Problems.TooManyStreams(refused, limits));
+        }
+
+        return (new StreamPlace(bounds, tenant), null);
+    }
+
+    /// <summary>Hands the place to the stream that holds the lease: disposing this handle no longer gives it back.</summary>
+    public StreamPlace Take() =>
+        Interlocked.Exchange(ref _given, 1) == 0 ? new StreamPlace(_bounds, _tenant) : throw new InvalidOperationException("The place was given up already.");
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _given, 1) == 0)
+        {
+            _bounds.CloseStream(_tenant);
+        }
     }
 }
 

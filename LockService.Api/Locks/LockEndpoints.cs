@@ -19,7 +19,7 @@ internal static class LockEndpoints
 
         locks.MapPost("/{key}", AcquireAsync).WithName("acquire").WithOperation(LockOperation.Acquire)
             .WithSummary("Acquire a lock, optionally waiting in the server for it; with Accept: text/event-stream, hold it for the life of the stream")
-            .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting. "
+            .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting (a stream: Locks:MaxStreams open), or the tenant its share of them (Locks:MaxWaitersPerTenant). "
                 + "With Accept: text/event-stream (ttlMs >= 1000, no Idempotency-Key): 200 once the lock is obtained, a stream of 'event: acquired' (the lease), "
                 + "a comment after every renewal (every ttlMs/3) and 'event: lost' with {\"reason\"} (forced, expired, released, unavailable); closing the stream releases the lock.")
             .WithParameters(OperationParameters.Acquire)
@@ -29,18 +29,22 @@ internal static class LockEndpoints
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         locks.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release").WithOperation(LockOperation.Release)
             .WithSummary("Release a lock held by this token")
+            .WithDescription("204 when this token held the lock: it is free at once and a waiter (on any instance) gets it. 404 lock_not_held with 'reason' (released, forced, expired, unknown) when it does not hold it; nothing changes then.")
             .ProducesProblem(StatusCodes.Status404NotFound);
         locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend").WithOperation(LockOperation.Extend)
             .WithSummary("Extend a lock held by this token: its remaining TTL becomes ttlMs from now")
+            .WithDescription("200 with the lease and its new expiry. Without ttlMs the TTL it was acquired with is used; a hold cap (maxHoldMs) cuts it, and a shorter TTL wakes the waiters to the new expiry. 404 lock_not_held with 'reason' when this token no longer holds the lock: stop working under it.")
             .WithParameters(OperationParameters.Extend)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
         locks.MapGet("/{key}", InspectAsync).WithName("inspect").WithOperation(LockOperation.Inspect)
             .WithSummary("Who holds a lock and for how long (never the token)")
+            .WithDescription("200 with the holder's fencing token, owner, remaining TTL, expiry, acquiredAt and hold cap; 404 lock_not_held when the lock is free. Open to every caller of the tenant: the token is never shown.")
             .ProducesProblem(StatusCodes.Status404NotFound);
         locks.MapGet("/{key}/{token}", CheckAsync).WithName("check").WithOperation(LockOperation.Inspect)
             .WithSummary("Whether this token still holds the lock; with waitMs, watch it: answered at once when the lease ends")
+            .WithDescription("200 with the lock while this token holds it; 404 lock_not_held with 'reason' (released, forced, expired, unknown) when it does not. With waitMs the request waits in the server until the lease ends (then 404 at once) or waitMs runs out (then 200); 429 when the instance has Locks:MaxWatchers watches open.")
             .WithParameters(OperationParameters.Watch)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
@@ -72,6 +76,13 @@ internal static class LockEndpoints
         }
 
         var name = new LockName(http.TenantOf(), key);
+        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
+        if (noRoom is not null)
+        {
+            return noRoom;
+        }
+
+        using var reserved = place;
         var result = await engine.AcquireAsync(name, request, cancellationToken);
         if (result.Waited)
         {
@@ -81,13 +92,13 @@ internal static class LockEndpoints
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
-                return LeaseStream.ForLock(engine, name, result.Lease!);
+                return LeaseStream.ForLock(engine, name, result.Lease!, reserved!.Take());
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
                 return TypedResults.Created($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease));
-            case AcquireStatus.TooManyWaiters:
+            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
                 http.Response.Headers.RetryAfter = "1";
-                return Problems.TooManyWaiters(limits.MaxWaiters);
+                return Problems.TooManyWaiters(result.WaitRefused, limits);
             default:
                 http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
                 return Problems.Held(key, result.RetryAfterMs);

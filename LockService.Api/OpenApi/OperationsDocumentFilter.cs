@@ -19,28 +19,39 @@ internal sealed class OperationsDocumentFilter : IDocumentFilter
         var ready = new OpenApiSchemaReference(ReadySchemaId, swaggerDoc);
         swaggerDoc.Paths.Add("/health/live", Get(
             "health-live",
+            DocumentTags.Health,
             "Liveness: 200 while the process runs (Redis is not looked at, so an outage does not get instances restarted)",
+            "For a liveness probe: answers 200 'Healthy' whenever the process can answer at all, whatever Redis does. Open whatever Auth:ApiKeys holds.",
             ("200", "The process runs.", "text/plain", Text("Healthy"))));
         swaggerDoc.Paths.Add("/health/ready", Get(
             "health-ready",
+            DocumentTags.Health,
             "Readiness: 200 when Redis answers, 503 otherwise; the body says why, and what the check of Redis's settings found",
+            "For a readiness probe and a load balancer: 200 when Redis answers a PING within Redis:TimeoutMs; 503 when it does not, "
+            + "or while the first check of Redis's settings found that Redis can evict lock keys (unless Redis:AcceptEvictionRisk is true). "
+            + "The JSON body names the reason and every warning of the last settings check (eviction_risk, no_persistence, not_checked). Open whatever Auth:ApiKeys holds.",
             ("200", "Ready.", "application/json", ready),
             ("503", "Not ready: Redis does not answer, or its settings can lose locks.", "application/json", ready)));
         var metrics = Get(
             "metrics",
+            DocumentTags.Metrics,
             "Prometheus metrics (lockservice_*): text format, or OpenMetrics when the Accept header asks for it",
+            "Operation counts and durations by operation and outcome, waiting requests, hold times, forced releases, leases lost, "
+            + "Redis errors and the findings of the Redis settings check, plus HTTP request durations and .NET runtime metrics. "
+            + "No label carries a lock key or a tenant. Open whatever Auth:ApiKeys holds.",
             ("200", "The metrics.", "text/plain", Text(null)));
         ((OpenApiResponse)metrics.Operations![HttpMethod.Get].Responses!["200"]).Content!["application/openmetrics-text"] = new OpenApiMediaType { Schema = Text(null) };
         swaggerDoc.Paths.Add("/metrics", metrics);
     }
 
-    private static OpenApiPathItem Get(string id, string summary, params (string Status, string Description, string MediaType, IOpenApiSchema Schema)[] responses)
+    private static OpenApiPathItem Get(string id, string tag, string summary, string about, params (string Status, string Description, string MediaType, IOpenApiSchema Schema)[] responses)
     {
         var operation = new OpenApiOperation
         {
             OperationId = id,
             Summary = summary,
-            Tags = new HashSet<OpenApiTagReference> { new("Operations") },
+            Description = about,
+            Tags = new HashSet<OpenApiTagReference> { new(tag) },
             Responses = [],
         };
         foreach (var (status, description, mediaType, schema) in responses)

@@ -35,7 +35,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
         ["409"] = "Held by someone else (a semaphore: full), with retryAfterMs (the holder's remaining TTL; a semaphore's earliest permit's) and a Retry-After header.",
         ["413"] = "Body over 4 KiB.",
         ["415"] = "A body that is not JSON: send JSON or use the query string.",
-        ["429"] = "Rate limit, or too many waiting or watching already on this instance; with Retry-After.",
+        ["429"] = "Rate limit, or too many waiting, watching or holding a stream already on this instance or for this tenant; with Retry-After.",
         ["503"] = "Redis is unavailable (redis_unavailable, with Retry-After; answered within Redis:TimeoutMs plus a second), or a Redis key of this name holds data this service did not write (redis_data_invalid, naming the key; nothing changed, an operator must fix it).",
     };
 

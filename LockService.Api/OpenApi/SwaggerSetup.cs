@@ -42,6 +42,7 @@ internal static class SwaggerSetup
             options.OperationFilter<EventStreamFilter>();
             options.DocumentFilter<OperationsDocumentFilter>();
             options.DocumentFilter<UnusedProblemSchemasFilter>();
+            options.DocumentFilter<DocumentTags>();
         });
         return services;
     }

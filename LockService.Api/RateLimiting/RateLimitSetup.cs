@@ -8,7 +8,11 @@ using Microsoft.Extensions.Options;
 
 namespace LockService.Api.RateLimiting;
 
-/// <summary>Optional per-tenant (or, with auth off, per-client-address) token bucket on the lock routes.</summary>
+/// <summary>
+/// Optional per-tenant (or, with auth off, per-client-address) token bucket on the lease routes and the operator routes
+/// (/admin): one bucket per caller for both, so that listings, which cost Redis the most per request, count like every
+/// other request.
+/// </summary>
 internal sealed class RateLimitOptions
 {
     public const string SectionName = "RateLimit";

@@ -7,17 +7,19 @@ namespace LockService.Api.Redis;
 
 /// <summary>What the last check of Redis's settings found, and whether it keeps this instance from being ready.</summary>
 /// <param name="Last">The last check that reached Redis; null until one has.</param>
-/// <param name="NotReadyReason">Set while the start-up check's eviction risk (not accepted) has not been fixed.</param>
-internal sealed record RedisSettingsState(RedisSettingsReport? Last, string? NotReadyReason)
+/// <param name="EvictionBlocks">True while the start-up check's eviction risk (not accepted) has not been fixed.</param>
+/// <param name="VersionBlocks">True while the start-up check's too old Redis has not been upgraded.</param>
+/// <param name="NotReadyReason">Why the instance is not ready; set while either of the above holds.</param>
+internal sealed record RedisSettingsState(RedisSettingsReport? Last, bool EvictionBlocks, bool VersionBlocks, string? NotReadyReason)
 {
-    public static readonly RedisSettingsState Unchecked = new(null, null);
+    public static readonly RedisSettingsState Unchecked = new(null, false, false, null);
 }
 
 /// <summary>
 /// Checks Redis's own settings at start and every <see cref="RedisOptions.SettingsCheckMs"/> after, on its own timer,
 /// never on a lock request's path. The first check that reaches Redis decides readiness: an eviction risk then,
-/// unless accepted, keeps the instance not ready until fixed. Found later, it is a warning only, because every
-/// instance sees the same Redis and a readiness flip would take them all out at once.
+/// unless accepted, or a Redis too old for the scripts keeps the instance not ready until fixed. Found later, either
+/// is a warning only, because every instance sees the same Redis and a readiness flip would take them all out at once.
 /// </summary>
 internal sealed partial class RedisSettingsMonitor(
     IServiceProvider services, IOptions<RedisOptions> options, ILogger<RedisSettingsMonitor> logger) : BackgroundService
@@ -100,40 +102,60 @@ internal sealed partial class RedisSettingsMonitor(
         }
     }
 
-    private void Apply(RedisSettingsReport report)
+    /// <summary>Takes a check's report as the state; internal so that a too old Redis, which no test can start, is tested here.</summary>
+    internal void Apply(RedisSettingsReport report)
     {
         var previous = _state;
         var startUp = previous.Last is null;
-        var blocking = report.EvictionRisk && (startUp ? !_options.AcceptEvictionRisk : previous.NotReadyReason is not null);
-        if (previous.NotReadyReason is not null && !blocking)
+        var evictionBlocks = report.EvictionRisk && (startUp ? !_options.AcceptEvictionRisk : previous.EvictionBlocks);
+        var versionBlocks = report.VersionTooOld && (startUp || previous.VersionBlocks);
+        if (previous.EvictionBlocks && !evictionBlocks)
         {
             LogEvictionRiskFixed(logger);
         }
 
-        // Rebuilt at each check while it stands, so the reason names the settings as they are now.
-        var reason = blocking
-            ? "Redis can evict lock keys: " + string.Join(" ", report.Findings.Where(f => f.Check == RedisSettingsCheck.EvictionRisk).Select(f => $"{f.Node}: {f.Message}")) +
-              " Not ready until this is fixed or Redis:AcceptEvictionRisk is true."
-            : null;
+        if (previous.VersionBlocks && !versionBlocks)
+        {
+            LogVersionFixed(logger);
+        }
 
-        LogChanges(report, blocking, startUp);
+        // Rebuilt at each check while it stands, so the reason names the settings as they are now.
+        var reasons = new List<string>();
+        if (evictionBlocks)
+        {
+            reasons.Add($"Redis can evict lock keys: {Details(report, RedisSettingsCheck.EvictionRisk)} Not ready until this is fixed or Redis:AcceptEvictionRisk is true.");
+        }
+
+        if (versionBlocks)
+        {
+            reasons.Add($"Redis is too old for the lock scripts: {Details(report, RedisSettingsCheck.VersionTooOld)} Not ready until Redis is upgraded.");
+        }
+
+        LogChanges(report, evictionBlocks, versionBlocks, startUp);
         foreach (var check in RedisSettingsCheck.All)
         {
             LockMetrics.RedisSettingsWarnings.WithLabels(check).Set(report.Findings.Count(f => f.Check == check));
         }
 
-        _state = new RedisSettingsState(report, reason);
+        _state = new RedisSettingsState(report, evictionBlocks, versionBlocks, reasons.Count == 0 ? null : string.Join(" ", reasons));
     }
 
+    private static string Details(RedisSettingsReport report, string check) =>
+        string.Join(" ", report.Findings.Where(f => f.Check == check).Select(f => $"{f.Node}: {f.Message}"));
+
     /// <summary>Logs each finding once when it appears and once when it goes, not on every check.</summary>
-    private void LogChanges(RedisSettingsReport report, bool blocking, bool startUp)
+    private void LogChanges(RedisSettingsReport report, bool evictionBlocks, bool versionBlocks, bool startUp)
     {
         var current = report.Findings.ToHashSet();
         foreach (var finding in current.Where(f => !_logged.Contains(f)))
         {
-            if (finding.Check == RedisSettingsCheck.EvictionRisk && blocking)
+            if (finding.Check == RedisSettingsCheck.EvictionRisk && evictionBlocks)
             {
                 LogEvictionRiskNotReady(logger, finding.Node, finding.Message);
+            }
+            else if (finding.Check == RedisSettingsCheck.VersionTooOld && versionBlocks)
+            {
+                LogVersionNotReady(logger, finding.Node, finding.Message);
             }
             else if (finding.Check == RedisSettingsCheck.EvictionRisk && startUp)
             {
@@ -178,6 +200,14 @@ internal sealed partial class RedisSettingsMonitor(
     [LoggerMessage(EventId = 1104, EventName = "RedisEvictionRiskFixed", Level = LogLevel.Information,
         Message = "Redis can no longer evict lock keys; ready")]
     private static partial void LogEvictionRiskFixed(ILogger logger);
+
+    [LoggerMessage(EventId = 1106, EventName = "RedisVersionNotReady", Level = LogLevel.Error,
+        Message = "Not ready: Redis {Node} is too old for the lock scripts. {Detail}")]
+    private static partial void LogVersionNotReady(ILogger logger, string node, string detail);
+
+    [LoggerMessage(EventId = 1107, EventName = "RedisVersionFixed", Level = LogLevel.Information,
+        Message = "Redis is now new enough for the lock scripts")]
+    private static partial void LogVersionFixed(ILogger logger);
 
     [LoggerMessage(EventId = 1105, EventName = "RedisSettingsCheckFailed", Level = LogLevel.Error,
         Message = "Checking Redis's settings failed unexpectedly ({ExceptionType}); trying again at the next interval")]

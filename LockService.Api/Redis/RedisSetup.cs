@@ -20,18 +20,16 @@ internal static class RedisSetup
         services.AddOptions<KeySpaces>().ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<KeySpaces>().Configure<IOptions<LockOptions>>((spaces, o) => spaces.Add("Locks:KeyPrefix", o.Value.KeyPrefix));
         services.AddOptions<KeySpaces>().Configure<IOptions<SemaphoreOptions>>((spaces, o) => spaces.Add("Semaphores:KeyPrefix", o.Value.KeyPrefix));
-        services.AddSingleton<IConnectionMultiplexer>(sp =>
-        {
-            var multiplexer = Connect(sp.GetRequiredService<IOptions<RedisOptions>>().Value);
+        services.AddSingleton<IConnectionMultiplexer>(sp => Connect(sp.GetRequiredService<IOptions<RedisOptions>>().Value));
 
-            // Locks and semaphores of this instance wait and watch within one Locks:MaxWaiters and one Locks:MaxWatchers.
-            WaitBounds.Share(multiplexer, sp.GetRequiredService<IOptions<LockOptions>>().Value);
-            return multiplexer;
-        });
+        // Locks and semaphores of this instance wait, watch and stream within one set of bounds (Locks:MaxWaiters,
+        // MaxWatchers, MaxStreams) and one share of each per tenant (Locks:MaxWaitersPerTenant).
+        services.AddSingleton(sp => new WaitBounds(sp.GetRequiredService<IOptions<LockOptions>>().Value));
         services.AddSingleton(sp => new LockEngine(
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<LockOptions>>().Value,
-            sp.GetRequiredService<IOptions<RedisOptions>>().Value));
+            sp.GetRequiredService<IOptions<RedisOptions>>().Value,
+            bounds: sp.GetRequiredService<WaitBounds>()));
 
         // The semaphore engine over the same multiplexer, with the lock engine's limits and its own Semaphores section.
         services.AddOptions<SemaphoreOptions>().BindConfiguration(SemaphoreOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -39,7 +37,8 @@ internal static class RedisSetup
             sp.GetRequiredService<IConnectionMultiplexer>(),
             sp.GetRequiredService<IOptions<SemaphoreOptions>>().Value,
             sp.GetRequiredService<IOptions<LockOptions>>().Value,
-            sp.GetRequiredService<IOptions<RedisOptions>>().Value));
+            sp.GetRequiredService<IOptions<RedisOptions>>().Value,
+            bounds: sp.GetRequiredService<WaitBounds>()));
         services.AddHealthChecks()
             .AddCheck<RedisHealthCheck>("redis", tags: ["ready"])
             .AddCheck<RedisSettingsHealthCheck>("redis_settings", tags: ["ready"]);
@@ -112,7 +111,7 @@ internal static class RedisSetup
         }
     }
 
-    /// <summary>Not ready only while the start-up check's eviction risk (not accepted) stands; every other finding is a warning in the body.</summary>
+    /// <summary>Not ready only while the start-up check's eviction risk (not accepted) or too old Redis stands; every other finding is a warning in the body.</summary>
     private sealed class RedisSettingsHealthCheck(RedisSettingsMonitor monitor) : IHealthCheck
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)

@@ -25,7 +25,7 @@ internal static class SemaphoreEndpoints
         semaphores.MapPost("/{key}", AcquireAsync).WithName("acquire-permit").WithOperation(LockOperation.SemaphoreAcquire)
             .WithSummary("Acquire a permit of a semaphore (up to 'limit' holders at once), optionally waiting in the server for a place; with Accept: text/event-stream, hold it for the life of the stream")
             .WithDescription("201 with the permit (its slot: the lowest free one below limit; its fencing token increases per slot); 409 semaphore_full (with Retry-After: when the earliest permit expires) "
-                + "when at least 'limit' permits are held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting. A caller is let in while fewer than its own limit are held. "
+                + "when at least 'limit' permits are held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting (a stream: Locks:MaxStreams open), or the tenant its share of them (Locks:MaxWaitersPerTenant). A caller is let in while fewer than its own limit are held. "
                 + "With Accept: text/event-stream (ttlMs >= 1000, no Idempotency-Key): 200 once the permit is obtained, 'event: acquired' (the permit), a comment after every renewal and "
                 + "'event: lost' with {\"reason\"}; closing the stream releases the permit.")
             .WithParameters(OperationParameters.AcquirePermit)
@@ -33,16 +33,20 @@ internal static class SemaphoreEndpoints
             .ProducesProblem(StatusCodes.Status409Conflict).WithProblemCodes(StatusCodes.Status409Conflict, Problems.SemaphoreFull);
         semaphores.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release-permit").WithOperation(LockOperation.SemaphoreRelease)
             .WithSummary("Release the permit this token holds: its place goes to a waiter at once")
+            .WithDescription("204 when this token held a permit: its slot is free at once. 404 permit_not_held with 'reason' (released, forced, expired, unknown) when it holds none; nothing changes then.")
             .ProducesNotHeld(Problems.PermitNotHeld);
         semaphores.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend-permit").WithOperation(LockOperation.SemaphoreExtend)
             .WithSummary("Extend the permit this token holds: its remaining TTL becomes ttlMs from now")
+            .WithDescription("200 with the permit and its new expiry. Without ttlMs the TTL it was acquired with is used; a hold cap (maxHoldMs) cuts it. 404 permit_not_held with 'reason' when this token holds no permit: stop working under it.")
             .WithParameters(OperationParameters.ExtendPermit)
             .ProducesNotHeld(Problems.PermitNotHeld);
         semaphores.MapGet("/{key}", InspectAsync).WithName("inspect-semaphore").WithOperation(LockOperation.SemaphoreInspect)
             .WithSummary("How many permits are held and who holds them (never a token; at most 1000 permits, 'truncated' when there are more)")
+            .WithDescription("200 with the count held and each permit (slot, fencing token, limit, owner, acquiredAt, expiry, remaining TTL, hold cap), ordered by slot; 404 semaphore_empty when no permit is held. Expired permits are never counted.")
             .ProducesNotHeld(Problems.SemaphoreEmpty);
         semaphores.MapGet("/{key}/{token}", CheckAsync).WithName("check-permit").WithOperation(LockOperation.SemaphoreInspect)
             .WithSummary("Whether this token still holds a permit; with waitMs, watch it: answered at once when the permit ends")
+            .WithDescription("200 with the permit while this token holds it; 404 permit_not_held with 'reason' (released, forced, expired, unknown) when it does not. With waitMs the request waits in the server until the permit ends (then 404 at once) or waitMs runs out (then 200); 429 when the instance has Locks:MaxWatchers watches open.")
             .WithParameters(OperationParameters.WatchPermit)
             .ProducesNotHeld(Problems.PermitNotHeld);
 
@@ -83,6 +87,13 @@ internal static class SemaphoreEndpoints
         }
 
         var name = new LockName(http.TenantOf(), key);
+        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
+        if (noRoom is not null)
+        {
+            return noRoom;
+        }
+
+        using var reserved = place;
         var limit = (int)parameters.Limit!.Value;
         var result = await engine.AcquireAsync(name, limit, request, cancellationToken);
         if (result.Waited)
@@ -93,13 +104,13 @@ internal static class SemaphoreEndpoints
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
-                return new LeaseStream(new HeldPermit(engine, name, result.Lease!));
+                return new LeaseStream(new HeldPermit(engine, name, result.Lease!), reserved!.Take());
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
                 return TypedResults.Created($"/semaphores/{key}/{lease.Token}", PermitResponse.From(lease));
-            case AcquireStatus.TooManyWaiters:
+            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
                 http.Response.Headers.RetryAfter = "1";
-                return Problems.TooManyWaiters(limits.MaxWaiters);
+                return Problems.TooManyWaiters(result.WaitRefused, limits);
             default:
                 http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
                 return Problems.Full(key, result.Held, limit, result.RetryAfterMs);

@@ -55,9 +55,9 @@ internal static class LeaseKeeping
                     var untilDue = clock.GetElapsedTime(clock.GetTimestamp(), due);
                     var wait = untilDue > MinWatch ? untilDue : MinWatch;
                     var watched = await watch(lease.Token, wait, stop).ConfigureAwait(false);
-                    if (watched.NoRoomToWatch)
+                    if (watched.NoRoomToWatch != NoRoom.None)
                     {
-                        // No watch to spare on this instance: renewals alone still keep it, and find a loss a period late at most.
+                        // No watch to spare on this instance, or in its tenant's share: renewals alone still keep it, and find a loss a period late at most.
                         await Task.Delay(wait, clock, stop).ConfigureAwait(false);
                     }
                     else if (watched.Held is null)

@@ -25,13 +25,16 @@ public sealed class LockEngine : IDisposable
     private readonly TimeSpan _recheck;
     private readonly long _fenceRetentionMs;
 
-    /// <summary>Creates the engine over a shared multiplexer.</summary>
-    public LockEngine(IConnectionMultiplexer multiplexer, LockOptions options, RedisOptions redis, TimeProvider? clock = null)
+    /// <summary>
+    /// Creates the engine over a shared multiplexer. Its waits and watches count against <paramref name="bounds"/>, the
+    /// instance's (shared with the other kinds' engines); without them, against bounds of its own.
+    /// </summary>
+    public LockEngine(IConnectionMultiplexer multiplexer, LockOptions options, RedisOptions redis, TimeProvider? clock = null, WaitBounds? bounds = null)
     {
         _options = options;
         _clock = clock ?? TimeProvider.System;
         _redis = new RedisScriptRunner(multiplexer, redis, _clock);
-        _queues = new WaitQueues(multiplexer, options.MaxWaiters, options.MaxWatchers);
+        _queues = new WaitQueues(multiplexer, bounds ?? new WaitBounds(options), _clock);
         _recheck = TimeSpan.FromMilliseconds(options.RecheckMs);
         _fenceRetentionMs = options.FenceRetentionMs;
     }
@@ -44,7 +47,9 @@ public sealed class LockEngine : IDisposable
 
     /// <summary>
     /// Takes the lock if it is free; otherwise waits up to <see cref="AcquireRequest.WaitMs"/> for it. Cancelling
-    /// ends the wait, and a lock obtained at the moment of cancellation is released before this throws.
+    /// ends the wait, and a lock obtained at the moment of cancellation is released before this throws (a replay's is not:
+    /// another request obtained it). A replay (<see cref="AcquireRequest.IdempotencyKey"/>) answers the lease as it stands
+    /// now: what remains of its TTL, and its expiry. Waiting counts against the instance's bound and the tenant's share.
     /// </summary>
     /// <exception cref="ArgumentException">The request breaks <see cref="LockRules"/> under this engine's <see cref="LockOptions"/>.</exception>
     public async Task<AcquireResult> AcquireAsync(LockName name, AcquireRequest request, CancellationToken cancellationToken = default)
@@ -62,7 +67,8 @@ public sealed class LockEngine : IDisposable
             var first = await TryAcquireAsync(name, keys, token, request, waited: false).ConfigureAwait(false);
             if (first.Status != AcquireStatus.Held || request.WaitMs <= 0)
             {
-                return await KeepOnlyIfWantedAsync(first, name, cancellationToken).ConfigureAwait(false);
+                await first.ReleaseIfCancelledAsync(cancellationToken).ConfigureAwait(false);
+                return first;
             }
         }
 
@@ -136,7 +142,8 @@ public sealed class LockEngine : IDisposable
     /// <summary>
     /// Waits up to <paramref name="waitMs"/> until <paramref name="token"/> stops holding the lock, and answers at
     /// once when it does (released, force-released, expired, a shortened TTL lapsing; through any instance), with
-    /// why; or, when the wait ran out, the lock as it is then. Bounded per instance by <see cref="LockOptions.MaxWatchers"/>.
+    /// why; or, when the wait ran out, the lock as it is then. Bounded per instance by <see cref="LockOptions.MaxWatchers"/>,
+    /// and per tenant by its share of it.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="waitMs"/> is outside 0 .. <see cref="LockOptions.MaxWaitMs"/>.</exception>
     public Task<CheckResult> WatchAsync(LockName name, string token, long waitMs, CancellationToken cancellationToken = default)
@@ -172,10 +179,10 @@ public sealed class LockEngine : IDisposable
             return first;
         }
 
-        var watcher = _queues.TryWatch(keys.Lock, _redis.ChannelOf(keys.Channel));
+        var watcher = _queues.TryWatch(keys.Lock, _redis.ChannelOf(keys.Channel), name.Tenant, out var refused);
         if (watcher is null)
         {
-            return new CheckResult(null, null, NoRoomToWatch: true);
+            return new CheckResult(null, null, refused);
         }
 
         try
@@ -214,10 +221,10 @@ public sealed class LockEngine : IDisposable
     {
         var deadline = _clock.GetTimestamp() + (long)(request.WaitMs * (_clock.TimestampFrequency / 1000.0));
         var idempotent = request.IdempotencyKey is not null;
-        var waiter = _queues.TryJoin(keys.Lock, _redis.ChannelOf(keys.Channel), idempotent);
+        var waiter = _queues.TryJoin(keys.Lock, _redis.ChannelOf(keys.Channel), name.Tenant, idempotent, limit: 0, out var refused);
         if (waiter is null)
         {
-            return AcquireResult.NoRoomToWait(name);
+            return AcquireResult.NoRoomToWait(refused, name);
         }
 
         var acquired = false;
@@ -244,7 +251,8 @@ public sealed class LockEngine : IDisposable
                             _queues.WakeHeadAfter(waiter.Queue, result.Lease!.TtlMs);
                         }
 
-                        return await KeepOnlyIfWantedAsync(result, name, cancellationToken).ConfigureAwait(false);
+                        await result.ReleaseIfCancelledAsync(cancellationToken).ConfigureAwait(false);
+                        return result;
                     }
 
                     retryAfterMs = result.RetryAfterMs;
@@ -267,18 +275,6 @@ public sealed class LockEngine : IDisposable
         {
             _queues.Leave(waiter, acquired);
         }
-    }
-
-    // A lock obtained just as the caller went away is released at once: no lock is left to a client that is gone.
-    private async Task<AcquireResult> KeepOnlyIfWantedAsync(AcquireResult result, LockName name, CancellationToken cancellationToken)
-    {
-        if (result.Acquired && cancellationToken.IsCancellationRequested)
-        {
-            await ReleaseAsync(name, result.Lease!.Token).ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-        }
-
-        return result;
     }
 
     private async Task<AcquireResult> TryAcquireAsync(LockName name, LockKeys keys, string token, AcquireRequest request, bool waited)
@@ -325,6 +321,7 @@ public sealed class LockEngine : IDisposable
 
                 return AcquireResult.Granted(lease, waited, this, name);
             case 2:
+                // The lease as it stands now: what remains of its TTL and its expiry, after any extend.
                 var (replayAt, replayCap) = HoldOf(values[6], values[7]);
                 var replay = new LockLease(
                     name.Key, (string)values[2]!, (long)values[1], (long)values[3],

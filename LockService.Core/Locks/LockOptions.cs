@@ -33,6 +33,20 @@ public sealed class LockOptions : IValidatableObject
     [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxWatchers must be a positive number.")]
     public int MaxWatchers { get; set; } = 10_000;
 
+    /// <summary>
+    /// How many lease-holding streams (<c>Accept: text/event-stream</c> on an acquire, every kind) one instance keeps open at
+    /// once; more get "too many requests" before anything is acquired.
+    /// </summary>
+    [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxStreams must be a positive number.")]
+    public int MaxStreams { get; set; } = 10_000;
+
+    /// <summary>
+    /// How many requests one tenant may have waiting on one instance, and as many watches and streams (each within its own
+    /// bound); null: half of each bound (<see cref="TenantShare"/>). Counted only with authentication on.
+    /// </summary>
+    [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxWaitersPerTenant must be a positive number.")]
+    public int? MaxWaitersPerTenant { get; set; }
+
     /// <summary>Hold cap of a lock whose acquire gives none; 0 = no cap. A TTL longer than it is cut to it.</summary>
     [Range(0, long.MaxValue, ErrorMessage = "Locks:DefaultMaxHoldMs must be 0 (no cap) or a positive number.")]
     public long DefaultMaxHoldMs { get; set; }
@@ -56,6 +70,13 @@ public sealed class LockOptions : IValidatableObject
     [Range(10, long.MaxValue, ErrorMessage = "Locks:FenceRetentionMs must be at least 10.")]
     public long FenceRetentionMs { get; set; } = 604_800_000;
 
+    /// <summary>
+    /// A tenant's share of one of the instance's bounds (<see cref="MaxWaiters"/>, <see cref="MaxWatchers"/>,
+    /// <see cref="MaxStreams"/>): <see cref="MaxWaitersPerTenant"/> within the bound, or half of it (at least 1), so that
+    /// by default no tenant can take more than half of an instance's places.
+    /// </summary>
+    public int TenantShare(int bound) => MaxWaitersPerTenant is int share ? Math.Min(share, bound) : Math.Max(1, bound / 2);
+
     /// <inheritdoc />
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
@@ -71,6 +92,13 @@ public sealed class LockOptions : IValidatableObject
             yield return new ValidationResult(
                 $"Locks:DefaultMaxHoldMs ({DefaultMaxHoldMs}) must be 0 (no cap) or between {LockRules.MinTtlMs} and Locks:MaxHoldMs ({MaxHoldMs}).",
                 [nameof(DefaultMaxHoldMs)]);
+        }
+
+        if (MaxWaitersPerTenant > MaxWaiters)
+        {
+            yield return new ValidationResult(
+                $"Locks:MaxWaitersPerTenant ({MaxWaitersPerTenant}) must be at most Locks:MaxWaiters ({MaxWaiters}): a tenant's share of an instance's waiting requests cannot exceed them all.",
+                [nameof(MaxWaitersPerTenant)]);
         }
 
         if (FenceRetentionMs < MaxTtlMs)

@@ -74,8 +74,8 @@ public interface ILeaseResult<out T>
 public interface IWatchResult<out T> : ILeaseResult<T>
     where T : class
 {
-    /// <summary>True when a watch was refused: this instance already has <see cref="LockOptions.MaxWatchers"/> watches.</summary>
-    bool NoRoomToWatch { get; }
+    /// <summary>When a watch was refused, which bound had no room: the instance's (<see cref="LockOptions.MaxWatchers"/>) or the tenant's share of it.</summary>
+    NoRoom NoRoomToWatch { get; }
 }
 
 /// <summary>How an extend ended: the new lease, or why the token no longer holds the lock.</summary>
@@ -89,8 +89,8 @@ public readonly record struct ExtendResult(LockLease? Lease, LeaseEnd? Ended) : 
 /// <summary>How a check or a watch ended.</summary>
 /// <param name="Info">The lock while this token holds it, else null.</param>
 /// <param name="Ended">When not held: why.</param>
-/// <param name="NoRoomToWatch">True when a watch was refused: this instance already has <see cref="LockOptions.MaxWatchers"/> watches.</param>
-public readonly record struct CheckResult(LockInfo? Info, LeaseEnd? Ended, bool NoRoomToWatch = false) : IWatchResult<LockInfo>
+/// <param name="NoRoomToWatch">When a watch was refused, which bound had no room (<see cref="LockOptions.MaxWatchers"/>, or the tenant's share of it).</param>
+public readonly record struct CheckResult(LockInfo? Info, LeaseEnd? Ended, NoRoom NoRoomToWatch = NoRoom.None) : IWatchResult<LockInfo>
 {
     LockInfo? ILeaseResult<LockInfo>.Held => Info;
 }
@@ -172,6 +172,9 @@ public enum AcquireStatus
 
     /// <summary>This instance already has as many waiters as it allows.</summary>
     TooManyWaiters,
+
+    /// <summary>The caller's tenant already has its share of this instance's waiters (<see cref="LockOptions.TenantShare"/>).</summary>
+    TenantTooManyWaiters,
 }
 
 /// <summary>
@@ -211,6 +214,14 @@ public abstract class AcquireOutcome<TLease> : IAsyncDisposable
     /// <summary>True when the request waited in the server (its first attempt found it taken).</summary>
     public bool Waited { get; }
 
+    /// <summary>When the request found no room to wait: which bound had none, the instance's or its tenant's share of it.</summary>
+    public NoRoom WaitRefused => Status switch
+    {
+        AcquireStatus.TooManyWaiters => NoRoom.Instance,
+        AcquireStatus.TenantTooManyWaiters => NoRoom.Tenant,
+        _ => NoRoom.None,
+    };
+
     /// <summary>Releases the lease if this result acquired it and it was not released yet.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -222,16 +233,25 @@ public abstract class AcquireOutcome<TLease> : IAsyncDisposable
 
     /// <summary>
     /// A lease obtained just as its caller went away is released at once, and the cancellation thrown: no lease is left to
-    /// a client that is gone.
+    /// a client that is gone. A replay is not released: the lease belongs to the request that obtained it (with hedged
+    /// retries, the twin whose response may have reached the client already), and only that one releases it.
     /// </summary>
     internal async ValueTask ReleaseIfCancelledAsync(CancellationToken cancellationToken)
     {
         if (Acquired && cancellationToken.IsCancellationRequested)
         {
-            await DisposeAsync().ConfigureAwait(false);
+            if (!Replayed)
+            {
+                await DisposeAsync().ConfigureAwait(false);
+            }
+
             cancellationToken.ThrowIfCancellationRequested();
         }
     }
+
+    /// <summary>The status of an acquire that found no room to wait.</summary>
+    private protected static AcquireStatus StatusOf(NoRoom refused) =>
+        refused == NoRoom.Tenant ? AcquireStatus.TenantTooManyWaiters : AcquireStatus.TooManyWaiters;
 
     /// <summary>Releases the acquired lease through the engine that granted it.</summary>
     private protected abstract Task ReleaseAsync(TLease lease);
@@ -265,9 +285,9 @@ public sealed class AcquireResult : AcquireOutcome<LockLease>
     internal static AcquireResult HeldBySomeoneElse(long retryAfterMs, bool waited, LockName name) =>
         new(AcquireStatus.Held, null, retryAfterMs, replayed: false, waited, null, name);
 
-    /// <summary>The instance had no room for another waiter: the request never waited.</summary>
-    internal static AcquireResult NoRoomToWait(LockName name) =>
-        new(AcquireStatus.TooManyWaiters, null, 0, replayed: false, waited: false, null, name);
+    /// <summary>The instance, or the tenant's share of it, had no room for another waiter: the request never waited.</summary>
+    internal static AcquireResult NoRoomToWait(NoRoom refused, LockName name) =>
+        new(StatusOf(refused), null, 0, replayed: false, waited: false, null, name);
 
     private protected override Task ReleaseAsync(LockLease lease) => _engine is null ? Task.CompletedTask : _engine.ReleaseAsync(_name, lease.Token);
 }

@@ -169,8 +169,9 @@ internal static class LockScripts
     // record); then, only when there is an owner, an idempotency key or a hold cap (the common acquire sends four
     // arguments): ARGV[5] owner ('' = none), ARGV[6] idempotency key ('' = none), ARGV[7] notify channel, ARGV[8] PUBLISH
     // or SPUBLISH, ARGV[9] hold cap ms ('' = none)
-    // Returns {1, fence, now ms} acquired (both as text); {2, fence, token, ttl, exp, owner, at, cap} idempotent replay;
-    // {0, pttl} held; a BADDATA error, with nothing written, when a key holds what this service never writes there.
+    // Returns {1, fence, now ms} acquired (both as text); {2, fence, token, ms left, expiry ms, owner, at, cap} idempotent
+    // replay (the lease as it stands now, after any extend); {0, pttl} held; a BADDATA error, with nothing written, when a
+    // key holds what this service never writes there.
     // The common path does no arithmetic: the fencing token and the time in ms are TIME's seconds followed by its
     // microseconds (6 digits) or their first 3, as text, and the sums are the caller's (a number read from text costs
     // Redis a strtod, and one written a sprintf).
@@ -271,7 +272,7 @@ internal static class LockScripts
         {{Lease}}
           local l = lease(KEYS[1])
           if l and l.idem == idem then
-            return {2, tonumber(l.fence), l.token, tonumber(l.ttl), tonumber(l.exp) or false, l.owner, tonumber(l.at) or false, tonumber(l.cap) or false}
+            return {2, tonumber(l.fence), l.token, pttl, tonumber(at) + pttl, l.owner, tonumber(l.at) or false, tonumber(l.cap) or false}
           end
         end
         return {0, pttl}

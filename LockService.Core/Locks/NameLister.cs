@@ -17,12 +17,16 @@ internal sealed class NameLister
     /// <summary>The largest page.</summary>
     public const int MaxLimit = 1000;
 
-    // SCAN calls one page may make. A prefix that matches few keys of a large keyspace would otherwise keep one
-    // request scanning the whole node; past this the page is returned as it is (maybe empty) with a cursor.
-    private const int MaxScanCallsPerPage = 64;
+    // What one page may cost Redis, whatever the prefix: a prefix that matches few keys (or none) of a large keyspace
+    // would otherwise keep one request scanning whole nodes, and requests with new prefixes each start again. Past
+    // either bound the page is returned as it is (maybe empty) with a cursor. 10,000 keys read hold a full page of
+    // 1,000 locks at the density of a node of locks alone (a lock's key shares it with its fence and lease records).
+    private const int MaxScanCallsPerPage = 16, MaxKeysPerPage = 10_000;
 
-    // Redis's own default COUNT, and the most one call asks for: a call stays well under a millisecond in Redis.
-    private const int MinScanCount = 10, MaxScanCount = 10_000;
+    // Redis's own default COUNT, and the most one call asks for: Redis serves nothing else while a SCAN runs, and it
+    // reads 1,000 keys in well under a millisecond (10,000 in one call took it tens on a busy machine), so that the
+    // acquires queued behind a listing's call hardly wait.
+    private const int MinScanCount = 10, MaxScanCount = 1_000;
 
     private const string Version = "l1";
 
@@ -78,7 +82,7 @@ internal sealed class NameLister
 
         var (node, scan) = (position.Node, position.Scan);
         var (asked, matched, calls, ceiling) = (0L, 0L, 0, MaxScanCount);
-        while (leftover.Count == 0 && names.Count < limit && node < masters.Length && calls < MaxScanCallsPerPage)
+        while (leftover.Count == 0 && names.Count < limit && node < masters.Length && calls < MaxScanCallsPerPage && asked < MaxKeysPerPage)
         {
             cancellationToken.ThrowIfCancellationRequested();
 
@@ -86,7 +90,8 @@ internal sealed class NameLister
             // hash shares its node with its fence and lease records, so at most a third of the keys match).
             var remaining = limit - names.Count;
             var density = asked == 0 ? 1.0 : Math.Max((double)matched / asked, 0.01);
-            var count = (int)Math.Clamp(remaining * 0.8 / density, MinScanCount, ceiling);
+            // The last call of a page asks for what its budget has left (at least Redis's default).
+            var count = (int)Math.Clamp(remaining * 0.8 / density, MinScanCount, Math.Max(MinScanCount, Math.Min(ceiling, MaxKeysPerPage - asked)));
             var (next, keys) = await ScanAsync(masters[node], scan, pattern, count).ConfigureAwait(false);
             calls++;
             asked += count;

@@ -2,21 +2,60 @@ using StackExchange.Redis;
 
 namespace LockService.Core.Locks;
 
-/// <summary>Tells Redis being unreachable, slow or switching over (answer "try again") from bugs.</summary>
+/// <summary>Tells Redis being unreachable, slow, switching over or refusing writes (answer "try again") from bugs.</summary>
 public static class RedisFaults
 {
-    // Server replies that mean "not now" rather than "wrong": loading a dataset, a replica during failover,
-    // a cluster without quorum, a script-busy server.
-    private static readonly string[] TransientReplies = ["LOADING", "READONLY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS"];
+    // Server replies that mean "not now" rather than "wrong": loading a dataset, a replica during failover, a cluster
+    // without quorum, a script-busy server, and a server that refuses writes until an operator acts (OOM: maxmemory
+    // reached under noeviction; MISCONF: a failed save with stop-writes-on-bgsave-error; READONLY: a replica;
+    // NOREPLICAS: fewer replicas than min-replicas-to-write). None of them is the request's fault or the service's.
+    private static readonly HashSet<string> TransientCodes =
+        new(["LOADING", "READONLY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "OOM", "MISCONF"], StringComparer.Ordinal);
+
+    // Redis before 7 answers an error that redis.call raised inside a script as an ERR of its own, with the original
+    // reply after ": -" ("ERR Error running script (call to f_<sha1>): @user_script:4: @user_script: 4: -READONLY You
+    // can't write against a read only replica."). Redis 7 answers the original reply itself, with where it came from
+    // at the end ("READONLY You can't write against a read only replica. script: <sha1>, on @user_script:4.").
+    private const string WrappedScriptError = "ERR Error running script";
+    private const string WrappedReply = ": -";
 
     /// <summary>True when <paramref name="exception"/> means Redis cannot serve the request now.</summary>
     public static bool IsUnavailable(Exception exception) => exception switch
     {
         RedisConnectionException or RedisTimeoutException or TimeoutException or LockStoreUnavailableException => true,
-        RedisServerException server => TransientReplies.Any(r => server.Message.StartsWith(r, StringComparison.Ordinal)),
+        RedisServerException server => IsTransientReply(server.Message),
         AggregateException aggregate => aggregate.InnerExceptions.Any(IsUnavailable),
         _ => false,
     };
+
+    /// <summary>
+    /// True when a Redis error reply (as StackExchange.Redis reports it, without the leading '-') means "not now", also
+    /// when it comes wrapped in the error of the script that met it.
+    /// </summary>
+    /// <param name="reply">The error reply's text.</param>
+    public static bool IsTransientReply(string reply)
+    {
+        if (TransientCodes.Contains(CodeOf(reply)))
+        {
+            return true;
+        }
+
+        if (!reply.StartsWith(WrappedScriptError, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var wrapped = reply.IndexOf(WrappedReply, WrappedScriptError.Length, StringComparison.Ordinal);
+        return wrapped >= 0 && TransientCodes.Contains(CodeOf(reply[(wrapped + WrappedReply.Length)..]));
+    }
+
+    // An error reply's code is its first word ("OOM command not allowed ..."); a word that is not all capitals is no code.
+    private static string CodeOf(string reply)
+    {
+        var end = reply.IndexOf(' ', StringComparison.Ordinal);
+        var code = end < 0 ? reply : reply[..end];
+        return code.Length > 0 && code.All(char.IsAsciiLetterUpper) ? code : string.Empty;
+    }
 
     /// <summary>
     /// True when <paramref name="exception"/> is Redis saying that a key of the name holds what this service never writes

@@ -16,8 +16,11 @@ public static class RedisSettingsCheck
     /// <summary>The node refused <c>CONFIG GET</c> (or did not report a setting), so its settings could not be checked.</summary>
     public const string NotChecked = "not_checked";
 
+    /// <summary>A Redis older than <see cref="RedisSettings.RequiredVersion"/>: the scripts use commands it does not have.</summary>
+    public const string VersionTooOld = "version_too_old";
+
     /// <summary>Every check name, for publishing all of them (zeros included).</summary>
-    public static readonly IReadOnlyList<string> All = [EvictionRisk, NoPersistence, NotChecked];
+    public static readonly IReadOnlyList<string> All = [EvictionRisk, NoPersistence, NotChecked, VersionTooOld];
 }
 
 /// <summary>One unsafe or unknown setting on one Redis node.</summary>
@@ -34,14 +37,24 @@ public sealed record RedisSettingsReport(DateTimeOffset CheckedAt, int NodesChec
 {
     /// <summary>True when at least one master can evict lock keys.</summary>
     public bool EvictionRisk => Findings.Any(f => f.Check == RedisSettingsCheck.EvictionRisk);
+
+    /// <summary>True when at least one master is older than <see cref="RedisSettings.RequiredVersion"/>.</summary>
+    public bool VersionTooOld => Findings.Any(f => f.Check == RedisSettingsCheck.VersionTooOld);
 }
 
 /// <summary>
 /// Reads and judges the Redis settings that decide whether locks survive: eviction (an evicted lock key is a lock
-/// granted twice) and persistence (a restarted Redis without it forgets every lock).
+/// granted twice) and persistence (a restarted Redis without it forgets every lock); and the version, which decides
+/// whether the scripts run at all.
 /// </summary>
 public static class RedisSettings
 {
+    /// <summary>The oldest Redis the scripts run on: the acquire script's <c>SET ... GET</c> came with 6.2.</summary>
+    public static readonly Version RequiredVersion = new(6, 2);
+
+    // Long enough for any real version ("7.2.4", "255.255.255"), short enough that an odd reply cannot fill a log line.
+    private const int MaxQuotedVersion = 40;
+
     // Asked one by one: Redis before 7 takes a single pattern per CONFIG GET, and a pattern like "maxmemory*"
     // would also fetch settings nobody asked for.
     private static readonly string[] Names = ["maxmemory", "maxmemory-policy", "appendonly", "save"];
@@ -102,13 +115,105 @@ public static class RedisSettings
         return findings;
     }
 
+    /// <summary>
+    /// Judges one node's version as <c>INFO server</c> reported it in <c>redis_version</c>. Redis-compatible servers
+    /// report oddly (a suffix, extra fields, none at all), so only a version read as major.minor and below
+    /// <see cref="RequiredVersion"/> is too old; one that cannot be read is reported as not checked rather than guessed.
+    /// </summary>
+    /// <param name="node">The node's endpoint, for the finding.</param>
+    /// <param name="redisVersion">The value of <c>redis_version</c>; null when the server reported none.</param>
+    /// <returns>A finding, or null when the version is new enough.</returns>
+    public static RedisSettingsFinding? JudgeVersion(string node, string? redisVersion)
+    {
+        var quoted = Quote(redisVersion);
+        if (ParseVersion(redisVersion) is not { } version)
+        {
+            return new(RedisSettingsCheck.NotChecked, node,
+                $"Redis did not report a version the service can read (redis_version {quoted}), so whether it has the commands the lock scripts use (Redis {RequiredVersion} or later) is not known.");
+        }
+
+        return version >= RequiredVersion
+            ? null
+            : new(RedisSettingsCheck.VersionTooOld, node,
+                $"Redis {quoted} is older than {RequiredVersion}, whose commands (SET ... GET) the lock scripts use: lock requests would fail. Upgrade Redis to {RequiredVersion} or later.");
+    }
+
+    /// <summary>
+    /// The major.minor(.patch) at the start of <paramref name="text"/> ("6.2.14", "7.2.4-rc1", "v7.0"); null when it
+    /// does not start with one.
+    /// </summary>
+    private static Version? ParseVersion(string? text)
+    {
+        var span = (text ?? string.Empty).AsSpan().Trim();
+        if (span.StartsWith("v", StringComparison.OrdinalIgnoreCase))
+        {
+            span = span[1..];
+        }
+
+        var parts = new int[3];
+        var count = 0;
+        while (count < parts.Length)
+        {
+            var digits = 0;
+            while (digits < span.Length && char.IsAsciiDigit(span[digits]))
+            {
+                digits++;
+            }
+
+            if (digits == 0 || !int.TryParse(span[..digits], NumberStyles.None, CultureInfo.InvariantCulture, out parts[count]))
+            {
+                break;
+            }
+
+            count++;
+            span = span[digits..];
+            if (!span.StartsWith(".", StringComparison.Ordinal))
+            {
+                break;
+            }
+
+            span = span[1..];
+        }
+
+        // A lone number ("7") is not taken for a version: too little to be sure the server meant one.
+        return count >= 2 ? new Version(parts[0], parts[1], parts[2]) : null;
+    }
+
+    // The server's own text, in quotes, cut short and without control characters: it goes into a log line and a body.
+    private static string Quote(string? text) => text is null
+        ? "missing"
+        : "'" + new string(text.Trim().Take(MaxQuotedVersion).Select(c => char.IsControl(c) ? '?' : c).ToArray()) + "'";
+
+    /// <summary>The value of <paramref name="field"/> in an <c>INFO</c> reply's "field:value" lines; null when absent.</summary>
+    private static string? InfoField(string info, string field)
+    {
+        foreach (var line in info.Split('\n'))
+        {
+            if (line.StartsWith(field, StringComparison.Ordinal) && line.Length > field.Length && line[field.Length] == ':')
+            {
+                return line[(field.Length + 1)..].TrimEnd('\r');
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>One node's findings; null when the node did not answer at all (down, timed out, loading).</summary>
     private static async Task<IReadOnlyList<RedisSettingsFinding>?> CheckNodeAsync(IServer server, TimeSpan timeout)
     {
         var node = Describe(server.EndPoint);
+
+        // Sent together: one round trip's wait for all the small replies.
+        var settings = CheckConfigAsync(server, node, timeout);
+        var version = CheckVersionAsync(server, node, timeout);
+        var findings = await Task.WhenAll(settings, version).ConfigureAwait(false);
+        return findings.Any(f => f is null) ? null : findings.SelectMany(f => f!).ToArray();
+    }
+
+    private static async Task<IReadOnlyList<RedisSettingsFinding>?> CheckConfigAsync(IServer server, string node, TimeSpan timeout)
+    {
         try
         {
-            // Sent together: one round trip's wait for four small replies.
             var replies = await Task.WhenAll(Names.Select(n => server.ExecuteAsync("CONFIG", "GET", n))).WaitAsync(timeout).ConfigureAwait(false);
             var config = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
             foreach (var reply in replies)
@@ -129,12 +234,35 @@ public static class RedisSettings
         }
         catch (RedisServerException ex)
         {
-            // Managed services rename or forbid CONFIG (ERR unknown command, NOPERM). The first line of Redis's reply
-            // names the command and the rule, never a credential.
-            var reason = ex.Message.Split('\n', 2)[0].Trim();
-            return [new(RedisSettingsCheck.NotChecked, node,
-                $"Redis refused CONFIG GET ({reason[..Math.Min(reason.Length, 200)]}), so whether it can evict lock keys or forget them on restart could not be checked.")];
+            return [Refused(node, "CONFIG GET", ex, "whether it can evict lock keys or forget them on restart")];
         }
+    }
+
+    // Read from INFO rather than taken from the multiplexer, which assumes a default version when it could not read one.
+    private static async Task<IReadOnlyList<RedisSettingsFinding>?> CheckVersionAsync(IServer server, string node, TimeSpan timeout)
+    {
+        try
+        {
+            var info = (string?)await server.ExecuteAsync("INFO", "server").WaitAsync(timeout).ConfigureAwait(false) ?? string.Empty;
+            return JudgeVersion(node, InfoField(info, "redis_version")) is { } finding ? [finding] : [];
+        }
+        catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+        {
+            return null;
+        }
+        catch (RedisServerException ex)
+        {
+            return [Refused(node, "INFO", ex, "whether it has the commands the lock scripts use")];
+        }
+    }
+
+    // Managed services rename or forbid admin commands (ERR unknown command, NOPERM). The first line of Redis's reply
+    // names the command and the rule, never a credential.
+    private static RedisSettingsFinding Refused(string node, string command, RedisServerException ex, string unknown)
+    {
+        var reason = ex.Message.Split('\n', 2)[0].Trim();
+        return new(RedisSettingsCheck.NotChecked, node,
+            $"Redis refused {command} ({reason[..Math.Min(reason.Length, 200)]}), so {unknown} could not be checked.");
     }
 
     private static string Describe(EndPoint endPoint) => endPoint switch

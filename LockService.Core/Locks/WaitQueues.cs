@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using LockService.Core.Semaphores;
 using StackExchange.Redis;
 
@@ -19,11 +18,9 @@ namespace LockService.Core.Locks;
 /// </summary>
 internal sealed class WaitQueues : IDisposable
 {
-    // Bounds shared by the queues of one process's engines (locks and semaphores): see WaitBounds.Share.
-    private static readonly ConditionalWeakTable<IConnectionMultiplexer, Bounds> SharedBounds = [];
-
     private readonly ISubscriber _subscriber;
-    private readonly Bounds _bounds;
+    private readonly WaitBounds _bounds;
+    private readonly TimeProvider _clock;
     private readonly object _gate = new();
     private readonly Dictionary<string, KeyQueue> _queues = new(StringComparer.Ordinal);
 
@@ -33,20 +30,18 @@ internal sealed class WaitQueues : IDisposable
     private int _waiting;
     private int _watching;
 
-    public WaitQueues(IConnectionMultiplexer multiplexer, int maxWaiters, int maxWatchers)
+    /// <summary>Queues over <paramref name="multiplexer"/>'s subscriptions, counting against <paramref name="bounds"/>, timed by <paramref name="clock"/>.</summary>
+    public WaitQueues(IConnectionMultiplexer multiplexer, WaitBounds bounds, TimeProvider clock)
     {
         _subscriber = multiplexer.GetSubscriber();
-        _bounds = SharedBounds.TryGetValue(multiplexer, out var shared) ? shared : new Bounds(maxWaiters, maxWatchers);
+        _bounds = bounds;
+        _clock = clock;
 
         // Messages published while the subscription connection was down are lost: every head retries
         // at once when a connection comes back, and when one fails (so its waiters get a fast answer).
         multiplexer.ConnectionRestored += OnConnectionChanged;
         multiplexer.ConnectionFailed += OnConnectionChanged;
     }
-
-    /// <summary>Makes the queues created over <paramref name="multiplexer"/> from now on count against one pair of bounds.</summary>
-    public static void ShareBounds(IConnectionMultiplexer multiplexer, int maxWaiters, int maxWatchers) =>
-        SharedBounds.AddOrUpdate(multiplexer, new Bounds(maxWaiters, maxWatchers));
 
     public int Waiting => Volatile.Read(ref _waiting);
 
@@ -61,39 +56,39 @@ internal sealed class WaitQueues : IDisposable
     }
 
     /// <summary>
-    /// Enqueues a waiter at the tail of the key's queue, or returns null when the instance is full. A semaphore's waiter
-    /// gives its <paramref name="limit"/>; a lock's is 0.
+    /// Enqueues a waiter of <paramref name="tenant"/> at the tail of the key's queue, or returns null and which bound is full
+    /// (the instance's, the tenant's share). A semaphore's waiter gives its <paramref name="limit"/>; a lock's is 0.
     /// </summary>
-    public Waiter? TryJoin(string lockKey, RedisChannel channel, bool idempotent, int limit = 0)
+    public Waiter? TryJoin(string lockKey, RedisChannel channel, string tenant, bool idempotent, int limit, out NoRoom refused)
     {
         lock (_gate)
         {
-            if (!_bounds.TryTakeWaiter())
+            if ((refused = _bounds.TryTakeWaiter(tenant)) != NoRoom.None)
             {
                 return null;
             }
 
             _waiting++;
             var queue = QueueOf(lockKey, channel);
-            var waiter = new Waiter(queue, idempotent, watcher: false, limit);
+            var waiter = new Waiter(queue, tenant, idempotent, watcher: false, limit);
             waiter.Node = queue.Waiters.AddLast(waiter);
             return waiter;
         }
     }
 
-    /// <summary>Adds a watch of the key, or returns null when the instance has as many watches as it allows.</summary>
-    public Waiter? TryWatch(string lockKey, RedisChannel channel)
+    /// <summary>Adds a watch of the key for <paramref name="tenant"/>, or returns null and which bound is full.</summary>
+    public Waiter? TryWatch(string lockKey, RedisChannel channel, string tenant, out NoRoom refused)
     {
         lock (_gate)
         {
-            if (!_bounds.TryTakeWatcher())
+            if ((refused = _bounds.TryTakeWatcher(tenant)) != NoRoom.None)
             {
                 return null;
             }
 
             _watching++;
             var queue = QueueOf(lockKey, channel);
-            var watcher = new Waiter(queue, idempotent: false, watcher: true);
+            var watcher = new Waiter(queue, tenant, idempotent: false, watcher: true);
             watcher.Node = queue.Watchers.AddLast(watcher);
             return watcher;
         }
@@ -104,7 +99,7 @@ internal sealed class WaitQueues : IDisposable
     {
         if (!_queues.TryGetValue(lockKey, out var queue))
         {
-            queue = new KeyQueue(lockKey, channel);
+            queue = new KeyQueue(this, lockKey, channel);
             _queues.Add(lockKey, queue);
             queue.Subscription = SubscribeAsync(queue, _unsubscribing.GetValueOrDefault(lockKey));
         }
@@ -161,13 +156,13 @@ internal sealed class WaitQueues : IDisposable
             if (waiter.Watcher)
             {
                 _watching--;
-                Interlocked.Decrement(ref _bounds.Watchers);
+                _bounds.ReturnWatcher(waiter.Tenant);
                 queue.Watchers.Remove(waiter.Node!);
             }
             else
             {
                 _waiting--;
-                Interlocked.Decrement(ref _bounds.Waiters);
+                _bounds.ReturnWaiter(waiter.Tenant);
                 queue.Waiters.Remove(waiter.Node!);
             }
 
@@ -237,21 +232,13 @@ internal sealed class WaitQueues : IDisposable
             var due = TimeSpan.FromMilliseconds(Math.Clamp(delayMs + 1, 1, int.MaxValue));
             if (queue.Timer is null)
             {
-                queue.Timer = new Timer(static s => ((KeyQueue)s!).Owner!.WakeHead((KeyQueue)s!), queue, due, Timeout.InfiniteTimeSpan);
-                queue.Owner = this;
+                // The queue knows its owner from its construction: the timer may fire before this line returns.
+                queue.Timer = _clock.CreateTimer(static s => ((KeyQueue)s!).WakeHeadUnderGate(), queue, due, Timeout.InfiniteTimeSpan);
             }
             else
             {
                 queue.Timer.Change(due, Timeout.InfiniteTimeSpan);
             }
-        }
-    }
-
-    private void WakeHead(KeyQueue queue)
-    {
-        lock (_gate)
-        {
-            queue.WakeHeadAndWatchers();
         }
     }
 
@@ -342,7 +329,7 @@ internal sealed class WaitQueues : IDisposable
         }
     }
 
-    internal sealed class KeyQueue(string lockKey, RedisChannel channel)
+    internal sealed class KeyQueue(WaitQueues owner, string lockKey, RedisChannel channel)
     {
         public string LockKey { get; } = lockKey;
 
@@ -356,14 +343,21 @@ internal sealed class WaitQueues : IDisposable
 
         public Action<RedisChannel, RedisValue>? Handler { get; set; }
 
-        public Timer? Timer { get; set; }
-
-        public WaitQueues? Owner { get; set; }
+        public ITimer? Timer { get; set; }
 
         public bool Closed { get; set; }
 
         /// <summary>The count of held permits the last notice of freed places gave (under the owner's gate).</summary>
         public int LastFreedHeld { get; set; } = int.MaxValue;
+
+        /// <summary>The expiry timer's wake-up: the head tries, every watch looks.</summary>
+        public void WakeHeadUnderGate()
+        {
+            lock (owner._gate)
+            {
+                WakeHeadAndWatchers();
+            }
+        }
 
         // Under the owner's gate.
         public void WakeHeadAndWatchers()
@@ -409,41 +403,15 @@ internal sealed class WaitQueues : IDisposable
         }
     }
 
-    /// <summary>How many waiters and watches may be open at once, and how many are: one instance per queues, or shared.</summary>
-    private sealed class Bounds(int maxWaiters, int maxWatchers)
-    {
-        public int Waiters;
-        public int Watchers;
-
-        public bool TryTakeWaiter() => TryTake(ref Waiters, maxWaiters);
-
-        public bool TryTakeWatcher() => TryTake(ref Watchers, maxWatchers);
-
-        // Counted with Interlocked: shared bounds are taken under the gates of two queues.
-        private static bool TryTake(ref int count, int max)
-        {
-            while (true)
-            {
-                var now = Volatile.Read(ref count);
-                if (now >= max)
-                {
-                    return false;
-                }
-
-                if (Interlocked.CompareExchange(ref count, now + 1, now) == now)
-                {
-                    return true;
-                }
-            }
-        }
-    }
-
-    internal sealed class Waiter(KeyQueue queue, bool idempotent, bool watcher, int limit = 0)
+    internal sealed class Waiter(KeyQueue queue, string tenant, bool idempotent, bool watcher, int limit = 0)
     {
         // An auto-reset event: a wake-up that arrives while the waiter is busy trying is kept, not lost.
         private readonly SemaphoreSlim _signal = new(0, 1);
 
         public KeyQueue Queue { get; } = queue;
+
+        /// <summary>The tenant whose share of the instance's bound it counts against (empty: the instance's bound only).</summary>
+        public string Tenant { get; } = tenant;
 
         public bool Idempotent { get; } = idempotent;
 

@@ -34,14 +34,17 @@ public sealed class SemaphoreEngine : IDisposable
     private readonly TimeSpan _recheck;
     private readonly RedisValue _fenceRetentionMs;
 
-    /// <summary>Creates the engine over a shared multiplexer; its limits are the lock engine's (<paramref name="locks"/>).</summary>
-    public SemaphoreEngine(IConnectionMultiplexer multiplexer, SemaphoreOptions options, LockOptions locks, RedisOptions redis, TimeProvider? clock = null)
+    /// <summary>
+    /// Creates the engine over a shared multiplexer; its limits are the lock engine's (<paramref name="locks"/>), and its waits
+    /// and watches count against <paramref name="bounds"/>, the instance's (without them, against bounds of its own).
+    /// </summary>
+    public SemaphoreEngine(IConnectionMultiplexer multiplexer, SemaphoreOptions options, LockOptions locks, RedisOptions redis, TimeProvider? clock = null, WaitBounds? bounds = null)
     {
         _options = options;
         _locks = locks;
         _clock = clock ?? TimeProvider.System;
         _redis = new RedisScriptRunner(multiplexer, redis, _clock);
-        _queues = new WaitQueues(multiplexer, locks.MaxWaiters, locks.MaxWatchers);
+        _queues = new WaitQueues(multiplexer, bounds ?? new WaitBounds(locks), _clock);
         _names = new NameLister(multiplexer, options.KeyPrefix, redis);
         _recheck = TimeSpan.FromMilliseconds(locks.RecheckMs);
         _fenceRetentionMs = locks.FenceRetentionMs;
@@ -56,7 +59,8 @@ public sealed class SemaphoreEngine : IDisposable
     /// <summary>
     /// Takes a permit when fewer than <paramref name="limit"/> are held (the caller's own limit decides, whatever limits
     /// others gave); otherwise waits up to <see cref="AcquireRequest.WaitMs"/> for one. Cancelling ends the wait, and a
-    /// permit obtained at the moment of cancellation is released before this throws.
+    /// permit obtained at the moment of cancellation is released before this throws (a replay's is not: another request
+    /// obtained it). A replay answers the permit as it stands now: what remains of its TTL, and its expiry.
     /// </summary>
     /// <exception cref="ArgumentException">The request breaks <see cref="LockRules"/> or <see cref="SemaphoreRules"/>.</exception>
     public async Task<PermitAcquireResult> AcquireAsync(LockName name, int limit, AcquireRequest request, CancellationToken cancellationToken = default)
@@ -201,7 +205,7 @@ public sealed class SemaphoreEngine : IDisposable
     /// <summary>
     /// Waits up to <paramref name="waitMs"/> until <paramref name="token"/> stops holding its permit, and answers at once
     /// when it does (released, force-released, expired; through any instance), with why; or, when the wait ran out, the
-    /// permit as it is then. Bounded per instance by <see cref="LockOptions.MaxWatchers"/>.
+    /// permit as it is then. Bounded per instance by <see cref="LockOptions.MaxWatchers"/>, and per tenant by its share of it.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="waitMs"/> is outside 0 .. <see cref="LockOptions.MaxWaitMs"/>.</exception>
     public Task<PermitCheckResult> WatchAsync(LockName name, string token, long waitMs, CancellationToken cancellationToken = default)
@@ -244,9 +248,9 @@ public sealed class SemaphoreEngine : IDisposable
         }
 
         var keys = KeysOf(name);
-        if (_queues.TryWatch(keys.Semaphore, _redis.ChannelOf(keys.Channel)) is not { } watcher)
+        if (_queues.TryWatch(keys.Semaphore, _redis.ChannelOf(keys.Channel), name.Tenant, out var refused) is not { } watcher)
         {
-            return new PermitCheckResult(null, null, NoRoomToWatch: true);
+            return new PermitCheckResult(null, null, refused);
         }
 
         try
@@ -282,9 +286,9 @@ public sealed class SemaphoreEngine : IDisposable
     {
         var deadline = _clock.GetTimestamp() + (long)(request.WaitMs * (_clock.TimestampFrequency / 1000.0));
         var idempotent = request.IdempotencyKey is not null;
-        if (_queues.TryJoin(keys.Semaphore, _redis.ChannelOf(keys.Channel), idempotent, limit) is not { } waiter)
+        if (_queues.TryJoin(keys.Semaphore, _redis.ChannelOf(keys.Channel), name.Tenant, idempotent, limit, out var refused) is not { } waiter)
         {
-            return PermitAcquireResult.NoRoomToWait();
+            return PermitAcquireResult.NoRoomToWait(refused);
         }
 
         var acquired = false;
@@ -377,10 +381,10 @@ public sealed class SemaphoreEngine : IDisposable
 
                 return PermitAcquireResult.Granted(lease, (int)(long)values[5], (long)values[4], replayed: false, waited, this, name);
             case 2:
-                // {2, token, slot, fence, ttl, at, cap, limit, owner}: the original permit, with its original expiry.
-                var (ttl, at) = ((long)values[4], (long)values[5]);
+                // {2, token, slot, fence, ms left, at, cap, limit, owner, expiry}: the original permit as it stands now.
+                var (left, at) = ((long)values[4], (long)values[5]);
                 var replay = new PermitLease(
-                    name.Key, (string)values[1]!, (int)(long)values[2], (long)values[3], (int)(long)values[7], ttl, Ms(at + ttl), Ms(at), HoldCap(at, (long)values[6]), OwnerOf(values[8]));
+                    name.Key, (string)values[1]!, (int)(long)values[2], (long)values[3], (int)(long)values[7], left, Ms((long)values[9]), Ms(at), HoldCap(at, (long)values[6]), OwnerOf(values[8]));
                 return PermitAcquireResult.Granted(replay, held: 0, earliestExpiryMs: -1, replayed: true, waited, this, name);
             default:
                 // {0, earliest expiry ms, held}

@@ -53,8 +53,8 @@ public readonly record struct PermitExtendResult(PermitLease? Lease, LeaseEnd? E
 /// <summary>How a check or a watch of a permit ended.</summary>
 /// <param name="Info">The permit while this token holds it, else null.</param>
 /// <param name="Ended">When not held: why.</param>
-/// <param name="NoRoomToWatch">True when a watch was refused: this instance already has <see cref="LockOptions.MaxWatchers"/> watches.</param>
-public readonly record struct PermitCheckResult(PermitInfo? Info, LeaseEnd? Ended, bool NoRoomToWatch = false) : IWatchResult<PermitInfo>
+/// <param name="NoRoomToWatch">When a watch was refused, which bound had no room (<see cref="LockOptions.MaxWatchers"/>, or the tenant's share of it).</param>
+public readonly record struct PermitCheckResult(PermitInfo? Info, LeaseEnd? Ended, NoRoom NoRoomToWatch = NoRoom.None) : IWatchResult<PermitInfo>
 {
     PermitInfo? ILeaseResult<PermitInfo>.Held => Info;
 }
@@ -97,8 +97,8 @@ public sealed class PermitAcquireResult : AcquireOutcome<PermitLease>
     internal static PermitAcquireResult Full(long retryAfterMs, int held, bool waited) =>
         new(AcquireStatus.Held, null, retryAfterMs, held, replayed: false, waited, null, default);
 
-    internal static PermitAcquireResult NoRoomToWait() =>
-        new(AcquireStatus.TooManyWaiters, null, 0, 0, replayed: false, waited: false, null, default);
+    internal static PermitAcquireResult NoRoomToWait(NoRoom refused) =>
+        new(StatusOf(refused), null, 0, 0, replayed: false, waited: false, null, default);
 
     private protected override Task ReleaseAsync(PermitLease lease) => _engine is null ? Task.CompletedTask : _engine.ReleaseAsync(_name, lease.Token);
 }

@@ -140,7 +140,7 @@ internal static class SemaphoreScripts
     // ARGV[3] fence retention ms, ARGV[4] token, ARGV[5] ttl ms, ARGV[6] limit; then, only when there is an owner, an
     // idempotency key or a hold cap: ARGV[7] owner ('' = none), ARGV[8] idempotency key ('' = none), ARGV[9] hold cap ms ('' = none)
     // Returns {1, slot, fence, now ms, earliest expiry in ms from now, held now} acquired;
-    // {2, token, slot, fence, ttl, at, cap, limit, owner} idempotent replay (the original expiry is at + ttl);
+    // {2, token, slot, fence, ms left, at, cap, limit, owner, expiry ms} idempotent replay (the permit as it stands now);
     // {0, earliest expiry in ms from now, held} when at least ARGV[6] permits are held.
     // The caller's own limit decides (callers that disagree each get a defined answer); the slot is the lowest free one,
     // below that limit since fewer than it are held (found in O(held)); the fencing token is per slot:
@@ -151,13 +151,14 @@ internal static class SemaphoreScripts
         local idem = ARGV[8] or ''
         if idem ~= '' then
           local token = redis.call('HGET', KEYS[2], 'k:' .. idem)
-          local rec = token and redis.call('ZSCORE', KEYS[1], token) and redis.call('HGET', KEYS[2], token)
+          local expires = token and redis.call('ZSCORE', KEYS[1], token)
+          local rec = expires and redis.call('HGET', KEYS[2], token)
           if rec then
-            local slot, fence, at, cap, ttl, limit = parse(rec)
+            local slot, fence, at, cap, _, limit = parse(rec)
             if not slot then
               return badrecord()
             end
-            return {2, token, slot, fence, ttl, at, cap, limit, ownerOf(token)}
+            return {2, token, slot, fence, tonumber(expires) - now, at, cap, limit, ownerOf(token), tonumber(expires)}
           end
         end
         local held = redis.call('ZCARD', KEYS[1])

@@ -5,7 +5,8 @@ namespace LockService.Tests.Api;
 
 /// <summary>
 /// The OpenAPI document the service serves: its security requirement follows Auth:ApiKeys, it describes health and
-/// metrics, its examples match its schemas, and the conformance check every API test runs through catches a mismatch.
+/// metrics, its examples match its schemas, every operation and tag is described,
+/// the document names a (relative) server, and the conformance check every API test runs through catches a mismatch.
 /// </summary>
 public sealed class OpenApiDocumentTests(ApiFixture fixture) : IClassFixture<ApiFixture>
 {
@@ -34,6 +35,28 @@ public sealed class OpenApiDocumentTests(ApiFixture fixture) : IClassFixture<Api
         Assert.True(paths.GetProperty("/health/live").TryGetProperty("get", out _));
         Assert.True(paths.GetProperty("/metrics").GetProperty("get").GetProperty("responses").GetProperty("200").GetProperty("content").TryGetProperty("text/plain", out _));
         Assert.Empty(OpenApiContract.Parse(document.GetRawText()).CheckExamples());
+    }
+
+    [Fact]
+    public async Task Every_operation_has_a_description_every_tag_used_is_declared_and_the_document_names_a_server()
+    {
+        var document = await DocumentAsync(fixture.Client);
+
+        var declared = document.TryGetProperty("tags", out var tags)
+            ? tags.EnumerateArray().ToDictionary(t => t.GetProperty("name").GetString()!, t => t.TryGetProperty("description", out var d) ? d.GetString() : null)
+            : [];
+        foreach (var (path, method, operation) in Operations(document))
+        {
+            Assert.False(string.IsNullOrWhiteSpace(operation.TryGetProperty("description", out var description) ? description.GetString() : null), $"{method} {path} has no description");
+            foreach (var tag in operation.GetProperty("tags").EnumerateArray().Select(t => t.GetString()!))
+            {
+                Assert.True(declared.TryGetValue(tag, out var tagDescription), $"{method} {path}: tag '{tag}' is not declared");
+                Assert.False(string.IsNullOrWhiteSpace(tagDescription), $"tag '{tag}' has no description");
+            }
+        }
+
+        var server = Assert.Single(document.GetProperty("servers").EnumerateArray());
+        Assert.Equal("/", server.GetProperty("url").GetString());
     }
 
     [Fact]

@@ -206,6 +206,9 @@ public sealed class ConfigurationTests
     [InlineData("Locks:MaxTtlMs", "lots", "Locks:MaxTtlMs")]
     [InlineData("Locks:MaxWaitMs", "0", "Locks:MaxWaitMs")]
     [InlineData("Locks:MaxWaiters", "0", "Locks:MaxWaiters")]
+    [InlineData("Locks:MaxStreams", "0", "Locks:MaxStreams")]
+    [InlineData("Locks:MaxWaitersPerTenant", "0", "Locks:MaxWaitersPerTenant")]
+    [InlineData("Locks:MaxWaitersPerTenant", "10001", "Locks:MaxWaitersPerTenant")]
     [InlineData("Locks:KeyPrefix", "lock:{x}", "Locks:KeyPrefix")]
     [InlineData("Semaphores:KeyPrefix", "sem:{x}", "Semaphores:KeyPrefix")]
     [InlineData("Semaphores:MaxLimit", "0", "Semaphores:MaxLimit")]
@@ -287,6 +290,8 @@ public sealed class ConfigurationTests
         var redis = new LockService.Core.Locks.RedisOptions();
 
         Assert.Equal(("lock:", 30_000L, 86_400_000L, 60_000L, 10_000), (locks.KeyPrefix, locks.DefaultTtlMs, locks.MaxTtlMs, locks.MaxWaitMs, locks.MaxWaiters));
+        Assert.Equal((10_000, 10_000, (int?)null), (locks.MaxWatchers, locks.MaxStreams, locks.MaxWaitersPerTenant));
+        Assert.Equal(5_000, locks.TenantShare(locks.MaxWaiters));   // half of each bound per tenant
         Assert.Equal(("localhost:6379", 2_000), (redis.ConnectionString, redis.TimeoutMs));
         var semaphores = new LockService.Core.Semaphores.SemaphoreOptions();
         Assert.Equal(("sem:", 10_000), (semaphores.KeyPrefix, semaphores.MaxLimit));

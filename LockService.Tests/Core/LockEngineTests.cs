@@ -206,6 +206,44 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         Assert.Null(await Engine.InspectAsync(name));
     }
 
+    [Fact]
+    public async Task A_replay_whose_caller_is_gone_leaves_the_lock_to_the_request_that_obtained_it()
+    {
+        // Hedged retries: the first request got the lock and answered; its twin, a replay, finds its client gone at the
+        // moment it would answer (a request that waits, with its cancellation already signalled).
+        var name = LockName.Of(Keys.Unique(nameof(A_replay_whose_caller_is_gone_leaves_the_lock_to_the_request_that_obtained_it)));
+        var request = new AcquireRequest(30_000, WaitMs: 5_000, IdempotencyKey: "hedge-" + Guid.NewGuid().ToString("N"));
+        var original = await Engine.AcquireAsync(name, request);
+        using var gone = new CancellationTokenSource();
+        await gone.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Engine.AcquireAsync(name, request, gone.Token));
+
+        Assert.True(original.Acquired);
+        Assert.NotNull((await Engine.CheckAsync(name, original.Lease!.Token)).Info);
+
+        // A request that obtained a lock itself as its caller went away still releases it.
+        var other = LockName.Of(Keys.Unique(nameof(A_replay_whose_caller_is_gone_leaves_the_lock_to_the_request_that_obtained_it)));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Engine.AcquireAsync(other, request, gone.Token));
+        Assert.Null(await Engine.InspectAsync(other));
+    }
+
+    [Fact]
+    public async Task A_waiter_whose_expiry_timer_fires_the_moment_it_is_set_still_gets_the_lock_at_the_expiry()
+    {
+        // The timer's thread can run its callback before the thread that set the timer reaches its next line (a pre-emption
+        // of the timer's due time, 1 ms or more): a clock whose timers fire as they are created makes that happen every time.
+        var name = LockName.Of(Keys.Unique(nameof(A_waiter_whose_expiry_timer_fires_the_moment_it_is_set_still_gets_the_lock_at_the_expiry)));
+        using var engine = new LockEngine(
+            fixture.Redis.Redis, new LockOptions { RecheckMs = 60_000 }, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString }, new TimersFiringAsCreated());
+        var holder = await engine.AcquireAsync(name, new AcquireRequest(300));
+
+        var waiter = await engine.AcquireAsync(name, new AcquireRequest(5_000, WaitMs: 10_000)).WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.True(waiter.Acquired);
+        Assert.True(waiter.Lease!.FencingToken > holder.Lease!.FencingToken, "fencing tokens must increase");
+    }
+
     [Theory]
     [InlineData(0, 0, null, null, "ttlMs")]
     [InlineData(86_400_001, 0, null, null, "ttlMs")]
@@ -270,5 +308,15 @@ public sealed class LockEngineTests(EngineFixture fixture) : IClassFixture<Engin
         Assert.Equal(LockScripts.ExpiredState, ((int)LeaseEnd.Expired).ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal(LockScripts.UnknownState, ((int)LeaseEnd.Unknown).ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.DoesNotContain(LockScripts.HeldState, new[] { LockScripts.ReleasedState, LockScripts.ForcedState, LockScripts.ExpiredState, LockScripts.UnknownState });
+    }
+}
+
+/// <summary>The system's clock, except that a timer also fires once as it is created, before its creator gets it back.</summary>
+internal sealed class TimersFiringAsCreated : TimeProvider
+{
+    public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+    {
+        callback(state);
+        return System.CreateTimer(callback, state, dueTime, period);
     }
 }

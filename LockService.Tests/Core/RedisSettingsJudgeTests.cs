@@ -41,6 +41,66 @@ public sealed class RedisSettingsJudgeTests
         Assert.Contains("maxmemory, maxmemory-policy", finding.Message);
     }
 
+    [Theory]
+    [InlineData("6.2.0", false)]
+    [InlineData("6.2.14", false)]
+    [InlineData("7.0.15", false)]
+    [InlineData("7.2.4", false)]          // what Valkey reports: the Redis version it answers like
+    [InlineData("255.255.255", false)]    // what some Redis-compatible servers report
+    [InlineData("6.2.6-rc1", false)]
+    [InlineData(" 7.4.1\r", false)]
+    [InlineData("v8.0", false)]
+    [InlineData("6.0.16", true)]
+    [InlineData("6.0.16-custom", true)]
+    [InlineData("5.0.7", true)]
+    [InlineData("3.2.100", true)]         // the old Windows port
+    [InlineData("2.8", true)]
+    public void A_redis_below_6_2_is_too_old_for_the_scripts_and_6_2_or_later_is_not(string version, bool tooOld)
+    {
+        var finding = RedisSettings.JudgeVersion("redis:6379", version);
+
+        if (tooOld)
+        {
+            Assert.NotNull(finding);
+            Assert.Equal(RedisSettingsCheck.VersionTooOld, finding.Check);
+            Assert.Equal("redis:6379", finding.Node);
+            Assert.Contains($"'{version.Trim()}' is older than 6.2", finding.Message);
+            Assert.Contains("SET ... GET", finding.Message);
+        }
+        else
+        {
+            Assert.Null(finding);
+        }
+    }
+
+    [Theory]
+    [InlineData(null, "missing")]
+    [InlineData("", "''")]
+    [InlineData("unknown", "'unknown'")]
+    [InlineData("7", "'7'")]              // a lone number: too little to take for a version
+    [InlineData("x.y.z", "'x.y.z'")]
+    [InlineData("99999999999.0.0", "'99999999999.0.0'")]
+    [InlineData(".6.2", "'.6.2'")]
+    public void A_version_that_cannot_be_read_is_not_checked_rather_than_guessed_old_or_new(string? version, string quoted)
+    {
+        var finding = RedisSettings.JudgeVersion("redis:6379", version);
+
+        Assert.NotNull(finding);
+        Assert.Equal(RedisSettingsCheck.NotChecked, finding.Check);
+        Assert.Contains($"redis_version {quoted}", finding.Message);
+    }
+
+    [Fact]
+    public void A_reported_version_is_quoted_short_and_without_control_characters()
+    {
+        var finding = RedisSettings.JudgeVersion("redis:6379", "5.0.0\u001b[31m" + new string('9', 500));
+
+        Assert.NotNull(finding);
+        Assert.Equal(RedisSettingsCheck.VersionTooOld, finding.Check);
+        Assert.DoesNotContain('\u001b', finding.Message);
+        Assert.True(finding.Message.Length < 300, finding.Message);
+    }
+
     private static Dictionary<string, string> Config(string maxMemory, string policy, string appendOnly, string save) => new()
     {
         ["maxmemory"] = maxMemory,

@@ -70,7 +70,7 @@ public sealed class HostileInputTests(ApiFixture fixture) : IClassFixture<ApiFix
             answers[status] = answers.GetValueOrDefault(status) + 1;
             Assert.True(status is >= 400 and < 500, $"{method} {path} {body?[..Math.Min(body.Length, 40)]} -> {status}");
             // A NUL byte in the path is refused by Kestrel itself while parsing the request line, before any
-            // application code runs; that bare 400 is the one answer without a problem body (see README).
+            // application code runs; that bare 400 is the one answer without a problem body (see docs/api.md).
             if (path.Contains("%00", StringComparison.Ordinal))
             {
                 Assert.Equal(400, status);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Net;
 using LockService.Api.Observability;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -43,7 +44,11 @@ public sealed class LockServiceFactory : WebApplicationFactory<Program>
 
         if (kestrel)
         {
-            UseKestrel(0);
+            // An endpoint of Kestrel's own options, not UseKestrel(0): with a port, the factory rewrites the server's
+            // addresses after building the host, while the minimal-API program is already binding on its own thread,
+            // and loses that race now and then ("IServerAddressesFeature.Addresses cannot be modified after the server
+            // has started"). Port 0 on loopback: the OS picks a free port, read back from the server's addresses.
+            UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
         }
 
         _contract = new(() => OpenApiContract.LoadAsync(CreateDefaultClient(BaseAddress)));

@@ -409,7 +409,7 @@ public sealed class OpenApiConformanceHandler(Func<Task<OpenApiContract>> contra
 
     /// <summary>
     /// Kestrel refuses a NUL byte in the path while it parses the request line, with a bare 400, before the service
-    /// sees the request: the one answer without a problem body (README), and no answer of the service.
+    /// sees the request: the one answer without a problem body (docs/api.md), and no answer of the service.
     /// </summary>
     private static bool KestrelRefused(HttpRequestMessage request, HttpResponseMessage response) =>
         response.StatusCode == System.Net.HttpStatusCode.BadRequest && response.Content.Headers.ContentType is null

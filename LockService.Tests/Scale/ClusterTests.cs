@@ -147,7 +147,8 @@ public sealed class ClusterTests(ClusterFixture cluster) : WaitingBehaviour, ICl
 
         Assert.Equal(HttpStatusCode.Created, first.Status);
         Assert.Equal(HttpStatusCode.Created, retry.Status);
-        Assert.Equal(first.Body, retry.Body);
+        Assert.Equal((first.Lease.Token, first.Lease.FencingToken), (retry.Lease.Token, retry.Lease.FencingToken));
+        Assert.InRange(retry.Lease.TtlMs, 1, 30_000);
         stranger.AssertProblem(HttpStatusCode.Conflict, "lock_held");
         Assert.Equal(HttpStatusCode.Created, afterRelease.Status);
         Assert.NotEqual(first.Lease.Token, afterRelease.Lease.Token);

@@ -233,16 +233,40 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
         var original = (await Engine.AcquireAsync(name, 3, request)).Lease!;
 
         var replay = await Engine.AcquireAsync(name, 3, request with { TtlMs = 5_000 });
-        await Engine.ExtendAsync(name, original.Token, new ExtendRequest(60_000));
+        var extended = (await Engine.ExtendAsync(name, original.Token, new ExtendRequest(60_000))).Lease!;
         var replayAfterExtend = (await Engine.AcquireAsync(name, 3, request)).Lease!;
         await Engine.ReleaseAsync(name, original.Token);
         var fresh = (await Engine.AcquireAsync(name, 3, request)).Lease!;
 
+        // The same permit, as it stands now: what remains of its TTL, its expiry (the extend's, after it).
         Assert.True(replay.Replayed);
-        Assert.Equal(original, replay.Lease);
-        Assert.Equal(original, replayAfterExtend);   // the original answer, expiry included
+        Assert.Equal(original with { TtlMs = replay.Lease!.TtlMs, ExpiresAt = replay.Lease.ExpiresAt }, replay.Lease);
+        Assert.InRange(replay.Lease.TtlMs, 1, original.TtlMs);
+        Assert.Equal(original with { TtlMs = replayAfterExtend.TtlMs, ExpiresAt = extended.ExpiresAt }, replayAfterExtend);
+        Assert.InRange(replayAfterExtend.TtlMs, 30_000, 60_000);
         Assert.Equal(1, (await Engine.InspectAsync(name))!.Held);
         Assert.NotEqual(original.Token, fresh.Token);
+    }
+
+    [Fact]
+    public async Task A_replay_whose_caller_is_gone_leaves_the_permit_to_the_request_that_obtained_it()
+    {
+        // As for a lock: the twin of a hedged request replays with its client gone at the moment it would answer.
+        var name = Name(nameof(A_replay_whose_caller_is_gone_leaves_the_permit_to_the_request_that_obtained_it));
+        var request = new AcquireRequest(30_000, WaitMs: 5_000, IdempotencyKey: "hedge-" + Guid.NewGuid().ToString("N"));
+        var original = await Engine.AcquireAsync(name, 2, request);
+        using var gone = new CancellationTokenSource();
+        await gone.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Engine.AcquireAsync(name, 2, request, gone.Token));
+
+        Assert.True(original.Acquired);
+        Assert.NotNull((await Engine.CheckAsync(name, original.Lease!.Token)).Info);
+
+        // A request that obtained a permit itself as its caller went away still releases it.
+        var other = Name(nameof(A_replay_whose_caller_is_gone_leaves_the_permit_to_the_request_that_obtained_it));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Engine.AcquireAsync(other, 2, request, gone.Token));
+        Assert.Null(await Engine.InspectAsync(other));
     }
 
     [Fact]
@@ -344,10 +368,10 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
         // higher limit than all ahead of it is at the front too.
         var keys = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, Name(nameof(A_notice_of_freed_places_wakes_only_waiters_at_the_front_so_a_late_one_lets_none_jump_the_line)));
         var channel = RedisChannel.Literal(keys.Channel);
-        using var queues = new WaitQueues(fixture.Redis.Redis, maxWaiters: 10, maxWatchers: 10);
-        var first = queues.TryJoin(keys.Semaphore, channel, idempotent: false, limit: 3)!;
-        var second = queues.TryJoin(keys.Semaphore, channel, idempotent: false, limit: 3)!;
-        var higher = queues.TryJoin(keys.Semaphore, channel, idempotent: false, limit: 5)!;
+        using var queues = new WaitQueues(fixture.Redis.Redis, new WaitBounds(new LockOptions { MaxWaiters = 10, MaxWatchers = 10 }), TimeProvider.System);
+        var first = queues.TryJoin(keys.Semaphore, channel, tenant: string.Empty, idempotent: false, limit: 3, out _)!;
+        var second = queues.TryJoin(keys.Semaphore, channel, tenant: string.Empty, idempotent: false, limit: 3, out _)!;
+        var higher = queues.TryJoin(keys.Semaphore, channel, tenant: string.Empty, idempotent: false, limit: 5, out _)!;
         try
         {
             await first.Queue.Subscription.WaitAsync(TimeSpan.FromSeconds(10));

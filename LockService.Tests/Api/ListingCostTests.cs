@@ -1,0 +1,137 @@
+using System.Globalization;
+using System.Net;
+using LockService.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace LockService.Tests.Api;
+
+/// <summary>
+/// What an operator listing costs Redis: one page reads a bounded part of the keyspace whatever the prefix, so that a
+/// prefix matching nothing over many keys cannot make one request scan whole nodes (and hold up every acquire behind it);
+/// the page then comes back short or empty, with a cursor that walks on to the end.
+/// </summary>
+public sealed class ListingCostTests
+{
+    // The keyspace: many times what one page may read, so that a page that reads it all cannot pass.
+    private const int Filler = 30_000;
+
+    // One page's bound: SCAN calls, and the keys they ask for (COUNT) in total.
+    private const int MaxScanCalls = 16, MaxKeysRead = 10_010;
+
+    [RedisServerTheory]
+    [InlineData("locks", "lock:")]
+    [InlineData("semaphores", "sem:")]
+    public async Task A_page_reads_a_bounded_part_of_the_keyspace_whatever_the_prefix_and_the_cursor_walks_to_every_match(string resource, string keyPrefix)
+    {
+        // Every command is in the slow log, with its arguments: what each page asked of Redis, counted exactly.
+        await using var redis = await RedisServer.StartNewAsync("--slowlog-log-slower-than", "0", "--slowlog-max-len", "100000");
+        var admin = ConfigurationOptions.Parse(redis.ConnectionString);
+        admin.AllowAdmin = true;
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(admin);
+        var db = connection.GetDatabase();
+        var batch = db.CreateBatch();
+        var writes = Enumerable.Range(0, Filler)
+            .Select(i => batch.StringSetAsync($"{keyPrefix}{{filler-{i:00000}}}", "x", TimeSpan.FromMinutes(10)))
+            .ToList();
+        batch.Execute();
+        await Task.WhenAll(writes);
+
+        await using var factory = new LockServiceFactory(redis.ConnectionString);
+        var client = new LockClient(factory.CreateClient());
+        var rare = new[] { "rare-a", "rare-b", "rare-c" };
+        foreach (var key in rare)
+        {
+            var acquire = resource == "locks" ? $"/locks/{key}?ttlMs=60000" : $"/semaphores/{key}?limit=2&ttlMs=60000";
+            Assert.Equal(HttpStatusCode.Created, (await client.SendAsync(HttpMethod.Post, acquire)).Status);
+        }
+
+        var (nothingPages, nothingFound) = await WalkAsync(client, connection, resource, "nothing-");
+        Assert.Empty(nothingFound);
+        Assert.InRange(nothingPages, Filler / MaxKeysRead, 1000);
+
+        var (rarePages, rareFound) = await WalkAsync(client, connection, resource, "rare-");
+        Assert.Equal(rare, rareFound.Distinct().Order());
+        Assert.InRange(rarePages, Filler / MaxKeysRead, 1000);
+    }
+
+    // Follows the listing of the prefix to its end: every page within the bound, the first (over a keyspace larger than a
+    // page may read) empty of a prefix matching nothing yet with a cursor. The count of pages and the keys found.
+    private static async Task<(int Pages, List<string> Found)> WalkAsync(LockClient client, ConnectionMultiplexer connection, string resource, string prefix)
+    {
+        var server = connection.GetServers().Single();
+        var found = new List<string>();
+        string? cursor = null;
+        var pages = 0;
+        do
+        {
+            await server.ExecuteAsync("SLOWLOG", "RESET");
+            var query = $"/admin/{resource}?prefix={prefix}&limit=100" + (cursor is null ? "" : "&cursor=" + cursor);
+            var reply = await client.SendAsync(HttpMethod.Get, query);
+            Assert.True(reply.Status == HttpStatusCode.OK, $"{query}: {(int)reply.Status} {reply.Body}");
+            pages++;
+            found.AddRange(reply.Json.GetProperty(resource).EnumerateArray().Select(e => e.GetProperty("key").GetString()!));
+            cursor = reply.Json.GetProperty("cursor").GetString();
+
+            var counts = await ScanCountsAsync(server);
+            Assert.True(counts.Count is > 0 and <= MaxScanCalls, $"page {pages} of '{prefix}': {counts.Count} SCAN calls");
+            Assert.True(counts.Sum() <= MaxKeysRead, $"page {pages} of '{prefix}': SCAN asked for {counts.Sum()} keys in {counts.Count} calls");
+            Assert.True(pages > 1 || cursor is not null, $"the first page of '{prefix}' read the whole keyspace of {Filler} keys");
+            Assert.True(pages < 1000, "the listing does not end");
+        }
+        while (cursor is not null);
+
+        return (pages, found);
+    }
+
+    // The COUNT of each SCAN in the slow log (an entry is id, time, duration, the command's arguments, client, name).
+    private static async Task<List<long>> ScanCountsAsync(IServer server)
+    {
+        var entries = (RedisResult[])(await server.ExecuteAsync("SLOWLOG", "GET", "100000"))!;
+        return [.. entries
+            .Select(entry => ((RedisResult[])((RedisResult[])entry!)[3]!).Select(a => (string)a!).ToArray())
+            .Where(args => args[0].Equals("SCAN", StringComparison.OrdinalIgnoreCase))
+            .Select(args => long.Parse(args[Array.FindIndex(args, a => a.Equals("COUNT", StringComparison.OrdinalIgnoreCase)) + 1], CultureInfo.InvariantCulture))];
+    }
+}
+
+public sealed class OperatorRateLimitFixture : ApiFixture
+{
+    protected override IDictionary<string, string?> Settings =>
+        Operators.Keys(new Dictionary<string, string?> { ["RateLimit:PermitsPerSecond"] = "3" });
+
+    public LockClient As(string apiKey) => Operators.As(Factory, apiKey);
+}
+
+/// <summary>Operator requests go through the rate limit like every other request: per tenant, with a 429 past it.</summary>
+public sealed class OperatorRateLimitTests(OperatorRateLimitFixture fixture) : IClassFixture<OperatorRateLimitFixture>
+{
+    [Fact]
+    public async Task Past_the_rate_listings_get_429_with_retry_after_for_that_tenant_only_and_then_recover()
+    {
+        var billing = fixture.As(OperatorFixture.BillingAdmin);
+        var shipping = fixture.As(OperatorFixture.ShippingAdmin);
+        var prefix = Keys.Unique("limited");
+        var replies = new List<Reply>();
+        for (var i = 0; i < 10; i++)
+        {
+            replies.Add(await billing.SendAsync(HttpMethod.Get, $"/admin/{(i % 2 == 0 ? "locks" : "semaphores")}?prefix={prefix}"));
+        }
+
+        // A bucket of 3 that gets 3 more each second: the first 3 pass, and a 429 comes by the 9th even if one refill
+        // falls among the requests.
+        Assert.All(replies.Take(3), r => Assert.Equal(HttpStatusCode.OK, r.Status));
+        var limited = replies.FirstOrDefault(r => r.Status == HttpStatusCode.TooManyRequests);
+        Assert.True(limited is not null, "10 listings at once, over a rate of 3 a second, and no 429: " + string.Join(", ", replies.Select(r => (int)r.Status)));
+        Assert.InRange(replies.IndexOf(limited), 3, 8);
+        limited.AssertProblem(HttpStatusCode.TooManyRequests, "too_many_requests");
+        Assert.InRange(limited.Headers.RetryAfter!.Delta!.Value, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2));
+
+        // Another tenant has its own bucket.
+        Assert.Equal(HttpStatusCode.OK, (await shipping.SendAsync(HttpMethod.Get, $"/admin/locks?prefix={prefix}")).Status);
+
+        await RedisServer.WaitUntilAsync(
+            async () => (await billing.SendAsync(HttpMethod.Get, $"/admin/locks?prefix={prefix}")).Status == HttpStatusCode.OK,
+            TimeSpan.FromSeconds(5),
+            "the bucket to refill");
+    }
+}
