@@ -32,6 +32,15 @@ internal sealed partial class ErrorHandler(IOptions<RedisOptions> redis, ILogger
             return;
         }
 
+        if (RedisFaults.IsBadData(exception))
+        {
+            // Not a bug of the service nor an outage: a key someone else wrote. The detail names the key, never a value.
+            var what = RedisFaults.BadDataDetail(exception);
+            LogRedisDataInvalid(logger, RequestMetrics.OperationOf(http.GetEndpoint()) ?? "request", what);
+            await Problems.RedisData(what).ExecuteAsync(http);
+            return;
+        }
+
         // A 500 is a bug to fix, so the event carries the exception and its stack, with tokens redacted from its text.
         LogUnexpected(logger, Logging.Redacted(exception), exception.GetType().Name, ErrorCodeOf(exception));
         await Problems.Internal().ExecuteAsync(http);
@@ -60,6 +69,10 @@ internal sealed partial class ErrorHandler(IOptions<RedisOptions> redis, ILogger
     [LoggerMessage(EventId = 1001, EventName = "RedisUnavailable", Level = LogLevel.Warning,
         Message = "Redis unavailable during {Operation} ({ExceptionType}); answered 503")]
     private static partial void LogRedisUnavailable(ILogger logger, string operation, string exceptionType);
+
+    [LoggerMessage(EventId = 1003, EventName = "RedisDataInvalid", Level = LogLevel.Warning,
+        Message = "Redis holds data this service did not write, found during {Operation}: {What}; answered 503")]
+    private static partial void LogRedisDataInvalid(ILogger logger, string operation, string what);
 
     [LoggerMessage(EventId = 1002, EventName = "UnexpectedError", Level = LogLevel.Error, Message = "Unexpected {ExceptionType} ({RedisErrorCode}) answered with 500")]
     private static partial void LogUnexpected(ILogger logger, Exception exception, string exceptionType, string redisErrorCode);

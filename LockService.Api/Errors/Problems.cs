@@ -26,6 +26,7 @@ internal static class Problems
     public const string UnsupportedMediaType = "unsupported_media_type";
     public const string TooManyRequests = "too_many_requests";
     public const string RedisUnavailable = "redis_unavailable";
+    public const string RedisDataInvalid = "redis_data_invalid";
     public const string InternalError = "internal_error";
 
     public static ProblemHttpResult Create(int status, string code, string title, string detail, IDictionary<string, object?>? extensions = null)
@@ -171,6 +172,17 @@ internal static class Problems
         RedisUnavailable,
         "Redis is unavailable.",
         $"Redis could not be reached or did not answer within {timeoutMs} ms. Nothing was changed by this request that will outlive its lock's TTL; retry shortly.");
+
+    /// <summary>
+    /// A key of the name holds what this service never writes there (a key of another type, a value written by hand, a
+    /// lock made persistent): nothing was changed, and retrying does not help until an operator fixes or deletes the key,
+    /// so no Retry-After. A 503, not a 4xx: the request was fine, the service's store is not.
+    /// </summary>
+    public static ProblemHttpResult RedisData(string what) => Create(
+        StatusCodes.Status503ServiceUnavailable,
+        RedisDataInvalid,
+        "Redis holds data this service did not write.",
+        $"{what} Nothing was changed by this request; this name cannot be used until an operator fixes or deletes that key.");
 
     public static ProblemHttpResult TooLarge(int limit) => Create(
         StatusCodes.Status413PayloadTooLarge,

@@ -77,6 +77,13 @@ internal sealed partial class LeaseStream(StreamedLease lease, StreamPlace place
         {
             // The client is gone (or the instance stops) while a line was being written.
         }
+        catch (Exception ex) when (RedisFaults.IsBadData(ex))
+        {
+            // A key of the lease now holds data this service did not write (a PERSIST, a value or a type by hand): it cannot
+            // be kept as the contract says, so it is released below (if it still can be) and the client hears it is lost.
+            ended = LeaseEnd.Unavailable;
+            await EndHeldLeaseAsync(response, instanceStopping: false, logger);
+        }
         finally
         {
             if (ended is null)
@@ -105,9 +112,9 @@ internal sealed partial class LeaseStream(StreamedLease lease, StreamPlace place
         {
             await lease.ReleaseAsync();
         }
-        catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
+        catch (Exception ex) when (RedisFaults.IsUnavailable(ex) || RedisFaults.IsBadData(ex))
         {
-            // Its TTL frees it: at most ttlMs from the last renewal.
+            // Its TTL frees it: at most ttlMs from the last renewal (a key written by hand is no lease of this stream's).
             LogReleaseFailed(logger, ex.GetType().Name);
         }
     }

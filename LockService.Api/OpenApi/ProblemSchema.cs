@@ -36,7 +36,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
         ["413"] = "Body over 4 KiB.",
         ["415"] = "A body that is not JSON: send JSON or use the query string.",
         ["429"] = "Rate limit, or too many waiting, watching or holding a stream already on this instance or for this tenant; with Retry-After.",
-        ["503"] = "Redis is unavailable, with Retry-After. Answered within Redis:TimeoutMs plus a second.",
+        ["503"] = "Redis is unavailable (redis_unavailable, with Retry-After; answered within Redis:TimeoutMs plus a second), or a Redis key of this name holds data this service did not write (redis_data_invalid, naming the key; nothing changed, an operator must fix it).",
     };
 
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
@@ -85,7 +85,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
         "413" => [Problems.PayloadTooLarge],
         "415" => [Problems.UnsupportedMediaType],
         "429" => [Problems.TooManyRequests],
-        "503" => [Problems.RedisUnavailable],
+        "503" => [Problems.RedisUnavailable, Problems.RedisDataInvalid],
         _ => [],
     };
 
@@ -150,7 +150,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
     [
         Problems.InvalidKey, Problems.InvalidToken, Problems.InvalidParameter, Problems.Unauthorized, Forbidden,
         Problems.NotFound, Problems.LockNotHeld, Problems.MethodNotAllowed, Problems.LockHeld, Problems.PayloadTooLarge,
-        Problems.UnsupportedMediaType, Problems.TooManyRequests, Problems.RedisUnavailable, Problems.InternalError,
+        Problems.UnsupportedMediaType, Problems.TooManyRequests, Problems.RedisUnavailable, Problems.RedisDataInvalid, Problems.InternalError,
         Problems.SemaphoreFull, Problems.PermitNotHeld, Problems.SemaphoreEmpty,
     ];
 }

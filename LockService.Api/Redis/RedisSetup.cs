@@ -15,6 +15,11 @@ internal static class RedisSetup
             .Validate(o => TryParse(o.ConnectionString), "Redis:ConnectionString is not a valid StackExchange.Redis configuration string.")
             .ValidateOnStart();
         services.AddOptions<LockOptions>().BindConfiguration(LockOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+
+        // Each kind owns its key space: every kind adds its prefix here, one line each, and an overlap stops the start.
+        services.AddOptions<KeySpaces>().ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<KeySpaces>().Configure<IOptions<LockOptions>>((spaces, o) => spaces.Add("Locks:KeyPrefix", o.Value.KeyPrefix));
+        services.AddOptions<KeySpaces>().Configure<IOptions<SemaphoreOptions>>((spaces, o) => spaces.Add("Semaphores:KeyPrefix", o.Value.KeyPrefix));
         services.AddSingleton<IConnectionMultiplexer>(sp => Connect(sp.GetRequiredService<IOptions<RedisOptions>>().Value));
 
         // Locks and semaphores of this instance wait, watch and stream within one set of bounds (Locks:MaxWaiters,

@@ -329,9 +329,8 @@ public sealed class LockEngine : IDisposable
                 // The same lease, so the same handle: disposing a replay releases the lock like disposing the original.
                 return AcquireResult.Replay(replay, waited, this, name);
             default:
-                // PTTL is -1 only for a key someone wrote by hand without a TTL: it frees on no schedule.
-                var pttl = (long)values[1];
-                return AcquireResult.HeldBySomeoneElse(pttl < 0 ? 0 : pttl, waited, name);
+                // The script answers a lock without expiry (PTTL -1) with BADDATA, so the PTTL here is the holder's TTL.
+                return AcquireResult.HeldBySomeoneElse((long)values[1], waited, name);
         }
     }
 

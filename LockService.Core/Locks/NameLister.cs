@@ -137,7 +137,9 @@ internal sealed class NameLister
     // A name found by SCAN (or carried over by a cursor) goes on the page once, or to the next page when this one is full.
     /// <summary>
     /// One page of what <paramref name="describe"/> says of each name found (never a token), leaving out those it finds
-    /// nothing held under; the cursor, or why the cursor given was refused.
+    /// nothing held under; the cursor, or why the cursor given was refused. A name whose keys hold what this service never
+    /// writes there (<see cref="RedisFaults.IsBadData"/>) is left out too, so that one such key does not fail every page
+    /// of its tenant: inspecting that name says what is wrong.
     /// </summary>
     public async Task<(IReadOnlyList<T> Items, string? Cursor, string? CursorError)> DescribeAsync<T>(
         string tenant, string namePrefix, int limit, string? cursor, Func<LockName, Task<T?>> describe, CancellationToken cancellationToken)
@@ -149,8 +151,21 @@ internal sealed class NameLister
             return ([], null, page.CursorError);
         }
 
-        var items = await Task.WhenAll(page.Names.Select(name => describe(new LockName(tenant, name)))).ConfigureAwait(false);
+        var items = await Task.WhenAll(page.Names.Select(name => DescribeOrSkipAsync(describe, new LockName(tenant, name)))).ConfigureAwait(false);
         return ([.. items.Where(item => item is not null).Select(item => item!)], page.Cursor, null);
+    }
+
+    private static async Task<T?> DescribeOrSkipAsync<T>(Func<LockName, Task<T?>> describe, LockName name)
+        where T : class
+    {
+        try
+        {
+            return await describe(name).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (RedisFaults.IsBadData(ex))
+        {
+            return null;
+        }
     }
 
     private static void Take(string name, List<string> names, HashSet<string> seen, List<string> leftover, int limit, string namePrefix)

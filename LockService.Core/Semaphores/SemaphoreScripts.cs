@@ -20,6 +20,11 @@ namespace LockService.Core.Semaphores;
 /// The first three expire with the latest permit; nothing is left without a TTL. Every script first drops the permits whose
 /// expiry passed by Redis's clock, so an expired permit is never counted, released or extended, and announces the places
 /// that frees. ARGV[1] is the notice channel, ARGV[2] PUBLISH or SPUBLISH, for every script.
+/// <para>Before that, every script looks at the type of each of its five keys (five TYPE commands): one of another type
+/// (written by hand) is a <see cref="LockScripts.BadData"/> error before anything is written, since these scripts write
+/// several keys and a command refused half-way would leave a permit to nobody. So is a permit record that does not parse
+/// where a permit is looked up (an expired one that does not parse is dropped), and a slot's last fencing token that no
+/// token below 2^53 can exceed; a fencing value that is not a number, or below the clock, counts as none, as for locks.</para>
 /// </summary>
 /// <remarks>
 /// Numbers go to Redis through <c>string.format('%d')</c> and come back as integer replies, as in <see cref="LockScripts"/>;
@@ -41,15 +46,21 @@ internal static class SemaphoreScripts
           local s, f, a, c, t, l, o = string.match(rec, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+)$')
           return tonumber(s), tonumber(f), tonumber(a), tonumber(c), tonumber(t), tonumber(l), tonumber(o)
         end
+        local function baddata(key, what)
+          return redis.error_reply('{{LockScripts.BadData}} ' .. key .. ' ' .. what)
+        end
+        local function badrecord()
+          return baddata(KEYS[2], 'holds a permit record this service did not write (a value written by hand)')
+        end
         local function ownerOf(token)
           return redis.call('HGET', KEYS[2], 'o:' .. token) or false
         end
         local function forget(token, rec)
           local slot, _, _, _, _, _, flags = parse(rec)
-          if redis.call('HGET', KEYS[3], int(slot)) == token then
+          if slot and redis.call('HGET', KEYS[3], int(slot)) == token then
             redis.call('HDEL', KEYS[3], int(slot))
           end
-          local idem = flags >= 2 and redis.call('HGET', KEYS[2], 'i:' .. token)
+          local idem = flags and flags >= 2 and redis.call('HGET', KEYS[2], 'i:' .. token)
           if idem then
             redis.call('HDEL', KEYS[2], 'k:' .. idem)
           end
@@ -80,7 +91,8 @@ internal static class SemaphoreScripts
             announce(freed)
           end
           local expires = redis.call('ZSCORE', KEYS[1], token)
-          return now, expires and redis.call('HGET', KEYS[2], token), tonumber(expires), freed
+          local rec = expires and redis.call('HGET', KEYS[2], token)
+          return now, rec, tonumber(expires), freed, rec and not parse(rec)
         end
         local function remember(token, endMs, state, keepMs)
           redis.call('ZADD', KEYS[5], int(endMs * 4 + state), token)
@@ -98,7 +110,13 @@ internal static class SemaphoreScripts
             return {{LockScripts.UnknownState}}
           end
           local state = tonumber(s) % 4
-          return state == {{LockScripts.HeldState}} and {{LockScripts.ExpiredState}} or state
+          if state == {{LockScripts.HeldState}} then
+            return {{LockScripts.ExpiredState}}
+          end
+          if state == {{LockScripts.ReleasedState}} or state == {{LockScripts.ForcedState}} or state == {{LockScripts.ExpiredState}} then
+            return state
+          end
+          return {{LockScripts.UnknownState}}
         end
         local function outlive(ttl)
           local left = redis.call('PTTL', KEYS[1])
@@ -107,6 +125,13 @@ internal static class SemaphoreScripts
           end
           for i = 1, 3 do
             redis.call('PEXPIRE', KEYS[i], int(left))
+          end
+        end
+        local kinds = {'zset', 'hash', 'hash', 'hash', 'zset'}
+        for i = 1, 5 do
+          local kind = redis.call('TYPE', KEYS[i]).ok
+          if kind ~= 'none' and kind ~= kinds[i] then
+            return baddata(KEYS[i], '{{LockScripts.WrongType}}')
           end
         end
 
@@ -130,6 +155,9 @@ internal static class SemaphoreScripts
           local rec = expires and redis.call('HGET', KEYS[2], token)
           if rec then
             local slot, fence, at, cap, _, limit = parse(rec)
+            if not slot then
+              return badrecord()
+            end
             return {2, token, slot, fence, tonumber(expires) - now, at, cap, limit, ownerOf(token), tonumber(expires)}
           end
         end
@@ -143,18 +171,25 @@ internal static class SemaphoreScripts
         if held > 0 then
           local taken = {}
           for _, s in ipairs(redis.call('HKEYS', KEYS[3])) do
-            taken[tonumber(s)] = true
+            local n = tonumber(s)
+            if n then
+              taken[n] = true
+            end
           end
           while taken[slot] do
             slot = slot + 1
           end
-        else
-          redis.call('DEL', KEYS[2], KEYS[3])
         end
         local fence = micros
         local last = tonumber(redis.call('HGET', KEYS[4], int(slot)))
         if last and last >= fence then
-          fence = last + 1
+          if last > {{LockScripts.MaxLastFence}} then
+            return baddata(KEYS[4], 'field ' .. int(slot) .. ' {{LockScripts.FenceTooHigh}}')
+          end
+          fence = math.floor(last) + 1
+        end
+        if held == 0 then
+          redis.call('DEL', KEYS[2], KEYS[3])
         end
         redis.call('HSET', KEYS[4], int(slot), int(fence))
         redis.call('PEXPIRE', KEYS[4], ARGV[3])
@@ -186,10 +221,10 @@ internal static class SemaphoreScripts
     // ARGV[3] fence retention ms, ARGV[4] token
     // Returns {1, held ms} released (and the place announced), {0, why} when this token holds no permit.
     public const string Release = Common + $$"""
-        local now, rec, _, freed = lookup(ARGV[4], true)
-        if not rec then
+        local now, rec, _, freed, broken = lookup(ARGV[4], true)
+        if not rec or broken then
           announce(freed)
-          return {0, ended(ARGV[4])}
+          return broken and badrecord() or {0, ended(ARGV[4])}
         end
         local _, _, at = parse(rec)
         forget(ARGV[4], rec)
@@ -207,9 +242,9 @@ internal static class SemaphoreScripts
         local freed = purge(now)
         local token = redis.call('HGET', KEYS[3], ARGV[4])
         local rec = token and redis.call('HGET', KEYS[2], token)
-        if not rec then
+        if not rec or not parse(rec) then
           announce(freed)
-          return {0}
+          return rec and badrecord() or {0}
         end
         local _, fence, at, _, _, limit = parse(rec)
         local owner = ownerOf(token)
@@ -226,7 +261,10 @@ internal static class SemaphoreScripts
     // what is left of it. A permit whose expiry comes sooner than before is announced ("shortened"): waiters re-arm their
     // expiry timers to it.
     public const string Extend = Common + $$"""
-        local now, rec, expires = lookup(ARGV[4])
+        local now, rec, expires, _, broken = lookup(ARGV[4])
+        if broken then
+          return badrecord()
+        end
         if not rec then
           return {0, ended(ARGV[4])}
         end
@@ -256,7 +294,10 @@ internal static class SemaphoreScripts
     // ARGV[3] token
     // Returns {1, slot, fence, ms left, now ms, at, cap, limit, owner} while this token holds a permit, else {0, why}.
     public const string Check = Common + """
-        local now, rec, expires = lookup(ARGV[3])
+        local now, rec, expires, _, broken = lookup(ARGV[3])
+        if broken then
+          return badrecord()
+        end
         if rec then
           local slot, fence, at, cap, _, limit = parse(rec)
           return {1, slot, fence, expires - now, now, at, cap, limit, ownerOf(ARGV[3])}
@@ -276,6 +317,9 @@ internal static class SemaphoreScripts
           local rec = redis.call('HGET', KEYS[2], permits[i])
           if rec then
             local slot, fence, at, cap, _, limit = parse(rec)
+            if not slot then
+              return badrecord()
+            end
             for _, v in ipairs({slot, fence, tonumber(permits[i + 1]), at, cap, limit}) do
               reply[#reply + 1] = v
             end

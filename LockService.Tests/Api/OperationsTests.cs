@@ -227,6 +227,22 @@ public sealed class ConfigurationTests
         Assert.DoesNotContain("   at ", string.Join('\n', service.Stdout) + line);
     }
 
+    [Theory]
+    [InlineData("app:", "app:")]
+    [InlineData("app:", "app:sem:")]
+    [InlineData("s", "sem:")]
+    public async Task Two_kinds_key_prefixes_that_are_equal_or_where_one_starts_with_the_other_stop_the_service_naming_both(string locks, string semaphores)
+    {
+        // A lock's fence string would land on a semaphore's fence hash: each kind must own its key space.
+        await using var service = ServiceProcess.Start(
+            new Dictionary<string, string> { ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" }, $"--Locks:KeyPrefix={locks}", $"--Semaphores:KeyPrefix={semaphores}");
+
+        Assert.Equal(1, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+        var line = Assert.Single(service.Stderr, l => l.Length > 0);
+        Assert.Contains("Locks:KeyPrefix", line, StringComparison.Ordinal);
+        Assert.Contains("Semaphores:KeyPrefix", line, StringComparison.Ordinal);
+    }
+
     [RedisServerFact]
     public async Task Outside_development_the_log_is_compact_json_with_one_line_per_request_and_no_token()
     {
