@@ -230,7 +230,13 @@ standin_hash=$(
         sha256sum "$ca_bundle" | cut -d' ' -f1
     } | sha256sum | cut -c1-16
 )
-standin_label() { docker image inspect -f '{{index .Config.Labels "lockservice.standin"}}' "$1" 2>/dev/null || echo "absent"; }
+# The image's lockservice.standin label, "" or "<no value>" for a real image, "absent" when
+# there is no such image (for which `docker image inspect -f` still prints an empty line).
+standin_label() {
+    local label
+    label=$(docker image inspect -f '{{index .Config.Labels "lockservice.standin"}}' "$1" 2>/dev/null) || label=absent
+    echo "$label"
+}
 is_standin() { case "$(standin_label "$1")" in absent|""|"<no value>") return 1 ;; esac; }
 
 # Stand-ins live under private names (lockservice-standin/KIND:HASH), the cache that a
