@@ -61,8 +61,9 @@ cleanup() {
     for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null; done
     if [ "$compose_up" -eq 1 ]; then
         if [ "$rc" -ne 0 ]; then
-            echo "smoke: last service logs:" >&2
-            "${compose[@]}" --profile scale logs --no-color --tail 30 >&2 2>&1
+            # Tokens masked: a failed check may be that nginx logged them.
+            echo "smoke: last service logs (32-hex runs masked):" >&2
+            "${compose[@]}" --profile scale logs --no-color --tail 30 2>&1 | sed -E 's/[0-9a-fA-F]{32}/<TOKEN>/g' >&2
         fi
         step "docker compose down -v"
         "${compose[@]}" --profile scale down -v --remove-orphans >"$tmp/down.log" 2>&1 \
@@ -338,7 +339,7 @@ for kind in "${kinds[@]}"; do
         ensure_standin "$kind"
         docker tag "$(standin_ref "$kind")" "$name"
         standin_tags+=("$name")
-        states+=("$name stand-in")
+        states+=("$name stand-in (pull: $(tail -n 1 "$tmp/pull-$kind.log" | cut -c1-80))")
     fi
 done
 step "base images: $(printf '%s; ' "${states[@]}")stand-in inputs $standin_hash"
