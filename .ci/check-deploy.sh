@@ -128,6 +128,7 @@ done
 ok ".dockerignore: excludes **/bin/ and **/obj/"
 
 # The replicas are reached by name, re-resolved through Docker's DNS (see the top of nginx.conf).
+# shellcheck disable=SC2016  # a literal $lockservice_upstream is what nginx.conf should say
 grep -Eq '^[[:space:]]*set[[:space:]]+\$lockservice_upstream[[:space:]]+api-scaled:8080;' deploy/nginx.conf \
     || fail "deploy/nginx.conf does not proxy to api-scaled:8080"
 grep -Eq '^[[:space:]]*resolver[[:space:]]+127\.0\.0\.11[[:space:]]' deploy/nginx.conf \

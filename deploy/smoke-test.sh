@@ -339,15 +339,20 @@ for kind in "${kinds[@]}"; do
         ensure_standin "$kind"
         docker tag "$(standin_ref "$kind")" "$name"
         standin_tags+=("$name")
-        states+=("$name stand-in (pull: $(tail -n 1 "$tmp/pull-$kind.log" | cut -c1-80))")
+        [ -n "${pull_error:-}" ] || pull_error="docker pull $name: $(tail -n 1 "$tmp/pull-$kind.log")"
+        states+=("$name stand-in")
     fi
 done
+[ -z "${pull_error:-}" ] || step "$pull_error"
 step "base images: $(printf '%s; ' "${states[@]}")stand-in inputs $standin_hash"
 
 # Stand-ins from other inputs are no longer used by anything.
 for old in $(docker images --format '{{.Repository}}:{{.Tag}}' 'lockservice-standin/*'); do
     case "$old" in *":$standin_hash") ;; *) docker rmi "$old" >/dev/null 2>&1 || true ;; esac
 done
+# Nor are untagged images built on them (build stages of earlier runs: they inherit the
+# label); those built on the current stand-ins are the build cache a warm run reuses.
+docker image prune -f --filter label=lockservice.standin --filter "label!=lockservice.standin=$standin_hash" >/dev/null 2>&1 || true
 
 # ---- the image ------------------------------------------------------------------------------
 step "docker build --network host . (fills the build cache: NuGet restore needs the package source)"
