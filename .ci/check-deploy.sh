@@ -128,6 +128,7 @@ done
 ok ".dockerignore: excludes **/bin/ and **/obj/"
 
 # The replicas are reached by name, re-resolved through Docker's DNS (see the top of nginx.conf).
+# shellcheck disable=SC2016  # a literal $lockservice_upstream is what nginx.conf should say
 grep -Eq '^[[:space:]]*set[[:space:]]+\$lockservice_upstream[[:space:]]+api-scaled:8080;' deploy/nginx.conf \
     || fail "deploy/nginx.conf does not proxy to api-scaled:8080"
 grep -Eq '^[[:space:]]*resolver[[:space:]]+127\.0\.0\.11[[:space:]]' deploy/nginx.conf \
@@ -136,6 +137,13 @@ timeout_s=$(sed -nE 's/^[[:space:]]*proxy_read_timeout[[:space:]]+([0-9]+)s?;.*/
 { [ -n "$timeout_s" ] && [ "$timeout_s" -gt 60 ]; } \
     || fail "deploy/nginx.conf proxy_read_timeout must exceed the 60 s max wait (got '${timeout_s:-none}')"
 ok "deploy/nginx.conf: api-scaled:8080 through resolver 127.0.0.11, proxy_read_timeout ${timeout_s}s"
+# nginx's error log quotes raw request lines (tokens): only "crit" and above may be written.
+error_level=$(sed -nE 's/^[[:space:]]*error_log[[:space:]]+[^[:space:];]+[[:space:]]+([a-z]+);.*/\1/p' deploy/nginx.conf | head -n 1)
+case "$error_level" in
+    crit|alert|emerg) ;;
+    *) fail "deploy/nginx.conf must set error_log at crit or above (its error lines quote request paths, tokens included); got '${error_level:-none}'" ;;
+esac
+ok "deploy/nginx.conf: error_log at $error_level (no request line with a token)"
 
 # ---- the Dockerfile's build stage, replayed on the host --------------------------------
 publish_cmd=$(df '^RUN[[:space:]]+dotnet[[:space:]]+publish[[:space:]]' | head -n 1 | sed -E 's/^RUN[[:space:]]+//')
