@@ -107,7 +107,10 @@ public sealed partial class LockClient(HttpClient http)
     public Task<LockPage> ListAsync(string? prefix = null, int? limit = null, string? cursor = null, CancellationToken cancellationToken = default) =>
         ListPageAsync("admin/locks", ClientJson.Default.LockPage, prefix, limit, cursor, cancellationToken);
 
-    /// <summary>Every held lock whose key starts with <paramref name="prefix"/>, following cursors, each key once.</summary>
+    /// <summary>
+    /// Every held lock whose key starts with <paramref name="prefix"/>, following cursors, each key once. A page refused by
+    /// the rate limit (429) is asked for again after its Retry-After, up to 10 times in a row.
+    /// </summary>
     public IAsyncEnumerable<LockInfo> ListAllAsync(string? prefix = null, int? pageSize = null, CancellationToken cancellationToken = default) =>
         FollowCursorsAsync(
             async (cursor, cancellation) =>
@@ -186,7 +189,10 @@ public sealed partial class LockClient(HttpClient http)
     public Task<SemaphorePage> ListSemaphoresAsync(string? prefix = null, int? limit = null, string? cursor = null, CancellationToken cancellationToken = default) =>
         ListPageAsync("admin/semaphores", ClientJson.Default.SemaphorePage, prefix, limit, cursor, cancellationToken);
 
-    /// <summary>Every semaphore with permits held whose key starts with <paramref name="prefix"/>, following cursors, each key once.</summary>
+    /// <summary>
+    /// Every semaphore with permits held whose key starts with <paramref name="prefix"/>, following cursors, each key once;
+    /// a page refused by the rate limit (429) is asked for again as <see cref="ListAllAsync"/> does.
+    /// </summary>
     public IAsyncEnumerable<SemaphoreInfo> ListAllSemaphoresAsync(string? prefix = null, int? pageSize = null, CancellationToken cancellationToken = default) =>
         FollowCursorsAsync(
             async (cursor, cancellation) =>
@@ -307,7 +313,7 @@ public sealed partial class LockClient(HttpClient http)
         string? cursor = null;
         do
         {
-            var (entries, next) = await listPage(cursor, cancellationToken);
+            var (entries, next) = await PageAsync(listPage, cursor, cancellationToken);
             foreach (var entry in entries)
             {
                 if (seen.Add(keyOf(entry)))
@@ -355,6 +361,30 @@ public sealed partial class LockClient(HttpClient http)
 
         Interlocked.Exchange(ref _watchWaitMs, bound);
         return true;
+    }
+
+    // A page refused by the rate limit (429) is asked for again with the same cursor once Retry-After has passed: a walk of
+    // many pages then outlasts a small RateLimit:PermitsPerSecond instead of failing halfway. Ten refusals in a row end it
+    // with the 429, so that a bucket that others of the tenant keep empty cannot hold the walk forever; each wait is at most
+    // 30 s whatever a proxy says, and 1 s when it says nothing (the service's bucket refills every second).
+    private const int MaxThrottledRetries = 10;
+    private static readonly TimeSpan MaxThrottledWait = TimeSpan.FromSeconds(30), DefaultThrottledWait = TimeSpan.FromSeconds(1);
+
+    private static async Task<(IReadOnlyList<T> Entries, string? Cursor)> PageAsync<T>(
+        Func<string?, CancellationToken, Task<(IReadOnlyList<T> Entries, string? Cursor)>> listPage, string? cursor, CancellationToken cancellationToken)
+    {
+        for (var refused = 0; ; refused++)
+        {
+            try
+            {
+                return await listPage(cursor, cancellationToken);
+            }
+            catch (LockServiceThrottledException ex) when (refused < MaxThrottledRetries)
+            {
+                var wait = ex.RetryAfter is { } after && after > TimeSpan.Zero ? after : DefaultThrottledWait;
+                await Task.Delay(wait < MaxThrottledWait ? wait : MaxThrottledWait, cancellationToken);
+            }
+        }
     }
 
     internal static string? Ms(TimeSpan? value) =>

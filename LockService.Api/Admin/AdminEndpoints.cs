@@ -48,7 +48,7 @@ internal static partial class AdminEndpoints
         var admin = app.MapGroup("/admin")
             .WithTags("Operators")
             .RequireOperatorAuthorization()
-            .RequireLockRateLimit()
+            .RequireOperatorRateLimit()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status403Forbidden)
             .ProducesProblem(StatusCodes.Status429TooManyRequests)

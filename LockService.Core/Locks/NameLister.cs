@@ -134,7 +134,6 @@ internal sealed class NameLister
         return new NamePage(names, nextCursor, null);
     }
 
-    // A name found by SCAN (or carried over by a cursor) goes on the page once, or to the next page when this one is full.
     /// <summary>
     /// One page of what <paramref name="describe"/> says of each name found (never a token), leaving out those it finds
     /// nothing held under; the cursor, or why the cursor given was refused. A name whose keys hold what this service never
@@ -168,6 +167,7 @@ internal sealed class NameLister
         }
     }
 
+    // A name found by SCAN (or carried over by a cursor) goes on the page once, or to the next page when this one is full.
     private static void Take(string name, List<string> names, HashSet<string> seen, List<string> leftover, int limit, string namePrefix)
     {
         if (!name.StartsWith(namePrefix, StringComparison.Ordinal) || !seen.Add(name))

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using LockService.Tests.Infrastructure;
@@ -96,13 +98,32 @@ public sealed class ListingCostTests
 
 public sealed class OperatorRateLimitFixture : ApiFixture
 {
-    protected override IDictionary<string, string?> Settings =>
-        Operators.Keys(new Dictionary<string, string?> { ["RateLimit:PermitsPerSecond"] = "3" });
+    // Two more tenants, each with an admin and a client key, whose buckets no other test of the class touches.
+    public const string ReturnsAdmin = "returns-admin-0123456789abcdef", ReturnsClient = "returns-client-0123456789abcdef";
+    public const string RefundsAdmin = "refunds-admin-0123456789abcdef", RefundsClient = "refunds-client-0123456789abcdef";
+
+    protected override IDictionary<string, string?> Settings => Operators.Keys(new Dictionary<string, string?>
+    {
+        ["RateLimit:PermitsPerSecond"] = "3",
+        ["Auth:ApiKeys:3:Key"] = ReturnsAdmin,
+        ["Auth:ApiKeys:3:Tenant"] = "returns",
+        ["Auth:ApiKeys:3:Role"] = "admin",
+        ["Auth:ApiKeys:4:Key"] = ReturnsClient,
+        ["Auth:ApiKeys:4:Tenant"] = "returns",
+        ["Auth:ApiKeys:5:Key"] = RefundsAdmin,
+        ["Auth:ApiKeys:5:Tenant"] = "refunds",
+        ["Auth:ApiKeys:5:Role"] = "admin",
+        ["Auth:ApiKeys:6:Key"] = RefundsClient,
+        ["Auth:ApiKeys:6:Tenant"] = "refunds",
+    });
 
     public LockClient As(string apiKey) => Operators.As(Factory, apiKey);
 }
 
-/// <summary>Operator requests go through the rate limit like every other request: per tenant, with a 429 past it.</summary>
+/// <summary>
+/// Operator requests go through the rate limit like every other request: per tenant, with a 429 past it; in a bucket of
+/// their own, so that operators and lock clients of one tenant cannot use up each other's.
+/// </summary>
 public sealed class OperatorRateLimitTests(OperatorRateLimitFixture fixture) : IClassFixture<OperatorRateLimitFixture>
 {
     [Fact]
@@ -111,18 +132,22 @@ public sealed class OperatorRateLimitTests(OperatorRateLimitFixture fixture) : I
         var billing = fixture.As(OperatorFixture.BillingAdmin);
         var shipping = fixture.As(OperatorFixture.ShippingAdmin);
         var prefix = Keys.Unique("limited");
-        var replies = new List<Reply>();
-        for (var i = 0; i < 10; i++)
-        {
-            replies.Add(await billing.SendAsync(HttpMethod.Get, $"/admin/{(i % 2 == 0 ? "locks" : "semaphores")}?prefix={prefix}"));
-        }
 
-        // A bucket of 3 that gets 3 more each second: the first 3 pass, and a 429 comes by the 9th even if one refill
-        // falls among the requests.
-        Assert.All(replies.Take(3), r => Assert.Equal(HttpStatusCode.OK, r.Status));
+        // All at once, so that however slow each request is, they meet the bucket within a short time: a bucket of 3 that
+        // gets 3 more each second lets the first 3 through and at most 3 more per second elapsed (and one refill more,
+        // whose tick may fall at any point of the first second).
+        var elapsed = Stopwatch.StartNew();
+        var replies = await Task.WhenAll(Enumerable.Range(0, 10)
+            .Select(i => billing.SendAsync(HttpMethod.Get, $"/admin/{(i % 2 == 0 ? "locks" : "semaphores")}?prefix={prefix}")));
+        var seconds = elapsed.Elapsed.TotalSeconds;
+        var statuses = string.Join(", ", replies.Select(r => (int)r.Status));
+
+        Assert.All(replies, r => Assert.True(r.Status is HttpStatusCode.OK or HttpStatusCode.TooManyRequests, statuses));
+        var passed = replies.Count(r => r.Status == HttpStatusCode.OK);
+        Assert.True(passed >= 3, $"a full bucket of 3 let {passed} through: {statuses}");
+        Assert.True(passed <= 3 + (3 * ((int)seconds + 1)), $"{passed} passed in {seconds:0.00} s at 3 a second: {statuses}");
         var limited = replies.FirstOrDefault(r => r.Status == HttpStatusCode.TooManyRequests);
-        Assert.True(limited is not null, "10 listings at once, over a rate of 3 a second, and no 429: " + string.Join(", ", replies.Select(r => (int)r.Status)));
-        Assert.InRange(replies.IndexOf(limited), 3, 8);
+        Assert.True(limited is not null, $"10 listings at once, over a rate of 3 a second, and no 429 in {seconds:0.00} s: {statuses}");
         limited.AssertProblem(HttpStatusCode.TooManyRequests, "too_many_requests");
         Assert.InRange(limited.Headers.RetryAfter!.Delta!.Value, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2));
 
@@ -133,5 +158,51 @@ public sealed class OperatorRateLimitTests(OperatorRateLimitFixture fixture) : I
             async () => (await billing.SendAsync(HttpMethod.Get, $"/admin/locks?prefix={prefix}")).Status == HttpStatusCode.OK,
             TimeSpan.FromSeconds(5),
             "the bucket to refill");
+    }
+
+    [Fact]
+    public Task Operator_listings_past_the_rate_leave_the_tenants_lock_traffic_its_whole_bucket() => AssertWholeWhileOtherRunsDryAsync(
+        OperatorRateLimitFixture.ReturnsAdmin, "/admin/locks?prefix=", OperatorRateLimitFixture.ReturnsClient, "/locks/", HttpStatusCode.NotFound);
+
+    [Fact]
+    public Task Lock_traffic_past_the_rate_leaves_the_tenants_operators_their_whole_bucket() => AssertWholeWhileOtherRunsDryAsync(
+        OperatorRateLimitFixture.RefundsClient, "/locks/", OperatorRateLimitFixture.RefundsAdmin, "/admin/locks?prefix=", HttpStatusCode.OK);
+
+    // Keeps one bucket of a tenant dry (four callers asking again as soon as answered) and, once it is, sends a full bucket's
+    // worth (3) of the other kind of request of the same tenant: each of the three gets its answer, none a 429. Had both
+    // kinds one bucket, the three would find it empty.
+    private async Task AssertWholeWhileOtherRunsDryAsync(string hammerKey, string hammerRoute, string otherKey, string otherRoute, HttpStatusCode answer)
+    {
+        var key = Keys.Unique("bucket");
+        var (hammer, hammerPath) = (fixture.As(hammerKey), hammerRoute + key);
+        var (other, otherPath) = (fixture.As(otherKey), otherRoute + key);
+        var hammered = new ConcurrentQueue<HttpStatusCode>();
+        using var stop = new CancellationTokenSource();
+        var callers = Enumerable.Range(0, 4).Select(async _ =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                hammered.Enqueue((await hammer.SendAsync(HttpMethod.Get, hammerPath)).Status);
+                await Task.Yield();
+            }
+        }).ToList();
+
+        var trickled = new List<HttpStatusCode>();
+        try
+        {
+            await RedisServer.WaitUntilAsync(
+                () => Task.FromResult(hammered.Contains(HttpStatusCode.TooManyRequests)), TimeSpan.FromSeconds(10), "the hammered bucket to run dry");
+            for (var i = 0; i < 3; i++)
+            {
+                trickled.Add((await other.SendAsync(HttpMethod.Get, otherPath)).Status);
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(callers);
+        }
+
+        Assert.All(trickled, status => Assert.Equal(answer, status));
     }
 }

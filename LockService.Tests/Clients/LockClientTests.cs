@@ -417,6 +417,41 @@ public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         Assert.Equal([one, two], pages.SelectMany(p => p.Semaphores).Select(s => s.Key).Distinct().Order());
         Assert.Equal([one, two], (await client.ListAllSemaphoresAsync(prefix, pageSize: 1).ToListAsync()).Select(s => s.Key).Order());
     }
+
+    [Fact]
+    public async Task ListAll_waits_out_a_429_and_goes_on_from_the_same_cursor_to_every_lock()
+    {
+        var prefix = Keys.Unique(nameof(ListAll_waits_out_a_429_and_goes_on_from_the_same_cursor_to_every_lock)) + "-";
+        string[] keys = [prefix + "a", prefix + "b", prefix + "c"];
+        foreach (var key in keys)
+        {
+            Assert.NotNull(await Client.TryAcquireAsync(key, TimeSpan.FromSeconds(60)));
+        }
+
+        // One request a second and a page of one lock: the walk meets the limit by its second page.
+        await using var limited = new LockServiceFactory(fixture.Redis.ConnectionString, new Dictionary<string, string?> { ["RateLimit:PermitsPerSecond"] = "1" });
+        var answers = new StatusRecorder();
+        var client = new LockClient(limited.CreateDefaultClient(answers));
+
+        var listed = await client.ListAllAsync(prefix, pageSize: 1).ToListAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(keys, listed.Select(l => l.Key).Order());
+        Assert.Contains(HttpStatusCode.TooManyRequests, answers.Statuses);
+        Assert.Equal(HttpStatusCode.OK, answers.Statuses.Last());
+    }
+
+    /// <summary>The status of every answer that passes through the client.</summary>
+    private sealed class StatusRecorder : DelegatingHandler
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<HttpStatusCode> Statuses { get; } = new();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            Statuses.Enqueue(response.StatusCode);
+            return response;
+        }
+    }
 }
 
 /// <summary>Counts the requests of one method that go through it (the renewals of a handle: PATCH).</summary>

@@ -397,6 +397,31 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
     }
 
     [Fact]
+    public async Task List_waits_out_the_rate_limit_between_pages_and_prints_every_lock()
+    {
+        // One request a second and a page of one lock: the walk meets the limit by its second page.
+        var limited = new Dictionary<string, string?>(OperatorKeys) { ["RateLimit:PermitsPerSecond"] = "1" };
+        await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, limited, kestrel: true);
+        var prefix = Keys.Unique("ctl-list-limited");
+        await using (var unlimited = new LockServiceFactory(fixture.Redis.ConnectionString, OperatorKeys))
+        {
+            var http = unlimited.CreateClient();
+            http.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + ClientKey[1]);
+            foreach (var i in Enumerable.Range(0, 3))
+            {
+                Assert.NotNull(await new LockClient(http).TryAcquireAsync($"{prefix}-{i}", TimeSpan.FromSeconds(60)));
+            }
+        }
+
+        var listed = await LockCtl.RunAsync(service.BaseAddress, ["list", "--prefix", prefix, "--limit", "1", .. AdminKey]);
+
+        Assert.True(listed.ExitCode == 0, listed.Error);
+        var keys = System.Text.Json.JsonDocument.Parse(listed.Output).RootElement.GetProperty("locks").EnumerateArray().Select(l => l.GetProperty("key").GetString()).Order().ToArray();
+        Assert.Equal(Enumerable.Range(0, 3).Select(i => $"{prefix}-{i}"), keys);
+        Assert.Contains(service.Log.Lines, line => line.Contains("GET /admin/locks responded 429 ", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Run_with_limit_2_runs_two_commands_at_once_each_with_its_slot_a_third_exits_75_and_with_wait_runs_once_a_place_frees()
     {
         await using var service = new LockServiceFactory(fixture.Redis.ConnectionString, kestrel: true);

@@ -6,7 +6,13 @@
   const KEY_STORAGE = 'lockservice.apiKey';
   const REFRESH_MS = 1000;       // the contract asks for at least every 2 s; the service shares one listing among pages
   const SHOW_MAX = 1000;          // rows: a table of more is not readable, the prefix filter narrows it
-  const MAX_PAGES = 8;            // pages fetched per refresh, so a huge keyspace cannot keep one refresh going
+  // Pages read per refresh at most. A page reads at most 10,000 keys of Redis, so a prefix that matches few keys of a
+  // large keyspace takes many pages: the walk goes on at the next refresh from its cursor instead of starting again, and
+  // an open page costs the tenant's operator rate limit at most this many listing requests and the stats a second. A 429
+  // halves the pages of the next refreshes (a refresh without one adds one back), so that a page under a small
+  // RateLimit:PermitsPerSecond settles at what the limit allows instead of being refused every second.
+  const PAGES_PER_REFRESH = 4;
+  const MAX_BACKOFF_MS = 60000;   // the longest a Retry-After keeps the page waiting, whatever a proxy says
   const PREFIX = /^[A-Za-z0-9._:-]{0,200}$/;
 
   const $ = (id) => document.getElementById(id);
@@ -34,6 +40,7 @@
       columns: [KEY, OWNER, FENCE, HELD, TTL, CAP, ACTION],
       entries: (body) => body.locks,
       rowsOf: (lock) => [{ ...lock, id: lock.key }],
+      without: () => null,        // what is left of a listed lock once it is force-released: nothing
       incomplete: () => false,
       releasePath: (lock) => '/admin/locks/' + encodeURIComponent(lock.key),
       label: (lock) => lock.key,
@@ -52,6 +59,10 @@
       columns: [KEY, column('Slot', 'slot num mono', (r) => String(r.slot)), OWNER, FENCE, column('Limit', 'limit num', (r) => String(r.limit)), HELD, TTL, CAP, ACTION],
       entries: (body) => body.semaphores,
       rowsOf: (semaphore) => semaphore.permits.map((permit) => ({ ...permit, key: semaphore.key, id: semaphore.key + '/' + permit.slot })),
+      without: (semaphore, permit) => {
+        const permits = semaphore.permits.filter((p) => p.slot !== permit.slot);
+        return permits.length > 0 ? { ...semaphore, permits } : null;
+      },
       incomplete: (semaphore) => semaphore.truncated,   // more than 1000 permits held: inspection shows the first
       releasePath: (permit) => '/admin/semaphores/' + encodeURIComponent(permit.key) + '/' + permit.slot,
       label: (permit) => permit.key + ' slot ' + permit.slot,
@@ -68,6 +79,9 @@
   const rows = new Map();         // row id (a lock's key, or a semaphore's key/slot) -> { tr, item, held, fill, ttltext }
   let clockOffset = 0;            // Redis time minus this browser's time, from the last listing
   let complete = true;
+  let walk = newWalk(view, '');   // the listing under way
+  let pageBudget = PAGES_PER_REFRESH;
+  let updatedAt = null;           // when the rows shown were listed
   let timer = 0;
   let generation = 0;             // a refresh that a newer one (a view switch, a new prefix) overtook shows nothing
   let pending = null;             // the row the confirmation dialog is about
@@ -85,40 +99,72 @@
     if (response.status !== 204) {
       try { body = await response.json(); } catch { body = null; }
     }
-    return { status: response.status, body };
+    // Retry-After is whole seconds (the service's 429 and 503 carry it); without it, a 429 waits one refresh.
+    const seconds = Number.parseInt(response.headers.get('Retry-After') ?? '', 10);
+    const retryAfterMs = Math.min(MAX_BACKOFF_MS, Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : REFRESH_MS);
+    return { status: response.status, body, retryAfterMs };
   }
 
   // ---- listing -------------------------------------------------------------------------------
 
-  // The view's rows under the prefix: its listing followed page by page until the cursor ends, SHOW_MAX rows, or MAX_PAGES.
-  async function list(shown, prefix) {
-    const found = new Map();      // key -> entry: a key can come twice across pages, keep the latest
-    let cursor = null;
-    let listed = [];
-    for (let page = 0; page < MAX_PAGES; page++) {
+  // A walk of the view's listing under the prefix: the cursor of its next page (null: from the start), the entries it
+  // found so far by key (a key can come twice across pages: the latest is kept), and the entries of the last walk that
+  // reached its end (and whether they were all it found), shown until this one does.
+  function newWalk(shown, prefix, last = null, lastComplete = false) {
+    return { shown, prefix, cursor: null, found: new Map(), pages: 0, last, lastComplete };
+  }
+
+  const rowsOf = (shown, entries) => [...entries.values()].flatMap(shown.rowsOf);
+
+  // The walk carried on for up to pageBudget pages, on a copy (a refresh that a newer one overtook changes
+  // nothing): the walk as it then stands, and the answer that stopped it when it was not a page.
+  async function list(from) {
+    const { shown, prefix } = from;
+    const next = { ...from, found: new Map(from.found) };
+    let clock = null;
+    for (let page = 0; page < pageBudget; page++) {
       const query = new URLSearchParams({ limit: String(shown.pageLimit) });
       if (prefix) query.set('prefix', prefix);
-      if (cursor) query.set('cursor', cursor);
+      if (next.cursor) query.set('cursor', next.cursor);
       const reply = await api(shown.path + '?' + query.toString());
       if (reply.status !== 200) {
-        return { reply };
+        return { next, clock, reply };
       }
-      for (const entry of shown.entries(reply.body)) {
-        found.set(entry.key, entry);
+      const receivedAt = Date.now();
+      const entries = shown.entries(reply.body);
+      const listed = entries.flatMap(shown.rowsOf);
+      if (listed.length > 0) {
+        // expiresAt - ttlMs is Redis's clock when it answered: the offset keeps "held for" and the bars on Redis's time.
+        clock = Math.min(...listed.map((r) => Date.parse(r.expiresAt) - r.ttlMs)) - receivedAt;
       }
-      cursor = reply.body.cursor;
-      listed = [...found.values()].flatMap(shown.rowsOf);
-      if (!cursor || listed.length >= SHOW_MAX) break;
+      for (const entry of entries) {
+        next.found.set(entry.key, entry);
+      }
+      next.cursor = reply.body.cursor;
+      next.pages++;
+      if (!next.cursor || rowsOf(shown, next.found).length >= SHOW_MAX) break;
     }
-    const cut = [...found.values()].some(shown.incomplete) || listed.length > SHOW_MAX;
-    return { items: listed.slice(0, SHOW_MAX), complete: !cursor && !cut };
+    return { next, clock, reply: null };
+  }
+
+  // What a walk shows: at its end (or at SHOW_MAX rows) what it found, and the next refresh starts another; under way,
+  // what the last walk found, updated by what this one found so far (a lock freed meanwhile stays until this one ends).
+  function display(at) {
+    const done = !at.cursor || rowsOf(at.shown, at.found).length >= SHOW_MAX;
+    if (done) {
+      const items = rowsOf(at.shown, at.found);
+      const complete = !at.cursor && ![...at.found.values()].some(at.shown.incomplete) && items.length <= SHOW_MAX;
+      return { items: items.slice(0, SHOW_MAX), complete, note: null, after: newWalk(at.shown, at.prefix, at.found, complete) };
+    }
+    const items = rowsOf(at.shown, new Map([...(at.last ?? new Map()), ...at.found])).slice(0, SHOW_MAX);
+    const note = at.last ? null : 'Still listing (' + at.pages + ' pages read so far): more rows may follow.';
+    return { items, complete: at.last !== null && at.lastComplete, note, after: at };
   }
 
   async function refresh() {
     clearTimeout(timer);
     const started = performance.now();
     const current = ++generation;
-    const shown = view;
     const prefixInput = $('prefix');
     const prefix = prefixInput.value.trim();
     if (!PREFIX.test(prefix)) {
@@ -128,21 +174,49 @@
       return;
     }
     prefixInput.classList.remove('invalid');
+    if (walk.shown !== view || walk.prefix !== prefix) {
+      walk = newWalk(view, prefix);
+    }
 
     try {
-      const [listing, stats] = await Promise.all([list(shown, prefix), api('/admin/stats')]);
+      // The stats after the listing, and not once it is refused: under a rate limit too small for both, the walk goes on.
+      const listing = await list(walk);
+      const stats = listing.reply && listing.reply.status === 429 ? null : await api('/admin/stats');
       if (current !== generation) {
         return;                   // a newer refresh is under way: it shows its own listing and schedules the next
       }
-      if (listing.reply) {
-        handleRefusal(listing.reply);
-      } else {
-        showSignedIn();
-        render(listing.items, listing.complete);
-        setStatus('Updated ' + new Date().toLocaleTimeString());
+      walk = listing.next;        // what was read is kept, whatever stopped the walk
+      if (listing.clock !== null) {
+        clockOffset = listing.clock;
       }
-      if (stats.status === 200) {
+      const reply = listing.reply;
+      if (!reply) {
+        const { items, complete: isComplete, note, after } = display(walk);
+        walk = after;
+        showSignedIn();
+        render(items, isComplete, note);
+        updatedAt = new Date();
+        setStatus('Updated ' + updatedAt.toLocaleTimeString() + (walk.cursor ? ' · listing, page ' + (walk.pages + 1) + '…' : ''));
+      } else if (reply.status === 400 && walk.cursor && reply.body && reply.body.errors && reply.body.errors.cursor) {
+        // The cursor cannot be followed (a failover or a reshard since): the walk starts again, the rows stay.
+        walk = newWalk(walk.shown, walk.prefix, walk.last, walk.lastComplete);
+        setStatus('The listing starts again: ' + (reply.body.detail ?? 'its cursor cannot be followed'), true);
+      } else if (reply.status !== 429) {
+        handleRefusal(reply);
+      }
+      if (stats && stats.status === 200) {
         renderStats(stats.body);
+      }
+      // Over the tenant's operator rate limit: the rows stay, and the page asks again once Retry-After has passed.
+      const limited = [reply, stats].filter((r) => r && r.status === 429);
+      pageBudget = limited.length > 0 ? Math.max(1, Math.floor(pageBudget / 2)) : Math.min(PAGES_PER_REFRESH, pageBudget + 1);
+      if (limited.length > 0) {
+        showSignedIn();           // the rate limit comes after the key is accepted
+        const wait = Math.max(...limited.map((r) => r.retryAfterMs));
+        setStatus('Over the operator rate limit (RateLimit:PermitsPerSecond)' + (updatedAt ? ': rows as of ' + updatedAt.toLocaleTimeString() : '') +
+          '; next try in ' + Math.ceil(wait / 1000) + ' s', true);
+        schedule(started, wait);
+        return;
       }
     } catch {
       if (current !== generation) return;
@@ -151,13 +225,16 @@
     schedule(started);
   }
 
-  function schedule(started) {
+  function schedule(started, wait = REFRESH_MS) {
     clearTimeout(timer);
-    timer = setTimeout(refresh, Math.max(100, REFRESH_MS - (performance.now() - started)));
+    timer = setTimeout(refresh, Math.max(100, wait - (performance.now() - started)));
   }
 
   function handleRefusal(reply) {
     const detail = reply.body && reply.body.detail ? reply.body.detail : 'HTTP ' + reply.status;
+    if (reply.status === 401 || reply.status === 403) {
+      walk = newWalk(view, walk.prefix);   // another key may be another tenant: nothing of this walk is its
+    }
     if (reply.status === 401) {
       showLogin(apiKey() ? 'That API key was not accepted. Paste an admin API key.' : 'This service needs an admin API key for its operator endpoints.');
       setStatus('Waiting for an API key', true);
@@ -209,12 +286,7 @@
 
   // ---- rendering -----------------------------------------------------------------------------
 
-  function render(items, isComplete) {
-    const receivedAt = Date.now();
-    if (items.length > 0) {
-      // expiresAt - ttlMs is Redis's clock when it answered: the offset keeps "held for" and the bars on Redis's time.
-      clockOffset = Math.min(...items.map((r) => Date.parse(r.expiresAt) - r.ttlMs)) - receivedAt;
-    }
+  function render(items, isComplete, note) {
     complete = isComplete;
     items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : (a.slot ?? 0) - (b.slot ?? 0)));
 
@@ -244,10 +316,10 @@
       previous = row.tr;
     }
 
-    $('empty').hidden = items.length > 0;
+    $('empty').hidden = items.length > 0 || note != null;   // none found so far is not none held
     $('empty').textContent = $('prefix').value.trim() ? view.noneWithPrefix : view.none;
     $('more').hidden = complete;
-    $('more').textContent = 'Showing the first ' + items.length + ' ' + view.unit + '; filter by key prefix to see others.';
+    $('more').textContent = note ?? 'Showing the first ' + items.length + ' ' + view.unit + '; filter by key prefix to see others.';
     $('stat-held').textContent = items.length + (complete ? '' : '+');
     tick();
   }
@@ -370,6 +442,7 @@
           row.tr.remove();
           rows.delete(item.id);
         }
+        forget(shown, item);
       } else if (reply.status === 404) {
         toast(label + ' was already free.');
       } else {
@@ -379,6 +452,21 @@
       toast('The service cannot be reached.', true);
     }
     refresh();
+  }
+
+  // A released lock or permit leaves what the walk found and what it shows meanwhile, so that it does not come back from them.
+  function forget(shown, item) {
+    if (walk.shown !== shown) return;
+    for (const entries of [walk.found, walk.last]) {
+      const entry = entries && entries.get(item.key);
+      if (!entry) continue;
+      const left = shown.without(entry, item);
+      if (left) {
+        entries.set(item.key, left);
+      } else {
+        entries.delete(item.key);
+      }
+    }
   }
 
   // ---- API key -------------------------------------------------------------------------------
@@ -406,11 +494,14 @@
       input.value = '';
       if (key) {
         sessionStorage.setItem(KEY_STORAGE, key);
+        walk = newWalk(view, walk.prefix);
         refresh();
       }
     });
     $('forget').addEventListener('click', () => {
       sessionStorage.removeItem(KEY_STORAGE);
+      walk = newWalk(view, walk.prefix);
+      updatedAt = null;
       clearRows();
       refresh();
     });
