@@ -187,8 +187,8 @@ internal sealed class WaitQueues : IDisposable
                 // A wake-up that reached it while it was busy trying, and that it will not use. Either a notice, which may
                 // have been for a place freed after it took its own: the count that notice gave, when lower, decides who
                 // is next. Or the expiry timer's (expiries publish nothing), fired between its try and now: the head that
-                // is left looks, and its try re-arms the timer if nothing expired yet (a CI run saw three permits expire a
-                // few ms apart and the second and third waiters sleep to their deadline).
+                // is left looks, and its try re-arms the timer if nothing expired yet; without this, of several places
+                // expiring a few ms apart, all but the first would reach their waiters only at their deadlines.
                 queue.WakeWaiters(1, Math.Min(heldAfter, queue.LastFreedHeld));
                 queue.Waiters.First?.Value.Signal();
             }
@@ -376,8 +376,8 @@ internal sealed class WaitQueues : IDisposable
 
         // Under the owner's gate. Only a waiter at the front (none ahead with a limit as high) is woken: a notice can arrive
         // after the waiters it freed places for took them and left, and then wakes those behind them, so a woken waiter
-        // with another ahead that can use the same place would take it first (a CI run saw the fourth of four waiters take
-        // the last expired place and the third sleep to its deadline). The one ahead wakes the next when it leaves.
+        // with another ahead that can use the same place would take it first, and the one ahead would sleep to its
+        // deadline. The one ahead wakes the next when it leaves.
         public void WakeWaiters(int places, int held)
         {
             var ahead = 0;

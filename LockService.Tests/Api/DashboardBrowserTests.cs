@@ -313,8 +313,8 @@ public sealed class DashboardCostTests
         var sharedScans = await ScanCallsAsync(server) - before;
 
         // Once the page is no longer shared, the same listing alone: what one pass costs. The cache's clock decides when
-        // that is, and a timer may fire a little before it (a CI run saw a listing served from the cache right after a
-        // 500 ms delay): asked again until it runs a pass, 10 s at most.
+        // that is, and a timer may fire a little before it, so a listing right after the delay can still be served from
+        // the cache: asked again until it runs a pass, 10 s at most.
         await Task.Delay(ListingCache<LockPage>.SharedFor);
         var asking = Stopwatch.StartNew();
         long oneScanPass;

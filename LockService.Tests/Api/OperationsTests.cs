@@ -269,8 +269,7 @@ public sealed class ConfigurationTests
 
         var lease = await client.AcquireOkAsync("json-log");
         await client.ReleaseAsync("json-log", lease.Token);
-        // Matched on the parsed line: "204" alone also matches a timestamp (a CI run took "...01.9204504Z" of the health
-        // check's line for the release's).
+        // Matched on the parsed line: "204" alone also matches a timestamp ("...01.9204504Z" of another request's line).
         await RedisServer.WaitUntilAsync(
             () => Task.FromResult(service.Stdout.Any(l => l.Contains("\"StatusCode\":204", StringComparison.Ordinal) && l.Contains("/locks/{key}/{token}", StringComparison.Ordinal))),
             TimeSpan.FromSeconds(10),
