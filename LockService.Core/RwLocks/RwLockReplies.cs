@@ -122,36 +122,24 @@ internal sealed record RwForceReleaseReply(IReadOnlyList<RwForced> Released)
 /// <param name="Ended">When not extended: why.</param>
 internal readonly record struct RwExtendReply(RwHeld? Held, LeaseEnd? Ended)
 {
-    /// <summary>Reads the script's reply ({1, mode, fence, ttl, now, at, cap, owner}).</summary>
+    /// <summary>Reads the script's reply.</summary>
     public static RwExtendReply Decode(RedisResult result)
     {
-        var v = (RedisResult[])result!;
-        if ((long)v[0] != 1)
-        {
-            return new RwExtendReply(null, (LeaseEnd)(long)v[1]);
-        }
-
-        var (ttl, now, at) = ((long)v[3], (long)v[4], (long)v[5]);
-        return new RwExtendReply(new RwHeld(RwReplies.ModeOf(v[1]), (long)v[2], ttl, now + ttl, at, RwReplies.HoldCap(at, (long)v[6]), RwReplies.OwnerOf(v[7])), null);
+        var (held, ended) = RwReplies.HeldOrEnded(result);
+        return new RwExtendReply(held, ended);
     }
 }
 
 /// <summary>The reply of <see cref="RwLockScripts.Check"/>.</summary>
-/// <param name="Held">The lease while the token holds it, else null.</param>
+/// <param name="Held">The lease while the token holds it (its TTL what is left), else null.</param>
 /// <param name="Ended">When not held: why.</param>
 internal readonly record struct RwCheckReply(RwHeld? Held, LeaseEnd? Ended)
 {
-    /// <summary>Reads the script's reply ({1, mode, fence, ms left, now, at, cap, owner}).</summary>
+    /// <summary>Reads the script's reply.</summary>
     public static RwCheckReply Decode(RedisResult result)
     {
-        var v = (RedisResult[])result!;
-        if ((long)v[0] != 1)
-        {
-            return new RwCheckReply(null, (LeaseEnd)(long)v[1]);
-        }
-
-        var (left, now, at) = ((long)v[3], (long)v[4], (long)v[5]);
-        return new RwCheckReply(new RwHeld(RwReplies.ModeOf(v[1]), (long)v[2], left, now + left, at, RwReplies.HoldCap(at, (long)v[6]), RwReplies.OwnerOf(v[7])), null);
+        var (held, ended) = RwReplies.HeldOrEnded(result);
+        return new RwCheckReply(held, ended);
     }
 }
 
@@ -210,6 +198,22 @@ internal static class RwReplies
         RwLockScripts.Write => RwLockMode.Write,
         var other => throw new InvalidOperationException($"A read/write lock script answered the mode '{other}'."),
     };
+
+    /// <summary>
+    /// The reply an extend and a check share, <c>{1, mode, fence, ttl, now, at, cap, owner}</c> (ttl: what was granted, or what
+    /// is left), or <c>{0, why}</c>.
+    /// </summary>
+    public static (RwHeld? Held, LeaseEnd? Ended) HeldOrEnded(RedisResult result)
+    {
+        var v = (RedisResult[])result!;
+        if ((long)v[0] != 1)
+        {
+            return (null, (LeaseEnd)(long)v[1]);
+        }
+
+        var (ttl, now, at) = ((long)v[3], (long)v[4], (long)v[5]);
+        return (new RwHeld(ModeOf(v[1]), (long)v[2], ttl, now + ttl, at, HoldCap(at, (long)v[6]), OwnerOf(v[7])), null);
+    }
 
     /// <summary>The letter a script takes for <paramref name="mode"/>.</summary>
     public static string LetterOf(RwLockMode mode) => mode == RwLockMode.Write ? RwLockScripts.Write : RwLockScripts.Read;

@@ -7,9 +7,10 @@ namespace LockService.Core.RwLocks;
 /// Every script gets the same five keys, all under the name's hash tag (<see cref="RwLockKeys"/>):
 /// <list type="number">
 /// <item><c>rw:{k}</c>, a sorted set: each held lease's token by its expiry (Redis ms). The key operators' listings find.</item>
-/// <item><c>rw:{k}:holders</c>, a hash: token → <c>"mode fence acquiredAt cap ttl flags"</c> (mode <c>r</c> or <c>w</c>; cap 0:
-/// no hold cap; flags 1: an owner in field <c>o:token</c>, 2: an idempotency key in <c>i:token</c>, found again through
-/// <c>k:key</c>).</item>
+/// <item><c>rw:{k}:holders</c>, a hash: token → the lease's record, one field per line: mode (<c>r</c> or <c>w</c>), fence,
+/// acquired at (Redis ms), cap (the hold deadline, 0: none), ttl (as acquired), idempotency key, owner (an absent one empty;
+/// neither holds a control character, so a line break cannot occur inside a field). One field per lease, so a release
+/// deletes one field; an idempotency key is found again through the field <c>k:key</c>, which names the token.</item>
 /// <item><c>rw:{k}:fence</c>, a string: the last fencing token of the name, one sequence for both modes, kept
 /// <see cref="LockOptions.FenceRetentionMs"/> past the expiry of the name's latest lease, as a lock's is.</item>
 /// <item><c>rw:{k}:leases</c>, the lease records, as a semaphore's (token by <c>end ms * 4 + state</c>): why a token stopped
@@ -56,8 +57,8 @@ internal static class RwLockScripts
           return redis.error_reply('{{LockScripts.BadData}} ' .. key .. ' ' .. what)
         end
         local kinds = {'zset', 'hash', 'string', 'zset', 'zset'}
-        local function wrongType(...)
-          for _, i in ipairs({...}) do
+        local function wrongType(touched)
+          for _, i in ipairs(touched) do
             local kind = redis.call('TYPE', KEYS[i]).ok
             if kind ~= 'none' and kind ~= kinds[i] then
               return baddata(KEYS[i], '{{LockScripts.WrongType}}')
@@ -69,8 +70,8 @@ internal static class RwLockScripts
           local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
           return micros, math.floor(micros / 1000)
         end
-        local function parse(rec)
-          local m, f, a, c, t, o = string.match(rec, '^([rw]) (%d+) (%d+) (%d+) (%d+) ([0-3])$')
+        local function parse(rec, token)
+          local m, f, a, c, t, idem, owner = string.match(rec, '^([rw])\n(%d+)\n(%d+)\n(%d+)\n(%d+)\n([^\n]*)\n(.*)$')
           if not m or #f > 16 or #a > 15 or #c > 15 or #t > 15 then
             return nil
           end
@@ -78,38 +79,18 @@ internal static class RwLockScripts
           if f < 1 or f > {{LockScripts.MaxLastFence}} + 1 then
             return nil
           end
-          return m, f, tonumber(a), tonumber(c), tonumber(t), tonumber(o)
+          return {token = token, mode = m, fence = f, at = tonumber(a), cap = tonumber(c), ttl = tonumber(t), idem = idem,
+            owner = owner ~= '' and owner}
         end
-        local function badrecord()
-          return baddata(KEYS[2], '{{BadRecord}}')
-        end
-        local function ownerOf(token)
-          return redis.call('HGET', KEYS[2], 'o:' .. token) or false
-        end
-        local function forget(token, flags)
-          if flags and flags >= 2 then
-            local idem = redis.call('HGET', KEYS[2], 'i:' .. token)
-            if idem then
-              redis.call('HDEL', KEYS[2], 'k:' .. idem)
-            end
+        local function forget(l)
+          if l.idem and l.idem ~= '' then
+            redis.call('HDEL', KEYS[2], l.token, 'k:' .. l.idem)
+          else
+            redis.call('HDEL', KEYS[2], l.token)
           end
-          redis.call('HDEL', KEYS[2], token, 'o:' .. token, 'i:' .. token)
-          redis.call('ZREM', KEYS[1], token)
+          redis.call('ZREM', KEYS[1], l.token)
         end
         local freed, freedMode = 0, nil
-        local function purge(now)
-          for _, token in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', int(now))) do
-            local rec = redis.call('HGET', KEYS[2], token)
-            local mode, flags
-            if rec then
-              local m, _, _, _, _, f = parse(rec)
-              mode, flags = m, f
-            end
-            forget(token, flags)
-            freed = freed + 1
-            freedMode = mode or freedMode or '{{Read}}'
-          end
-        end
         local function holders()
           local held = redis.call('ZCARD', KEYS[1])
           local mode = '{{Read}}'
@@ -163,11 +144,37 @@ internal static class RwLockScripts
           if not rec then
             return nil
           end
-          local mode, fence, at, cap, ttl, flags = parse(rec)
-          if not mode then
-            return nil, badrecord()
+          local l = parse(rec, token)
+          if not l then
+            return nil, baddata(KEYS[2], '{{BadRecord}}')
           end
-          return {mode = mode, fence = fence, at = at, cap = cap, ttl = ttl, flags = flags, expires = tonumber(expires)}
+          l.expires = tonumber(expires)
+          return l
+        end
+        -- Every script starts here: the types of the keys it touches (by index), Redis's clock, the expired leases dropped,
+        -- and with a token its lease. Returns now (ms), the lease and Redis time in microseconds; or the reply to give at once
+        -- as its third value: a BADDATA error, or {0, why} when the token holds no lease.
+        local function open(touched, token)
+          local bad = wrongType(touched)
+          if bad then
+            return nil, nil, bad
+          end
+          local micros, now = clock()
+          for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', int(now))) do
+            local rec = redis.call('HGET', KEYS[2], gone)
+            local l = rec and parse(rec, gone) or {token = gone}
+            forget(l)
+            freed = freed + 1
+            freedMode = l.mode or freedMode or '{{Read}}'
+          end
+          if not token then
+            return now, nil, nil, micros
+          end
+          local l, broken = lookup(token)
+          if not l then
+            return now, nil, answer(broken or {0, ended(token)}, now)
+          end
+          return now, l
         end
 
         """;
@@ -184,12 +191,10 @@ internal static class RwLockScripts
     // (a mark is renewed while its writer waits, so a refused reader looks again within a mark's TTL).
     // The fencing token is max(Redis time in microseconds, the name's last + 1), as a lock's, whatever the mode.
     public const string Acquire = Common + $$"""
-        local bad = wrongType(1, 2, 3, 4, 5)
+        local now, _, bad, micros = open({1, 2, 3, 4, 5})
         if bad then
           return bad
         end
-        local micros, now = clock()
-        purge(now)
         local idem = ARGV[10] or ''
         if idem ~= '' then
           local token = redis.call('HGET', KEYS[2], 'k:' .. idem)
@@ -201,7 +206,7 @@ internal static class RwLockScripts
             return answer(broken, now)
           end
           if l then
-            return answer({2, token, l.mode, l.fence, l.expires - now, l.at, l.cap, ownerOf(token), l.expires}, now)
+            return answer({2, token, l.mode, l.fence, l.expires - now, l.at, l.cap, l.owner, l.expires}, now)
           end
         end
         local write = ARGV[5] == '{{Write}}'
@@ -248,18 +253,14 @@ internal static class RwLockScripts
         if (ARGV[11] or '') ~= '' then
           cap = now + tonumber(ARGV[11])
         end
-        local flags = 0
-        if (ARGV[9] or '') ~= '' then
-          flags = 1
-          redis.call('HSET', KEYS[2], 'o:' .. token, ARGV[9])
-        end
+        local rec = table.concat({ARGV[5], int(fence), int(now), int(cap), int(ttl), idem, ARGV[9] or ''}, '\n')
         if idem ~= '' then
-          flags = flags + 2
-          redis.call('HSET', KEYS[2], 'i:' .. token, idem, 'k:' .. idem, token)
+          redis.call('HSET', KEYS[2], token, rec, 'k:' .. idem, token)
           redis.call(ARGV[2], ARGV[1], '{{LockMessages.Acquired}}')
+        else
+          redis.call('HSET', KEYS[2], token, rec)
         end
         redis.call('ZADD', KEYS[1], int(now + ttl), token)
-        redis.call('HSET', KEYS[2], token, table.concat({ARGV[5], int(fence), int(now), int(cap), int(ttl), int(flags)}, ' '))
         outlive(KEYS[1], ttl)
         outlive(KEYS[2], ttl)
         if write and mark ~= '' then
@@ -273,18 +274,12 @@ internal static class RwLockScripts
     // Returns {1, held ms, mode} released (and what it freed announced), {0, why} when this token holds no lease.
     // The fencing token already outlives the lease's expiry by the retention (see the acquire), so a release leaves it alone.
     public const string Release = Common + $$"""
-        local bad = wrongType(1, 2, 4, 5)
-        if bad then
-          return bad
+        local now, l, reply = open({1, 2, 4, 5}, ARGV[3])
+        if reply then
+          return reply
         end
-        local _, now = clock()
-        purge(now)
-        local l, broken = lookup(ARGV[3])
-        if not l then
-          return answer(broken or {0, ended(ARGV[3])}, now)
-        end
-        forget(ARGV[3], l.flags)
-        remember(ARGV[3], now, {{LockScripts.ReleasedState}}, {{LockScripts.LeaseMemoryMs}})
+        forget(l)
+        remember(l.token, now, {{LockScripts.ReleasedState}}, {{LockScripts.LeaseMemoryMs}})
         freed, freedMode = freed + 1, l.mode
         return answer({1, now - l.at, l.mode}, now)
         """;
@@ -295,12 +290,10 @@ internal static class RwLockScripts
     // extend, release or watch reports. Every record is read before the first release, so one that does not parse is a
     // BADDATA error with nothing released.
     public const string ForceRelease = Common + $$"""
-        local bad = wrongType(1, 2, 4, 5)
+        local now, _, bad = open({1, 2, 4, 5})
         if bad then
           return bad
         end
-        local _, now = clock()
-        purge(now)
         local chosen = {}
         for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
           local l, broken = lookup(token)
@@ -308,16 +301,15 @@ internal static class RwLockScripts
             return answer(broken, now)
           end
           if l and (ARGV[3] == '' or l.fence == tonumber(ARGV[3])) then
-            l.token = token
             chosen[#chosen + 1] = l
           end
         end
         local reply = {#chosen}
         for _, l in ipairs(chosen) do
-          for _, v in ipairs({l.mode, l.fence, ownerOf(l.token), now - l.at}) do
+          for _, v in ipairs({l.mode, l.fence, l.owner, now - l.at}) do
             reply[#reply + 1] = v
           end
-          forget(l.token, l.flags)
+          forget(l)
           remember(l.token, now, {{LockScripts.ForcedState}}, {{LockScripts.LeaseMemoryMs}})
           freed, freedMode = freed + 1, l.mode
         end
@@ -330,15 +322,9 @@ internal static class RwLockScripts
     // what is left of it. The name's last fencing token is kept the retention past the new expiry. A lease whose expiry
     // comes sooner than before is announced ("shortened"): waiters re-arm their expiry timers to it.
     public const string Extend = Common + $$"""
-        local bad = wrongType(1, 2, 3, 4, 5)
-        if bad then
-          return bad
-        end
-        local _, now = clock()
-        purge(now)
-        local l, broken = lookup(ARGV[4])
-        if not l then
-          return answer(broken or {0, ended(ARGV[4])}, now)
+        local now, l, reply = open({1, 2, 3, 4, 5}, ARGV[4])
+        if reply then
+          return reply
         end
         local ttl = l.ttl
         if ARGV[5] ~= '' then
@@ -353,43 +339,33 @@ internal static class RwLockScripts
             ttl = left
           end
         end
-        redis.call('ZADD', KEYS[1], 'XX', int(now + ttl), ARGV[4])
+        redis.call('ZADD', KEYS[1], 'XX', int(now + ttl), l.token)
         outlive(KEYS[1], ttl)
         outlive(KEYS[2], ttl)
         outlive(KEYS[3], tonumber(ARGV[3]) + ttl)
-        remember(ARGV[4], now + ttl, {{LockScripts.HeldState}}, ttl + {{LockScripts.LeaseMemoryMs}})
+        remember(l.token, now + ttl, {{LockScripts.HeldState}}, ttl + {{LockScripts.LeaseMemoryMs}})
         if now + ttl < l.expires then
           redis.call(ARGV[2], ARGV[1], '{{LockMessages.Shortened}}')
         end
-        return answer({1, l.mode, l.fence, ttl, now, l.at, l.cap, ownerOf(ARGV[4])}, now)
+        return answer({1, l.mode, l.fence, ttl, now, l.at, l.cap, l.owner}, now)
         """;
 
     // ARGV[3] token
-    // Returns {1, mode, fence, ms left, now ms, at, cap, owner} while this token holds a lease, else {0, why}.
-    public const string Check = Common + $$"""
-        local bad = wrongType(1, 2, 4, 5)
-        if bad then
-          return bad
-        end
-        local _, now = clock()
-        purge(now)
-        local l, broken = lookup(ARGV[3])
-        if not l then
-          return answer(broken or {0, ended(ARGV[3])}, now)
-        end
-        return answer({1, l.mode, l.fence, l.expires - now, now, l.at, l.cap, ownerOf(ARGV[3])}, now)
+    // Returns {1, mode, fence, ms left, now ms, at, cap, owner} while this token holds a lease, else {0, why}: the extend's
+    // reply shape, with what is left of the TTL in place of the TTL granted.
+    public const string Check = Common + """
+        local now, l, reply = open({1, 2, 4, 5}, ARGV[3])
+        return reply or answer({1, l.mode, l.fence, l.expires - now, now, l.at, l.cap, l.owner}, now)
         """;
 
     // ARGV[3] most leases to describe
     // Returns {held, writer holds (0/1), writers waiting, now ms, then per lease: mode, fence, expires, at, cap, owner}, for the
     // leases that expire first (at most ARGV[3] of them). Never a token.
     public const string Inspect = Common + $$"""
-        local bad = wrongType(1, 2, 5)
+        local now, _, bad = open({1, 2, 5})
         if bad then
           return bad
         end
-        local _, now = clock()
-        purge(now)
         local held, mode = holders()
         local reply = {held, held > 0 and mode == '{{Write}}' and 1 or 0, marks(now), now}
         for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, int(tonumber(ARGV[3]) - 1))) do
@@ -398,7 +374,7 @@ internal static class RwLockScripts
             return answer(broken, now)
           end
           if l then
-            for _, v in ipairs({l.mode, l.fence, l.expires, l.at, l.cap, ownerOf(token)}) do
+            for _, v in ipairs({l.mode, l.fence, l.expires, l.at, l.cap, l.owner}) do
               reply[#reply + 1] = v
             end
           end
@@ -409,9 +385,9 @@ internal static class RwLockScripts
     // ARGV[3] mark, ARGV[4] the mark's ttl ms
     // Returns the count of live marks, this one included. Adds the mark or renews it: the waiting request's instance calls it
     // while the request waits, so a mark lapsed in a pause is put back. Marks whose expiry passed are dropped here, so the
-    // marks of dead instances do not pile up while live writers keep the key alive. Nothing is freed, nothing announced.
-    public const string Mark = Common + $$"""
-        local bad = wrongType(5)
+    // marks of dead instances do not pile up while live writers keep the key alive. No lease is looked at, nothing announced.
+    public const string Mark = Common + """
+        local bad = wrongType({5})
         if bad then
           return bad
         end
@@ -426,12 +402,10 @@ internal static class RwLockScripts
     // ARGV[3] mark
     // Returns 1 when the mark was there and is removed (and announced, so that the readers it held back are woken), else 0.
     public const string Unmark = Common + $$"""
-        local bad = wrongType(1, 2, 5)
+        local now, _, bad = open({1, 2, 5})
         if bad then
           return bad
         end
-        local _, now = clock()
-        purge(now)
         local removed = redis.call('ZREM', KEYS[5], ARGV[3])
         if removed == 1 then
           freed = freed + 1
