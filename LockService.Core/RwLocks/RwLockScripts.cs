@@ -91,12 +91,14 @@ internal static class RwLockScripts
           redis.call('ZREM', KEYS[1], l.token)
         end
         local freed, freedMode = 0, nil
+        -- How many hold, and in which mode: the first holder's, since all share one. A holder whose record is gone (deleted by
+        -- hand) counts as a writer, so that nobody is let in beside a lease whose mode cannot be known; it frees at its expiry.
         local function holders()
           local held = redis.call('ZCARD', KEYS[1])
           local mode = '{{Read}}'
           if held > 0 then
             local rec = redis.call('HGET', KEYS[2], redis.call('ZRANGE', KEYS[1], 0, 0)[1])
-            if rec and string.sub(rec, 1, 1) == '{{Write}}' then
+            if not rec or string.sub(rec, 1, 1) ~= '{{Read}}' then
               mode = '{{Write}}'
             end
           end

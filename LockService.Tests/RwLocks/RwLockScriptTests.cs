@@ -402,6 +402,21 @@ public sealed class RwLockScriptTests(RedisFixture fixture) : IClassFixture<Redi
         Assert.NotNull((await Scripts.CheckAsync(key, good)).Held);
     }
 
+    [Fact]
+    public async Task A_holder_whose_record_was_deleted_by_hand_keeps_everyone_out_until_its_expiry()
+    {
+        var key = Key(nameof(A_holder_whose_record_was_deleted_by_hand_keeps_everyone_out_until_its_expiry));
+        await Scripts.HoldAsync(key, RwLockMode.Read, ttlMs: 30_000);
+        await Scripts.Db.KeyDeleteAsync(RwScripts.KeysOf(key).Holders);
+
+        var read = Assert.IsType<RwRefused>(await Scripts.AcquireAsync(key, RwLockMode.Read, RwScripts.NewToken()));
+        var write = Assert.IsType<RwRefused>(await Scripts.AcquireAsync(key, RwLockMode.Write, RwScripts.NewToken()));
+
+        Assert.True(read.WriterHolds);
+        Assert.True(write.WriterHolds);
+        Assert.InRange(read.RetryAfterMs, 25_000, 30_000);
+    }
+
     [Theory]
     [InlineData("freed r 3 0 1", nameof(RwFreed.ReadLease), 3, false, 1)]
     [InlineData("freed w 0 0 0", nameof(RwFreed.WriteLease), 0, false, 0)]
