@@ -1,8 +1,10 @@
+using System.Text.Json;
 using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Observability;
 using LockService.Api.OpenApi;
 using LockService.Api.RateLimiting;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -57,25 +59,20 @@ internal static class LockEndpoints
     private static async Task<Results<Created<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
         string key,
         HttpContext http,
-        LockEngine engine,
-        IOptions<LockOptions> options,
+        LeaseEngine engine,
+        LockStore locks,
         CancellationToken cancellationToken)
     {
-        var limits = options.Value;
-        var (parameters, problem, errors) = await ReadRequestAsync(http, key, token: null, OperationParameters.Acquire, cancellationToken);
-        var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, parameters.IdempotencyKey, parameters.MaxHoldMs);
+        var limits = engine.Limits;
+        var (parameters, problem, errors) = await LeaseRequests.ReadAsync(http, LeaseRoutes.Locks, key, token: null, OperationParameters.Acquire, cancellationToken);
         var stream = LeaseStream.IsWanted(http.Request);
-        if (stream && problem is null)
-        {
-            LockRules.CheckStream(request, ref errors);
-        }
-
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, request.Validate(limits)), OperationParameters.Acquire)) is { } invalid)
+        var request = parameters.Terms(limits, stream);
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, locks.Validate(request)), OperationParameters.Acquire)) is { } invalid)
         {
             return invalid;
         }
 
-        var name = new LockName(http.TenantOf(), key);
+        var name = new LeaseName(http.TenantOf(), key);
         var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
         if (noRoom is not null)
         {
@@ -83,7 +80,7 @@ internal static class LockEndpoints
         }
 
         using var reserved = place;
-        var result = await engine.AcquireAsync(name, request, cancellationToken);
+        var result = await engine.AcquireAsync(locks, name, request, cancellationToken);
         if (result.Waited)
         {
             http.Features.Set(WaitedFeature.Instance);
@@ -92,7 +89,8 @@ internal static class LockEndpoints
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
-                return LeaseStream.ForLock(engine, name, result.Lease!, reserved!.Take());
+                var held = result.Lease!;
+                return LeaseStream.For(engine, locks, name, held, JsonSerializer.Serialize(LeaseResponse.From(held), LockJsonContext.Default.LeaseResponse), reserved!.Take());
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
                 return TypedResults.Created($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease));
@@ -106,15 +104,14 @@ internal static class LockEndpoints
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+        string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken)
     {
-        var (_, problem, errors) = await ReadRequestAsync(http, key, token, OperationParameters.None, cancellationToken);
-        if ((problem ?? Problems.Invalid(errors, OperationParameters.None)) is { } invalid)
+        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Locks, key, token, cancellationToken) is { } invalid)
         {
             return invalid;
         }
 
-        var result = await engine.ReleaseAsync(new LockName(http.TenantOf(), key), token);
+        var result = await locks.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
         if (result.Released)
         {
             LockMetrics.HoldDuration.Observe(result.HeldMs / 1000.0);
@@ -124,37 +121,27 @@ internal static class LockEndpoints
     }
 
     private static Task<Results<Ok<LeaseResponse>, ProblemHttpResult>> ExtendAsync(
-        string key, string token, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken) =>
-        LeaseRequests.ExtendAsync<ExtendResult, LockLease, LeaseResponse>(
-            http, LeaseRoutes.Locks, (key, token), OperationParameters.Extend, options.Value,
-            (name, request) => engine.ExtendAsync(name, token, request), LeaseResponse.From, Problems.NotHeld, cancellationToken);
+        string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.ExtendAsync(http, LeaseRoutes.Locks, (key, token), OperationParameters.Extend, locks, LeaseResponse.From, Problems.NotHeld, cancellationToken);
 
     private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+        string key, HttpContext http, LockStore locks, CancellationToken cancellationToken)
     {
-        var (_, problem, errors) = await ReadRequestAsync(http, key, token: null, OperationParameters.None, cancellationToken);
-        if ((problem ?? Problems.Invalid(errors, OperationParameters.None)) is { } invalid)
+        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Locks, key, token: null, cancellationToken) is { } invalid)
         {
             return invalid;
         }
 
-        var info = await engine.InspectAsync(new LockName(http.TenantOf(), key));
+        var info = await locks.InspectAsync(new LeaseName(http.TenantOf(), key));
         return info is null ? Problems.Free(key) : TypedResults.Ok(LockInfoResponse.From(info));
     }
 
     private static Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> CheckAsync(
-        string key, string token, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken) =>
-        LeaseRequests.CheckAsync<CheckResult, LockInfo, LockInfoResponse>(
-            http, LeaseRoutes.Locks, (key, token), OperationParameters.Watch, options.Value,
-            (name, watchMs) => watchMs > 0 ? engine.WatchAsync(name, token, watchMs, cancellationToken) : engine.CheckAsync(name, token),
-            LockInfoResponse.From, Problems.NotHeld, cancellationToken);
+        string key, string token, HttpContext http, LeaseEngine engine, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.CheckAsync(http, LeaseRoutes.Locks, (key, token), OperationParameters.Watch, engine, locks, LockInfoResponse.From, Problems.NotHeld, cancellationToken);
 
     private static Task<ProblemHttpResult> NoRouteAsync(HttpContext http, CancellationToken cancellationToken, string? rest = null) =>
         LeaseRequests.NoRouteAsync(http, LeaseRoutes.Locks, rest, cancellationToken);
-
-    private static ValueTask<(LockParameters Parameters, ProblemHttpResult? Problem, RequestErrors? Errors)> ReadRequestAsync(
-        HttpContext http, string key, string? token, OperationParameters operation, CancellationToken cancellationToken) =>
-        LeaseRequests.ReadAsync(http, LeaseRoutes.Locks, key, token, operation, cancellationToken);
 }
 
 /// <summary>Set on a request that waited in the server, so its duration also counts as a wait.</summary>

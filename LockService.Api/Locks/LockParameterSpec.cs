@@ -1,3 +1,4 @@
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 
@@ -11,7 +12,7 @@ internal enum ParameterKind
     Count,
 }
 
-/// <summary>Which field of <see cref="LockParameters"/> a parameter fills.</summary>
+/// <summary>Which field of <see cref="LeaseParameters"/> a parameter fills.</summary>
 internal enum ParameterField
 {
     TtlMs,
@@ -25,35 +26,35 @@ internal enum ParameterField
 /// What a parameter's description states: the limits of the running configuration (the same options the engines enforce)
 /// and what the operation holds ("lock" or "permit").
 /// </summary>
-internal sealed record ParameterLimits(LockOptions Locks, SemaphoreOptions Semaphores, string Subject);
+internal sealed record ParameterLimits(LeaseOptions Locks, SemaphoreOptions Semaphores, string Subject);
 
 /// <summary>
 /// One parameter a lock operation takes, as query parameter or JSON body member. The parser and the OpenAPI
 /// document (query parameters and body schema) both read it, so they cannot disagree. Its rules live in Core
-/// (<see cref="LockRules"/>); <see cref="Describe"/> states them from the same options.
+/// (<see cref="LeaseRules"/>); <see cref="Describe"/> states them from the same options.
 /// </summary>
 internal sealed record LockParameter(string Name, ParameterKind Kind, ParameterField Field, Func<ParameterLimits, string> Describe)
 {
-    public static readonly LockParameter TtlMs = new(LockRules.TtlMs, ParameterKind.Milliseconds, ParameterField.TtlMs, l =>
-        $"How long the {l.Subject} lives unless released or extended, in ms: {LockRules.MinTtlMs} .. {l.Locks.MaxTtlMs} (Locks:MaxTtlMs); default {l.Locks.DefaultTtlMs} (Locks:DefaultTtlMs).");
+    public static readonly LockParameter TtlMs = new(LeaseRules.TtlMs, ParameterKind.Milliseconds, ParameterField.TtlMs, l =>
+        $"How long the {l.Subject} lives unless released or extended, in ms: {LeaseRules.MinTtlMs} .. {l.Locks.MaxTtlMs} (Locks:MaxTtlMs); default {l.Locks.DefaultTtlMs} (Locks:DefaultTtlMs).");
 
-    public static readonly LockParameter ExtendTtlMs = new(LockRules.TtlMs, ParameterKind.Milliseconds, ParameterField.TtlMs, l =>
-        $"The new remaining TTL in ms: {LockRules.MinTtlMs} .. {l.Locks.MaxTtlMs} (Locks:MaxTtlMs); default: the TTL the {l.Subject} was acquired with. Cut to what is left of the {l.Subject}'s maxHoldMs.");
+    public static readonly LockParameter ExtendTtlMs = new(LeaseRules.TtlMs, ParameterKind.Milliseconds, ParameterField.TtlMs, l =>
+        $"The new remaining TTL in ms: {LeaseRules.MinTtlMs} .. {l.Locks.MaxTtlMs} (Locks:MaxTtlMs); default: the TTL the {l.Subject} was acquired with. Cut to what is left of the {l.Subject}'s maxHoldMs.");
 
-    public static readonly LockParameter WaitMs = new(LockRules.WaitMs, ParameterKind.Milliseconds, ParameterField.WaitMs, l =>
+    public static readonly LockParameter WaitMs = new(LeaseRules.WaitMs, ParameterKind.Milliseconds, ParameterField.WaitMs, l =>
         $"How long to wait in the server for a {(l.Subject == "lock" ? "held lock" : "free place")}, in ms: 0 .. {l.Locks.MaxWaitMs} (Locks:MaxWaitMs); default 0 (do not wait).");
 
-    public static readonly LockParameter WatchMs = new(LockRules.WaitMs, ParameterKind.Milliseconds, ParameterField.WaitMs, l =>
+    public static readonly LockParameter WatchMs = new(LeaseRules.WaitMs, ParameterKind.Milliseconds, ParameterField.WaitMs, l =>
         $"Watch: wait in the server up to this many ms (0 .. {l.Locks.MaxWaitMs}) for this token to stop holding the {l.Subject}; 404 with its reason at once when it does, 200 when the wait runs out. Default 0 (answer at once).");
 
-    public static readonly LockParameter Owner = new(LockRules.Owner, ParameterKind.Text, ParameterField.Owner, _ =>
-        $"Free text shown by inspection (who holds it): 1-{LockRules.MaxOwnerLength} characters, no control characters.");
+    public static readonly LockParameter Owner = new(LeaseRules.Owner, ParameterKind.Text, ParameterField.Owner, _ =>
+        $"Free text shown by inspection (who holds it): 1-{LeaseRules.MaxOwnerLength} characters, no control characters.");
 
-    public static readonly LockParameter MaxHoldMs = new(LockRules.MaxHoldMs, ParameterKind.Milliseconds, ParameterField.MaxHoldMs, l =>
+    public static readonly LockParameter MaxHoldMs = new(LeaseRules.MaxHoldMs, ParameterKind.Milliseconds, ParameterField.MaxHoldMs, l =>
         $"The longest this {l.Subject} may be held in total, in ms: ttlMs .. {l.Locks.MaxHoldMs} (Locks:MaxHoldMs); no extend takes its expiry past acquiredAt + maxHoldMs. "
         + (l.Locks.DefaultMaxHoldMs > 0 ? $"Default {l.Locks.DefaultMaxHoldMs} (Locks:DefaultMaxHoldMs; a longer ttlMs is cut to it)." : "Default: no cap (Locks:DefaultMaxHoldMs is 0)."));
 
-    public static readonly LockParameter Limit = new(SemaphoreRules.Limit, ParameterKind.Count, ParameterField.Limit, l =>
+    public static readonly LockParameter Limit = new(PermitRequest.LimitName, ParameterKind.Count, ParameterField.Limit, l =>
         $"Required (here or in the body): how many permits may be held at once, 1 .. {l.Semaphores.MaxLimit} (Semaphores:MaxLimit). A caller is let in while fewer than its own limit are held.");
 }
 

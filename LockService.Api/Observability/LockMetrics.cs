@@ -79,17 +79,17 @@ internal static class LockMetrics
     private static readonly Counter.Child LostUnavailable = LostLeases.WithLabels("unavailable");
 
     /// <summary>Counts a lease a watch or stream saw lost; a release by its holder (or a token never known) is no loss.</summary>
-    public static void Lost(LockService.Core.Locks.LeaseEnd reason)
+    public static void Lost(LockService.Core.Leases.LeaseEnd reason)
     {
         switch (reason)
         {
-            case LockService.Core.Locks.LeaseEnd.Forced:
+            case LockService.Core.Leases.LeaseEnd.Forced:
                 LostForced.Inc();
                 break;
-            case LockService.Core.Locks.LeaseEnd.Expired:
+            case LockService.Core.Leases.LeaseEnd.Expired:
                 LostExpired.Inc();
                 break;
-            case LockService.Core.Locks.LeaseEnd.Unavailable:
+            case LockService.Core.Leases.LeaseEnd.Unavailable:
                 LostUnavailable.Inc();
                 break;
         }

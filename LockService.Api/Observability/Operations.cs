@@ -1,4 +1,5 @@
 using LockService.Api.Auth;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -17,9 +18,8 @@ internal static partial class Operations
             .WithTags("Health");
         app.MapMetrics("/metrics");
 
-        var engine = app.Services.GetRequiredService<LockEngine>();
-        var semaphores = app.Services.GetRequiredService<LockService.Core.Semaphores.SemaphoreEngine>();
-        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => LockMetrics.WaitingRequests.Set(engine.WaitingCount + semaphores.WaitingCount));
+        var engine = app.Services.GetRequiredService<LeaseEngine>();
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => LockMetrics.WaitingRequests.Set(engine.WaitingCount));
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("LockService");
         if (!app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Enabled)

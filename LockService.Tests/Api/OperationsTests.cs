@@ -285,8 +285,8 @@ public sealed class ConfigurationTests
     [Fact]
     public void Defaults_match_the_contract()
     {
-        var locks = new LockService.Core.Locks.LockOptions();
-        var redis = new LockService.Core.Locks.RedisOptions();
+        var locks = new LockService.Core.Leases.LeaseOptions();
+        var redis = new LockService.Core.Leases.RedisOptions();
 
         Assert.Equal(("lock:", 30_000L, 86_400_000L, 60_000L, 10_000), (locks.KeyPrefix, locks.DefaultTtlMs, locks.MaxTtlMs, locks.MaxWaitMs, locks.MaxWaiters));
         Assert.Equal((10_000, 10_000, (int?)null), (locks.MaxWatchers, locks.MaxStreams, locks.MaxWaitersPerTenant));

@@ -1,4 +1,5 @@
 using System.Net;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;

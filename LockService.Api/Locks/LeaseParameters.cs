@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using LockService.Api.Errors;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Primitives;
@@ -11,9 +12,9 @@ using Microsoft.Net.Http.Headers;
 namespace LockService.Api.Locks;
 
 /// <summary>The parameters of one request, from the query string and/or a JSON body; null when absent.</summary>
-internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null)
+internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null)
 {
-    public LockParameters With(ParameterField field, long value) => field switch
+    public LeaseParameters With(ParameterField field, long value) => field switch
     {
         ParameterField.TtlMs => this with { TtlMs = value },
         ParameterField.WaitMs => this with { WaitMs = value },
@@ -21,15 +22,19 @@ internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string
         ParameterField.Limit => this with { Limit = value },
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a number parameter."),
     };
+
+    /// <summary>The lease terms these parameters ask for (the default TTL when none is given); a stream's when <paramref name="stream"/>.</summary>
+    public AcquireRequest Terms(LeaseOptions limits, bool stream = false) =>
+        new(TtlMs ?? limits.DefaultTtlMs, WaitMs ?? 0, Owner, IdempotencyKey, MaxHoldMs) { Stream = stream };
 }
 
 /// <summary>
 /// Reads parameters strictly, as the operation's <see cref="OperationParameters"/> declare them: a typo, a duplicate,
 /// or a quoted or fractional number is a 400 naming the parameter, never silently ignored (ranges are Core's
-/// <see cref="LockRules"/>, checked on the request built from these). The body is read by hand (at most 4 KiB) so
+/// <see cref="LeaseRules"/>, checked on the request built from these). The body is read by hand (at most 4 KiB) so
 /// that its size and content type are answered with 413/415 before anything else is looked at.
 /// </summary>
-internal static class LockParameterReader
+internal static class LeaseParameterReader
 {
     public const int MaxBodyBytes = 4096;
 
@@ -96,9 +101,9 @@ internal static class LockParameterReader
     }
 
     /// <summary>Parses query and body against the operation's parameters; errors are keyed by parameter name.</summary>
-    public static LockParameters Parse(IQueryCollection query, byte[]? body, OperationParameters operation, ref RequestErrors? errors)
+    public static LeaseParameters Parse(IQueryCollection query, byte[]? body, OperationParameters operation, ref RequestErrors? errors)
     {
-        var parameters = default(LockParameters);
+        var parameters = default(LeaseParameters);
         var seen = body is null ? null : new HashSet<string>(StringComparer.Ordinal);   // only a body can repeat a query parameter
 
         // The usual request names only its operation's parameters: look those up (an array, so its foreach allocates nothing)
@@ -133,7 +138,7 @@ internal static class LockParameterReader
         return parameters;
     }
 
-    private static void Take(LockParameter parameter, StringValues values, ref LockParameters parameters, ref RequestErrors? errors)
+    private static void Take(LockParameter parameter, StringValues values, ref LeaseParameters parameters, ref RequestErrors? errors)
     {
         if (values.Count != 1)
         {
@@ -152,7 +157,7 @@ internal static class LockParameterReader
         }
     }
 
-    private static void ParseBody(byte[] body, OperationParameters operation, HashSet<string> seen, ref LockParameters parameters, ref RequestErrors? errors)
+    private static void ParseBody(byte[] body, OperationParameters operation, HashSet<string> seen, ref LeaseParameters parameters, ref RequestErrors? errors)
     {
         // A UTF-8 byte order mark may start a JSON text (RFC 8259 lets parsers ignore it; System.Text.Json's own readers do).
         var json = body.AsSpan();
@@ -285,7 +290,7 @@ internal static class LockParameterReader
     // Checked here rather than on the request built from it: a bad owner must not reach the engine, which would throw.
     private static string? CheckOwner(string owner, ref RequestErrors? errors)
     {
-        return LockRules.CheckOwner(owner, ref errors) ? owner : null;
+        return LeaseRules.CheckOwner(owner, ref errors) ? owner : null;
     }
 
     // JSON over a network is UTF-8 (RFC 8259): a body declared in another charset is one this service cannot read.

@@ -1,20 +1,23 @@
 using System.Buffers;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
-/// <summary>A lock's name within a tenant's key space. The tenant is empty when authentication is off.</summary>
-/// <param name="Tenant">The tenant that owns the lock, or an empty string.</param>
-/// <param name="Key">The lock's name as the caller gave it.</param>
-public readonly record struct LockName(string Tenant, string Key)
+/// <summary>A lease's name (a lock's, a semaphore's, ...) within a tenant's key space. The tenant is empty when authentication is off.</summary>
+/// <param name="Tenant">The tenant that owns the name, or an empty string.</param>
+/// <param name="Key">The name as the caller gave it.</param>
+public readonly record struct LeaseName(string Tenant, string Key)
 {
-    /// <summary>Longest lock name accepted.</summary>
+    /// <summary>Longest name accepted.</summary>
     public const int MaxLength = 200;
+
+    /// <summary>The rule <see cref="IsValid"/> holds a name to, in words.</summary>
+    public const string Rule = "Names are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit.";
 
     private static readonly SearchValues<char> Allowed =
         SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-");
 
     /// <summary>A name in the default (no-tenant) key space.</summary>
-    public static LockName Of(string key) => new(string.Empty, key);
+    public static LeaseName Of(string key) => new(string.Empty, key);
 
     /// <summary>
     /// True when <paramref name="key"/> is 1-200 characters from <c>A-Z a-z 0-9 . _ : -</c>, starting with a
@@ -23,6 +26,6 @@ public readonly record struct LockName(string Tenant, string Key)
     public static bool IsValid(ReadOnlySpan<char> key) =>
         key.Length is > 0 and <= MaxLength && char.IsAsciiLetterOrDigit(key[0]) && !key.ContainsAnyExcept(Allowed);
 
-    /// <summary>True when <paramref name="prefix"/> could begin a lock name: 0-200 characters from <c>A-Z a-z 0-9 . _ : -</c>.</summary>
+    /// <summary>True when <paramref name="prefix"/> could begin a name: 0-200 characters from <c>A-Z a-z 0-9 . _ : -</c>.</summary>
     public static bool IsValidPrefix(ReadOnlySpan<char> prefix) => prefix.Length <= MaxLength && !prefix.ContainsAnyExcept(Allowed);
 }
