@@ -45,7 +45,7 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (Exception ex) when (ex is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException { InnerException: ArgumentException or FormatException })
+catch (Exception ex) when (Operations.IsInvalidConfiguration(ex))
 {
     // A bad setting stops the service at start with one line that names it.
     return Operations.ReportInvalidConfiguration(ex);

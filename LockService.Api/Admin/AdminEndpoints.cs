@@ -135,7 +135,7 @@ internal static partial class AdminEndpoints
         prefix = query.Prefix ?? string.Empty;
         if (!errors.ContainsKey("prefix") && !LeaseName.IsValidPrefix(prefix))
         {
-            errors["prefix"] = ["A prefix is up to 200 characters from A-Z a-z 0-9 . _ : - (a lock key's characters)."];
+            errors["prefix"] = [LeaseName.PrefixRule];
         }
 
         limit = DefaultLimit;
@@ -248,9 +248,11 @@ internal static partial class AdminEndpoints
     private static Ok<InstanceStatsResponse> Stats(LeaseEngine engine, InstanceRates rates)
     {
         var (acquires, releases, forced, seconds) = rates.Now();
+        var kinds = Enum.GetValues<LeaseKind>().ToDictionary(
+            LeaseOperationMetadata.LabelOf,
+            kind => new KindStatsResponse(engine.WaitingOf(kind), Math.Round(acquires[(int)kind], 2), Math.Round(releases[(int)kind], 2)));
         return TypedResults.Ok(new InstanceStatsResponse(
-            engine.WaitingCount, engine.WatchingCount,
-            Math.Round(acquires, 2), Math.Round(releases, 2), Math.Round(forced, 2), Math.Round(seconds, 1)));
+            engine.WaitingCount, engine.WatchingCount, Math.Round(acquires.Sum(), 2), Math.Round(releases.Sum(), 2), Math.Round(forced, 2), Math.Round(seconds, 1), kinds));
     }
 
     // Who released what, at Warning so that it stands out in the log: the key, its tenant, the holder's fencing token and

@@ -64,8 +64,8 @@ internal static class Problems
         InvalidKey,
         "The key is invalid.",
         key is null or { Length: 0 }
-            ? $"A {noun} key is required: POST /{noun}s/{{key}}. Keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit."
-            : $"{char.ToUpperInvariant(noun[0])}{noun[1..]} keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit.");
+            ? $"A {noun} key is required: POST /{noun}s/{{key}}. {LeaseName.Rule}"
+            : $"This is not a valid {noun} key. {LeaseName.Rule}");
 
     public static ProblemHttpResult BadToken() => Create(
         StatusCodes.Status400BadRequest,

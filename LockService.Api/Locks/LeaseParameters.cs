@@ -23,6 +23,12 @@ internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, strin
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a number parameter."),
     };
 
+    public LeaseParameters With(ParameterField field, string text) => field switch
+    {
+        ParameterField.Owner => this with { Owner = text },
+        _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a text parameter."),
+    };
+
     /// <summary>The lease terms these parameters ask for (the default TTL when none is given); a stream's when <paramref name="stream"/>.</summary>
     public AcquireRequest Terms(LeaseOptions limits, bool stream = false) =>
         new(TtlMs ?? limits.DefaultTtlMs, WaitMs ?? 0, Owner, IdempotencyKey, MaxHoldMs) { Stream = stream };
@@ -138,7 +144,7 @@ internal static class LeaseParameterReader
         return parameters;
     }
 
-    private static void Take(LockParameter parameter, StringValues values, ref LeaseParameters parameters, ref RequestErrors? errors)
+    private static void Take(LeaseParameter parameter, StringValues values, ref LeaseParameters parameters, ref RequestErrors? errors)
     {
         if (values.Count != 1)
         {
@@ -149,7 +155,7 @@ internal static class LeaseParameterReader
         var text = values[0] ?? string.Empty;
         if (parameter.Kind == ParameterKind.Text)
         {
-            parameters = parameters with { Owner = CheckOwner(text, ref errors) };
+            parameters = TakeText(parameter, text, parameters, ref errors);
         }
         else if (ParseInteger(parameter, text, ref errors) is long number)
         {
@@ -224,7 +230,7 @@ internal static class LeaseParameterReader
 
                     if (TryGetString(ref reader) is { } text)
                     {
-                        parameters = parameters with { Owner = CheckOwner(text, ref errors) };
+                        parameters = TakeText(parameter, text, parameters, ref errors);
                     }
                     else
                     {
@@ -271,7 +277,7 @@ internal static class LeaseParameterReader
         }
     }
 
-    private static long? ParseInteger(LockParameter parameter, string text, ref RequestErrors? errors)
+    private static long? ParseInteger(LeaseParameter parameter, string text, ref RequestErrors? errors)
     {
         var digits = text.StartsWith('-') ? text.AsSpan(1) : text.AsSpan();
         if (digits.Length == 0 || digits.ContainsAnyExceptInRange('0', '9')
@@ -285,13 +291,10 @@ internal static class LeaseParameterReader
         return value;
     }
 
-    private static string Unit(LockParameter parameter) => parameter.Kind == ParameterKind.Milliseconds ? " of milliseconds" : string.Empty;
+    private static string Unit(LeaseParameter parameter) => parameter.Kind == ParameterKind.Milliseconds ? " of milliseconds" : string.Empty;
 
-    // Checked here rather than on the request built from it: a bad owner must not reach the engine, which would throw.
-    private static string? CheckOwner(string owner, ref RequestErrors? errors)
-    {
-        return LeaseRules.CheckOwner(owner, ref errors) ? owner : null;
-    }
+    private static LeaseParameters TakeText(LeaseParameter parameter, string text, LeaseParameters parameters, ref RequestErrors? errors) =>
+        parameter.Rule is not { } rule || rule(text, ref errors) ? parameters.With(parameter.Field, text) : parameters;
 
     // JSON over a network is UTF-8 (RFC 8259): a body declared in another charset is one this service cannot read.
     private static bool IsJson(string? contentType) =>

@@ -91,6 +91,7 @@ internal static class LeaseRequests
         }
 
         var result = await store.ExtendAsync(new LeaseName(http.TenantOf(), target.Key), target.Token, request);
+        http.Outcome(result.Lease is null ? LeaseOutcome.NotHeld : LeaseOutcome.Extended);
         return result.Lease is { } lease ? TypedResults.Ok(body(lease)) : notHeld(target.Key, result.Ended!.Value);
     }
 
@@ -130,6 +131,7 @@ internal static class LeaseRequests
         var result = watchMs > 0
             ? await engine.WatchAsync(store, name, target.Token, watchMs, cancellationToken)
             : await store.CheckAsync(name, target.Token);
+        http.Outcome(result.NoRoomToWatch != NoRoom.None ? LeaseOutcome.Rejected : result.Info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
         if (result.NoRoomToWatch != NoRoom.None)
         {
             http.Response.Headers.RetryAfter = "1";

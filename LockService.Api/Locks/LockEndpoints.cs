@@ -19,7 +19,7 @@ internal static class LockEndpoints
     {
         var locks = LeaseRoutes.Locks.MapGroup(app, "Locks");
 
-        locks.MapPost("/{key}", AcquireAsync).WithName("acquire").WithOperation(LockOperation.Acquire)
+        locks.MapPost("/{key}", AcquireAsync).WithName("acquire").WithOperation(LeaseKind.Lock, LeaseOperation.Acquire)
             .WithSummary("Acquire a lock, optionally waiting in the server for it; with Accept: text/event-stream, hold it for the life of the stream")
             .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting (a stream: Locks:MaxStreams open), or the tenant its share of them (Locks:MaxWaitersPerTenant). "
                 + "With Accept: text/event-stream (ttlMs >= 1000, no Idempotency-Key): 200 once the lock is obtained, a stream of 'event: acquired' (the lease), "
@@ -29,22 +29,22 @@ internal static class LockEndpoints
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
-        locks.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release").WithOperation(LockOperation.Release)
+        locks.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release").WithOperation(LeaseKind.Lock, LeaseOperation.Release)
             .WithSummary("Release a lock held by this token")
             .WithDescription("204 when this token held the lock: it is free at once and a waiter (on any instance) gets it. 404 lock_not_held with 'reason' (released, forced, expired, unknown) when it does not hold it; nothing changes then.")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend").WithOperation(LockOperation.Extend)
+        locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend").WithOperation(LeaseKind.Lock, LeaseOperation.Extend)
             .WithSummary("Extend a lock held by this token: its remaining TTL becomes ttlMs from now")
             .WithDescription("200 with the lease and its new expiry. Without ttlMs the TTL it was acquired with is used; a hold cap (maxHoldMs) cuts it, and a shorter TTL wakes the waiters to the new expiry. 404 lock_not_held with 'reason' when this token no longer holds the lock: stop working under it.")
             .WithParameters(OperationParameters.Extend)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
-        locks.MapGet("/{key}", InspectAsync).WithName("inspect").WithOperation(LockOperation.Inspect)
+        locks.MapGet("/{key}", InspectAsync).WithName("inspect").WithOperation(LeaseKind.Lock, LeaseOperation.Inspect)
             .WithSummary("Who holds a lock and for how long (never the token)")
             .WithDescription("200 with the holder's fencing token, owner, remaining TTL, expiry, acquiredAt and hold cap; 404 lock_not_held when the lock is free. Open to every caller of the tenant: the token is never shown.")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        locks.MapGet("/{key}/{token}", CheckAsync).WithName("check").WithOperation(LockOperation.Inspect)
+        locks.MapGet("/{key}/{token}", CheckAsync).WithName("check").WithOperation(LeaseKind.Lock, LeaseOperation.Inspect)
             .WithSummary("Whether this token still holds the lock; with waitMs, watch it: answered at once when the lease ends")
             .WithDescription("200 with the lock while this token holds it; 404 lock_not_held with 'reason' (released, forced, expired, unknown) when it does not. With waitMs the request waits in the server until the lease ends (then 404 at once) or waitMs runs out (then 200); 429 when the instance has Locks:MaxWatchers watches open.")
             .WithParameters(OperationParameters.Watch)
@@ -86,6 +86,12 @@ internal static class LockEndpoints
             http.Features.Set(WaitedFeature.Instance);
         }
 
+        http.Outcome(result.Status switch
+        {
+            AcquireStatus.Acquired => LeaseOutcome.Acquired,
+            AcquireStatus.Held => LeaseOutcome.Held,
+            _ => LeaseOutcome.Rejected,
+        });
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
@@ -112,6 +118,7 @@ internal static class LockEndpoints
         }
 
         var result = await locks.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
+        http.Outcome(result.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
         if (result.Released)
         {
             LockMetrics.HoldDuration.Observe(result.HeldMs / 1000.0);
@@ -133,6 +140,7 @@ internal static class LockEndpoints
         }
 
         var info = await locks.InspectAsync(new LeaseName(http.TenantOf(), key));
+        http.Outcome(info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
         return info is null ? Problems.Free(key) : TypedResults.Ok(LockInfoResponse.From(info));
     }
 

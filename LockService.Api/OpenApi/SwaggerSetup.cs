@@ -138,7 +138,7 @@ internal sealed class OperationParametersFilter(IOptions<LeaseOptions> options, 
         };
     }
 
-    private static OpenApiSchema SchemaOf(LockParameter parameter, bool nullable)
+    private static OpenApiSchema SchemaOf(LeaseParameter parameter, bool nullable)
     {
         var type = parameter.Kind == ParameterKind.Text ? JsonSchemaType.String : JsonSchemaType.Integer;
         return new OpenApiSchema

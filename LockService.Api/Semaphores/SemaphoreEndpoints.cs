@@ -22,7 +22,7 @@ internal static class SemaphoreEndpoints
     {
         var semaphores = LeaseRoutes.Semaphores.MapGroup(app, "Semaphores");
 
-        semaphores.MapPost("/{key}", AcquireAsync).WithName("acquire-permit").WithOperation(LockOperation.SemaphoreAcquire)
+        semaphores.MapPost("/{key}", AcquireAsync).WithName("acquire-permit").WithOperation(LeaseKind.Semaphore, LeaseOperation.Acquire)
             .WithSummary("Acquire a permit of a semaphore (up to 'limit' holders at once), optionally waiting in the server for a place; with Accept: text/event-stream, hold it for the life of the stream")
             .WithDescription("201 with the permit (its slot: the lowest free one below limit; its fencing token increases per slot); 409 semaphore_full (with Retry-After: when the earliest permit expires) "
                 + "when at least 'limit' permits are held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting (a stream: Locks:MaxStreams open), or the tenant its share of them (Locks:MaxWaitersPerTenant). A caller is let in while fewer than its own limit are held. "
@@ -31,20 +31,20 @@ internal static class SemaphoreEndpoints
             .WithParameters(OperationParameters.AcquirePermit)
             .ProducesEvents(StatusCodes.Status200OK, ("acquired", typeof(PermitResponse)), ("lost", typeof(LostEvent)))
             .ProducesProblem(StatusCodes.Status409Conflict).WithProblemCodes(StatusCodes.Status409Conflict, Problems.SemaphoreFull);
-        semaphores.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release-permit").WithOperation(LockOperation.SemaphoreRelease)
+        semaphores.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release-permit").WithOperation(LeaseKind.Semaphore, LeaseOperation.Release)
             .WithSummary("Release the permit this token holds: its place goes to a waiter at once")
             .WithDescription("204 when this token held a permit: its slot is free at once. 404 permit_not_held with 'reason' (released, forced, expired, unknown) when it holds none; nothing changes then.")
             .ProducesNotHeld(Problems.PermitNotHeld);
-        semaphores.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend-permit").WithOperation(LockOperation.SemaphoreExtend)
+        semaphores.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend-permit").WithOperation(LeaseKind.Semaphore, LeaseOperation.Extend)
             .WithSummary("Extend the permit this token holds: its remaining TTL becomes ttlMs from now")
             .WithDescription("200 with the permit and its new expiry. Without ttlMs the TTL it was acquired with is used; a hold cap (maxHoldMs) cuts it. 404 permit_not_held with 'reason' when this token holds no permit: stop working under it.")
             .WithParameters(OperationParameters.ExtendPermit)
             .ProducesNotHeld(Problems.PermitNotHeld);
-        semaphores.MapGet("/{key}", InspectAsync).WithName("inspect-semaphore").WithOperation(LockOperation.SemaphoreInspect)
+        semaphores.MapGet("/{key}", InspectAsync).WithName("inspect-semaphore").WithOperation(LeaseKind.Semaphore, LeaseOperation.Inspect)
             .WithSummary("How many permits are held and who holds them (never a token; at most 1000 permits, 'truncated' when there are more)")
             .WithDescription("200 with the count held and each permit (slot, fencing token, limit, owner, acquiredAt, expiry, remaining TTL, hold cap), ordered by slot; 404 semaphore_empty when no permit is held. Expired permits are never counted.")
             .ProducesNotHeld(Problems.SemaphoreEmpty);
-        semaphores.MapGet("/{key}/{token}", CheckAsync).WithName("check-permit").WithOperation(LockOperation.SemaphoreInspect)
+        semaphores.MapGet("/{key}/{token}", CheckAsync).WithName("check-permit").WithOperation(LeaseKind.Semaphore, LeaseOperation.Inspect)
             .WithSummary("Whether this token still holds a permit; with waitMs, watch it: answered at once when the permit ends")
             .WithDescription("200 with the permit while this token holds it; 404 permit_not_held with 'reason' (released, forced, expired, unknown) when it does not. With waitMs the request waits in the server until the permit ends (then 404 at once) or waitMs runs out (then 200); 429 when the instance has Locks:MaxWatchers watches open.")
             .WithParameters(OperationParameters.WatchPermit)
@@ -89,6 +89,12 @@ internal static class SemaphoreEndpoints
             http.Features.Set(WaitedFeature.Instance);
         }
 
+        http.Outcome(result.Status switch
+        {
+            AcquireStatus.Acquired => LeaseOutcome.Acquired,
+            AcquireStatus.Held => LeaseOutcome.Full,
+            _ => LeaseOutcome.Rejected,
+        });
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
@@ -115,6 +121,7 @@ internal static class SemaphoreEndpoints
         }
 
         var released = await semaphores.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
+        http.Outcome(released.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
         if (!released.Released)
         {
             return Problems.NotHeldPermit(key, released.Ended!.Value);
@@ -136,9 +143,9 @@ internal static class SemaphoreEndpoints
             return invalid;
         }
 
-        return await semaphores.InspectAsync(new LeaseName(http.TenantOf(), key)) is { } info
-            ? TypedResults.Ok(SemaphoreInfoResponse.From(info))
-            : Problems.Empty(key);
+        var info = await semaphores.InspectAsync(new LeaseName(http.TenantOf(), key));
+        http.Outcome(info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
+        return info is null ? Problems.Empty(key) : TypedResults.Ok(SemaphoreInfoResponse.From(info));
     }
 
     private static Task<Results<Ok<PermitInfoResponse>, ProblemHttpResult>> CheckAsync(

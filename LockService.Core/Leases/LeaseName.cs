@@ -11,7 +11,10 @@ public readonly record struct LeaseName(string Tenant, string Key)
     public const int MaxLength = 200;
 
     /// <summary>The rule <see cref="IsValid"/> holds a name to, in words.</summary>
-    public const string Rule = "Names are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit.";
+    public const string Rule = "Keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit.";
+
+    /// <summary>The rule <see cref="IsValidPrefix"/> holds a listing's prefix to, in words.</summary>
+    public const string PrefixRule = "A prefix is up to 200 characters from A-Z a-z 0-9 . _ : - (a key's characters).";
 
     private static readonly SearchValues<char> Allowed =
         SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-");

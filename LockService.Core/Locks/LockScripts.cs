@@ -46,7 +46,9 @@ internal static class LockScripts
     // A lock's lease as a table of its fields, an absent one false (as HMGET gives it), and pttl its PTTL (-1: no expiry, a
     // PERSIST by hand); nil when the lock is free; nil and what is wrong when the key holds what this service never writes
     // (another type, a lease that does not parse), for the script to answer BADDATA before it writes anything.
-    // A hash (written by an older version) is read field by field.
+    // A hash is read field by field: versions before 2026-11-30 wrote a lock as a hash, and a lock held across the upgrade
+    // (kept alive by extends) must still be released and extended. Remove that branch after 2027-03-01: a hash lock still
+    // held then answers 503 redis_data_invalid naming its key, and an operator force-releases it (which deletes any type).
     private const string Lease = $$"""
         local function lease(key)
           local v = redis.pcall('GET', key)

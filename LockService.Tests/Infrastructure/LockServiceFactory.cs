@@ -153,6 +153,9 @@ public static class LockServiceFactoryExtensions
     public static TestSemaphores Semaphores(this LockServiceFactory factory) =>
         new(Get<LockService.Core.Leases.LeaseEngine>(factory), Get<LockService.Core.Semaphores.SemaphoreStore>(factory));
 
+    /// <summary>The instance's one engine: its waiting requests and watches of every kind.</summary>
+    public static LockService.Core.Leases.LeaseEngine Leases(this LockServiceFactory factory) => Get<LockService.Core.Leases.LeaseEngine>(factory);
+
     private static T Get<T>(LockServiceFactory factory)
         where T : notnull =>
         Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<T>(factory.Services);

@@ -286,9 +286,9 @@ public sealed class SemaphoreApiTests(ApiFixture fixture) : SemaphoreBehaviour, 
 
         var metrics = (await Client.SendAsync(HttpMethod.Get, "/metrics")).Body;
 
-        Assert.Matches(@"(?m)^lockservice_operations_total\{operation=""semaphore_acquire"",outcome=""acquired""\} [1-9]", metrics);
-        Assert.Matches(@"(?m)^lockservice_operations_total\{operation=""semaphore_acquire"",outcome=""held""\} [1-9]", metrics);
-        Assert.Matches(@"(?m)^lockservice_operations_total\{operation=""semaphore_release"",outcome=""released""\} [1-9]", metrics);
+        Assert.Matches(@"(?m)^lockservice_operations_total\{kind=""semaphore"",operation=""acquire"",outcome=""acquired""\} [1-9]", metrics);
+        Assert.Matches(@"(?m)^lockservice_operations_total\{kind=""semaphore"",operation=""acquire"",outcome=""full""\} [1-9]", metrics);
+        Assert.Matches(@"(?m)^lockservice_operations_total\{kind=""semaphore"",operation=""release"",outcome=""released""\} [1-9]", metrics);
         Assert.Matches(@"(?m)^lockservice_permit_hold_duration_seconds_count [1-9]", metrics);
     }
 
