@@ -91,7 +91,23 @@ public sealed class LeaseEngine : IDisposable
             }
         }
 
-        return await WaitAsync(store, lease, token, request, cancellationToken).ConfigureAwait(false);
+        var claim = store.ClaimWhileWaiting(lease, token, request);
+        if (claim is null)
+        {
+            return await WaitAsync(store, lease, token, request, cancellationToken).ConfigureAwait(false);
+        }
+
+        var acquired = false;
+        try
+        {
+            var result = await WaitAsync(store, lease, token, request, cancellationToken).ConfigureAwait(false);
+            acquired = result.Acquired;
+            return result;
+        }
+        finally
+        {
+            await claim.EndAsync(acquired).ConfigureAwait(false);
+        }
     }
 
     /// <summary>

@@ -93,6 +93,13 @@ public abstract class LeaseStore<TRequest, TLease, TInfo, TBusy> : ILeaseRelease
     /// <summary>A release sent without the call's time bound, for a lease whose acquire the caller was told failed.</summary>
     internal abstract Task SendReleaseAsync(LeaseRef lease, string token);
 
+    /// <summary>
+    /// What the kind keeps in Redis while a request of it waits, or null (the default: nothing). The engine asks for it once
+    /// the request's first attempt found the lease taken and it is going to wait, and ends it when the request ends, with the
+    /// lease or without, however it ends (its wait ran out, its client went away, an error).
+    /// </summary>
+    internal virtual IWaitClaim? ClaimWhileWaiting(LeaseRef lease, string token, TRequest request) => null;
+
     Task ILeaseReleaser.SendReleaseAsync(LeaseRef lease, string token) => SendReleaseAsync(lease, token);
 
     /// <summary>The pub/sub channel the kind's scripts announce on, for the lease with main key <paramref name="key"/>.</summary>
@@ -116,6 +123,16 @@ public interface IListedLeases<TState>
 
     /// <summary>The state of <paramref name="name"/>, or null when nothing of it is held.</summary>
     Task<TState?> InspectAsync(LeaseName name);
+}
+
+/// <summary>
+/// What a kind keeps in Redis while one of its requests waits (a read/write lock's waiting writer's mark, which holds new
+/// readers back): started by <see cref="LeaseStore{TRequest, TLease, TInfo, TBusy}.ClaimWhileWaiting"/>, ended by the engine.
+/// </summary>
+internal interface IWaitClaim
+{
+    /// <summary>The request ended, holding the lease (<paramref name="acquired"/>) or not: the claim goes.</summary>
+    ValueTask EndAsync(bool acquired);
 }
 
 /// <summary>What an acquire attempt came to, as the kind's script answered.</summary>

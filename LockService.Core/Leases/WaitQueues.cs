@@ -219,7 +219,7 @@ internal sealed class WaitQueues : IDisposable
         {
             foreach (var queue in _queues.Values)
             {
-                queue.WakeHeadAndWatchers();
+                queue.Policy.OnTimer(queue);
             }
         }
     }
@@ -293,12 +293,12 @@ internal sealed class WaitQueues : IDisposable
         /// <summary>What the kind's policy last learned of the lease from a notice (a semaphore's count), under the owner's gate.</summary>
         public long LastNoticeState { get; set; } = long.MaxValue;
 
-        /// <summary>The expiry timer's wake-up: the head tries, every watch looks.</summary>
+        /// <summary>The expiry timer's wake-up: whoever the kind's policy says tries (a lock's: the head), every watch looks.</summary>
         public void WakeHeadUnderGate()
         {
             lock (owner._gate)
             {
-                WakeHeadAndWatchers();
+                Policy.OnTimer(this);
             }
         }
 

@@ -39,6 +39,12 @@ internal class WakePolicy
     /// <summary>A notice that something was freed or shortened: the head tries (and, if still taken, re-arms the queue's timer); every watch looks.</summary>
     protected virtual void OnFreed(WaitQueues.KeyQueue queue, RedisValue notice) => queue.WakeHeadAndWatchers();
 
+    /// <summary>
+    /// The queue's timer fired (the lease in the way should have expired: expiries publish nothing), or the connection to
+    /// Redis came back or failed (notices may have been lost): the waiter that may try looks, and every watch.
+    /// </summary>
+    public virtual void OnTimer(WaitQueues.KeyQueue queue) => queue.WakeHeadAndWatchers();
+
     /// <summary>Whether a waiter may try now rather than wait for a wake-up: only the head, so that those ahead keep their turn.</summary>
     public virtual bool MayTry(WaitQueues.Waiter waiter) => waiter.Queue.Waiters.First == waiter.Node;
 

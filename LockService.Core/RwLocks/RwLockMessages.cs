@@ -1,11 +1,11 @@
 using System.Buffers.Text;
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 using StackExchange.Redis;
 
 namespace LockService.Core.RwLocks;
 
 /// <summary>
-/// The notice the read/write lock scripts publish when something frees a place (besides <see cref="LockMessages"/>' acquired
+/// The notice the read/write lock scripts publish when something frees a place (besides <see cref="LeaseNotices"/>' acquired
 /// and shortened): <c>freed what held writer waiting</c>, what being <c>r</c> (a read lease ended), <c>w</c> (the write lease
 /// ended) or <c>m</c> (a waiting writer's mark went), then the state the script left: leases held, 1 when a writer holds,
 /// writers waiting.

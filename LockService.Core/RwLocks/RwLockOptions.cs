@@ -1,10 +1,12 @@
 using System.ComponentModel.DataAnnotations;
 
+using LockService.Core.Leases;
+
 namespace LockService.Core.RwLocks;
 
 /// <summary>
 /// The read/write locks' own settings, bound from the <c>RwLocks</c> configuration section. Every other limit (TTL, wait,
-/// hold cap, waiters, watches, re-check, fence retention) is the <see cref="Locks.LockOptions"/> one.
+/// hold cap, waiters, watches, re-check, fence retention) is the <see cref="LeaseOptions"/> one.
 /// </summary>
 public sealed class RwLockOptions
 {

@@ -1,4 +1,4 @@
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 using StackExchange.Redis;
 
 namespace LockService.Core.RwLocks;
@@ -97,20 +97,20 @@ internal readonly record struct RwReleaseReply(bool Released, long HeldMs, RwLoc
 /// <param name="FencingToken">Its fencing token.</param>
 /// <param name="Owner">Its owner text, or null.</param>
 /// <param name="HeldMs">How long it was held.</param>
-internal sealed record RwForced(RwLockMode Mode, long FencingToken, string? Owner, long HeldMs);
+public sealed record RwForcedLease(RwLockMode Mode, long FencingToken, string? Owner, long HeldMs);
 
 /// <summary>The reply of <see cref="RwLockScripts.ForceRelease"/>: the leases it ended, none when nothing matched.</summary>
 /// <param name="Released">The leases released.</param>
-internal sealed record RwForceReleaseReply(IReadOnlyList<RwForced> Released)
+internal sealed record RwForceReleaseReply(IReadOnlyList<RwForcedLease> Released)
 {
     /// <summary>Reads the script's reply.</summary>
     public static RwForceReleaseReply Decode(RedisResult result)
     {
         var v = (RedisResult[])result!;
-        var released = new List<RwForced>((int)(long)v[0]);
+        var released = new List<RwForcedLease>((int)(long)v[0]);
         for (var i = 1; i + 4 <= v.Length; i += 4)
         {
-            released.Add(new RwForced(RwReplies.ModeOf(v[i]), (long)v[i + 1], RwReplies.OwnerOf(v[i + 2]), (long)v[i + 3]));
+            released.Add(new RwForcedLease(RwReplies.ModeOf(v[i]), (long)v[i + 1], RwReplies.OwnerOf(v[i + 2]), (long)v[i + 3]));
         }
 
         return new RwForceReleaseReply(released);

@@ -1,4 +1,4 @@
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 
 namespace LockService.Core.RwLocks;
 
@@ -12,7 +12,7 @@ namespace LockService.Core.RwLocks;
 /// neither holds a control character, so a line break cannot occur inside a field). One field per lease, so a release
 /// deletes one field; an idempotency key is found again through the field <c>k:key</c>, which names the token.</item>
 /// <item><c>rw:{k}:fence</c>, a string: the last fencing token of the name, one sequence for both modes, kept
-/// <see cref="LockOptions.FenceRetentionMs"/> past the expiry of the name's latest lease, as a lock's is.</item>
+/// <see cref="LeaseOptions.FenceRetentionMs"/> past the expiry of the name's latest lease, as a lock's is.</item>
 /// <item><c>rw:{k}:leases</c>, the lease records, as a semaphore's (token by <c>end ms * 4 + state</c>): why a token stopped
 /// holding. Written "held" with the expected end at acquire and extend, so a lease that expires needs no write.</item>
 /// <item><c>rw:{k}:writers</c>, a sorted set: each waiting writer's mark by its expiry (Redis ms). A mark is a short lease that
@@ -24,7 +24,7 @@ namespace LockService.Core.RwLocks;
 /// and every script that looks at the leases first drops the expired ones. ARGV[1] is the notice channel, ARGV[2] PUBLISH
 /// or SPUBLISH, for every script.
 /// <para>Each script first looks at the type of every key it touches (one TYPE each): one of another type (written by hand)
-/// is a <see cref="LockScripts.BadData"/> error before anything is written, since these scripts write several keys and a
+/// is a <see cref="LeaseScripts.BadData"/> error before anything is written, since these scripts write several keys and a
 /// command refused half-way would leave a lease to nobody. So is a lease record that does not parse where a lease is read
 /// (an expired one is dropped whatever it holds), and a last fencing token that no token below 2^53 can exceed. The only
 /// writes before such an error are the drops of expired leases and marks, which hand nothing to anyone.</para>
@@ -33,7 +33,7 @@ namespace LockService.Core.RwLocks;
 /// wake, once per script, after its last change.</para>
 /// </summary>
 /// <remarks>
-/// Numbers go to Redis through <c>string.format('%d')</c> and come back as integer replies, as in <see cref="LockScripts"/>;
+/// Numbers go to Redis through <c>string.format('%d')</c> and come back as integer replies, as in the lock's scripts;
 /// an optional reply field is <c>false</c>, never nil (a reply array ends at its first nil).
 /// </remarks>
 internal static class RwLockScripts
@@ -44,7 +44,7 @@ internal static class RwLockScripts
     /// <summary>The mode letter of a write lease, in records and replies.</summary>
     public const string Write = "w";
 
-    /// <summary>What <see cref="LockScripts.BadData"/> says of a lease record that does not parse.</summary>
+    /// <summary>What <see cref="LeaseScripts.BadData"/> says of a lease record that does not parse.</summary>
     public const string BadRecord = "holds a lease record this service did not write (a value written by hand)";
 
     // Shared by the scripts below. `freed` and `freedMode` collect what the script freed, and answer() publishes it once, with
@@ -54,14 +54,14 @@ internal static class RwLockScripts
           return string.format('%d', x)
         end
         local function baddata(key, what)
-          return redis.error_reply('{{LockScripts.BadData}} ' .. key .. ' ' .. what)
+          return redis.error_reply('{{LeaseScripts.BadData}} ' .. key .. ' ' .. what)
         end
         local kinds = {'zset', 'hash', 'string', 'zset', 'zset'}
         local function wrongType(touched)
           for _, i in ipairs(touched) do
             local kind = redis.call('TYPE', KEYS[i]).ok
             if kind ~= 'none' and kind ~= kinds[i] then
-              return baddata(KEYS[i], '{{LockScripts.WrongType}}')
+              return baddata(KEYS[i], '{{LeaseScripts.WrongType}}')
             end
           end
         end
@@ -76,7 +76,7 @@ internal static class RwLockScripts
             return nil
           end
           f = tonumber(f)
-          if f < 1 or f > {{LockScripts.MaxLastFence}} + 1 then
+          if f < 1 or f > {{LeaseScripts.MaxLastFence}} + 1 then
             return nil
           end
           return {token = token, mode = m, fence = f, at = tonumber(a), cap = tonumber(c), ttl = tonumber(t), idem = idem,
@@ -126,19 +126,19 @@ internal static class RwLockScripts
         end
         local function remember(token, endMs, state, keepMs)
           redis.call('ZADD', KEYS[4], int(endMs * 4 + state), token)
-          redis.call('ZREMRANGEBYRANK', KEYS[4], 0, int(-redis.call('ZCARD', KEYS[1]) - {{LockScripts.LeaseRecords}} - 1))
+          redis.call('ZREMRANGEBYRANK', KEYS[4], 0, int(-redis.call('ZCARD', KEYS[1]) - {{LeaseScripts.LeaseRecords}} - 1))
           outlive(KEYS[4], keepMs)
         end
         local function ended(token)
           local s = redis.call('ZSCORE', KEYS[4], token)
           local state = s and tonumber(s) % 4
-          if state == {{LockScripts.HeldState}} then
-            return {{LockScripts.ExpiredState}}
+          if state == {{LeaseScripts.HeldState}} then
+            return {{LeaseScripts.ExpiredState}}
           end
-          if state == {{LockScripts.ReleasedState}} or state == {{LockScripts.ForcedState}} or state == {{LockScripts.ExpiredState}} then
+          if state == {{LeaseScripts.ReleasedState}} or state == {{LeaseScripts.ForcedState}} or state == {{LeaseScripts.ExpiredState}} then
             return state
           end
-          return {{LockScripts.UnknownState}}
+          return {{LeaseScripts.UnknownState}}
         end
         local function lookup(token)
           local expires = redis.call('ZSCORE', KEYS[1], token)
@@ -236,8 +236,8 @@ internal static class RwLockScripts
         local fence = micros
         local last = tonumber(redis.call('GET', KEYS[3]))
         if last and last >= fence then
-          if last > {{LockScripts.MaxLastFence}} then
-            return answer(baddata(KEYS[3], '{{LockScripts.FenceTooHigh}}'), now)
+          if last > {{LeaseScripts.MaxLastFence}} then
+            return answer(baddata(KEYS[3], '{{LeaseScripts.FenceTooHigh}}'), now)
           end
           fence = math.floor(last) + 1
         end
@@ -258,7 +258,7 @@ internal static class RwLockScripts
         local rec = table.concat({ARGV[5], int(fence), int(now), int(cap), int(ttl), idem, ARGV[9] or ''}, '\n')
         if idem ~= '' then
           redis.call('HSET', KEYS[2], token, rec, 'k:' .. idem, token)
-          redis.call(ARGV[2], ARGV[1], '{{LockMessages.Acquired}}')
+          redis.call(ARGV[2], ARGV[1], '{{LeaseNotices.Acquired}}')
         else
           redis.call('HSET', KEYS[2], token, rec)
         end
@@ -268,7 +268,7 @@ internal static class RwLockScripts
         if write and mark ~= '' then
           redis.call('ZREM', KEYS[5], mark)
         end
-        remember(token, now + ttl, {{LockScripts.HeldState}}, ttl + {{LockScripts.LeaseMemoryMs}})
+        remember(token, now + ttl, {{LeaseScripts.HeldState}}, ttl + {{LeaseScripts.LeaseMemoryMs}})
         return answer({1, fence, now, held + 1, earliest(KEYS[1]) - now}, now)
         """;
 
@@ -281,7 +281,7 @@ internal static class RwLockScripts
           return reply
         end
         forget(l)
-        remember(l.token, now, {{LockScripts.ReleasedState}}, {{LockScripts.LeaseMemoryMs}})
+        remember(l.token, now, {{LeaseScripts.ReleasedState}}, {{LeaseScripts.LeaseMemoryMs}})
         freed, freedMode = freed + 1, l.mode
         return answer({1, now - l.at, l.mode}, now)
         """;
@@ -312,7 +312,7 @@ internal static class RwLockScripts
             reply[#reply + 1] = v
           end
           forget(l)
-          remember(l.token, now, {{LockScripts.ForcedState}}, {{LockScripts.LeaseMemoryMs}})
+          remember(l.token, now, {{LeaseScripts.ForcedState}}, {{LeaseScripts.LeaseMemoryMs}})
           freed, freedMode = freed + 1, l.mode
         end
         return answer(reply, now)
@@ -335,7 +335,7 @@ internal static class RwLockScripts
         if l.cap > 0 then
           local left = l.cap - now
           if left <= 0 then
-            return answer({0, {{LockScripts.ExpiredState}}}, now)
+            return answer({0, {{LeaseScripts.ExpiredState}}}, now)
           end
           if left < ttl then
             ttl = left
@@ -345,9 +345,9 @@ internal static class RwLockScripts
         outlive(KEYS[1], ttl)
         outlive(KEYS[2], ttl)
         outlive(KEYS[3], tonumber(ARGV[3]) + ttl)
-        remember(l.token, now + ttl, {{LockScripts.HeldState}}, ttl + {{LockScripts.LeaseMemoryMs}})
+        remember(l.token, now + ttl, {{LeaseScripts.HeldState}}, ttl + {{LeaseScripts.LeaseMemoryMs}})
         if now + ttl < l.expires then
-          redis.call(ARGV[2], ARGV[1], '{{LockMessages.Shortened}}')
+          redis.call(ARGV[2], ARGV[1], '{{LeaseNotices.Shortened}}')
         end
         return answer({1, l.mode, l.fence, ttl, now, l.at, l.cap, l.owner}, now)
         """;

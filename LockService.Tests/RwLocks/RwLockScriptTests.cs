@@ -1,4 +1,4 @@
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 using LockService.Core.RwLocks;
 using LockService.Tests.Infrastructure;
 using StackExchange.Redis;
@@ -193,7 +193,7 @@ public sealed class RwLockScriptTests(RedisFixture fixture) : IClassFixture<Redi
 
         var error = await Assert.ThrowsAsync<RedisServerException>(() => Scripts.AcquireAsync(key, RwLockMode.Write, RwScripts.NewToken()));
 
-        Assert.StartsWith($"{LockScripts.BadData} {keys.Fence} ", error.Message);
+        Assert.StartsWith($"{LeaseScripts.BadData} {keys.Fence} ", error.Message);
         Assert.False(await Scripts.Db.KeyExistsAsync(keys.Held));
         Assert.False(await Scripts.Db.KeyExistsAsync(keys.Holders));
         Assert.Equal("9007199254740991", (string?)await Scripts.Db.StringGetAsync(keys.Fence));
@@ -276,7 +276,7 @@ public sealed class RwLockScriptTests(RedisFixture fixture) : IClassFixture<Redi
         Assert.Equal(5_000, shorter.TtlMs);
         Assert.Equal(10_000, acquiredWith.TtlMs);
         Assert.All(new[] { longer, shorter, acquiredWith }, h => Assert.Equal((RwLockMode.Read, lease.FencingToken, "me", 20_000L, lease.NowMs), (h.Mode, h.FencingToken, h.Owner!, h.MaxHoldMs!.Value, h.AcquiredAtMs)));
-        Assert.Equal(LockMessages.Shortened, await NextMessageAsync(notices));
+        Assert.Equal(LeaseNotices.Shortened, await NextMessageAsync(notices));
     }
 
     [Fact]
@@ -374,7 +374,7 @@ public sealed class RwLockScriptTests(RedisFixture fixture) : IClassFixture<Redi
         foreach (var call in calls)
         {
             var error = await Assert.ThrowsAsync<RedisServerException>(call);
-            Assert.Equal($"{LockScripts.BadData} {wrong} {LockScripts.WrongType}", error.Message);
+            Assert.Equal($"{LeaseScripts.BadData} {wrong} {LeaseScripts.WrongType}", error.Message);
         }
 
         foreach (var other in keys.All.Where(k => k != wrong))
@@ -397,7 +397,7 @@ public sealed class RwLockScriptTests(RedisFixture fixture) : IClassFixture<Redi
         var check = await Assert.ThrowsAsync<RedisServerException>(() => Scripts.CheckAsync(key, spoiled));
         var force = await Assert.ThrowsAsync<RedisServerException>(() => Scripts.ForceReleaseAsync(key));
 
-        Assert.Equal($"{LockScripts.BadData} {keys.Holders} {RwLockScripts.BadRecord}", check.Message);
+        Assert.Equal($"{LeaseScripts.BadData} {keys.Holders} {RwLockScripts.BadRecord}", check.Message);
         Assert.Equal(check.Message, force.Message);
         Assert.NotNull((await Scripts.CheckAsync(key, good)).Held);
     }

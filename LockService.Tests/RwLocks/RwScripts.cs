@@ -1,5 +1,5 @@
 using System.Threading.Channels;
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 using LockService.Core.RwLocks;
 using StackExchange.Redis;
 
@@ -14,13 +14,13 @@ internal sealed class RwScripts(IConnectionMultiplexer redis)
     public const string Prefix = "rw:";
 
     /// <summary>The default fence retention (7 days), as the service passes it.</summary>
-    public static readonly long FenceRetentionMs = new LockOptions().FenceRetentionMs;
+    public static readonly long FenceRetentionMs = new LeaseOptions().FenceRetentionMs;
 
     public IDatabase Db { get; } = redis.GetDatabase();
 
-    public static RwLockKeys KeysOf(string key) => RwLockKeys.For(Prefix, LockName.Of(key));
+    public static RwLockKeys KeysOf(string key) => RwLockKeys.For(Prefix, LeaseName.Of(key));
 
-    public static string NewToken() => LockToken.New();
+    public static string NewToken() => LeaseToken.New();
 
     public async Task<RwAcquireReply> AcquireAsync(
         string key, RwLockMode mode, string token, long ttlMs = 30_000, string mark = "", long markTtlMs = 2_000,
