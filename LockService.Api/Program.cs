@@ -6,6 +6,7 @@ using LockService.Api.Observability;
 using LockService.Api.OpenApi;
 using LockService.Api.RateLimiting;
 using LockService.Api.Redis;
+using LockService.Api.RwLocks;
 using LockService.Api.Semaphores;
 
 // The container's HEALTHCHECK: the runtime image has no curl, so the service probes itself.
@@ -28,6 +29,7 @@ builder.Services.ConfigureHttpJsonOptions(o =>
 {
     o.SerializerOptions.TypeInfoResolverChain.Insert(0, LockJsonContext.Default);
     o.SerializerOptions.TypeInfoResolverChain.Insert(0, SemaphoreJsonContext.Default);
+    o.SerializerOptions.TypeInfoResolverChain.Insert(0, RwLockJsonContext.Default);
 });
 
 try
@@ -39,6 +41,7 @@ try
     app.UseRateLimiter();                   // after authentication, so buckets are per tenant
     app.MapLockEndpoints();
     app.MapSemaphoreEndpoints();            // /semaphores: the same conventions as /locks
+    app.MapRwLockEndpoints();               // /rwlocks: likewise
     app.MapAdminEndpoints();                // under /admin, apart from /locks: admin keys only
     app.MapDashboard();                     // /ui, when Ui:Enabled
     app.MapOperations();                    // health, metrics, start-up warnings

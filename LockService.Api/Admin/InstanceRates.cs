@@ -51,7 +51,7 @@ internal sealed class InstanceRates(TimeProvider clock)
         clock.GetTimestamp(),
         [.. Kinds.Select(kind => LockMetrics.Operations.WithLabels(LeaseOperationMetadata.LabelOf(kind), "acquire", "acquired").Value)],
         [.. Kinds.Select(kind => LockMetrics.Operations.WithLabels(LeaseOperationMetadata.LabelOf(kind), "release", "released").Value)],
-        LockMetrics.ForcedReleases.Value + LockMetrics.PermitForcedReleases.Value);
+        LockMetrics.ForcedReleases.Value + LockMetrics.PermitForcedReleases.Value + LockMetrics.RwLockForcedReleases.Value);
 
     private readonly record struct Sample(long At, double[] Acquires, double[] Releases, double Forced);
 }

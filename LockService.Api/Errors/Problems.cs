@@ -1,6 +1,7 @@
 using System.Globalization;
 using LockService.Core.Leases;
 using LockService.Core.Locks;
+using LockService.Core.RwLocks;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace LockService.Api.Errors;
@@ -23,6 +24,9 @@ internal static class Problems
     public const string PermitNotHeld = "permit_not_held";
     public const string SemaphoreFull = "semaphore_full";
     public const string SemaphoreEmpty = "semaphore_empty";
+    public const string RwLockHeld = "rwlock_held";
+    public const string RwLockNotHeld = "rwlock_not_held";
+    public const string RwLockFree = "rwlock_free";
     public const string PayloadTooLarge = "payload_too_large";
     public const string UnsupportedMediaType = "unsupported_media_type";
     public const string TooManyRequests = "too_many_requests";
@@ -81,6 +85,10 @@ internal static class Problems
     public static ProblemHttpResult NotHeldPermit(string key, LeaseEnd reason) =>
         Ended(PermitNotHeld, "The permit is not held.", $"No permit of semaphore '{key}' is held by this token", "a permit of it", reason);
 
+    /// <summary>A token that holds no lease of its read/write lock, with why (the member <c>reason</c>).</summary>
+    public static ProblemHttpResult NotHeldRwLease(string key, LeaseEnd reason) =>
+        Ended(RwLockNotHeld, "The read/write lease is not held.", $"No lease of read/write lock '{key}' is held by this token", "a lease of it", reason);
+
     private static ProblemHttpResult Ended(string code, string title, string notHeld, string what, LeaseEnd reason) => Create(
         StatusCodes.Status404NotFound,
         code,
@@ -131,6 +139,42 @@ internal static class Problems
         $"Semaphore '{key}' has {held} permits held, and this request's limit is {limit}; its earliest permit expires in {retryAfterMs} ms.",
         new Dictionary<string, object?> { ["retryAfterMs"] = retryAfterMs });
 
+    /// <summary>
+    /// A read/write lock that does not let this caller in: who is in the way (<paramref name="busy"/>, its writers waiting
+    /// other than this caller), and when something could change.
+    /// </summary>
+    public static ProblemHttpResult RwHeld(string key, string mode, RwBusy busy, long retryAfterMs) => Create(
+        StatusCodes.Status409Conflict,
+        RwLockHeld,
+        "The read/write lock is held.",
+        $"Read/write lock '{key}' cannot be taken for {mode}: "
+            + (busy.WriterHolds
+                ? "a writer holds it"
+                : busy.Held > 0
+                    ? $"{busy.Held} reader{(busy.Held == 1 ? "" : "s")} hold{(busy.Held == 1 ? "s" : "")} it"
+                    : "nobody holds it")
+            + (busy.WritersWaiting > 0
+                ? $", and {busy.WritersWaiting} writer{(busy.WritersWaiting == 1 ? " is" : "s are")} waiting (waiting writers go before new readers)"
+                : string.Empty)
+            + $". Something may change in {retryAfterMs} ms (the earliest expiry in the way).",
+        new Dictionary<string, object?> { ["retryAfterMs"] = retryAfterMs });
+
+    /// <summary>An inspection of a read/write lock nobody holds.</summary>
+    public static ProblemHttpResult RwFree(string key) => Create(
+        StatusCodes.Status404NotFound,
+        RwLockFree,
+        "The read/write lock is free.",
+        $"Read/write lock '{key}' is held by nobody.");
+
+    /// <summary>An operator's force-release of a read/write lock that no lease (or none with that fencing token) holds.</summary>
+    public static ProblemHttpResult RwNothingToForce(string key, long? fencingToken) => Create(
+        StatusCodes.Status404NotFound,
+        RwLockNotHeld,
+        "The read/write lease is not held.",
+        fencingToken is long fence
+            ? $"No lease of read/write lock '{key}' has fencing token {fence}."
+            : $"Read/write lock '{key}' is held by nobody.");
+
     public static ProblemHttpResult Held(string key, long retryAfterMs) => Create(
         StatusCodes.Status409Conflict,
         LockHeld,
@@ -159,7 +203,7 @@ internal static class Problems
         StatusCodes.Status404NotFound,
         NotFound,
         "Not found.",
-        "No such route. The API is under /locks and /semaphores (operators: /admin); see /swagger.");
+        "No such route. The API is under /locks, /semaphores and /rwlocks (operators: /admin); see /swagger.");
 
     /// <summary>The 500 for an unexpected exception: it says nothing of the exception, which is logged instead.</summary>
     public static ProblemHttpResult Internal() => Create(

@@ -1,5 +1,6 @@
 using LockService.Core.Leases;
 using LockService.Core.Locks;
+using LockService.Core.RwLocks;
 using LockService.Core.Semaphores;
 
 namespace LockService.Api.Locks;
@@ -20,6 +21,7 @@ internal enum ParameterField
     Owner,
     MaxHoldMs,
     Limit,
+    Mode,
 }
 
 /// <summary>A text parameter's rule: adds an error and returns false when <paramref name="text"/> breaks it.</summary>
@@ -60,6 +62,9 @@ internal sealed record LeaseParameter(string Name, ParameterKind Kind, Parameter
 
     public static readonly LeaseParameter Limit = new(PermitRequest.LimitName, ParameterKind.Count, ParameterField.Limit, l =>
         $"Required (here or in the body): how many permits may be held at once, 1 .. {l.Semaphores.MaxLimit} (Semaphores:MaxLimit). A caller is let in while fewer than its own limit are held.");
+
+    public static readonly LeaseParameter Mode = new(RwLockRequest.ModeName, ParameterKind.Text, ParameterField.Mode, _ =>
+        "Required (here or in the body): read (shared: any number of readers at once, while no writer holds or waits) or write (alone).", RwLockRequest.CheckMode);
 }
 
 /// <summary>The parameters one operation takes, whether it reads an Idempotency-Key header, and what it holds (for descriptions).</summary>
@@ -76,12 +81,18 @@ internal sealed class OperationParameters(LeaseParameter[] parameters, bool idem
     public static readonly OperationParameters ExtendPermit = new([LeaseParameter.ExtendTtlMs], subject: "permit");
     public static readonly OperationParameters WatchPermit = new([LeaseParameter.WatchMs], subject: "permit");
 
+    public static readonly OperationParameters AcquireRwLock = new(
+        [LeaseParameter.Mode, LeaseParameter.TtlMs, LeaseParameter.WaitMs, LeaseParameter.Owner, LeaseParameter.MaxHoldMs], idempotencyKey: true, subject: "lease");
+
+    public static readonly OperationParameters ExtendRwLock = new([LeaseParameter.ExtendTtlMs], subject: "lease");
+    public static readonly OperationParameters WatchRwLock = new([LeaseParameter.WatchMs], subject: "lease");
+
     /// <summary>An array, so that looking through it allocates no enumerator on the request path.</summary>
     public LeaseParameter[] Parameters { get; } = parameters;
 
     public bool ReadsIdempotencyKey { get; } = idempotencyKey;
 
-    /// <summary>What the operation holds, as its parameters' descriptions name it: "lock" or "permit".</summary>
+    /// <summary>What the operation holds, as its parameters' descriptions name it: "lock", "permit" or (a read/write lock's) "lease".</summary>
     public string Subject { get; } = subject;
 
     public LeaseParameter? Find(string name)

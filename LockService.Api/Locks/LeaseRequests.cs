@@ -16,6 +16,7 @@ internal sealed record LeaseRoutes(string Noun, string[] KeyRouteMethods, string
 {
     public static readonly LeaseRoutes Locks = new("lock", [HttpMethods.Get, HttpMethods.Post], [HttpMethods.Delete, HttpMethods.Get, HttpMethods.Patch]);
     public static readonly LeaseRoutes Semaphores = new("semaphore", [HttpMethods.Get, HttpMethods.Post], [HttpMethods.Delete, HttpMethods.Get, HttpMethods.Patch]);
+    public static readonly LeaseRoutes RwLocks = new("rwlock", [HttpMethods.Get, HttpMethods.Post], [HttpMethods.Delete, HttpMethods.Get, HttpMethods.Patch]);
 
     /// <summary>
     /// The group of these routes under <c>/{noun}s</c>, with what every lease route has: API keys when configured, the rate

@@ -62,6 +62,14 @@ internal static class LockMetrics
         "lockservice_permit_forced_releases_total",
         "Semaphore permits released by an operator (DELETE /admin/semaphores/{key}/{slot}).");
 
+    /// <summary>Observed on each release of a read/write lease by token and each one an operator force-released: from acquiredAt, by Redis's clock.</summary>
+    public static readonly Histogram RwLockHoldDuration = Holds(
+        "lockservice_rwlock_hold_duration_seconds", "Time read/write leases were held, from acquiredAt to their release or force-release.");
+
+    public static readonly Counter RwLockForcedReleases = Metrics.CreateCounter(
+        "lockservice_rwlock_forced_releases_total",
+        "Read/write leases released by an operator (DELETE /admin/rwlocks/{key}), one per lease.");
+
     /// <summary>Set by each check of Redis's own settings: masters with that finding, 0 once it is gone.</summary>
     public static readonly Gauge RedisSettingsWarnings = Metrics.CreateGauge(
         "lockservice_redis_settings_warnings",

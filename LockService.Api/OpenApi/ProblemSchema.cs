@@ -32,7 +32,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
         ["401"] = "API keys are configured and the request has none or a wrong one. Header WWW-Authenticate: Bearer.",
         ["403"] = "The API key's role does not allow this, or authentication is off and this needs a key.",
         ["404"] = "Not held (for a token, 'reason' says why: released, forced, expired or unknown).",
-        ["409"] = "Held by someone else (a semaphore: full), with retryAfterMs (the holder's remaining TTL; a semaphore's earliest permit's) and a Retry-After header.",
+        ["409"] = "Held by someone else (a semaphore: full; a read/write lock: held, or a writer waits), with retryAfterMs (the holder's remaining TTL; a semaphore's earliest permit's; a read/write lock's earliest expiry in the way) and a Retry-After header.",
         ["413"] = "Body over 4 KiB.",
         ["415"] = "A body that is not JSON: send JSON or use the query string.",
         ["429"] = "Rate limit, or too many waiting, watching or holding a stream already on this instance or for this tenant; with Retry-After.",
@@ -138,7 +138,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
                 {
                     Type = JsonSchemaType.Integer,
                     Format = "int64",
-                    Description = "lock_held: the holder's remaining TTL; semaphore_full: when the earliest permit expires.",
+                    Description = "lock_held: the holder's remaining TTL; semaphore_full: when the earliest permit expires; rwlock_held: the earliest expiry in the way (a lease's, or a waiting writer's mark's).",
                 },
             },
         };
@@ -152,6 +152,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
         Problems.NotFound, Problems.LockNotHeld, Problems.MethodNotAllowed, Problems.LockHeld, Problems.PayloadTooLarge,
         Problems.UnsupportedMediaType, Problems.TooManyRequests, Problems.RedisUnavailable, Problems.RedisDataInvalid, Problems.InternalError,
         Problems.SemaphoreFull, Problems.PermitNotHeld, Problems.SemaphoreEmpty,
+        Problems.RwLockHeld, Problems.RwLockNotHeld, Problems.RwLockFree,
     ];
 }
 

@@ -1,5 +1,6 @@
 using LockService.Core.Leases;
 using LockService.Core.Locks;
+using LockService.Core.RwLocks;
 using LockService.Core.Semaphores;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -33,6 +34,8 @@ internal static class RedisSetup
         services.AddLeaseKind<LeaseOptions, LockStore>("Locks:KeyPrefix", o => o.KeyPrefix, (engine, _) => new LockStore(engine));
         services.AddOptions<SemaphoreOptions>().BindConfiguration(SemaphoreOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddLeaseKind<SemaphoreOptions, SemaphoreStore>("Semaphores:KeyPrefix", o => o.KeyPrefix, (engine, o) => new SemaphoreStore(engine, o));
+        services.AddOptions<RwLockOptions>().BindConfiguration(RwLockOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddLeaseKind<RwLockOptions, RwLockStore>("RwLocks:KeyPrefix", o => o.KeyPrefix, (engine, o) => new RwLockStore(engine, o));
         services.AddHealthChecks()
             .AddCheck<RedisHealthCheck>("redis", tags: ["ready"])
             .AddCheck<RedisSettingsHealthCheck>("redis_settings", tags: ["ready"]);

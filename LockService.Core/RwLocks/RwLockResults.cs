@@ -60,6 +60,18 @@ public readonly record struct RwLockRequest(AcquireRequest Terms, RwLockMode? Mo
         _ => null,
     };
 
+    /// <summary>The rule of the mode's text: <c>read</c> or <c>write</c>, exactly; adds an error naming <see cref="ModeName"/> otherwise.</summary>
+    public static bool CheckMode(string text, ref RequestErrors? errors)
+    {
+        if (ModeOf(text) is not null)
+        {
+            return true;
+        }
+
+        RequestErrors.Add(ref errors, ModeName, "'mode' must be read or write.");
+        return false;
+    }
+
     /// <summary>What breaks <see cref="LeaseRules"/> or the mode's rule, or null when the request is valid.</summary>
     public RequestErrors? Validate(LeaseOptions limits)
     {
