@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using LockService.Api.Locks;
+using LockService.Api.RwLocks;
 using LockService.Api.Semaphores;
 
 namespace LockService.Api.Admin;
@@ -10,6 +11,9 @@ public sealed record LockListResponse(IReadOnlyList<LockInfoResponse> Locks, str
 
 /// <summary>A page of the semaphores with permits held, each with its permits: follow <c>cursor</c> until it is null. Never a token.</summary>
 public sealed record SemaphoreListResponse(IReadOnlyList<SemaphoreInfoResponse> Semaphores, string? Cursor);
+
+/// <summary>A page of the held read/write locks, each as inspection shows it: follow <c>cursor</c> until it is null. Never a token.</summary>
+public sealed record RwLockListResponse([property: JsonPropertyName("rwlocks")] IReadOnlyList<RwLockInfoResponse> RwLocks, string? Cursor);
 
 /// <summary>What this instance is doing: its waiting requests and watches, and its rates over the last seconds, in total and per kind.</summary>
 public sealed record InstanceStatsResponse(
@@ -22,5 +26,6 @@ public sealed record KindStatsResponse(int WaitingRequests, double AcquiresPerSe
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(LockListResponse))]
 [JsonSerializable(typeof(SemaphoreListResponse))]
+[JsonSerializable(typeof(RwLockListResponse))]
 [JsonSerializable(typeof(InstanceStatsResponse))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

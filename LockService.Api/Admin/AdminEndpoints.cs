@@ -5,9 +5,11 @@ using LockService.Api.Locks;
 using LockService.Api.Observability;
 using LockService.Api.OpenApi;
 using LockService.Api.RateLimiting;
+using LockService.Api.RwLocks;
 using LockService.Api.Semaphores;
 using LockService.Core.Leases;
 using LockService.Core.Locks;
+using LockService.Core.RwLocks;
 using LockService.Core.Semaphores;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -26,6 +28,9 @@ internal static partial class AdminEndpoints
 
     private static readonly string[] ListParameters = ["prefix", "limit", "cursor"];
 
+    // The one parameter of a read/write lock's force-release: which lease, when not all.
+    private const string RwFencingToken = "fencingToken";
+
     public static IServiceCollection AddLockOperators(this IServiceCollection services)
     {
         services.AddOptions<OperatorOptions>().BindConfiguration(OperatorOptions.SectionName).ValidateOnStart();
@@ -34,6 +39,7 @@ internal static partial class AdminEndpoints
         // One shared listing per kind: a force-release clears its kind's pages.
         services.AddListing<LockStore, LockInfo>();
         services.AddListing<SemaphoreStore, SemaphoreInfo>();
+        services.AddListing<RwLockStore, RwLockInfo>();
         services.AddSingleton<InstanceRates>();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
         return services;
@@ -79,6 +85,15 @@ internal static partial class AdminEndpoints
             .WithDescription("204 when the slot was held, 404 permit_not_held when it was free; a slot that is not 0 .. Semaphores:MaxLimit-1 is 400 with errors.slot. The other permits are untouched; each force-release is logged as an audit event (never a token). With authentication off it is 403 unless Operators:AllowForceReleaseWithoutAuth is true.")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound).WithProblemCodes(StatusCodes.Status404NotFound, Problems.PermitNotHeld);
+        admin.MapGet("/rwlocks", ListRwLocksAsync).WithName("list-rwlocks")
+            .WithSummary("List the held read/write locks of the caller's tenant, each with its holders and writers waiting, page by page (never a token)")
+            .WithDescription("As the listing of locks: follow 'cursor' until it is null; a page may hold fewer than 'limit' read/write locks, even none, with a cursor; one held during the whole listing appears at least once, never twice within a page. Each is as GET /rwlocks/{key} shows it.")
+            .ProducesValidationProblem();
+        admin.MapDelete("/rwlocks/{key}", ForceReleaseRwLockAsync).WithName("force-release-rwlock")
+            .WithSummary("Release every lease of a read/write lock, or with fencingToken=N the one lease that has it, whoever holds them: waiters get the place, holders hear reason 'forced'")
+            .WithDescription("204 when a lease was released, 404 rwlock_not_held when nobody held it (or no lease has that fencing token). fencingToken is the only parameter (a positive whole number); anything else is 400. Each lease released is logged as an audit event (never a token). With authentication off it is 403 unless Operators:AllowForceReleaseWithoutAuth is true.")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound).WithProblemCodes(StatusCodes.Status404NotFound, Problems.RwLockNotHeld);
         admin.MapGet("/stats", Stats).WithName("instance-stats")
             .WithSummary("This instance's waiting requests, watches, and acquire and release rates (for the dashboard)")
             .WithDescription("The instance that answers, not the whole service: its waiting acquires and open watches now, and its rates of acquires, releases and force-releases over the last 10 s (sampled when asked, at most once a second; 0 on the first call).");
@@ -99,6 +114,14 @@ internal static partial class AdminEndpoints
         {
             var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
             return (new SemaphoreListResponse([.. page.Items.Select(SemaphoreInfoResponse.From)], page.Cursor), page.CursorError);
+        });
+
+    private static Task<Results<Ok<RwLockListResponse>, ProblemHttpResult>> ListRwLocksAsync(
+        HttpContext http, ListingCache<LeasePage<RwLockInfo>> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
+        ListPageAsync(http, query, async (prefix, limit) =>
+        {
+            var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
+            return (new RwLockListResponse([.. page.Items.Select(RwLockInfoResponse.From)], page.Cursor), page.CursorError);
         });
 
     // A page of a listing: its parameters read, then the page, or the 400 of a cursor that cannot be followed.
@@ -221,10 +244,58 @@ internal static partial class AdminEndpoints
         return TypedResults.NoContent();
     }
 
+    private static async Task<Results<NoContent, ProblemHttpResult>> ForceReleaseRwLockAsync(
+        string key,
+        HttpContext http,
+        RwLockStore rwlocks,
+        ListingCache<LeasePage<RwLockInfo>> listings,
+        IOptions<OperatorOptions> options,
+        ILogger<OperatorAudit> audit)
+    {
+        if (RefuseForce(http, options.Value, key, "rwlock", RwFencingToken) is { } refused)
+        {
+            return refused;
+        }
+
+        // The one lease to release, by its fencing token: digits only, positive and below 2^53, so that no typo names another.
+        long? fencingToken = null;
+        if (http.Request.Query.TryGetValue(RwFencingToken, out var given))
+        {
+            if (given.Count != 1 || given[0] is not { Length: > 0 and <= 16 } text || text.AsSpan().ContainsAnyExceptInRange('0', '9')
+                || !long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var fence) || fence is < 1 or >= 1L << 53)
+            {
+                return Problems.Invalid(
+                    new Dictionary<string, string[]>(StringComparer.Ordinal) { [RwFencingToken] = ["fencingToken is the fencing token of one lease, a whole number from 1 to 2^53 - 1, given once."] },
+                    "See 'errors' for what is wrong with each parameter.");
+            }
+
+            fencingToken = fence;
+        }
+
+        var tenant = http.TenantOf();
+        var released = await rwlocks.ForceReleaseAsync(new LeaseName(tenant, key), fencingToken);
+        if (released.Count == 0)
+        {
+            return Problems.RwNothingToForce(key, fencingToken);
+        }
+
+        listings.Clear();
+        var shownTenant = ShownTenant(tenant);
+        foreach (var lease in released)
+        {
+            LockMetrics.RwLockForcedReleases.Inc();
+            LockMetrics.RwLockHoldDuration.Observe(lease.HeldMs / 1000.0);
+            LogRwLeaseForceReleased(
+                audit, lease.Mode == RwLockMode.Write ? "write" : "read", key, shownTenant, lease.FencingToken, lease.Owner ?? "(none)", lease.HeldMs, CallerRole(http), shownTenant);
+        }
+
+        return TypedResults.NoContent();
+    }
+
     // With API keys the group's policy let only admin keys in. Without, nobody is known: force-release (which takes a lease
     // from its holder) stays off unless the operator said otherwise. A 403 comes before any 400; a typo'd parameter
     // (?dryRun=true) must not release anything.
-    private static ProblemHttpResult? RefuseForce(HttpContext http, OperatorOptions options, string key, string noun)
+    private static ProblemHttpResult? RefuseForce(HttpContext http, OperatorOptions options, string key, string noun, string? parameter = null)
     {
         if (http.RoleOf() is null && !options.AllowForceReleaseWithoutAuth)
         {
@@ -232,10 +303,11 @@ internal static partial class AdminEndpoints
                 "Force-release is off while authentication is off: configure an admin API key (Auth:ApiKeys:N:Role=admin), or set Operators:AllowForceReleaseWithoutAuth=true.");
         }
 
-        if (http.Request.Query.Count > 0)
+        if (http.Request.Query.Keys.Where(name => name != parameter).ToList() is { Count: > 0 } unknown)
         {
-            var errors = http.Request.Query.Keys.ToDictionary(name => name, name => new[] { $"Unknown parameter '{name}': this endpoint takes none." }, StringComparer.Ordinal);
-            return Problems.Invalid(errors, "This endpoint takes no parameters.");
+            var takes = parameter is null ? "none" : $"only '{parameter}'";
+            var errors = unknown.ToDictionary(name => name, name => new[] { $"Unknown parameter '{name}': this endpoint takes {takes}." }, StringComparer.Ordinal);
+            return Problems.Invalid(errors, parameter is null ? "This endpoint takes no parameters." : "See 'errors' for what is wrong with each parameter.");
         }
 
         return LeaseName.IsValid(key) ? null : Problems.BadKey(key, noun);
@@ -265,6 +337,11 @@ internal static partial class AdminEndpoints
         Message = "Audit: permit in slot {Slot} of semaphore {SemaphoreKey} of tenant '{SemaphoreTenant}' force-released (fencing token {FencingToken}, owner {Owner}, limit {Limit}, held {HeldMs} ms) asked by an API key of tenant '{CallerTenant}' with role {CallerRole}")]
     private static partial void LogPermitForceReleased(
         ILogger logger, int slot, string semaphoreKey, string semaphoreTenant, long fencingToken, string owner, int limit, long heldMs, string callerRole, string callerTenant);
+
+    [LoggerMessage(EventId = 1202, EventName = "RwLeaseForceReleased", Level = LogLevel.Warning,
+        Message = "Audit: {Mode} lease of read/write lock {RwLockKey} of tenant '{RwLockTenant}' force-released (fencing token {FencingToken}, owner {Owner}, held {HeldMs} ms) asked by an API key of tenant '{CallerTenant}' with role {CallerRole}")]
+    private static partial void LogRwLeaseForceReleased(
+        ILogger logger, string mode, string rwLockKey, string rwLockTenant, long fencingToken, string owner, long heldMs, string callerRole, string callerTenant);
 
     /// <summary>The listing's query parameters, read as text so that a bad value is a 400 naming it, not a binding failure.</summary>
     internal readonly record struct ListQuery(
