@@ -1,5 +1,6 @@
 using LockService.Core.Leases;
 using LockService.Core.Locks;
+using LockService.Core.RwLocks;
 using LockService.Core.Semaphores;
 using StackExchange.Redis;
 
@@ -87,4 +88,23 @@ public sealed class TestSemaphores(LeaseEngine leases, SemaphoreStore store, boo
 
     public Task<LeasePage<SemaphoreInfo>> ListAsync(string tenant, string prefix, int limit, string? cursor, CancellationToken cancellationToken = default) =>
         Engine.ListAsync(store, tenant, prefix, limit, cursor, cancellationToken);
+}
+
+/// <summary>The read/write lock kind under test: acquires take the mode apart from the terms.</summary>
+public sealed class TestRwLocks(LeaseEngine leases, RwLockStore store, bool ownsEngine = false)
+    : KindUnderTest<RwLockRequest, RwLease, RwLeaseInfo, RwBusy>(leases, store, ownsEngine)
+{
+    /// <summary>A new engine (another instance of the service, as far as waiting goes) with the read/write lock kind on it.</summary>
+    public static TestRwLocks Create(IConnectionMultiplexer redis, LeaseOptions limits, RedisOptions redisOptions, RwLockOptions? options = null)
+    {
+        var engine = new LeaseEngine(redis, limits, redisOptions);
+        return new TestRwLocks(engine, new RwLockStore(engine, options ?? new RwLockOptions()), ownsEngine: true);
+    }
+
+    public Task<AcquireResult<RwLease, RwBusy>> AcquireAsync(LeaseName name, RwLockMode mode, AcquireRequest request, CancellationToken cancellationToken = default) =>
+        AcquireAsync(name, new RwLockRequest(request, mode), cancellationToken);
+
+    public Task<RwLockInfo?> InspectAsync(LeaseName name) => store.InspectAsync(name);
+
+    public Task<IReadOnlyList<RwForcedLease>> ForceReleaseAsync(LeaseName name, long? fencingToken = null) => store.ForceReleaseAsync(name, fencingToken);
 }
