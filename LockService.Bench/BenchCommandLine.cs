@@ -56,6 +56,9 @@ internal sealed class BenchCommandLine
     private readonly Option<int> _handoffLimit = Integer(
         "--limit", "N", "run on a semaphore of this limit instead of a lock: the other N-1 places are held through each round, the holder takes the last", 1, 1_000_000, null);
 
+    private readonly Option<string?> _rwMode = Choice(
+        "--rw-mode", "run on read/write locks: the mode of every acquire (cycles), or of the holder, whose release hands over to a waiting writer (handoff)", "read", "write");
+
     public BenchCommandLine(Func<BenchOptions, Task<int>> run)
     {
         Root = new RootCommand(
@@ -65,11 +68,11 @@ internal sealed class BenchCommandLine
             """)
         {
             Mode(BenchMode.Cycles, "C closed loops of acquire -> release on random keys of a large key space",
-                _loops, _duration, _warmup, _keySpace, _ttlMs, _rate),
+                _loops, _duration, _warmup, _keySpace, _ttlMs, _rate, _rwMode),
             Mode(BenchMode.Contended, "C closed loops on ONE key: acquire with waitMs, release at once; also Redis commands per acquisition from INFO commandstats (--redis)",
                 _loops, _duration, _warmup, _redis, _ttlMs, _waitMs),
             Mode(BenchMode.Handoff, "N rounds: holder holds k, a waiter waits on k, holder releases (or, with --shorten-ms, cuts its TTL); time from the DELETE's response to the waiter's 201",
-                _rounds, _warmupRounds, _url2, _ttlMs, _waitMs, _graceMs, _shortenMs, _handoffLimit),
+                _rounds, _warmupRounds, _url2, _ttlMs, _waitMs, _graceMs, _shortenMs, _handoffLimit, _rwMode),
             Mode(BenchMode.Waiters, "W (-c) requests waiting at once on --keys keys; then drain them all",
                 _waiters, _keys, _ttlMs, _waitersWaitMs, _settleMs, _settleTimeout),
             Mode(BenchMode.WatchLoss, "N rounds: holder holds k, a watcher watches its token (GET with waitMs), holder releases; time from the DELETE's 204 to the watch's 404",
@@ -139,6 +142,7 @@ internal sealed class BenchCommandLine
         SettleTimeout = TimeSpan.FromSeconds(Value(result, mode == BenchMode.Streams ? _openTimeout : _settleTimeout)),
         Pid = Given(result, _pid),
         Limit = mode switch { BenchMode.Semaphores => Value(result, _limit), BenchMode.Handoff => Given(result, _handoffLimit), _ => null },
+        RwMode = mode is BenchMode.Cycles or BenchMode.Handoff ? result.GetValue(_rwMode) : null,
     };
 
     /// <summary>
@@ -169,6 +173,16 @@ internal sealed class BenchCommandLine
 
         return option;
     }
+
+    /// <summary>One of a few words, exactly; no default (absent: null).</summary>
+    private static Option<string?> Choice(string name, string description, params string[] choices) => new(name)
+    {
+        Description = description,
+        HelpName = string.Join("|", choices),
+        CustomParser = result => Token(result) is { } word && choices.Contains(word, StringComparer.Ordinal)
+            ? word
+            : Fail<string?>(result, $"is not one of {string.Join(", ", choices)}"),
+    };
 
     /// <summary>An integer in min..max, digits only (no sign, no separators), as the old hand parser took them.</summary>
     private static Option<T> Integer<T>(string name, string helpName, string description, T min, T max, T? defaultValue, params string[] aliases)

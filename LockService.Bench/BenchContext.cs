@@ -38,8 +38,8 @@ internal sealed class BenchContext : IDisposable
         var client = new LockClient(maxConnections, options.ApiKey);
         try
         {
-            var service = await ServiceProbe.ProbeAsync(client, new LockUrls(options.Url, options.Limit), runPrefix, options.Timeout);
-            var service2 = options.Url2 is null ? null : await ServiceProbe.ProbeAsync(client, new LockUrls(options.Url2, options.Limit), runPrefix, options.Timeout);
+            var service = await ServiceProbe.ProbeAsync(client, new LockUrls(options.Url, options.Limit, options.RwMode), runPrefix, options.Timeout);
+            var service2 = options.Url2 is null ? null : await ServiceProbe.ProbeAsync(client, new LockUrls(options.Url2, options.Limit, options.RwMode), runPrefix, options.Timeout);
             return new BenchContext(options, client, runPrefix, service, service2);
         }
         catch

@@ -64,5 +64,11 @@ internal sealed class BenchOptions
     /// <summary>With a limit, the run's keys are semaphores of that limit (<c>/semaphores</c>), else locks.</summary>
     public int? Limit { get; init; }
 
+    /// <summary>
+    /// With a mode (read or write), the run's keys are read/write locks (<c>/rwlocks</c>): the cycles' acquires, and the
+    /// handoff's holder, ask for it; the handoff's waiter always asks for write (the writer's hand-off).
+    /// </summary>
+    public string? RwMode { get; init; }
+
     public string ModeName => Mode.ToString().ToLowerInvariant();
 }

@@ -4,21 +4,27 @@ namespace LockService.Bench.Http;
 
 /// <summary>
 /// Builds the request URIs of one service instance with as few intermediate strings as the Uri type allows: of its locks,
-/// or, with a semaphore limit, of its semaphores (every acquire then carries that limit).
+/// or, with a semaphore limit, of its semaphores (every acquire then carries that limit), or, with a read/write mode, of its
+/// read/write locks (every acquire then asks for that mode).
 /// </summary>
 internal sealed class LockUrls
 {
     private readonly string _locks;
     private readonly string _acquireSuffix;
 
-    public LockUrls(Uri baseUrl, int? semaphoreLimit = null)
+    public LockUrls(Uri baseUrl, int? semaphoreLimit = null, string? rwMode = null)
     {
         BaseUrl = baseUrl;
         string root = baseUrl.AbsoluteUri.TrimEnd('/');
-        _locks = root + (semaphoreLimit is null ? "/locks/" : "/semaphores/");
-        _acquireSuffix = semaphoreLimit is int limit ? "&limit=" + limit.ToString(CultureInfo.InvariantCulture) : string.Empty;
+        _locks = root + (semaphoreLimit is not null ? "/semaphores/" : rwMode is not null ? "/rwlocks/" : "/locks/");
+        _acquireSuffix = semaphoreLimit is int limit ? "&limit=" + limit.ToString(CultureInfo.InvariantCulture)
+            : rwMode is not null ? "&mode=" + rwMode
+            : string.Empty;
         Metrics = new Uri(root + "/metrics");
     }
+
+    /// <summary>The same instance's read/write locks, every acquire asking for <paramref name="rwMode"/>.</summary>
+    public LockUrls InMode(string rwMode) => new(BaseUrl, rwMode: rwMode);
 
     public Uri BaseUrl { get; }
 

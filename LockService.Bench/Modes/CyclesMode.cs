@@ -53,6 +53,7 @@ internal static class CyclesMode
         long connections = context.Client.ConnectionsOpened - connectionsBefore;
         var report = new Report(context);
         report.Line("loops", $"{new Figure("concurrency", options.Concurrency)} (keys: {new Figure("keySpace", options.KeySpace)} with prefix {context.RunPrefix}; rate {new Figure("rate", options.Rate)} cycles/s, 0 = unpaced)");
+        report.Line("read/write lock", $"every acquire asks for {new Figure("rwMode", options.RwMode)}", show: options.RwMode is not null);
         ModeReports.AddWindow(report, seconds, options.Warmup);
         report.Line("cycles", $"{new Figure("cycles", cycles)} ({new Figure("cyclesPerSec", cycles / seconds, "0.0")}/s)");
         report.LatencyHeader();

@@ -8,7 +8,9 @@ namespace LockService.Bench.Modes;
 /// Rounds of: a holder takes k, a waiter asks for k with waitMs, the holder releases. The figure is the time
 /// from the DELETE's response arriving at the client to the waiter's 201 arriving, as measured: it can be
 /// negative when the service answers the waiter before the holder. With --limit, k is a semaphore of that many places,
-/// the others held through the round, so the holder's release frees the one place the waiter can have.
+/// the others held through the round, so the holder's release frees the one place the waiter can have. With --rw-mode, k is
+/// a read/write lock, the holder holds it in that mode and the waiter asks for write: with read, the figure is the writer's
+/// hand-off after the last reader's release.
 /// </summary>
 internal static class HandoffMode
 {
@@ -82,7 +84,7 @@ internal static class HandoffMode
         {
             var options = Context.Options;
             var holderUrls = _holderService.Urls;
-            var waiterUrls = OtherService.Urls;
+            var waiterUrls = options.RwMode is null ? OtherService.Urls : OtherService.Urls.InMode("write");
             var hold = await _holder.SendAsync(HttpMethod.Post, holderUrls.Acquire(key, _holdQuery), options.Timeout, readBody: true, CancellationToken.None);
             if (hold.Status != 201)
             {
@@ -150,6 +152,7 @@ internal static class HandoffMode
             var options = Context.Options;
             report.Line("waiter", $"waitMs {new Figure("waitMs", options.WaitMs)}, in place {new Figure("graceMs", options.GraceMs)} ms (grace) before the holder lets go");
             report.Line("semaphore limit", $"{new Figure("limit", options.Limit)} (the other places held through each round)", show: options.Limit is not null);
+            report.Line("read/write lock", $"holder {new Figure("rwMode", options.RwMode)}, waiter write", show: options.RwMode is not null);
             string letGo = options.ShortenMs is int ms ? $"PATCH 200 + {ms} ms" : "DELETE 204";
             report.Line("holder lets go by", $"{new Figure("shortenMs", options.ShortenMs, Text: options.ShortenMs is int shortenMs ? $"PATCH to ttlMs {shortenMs}" : "DELETE")}");
             report.LatencyHeader();
