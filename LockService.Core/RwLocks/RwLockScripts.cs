@@ -124,10 +124,21 @@ internal static class RwLockScripts
             redis.call('PEXPIRE', key, int(ms))
           end
         end
+        -- The leases and their records expire together, with the latest lease.
+        local function keepBoth(ms)
+          if redis.call('PTTL', KEYS[1]) < ms then
+            redis.call('PEXPIRE', KEYS[1], int(ms))
+            redis.call('PEXPIRE', KEYS[2], int(ms))
+          end
+        end
+        -- A lease's record: "held" with its expected end at acquire and extend (which keeps the records until 10 minutes past
+        -- it), its end's state at release and force. Only an acquire adds a member, so only it trims, to the last records
+        -- beyond those of the leases held; an end only rewrites its lease's own record, inside the time the acquire set.
         local function remember(token, endMs, state, keepMs)
           redis.call('ZADD', KEYS[4], int(endMs * 4 + state), token)
-          redis.call('ZREMRANGEBYRANK', KEYS[4], 0, int(-redis.call('ZCARD', KEYS[1]) - {{LeaseScripts.LeaseRecords}} - 1))
-          outlive(KEYS[4], keepMs)
+          if keepMs then
+            outlive(KEYS[4], keepMs)
+          end
         end
         local function ended(token)
           local s = redis.call('ZSCORE', KEYS[4], token)
@@ -213,12 +224,12 @@ internal static class RwLockScripts
         end
         local write = ARGV[5] == '{{Write}}'
         local held, mode = holders()
-        redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int(now))
-        local waiting = redis.call('ZCARD', KEYS[5])
+        local waiting = marks(now)
         local mark = ARGV[7] or ''
         if (write and held > 0) or (not write and ((held > 0 and mode == '{{Write}}') or waiting > 0)) then
           if write and mark ~= '' then
             local ttl = tonumber(ARGV[8])
+            redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int(now))
             redis.call('ZADD', KEYS[5], int(now + ttl), mark)
             outlive(KEYS[5], ttl)
             waiting = redis.call('ZCARD', KEYS[5])
@@ -248,9 +259,6 @@ internal static class RwLockScripts
           keep = kept
         end
         redis.call('SET', KEYS[3], int(fence), 'PX', int(keep))
-        if held == 0 then
-          redis.call('DEL', KEYS[2])
-        end
         local cap = 0
         if (ARGV[11] or '') ~= '' then
           cap = now + tonumber(ARGV[11])
@@ -263,13 +271,17 @@ internal static class RwLockScripts
           redis.call('HSET', KEYS[2], token, rec)
         end
         redis.call('ZADD', KEYS[1], int(now + ttl), token)
-        outlive(KEYS[1], ttl)
-        outlive(KEYS[2], ttl)
+        keepBoth(ttl)
         if write and mark ~= '' then
           redis.call('ZREM', KEYS[5], mark)
         end
         remember(token, now + ttl, {{LeaseScripts.HeldState}}, ttl + {{LeaseScripts.LeaseMemoryMs}})
-        return answer({1, fence, now, held + 1, earliest(KEYS[1]) - now}, now)
+        redis.call('ZREMRANGEBYRANK', KEYS[4], 0, int(-held - 1 - {{LeaseScripts.LeaseRecords}} - 1))
+        local first = ttl
+        if held > 0 then
+          first = earliest(KEYS[1]) - now
+        end
+        return answer({1, fence, now, held + 1, first}, now)
         """;
 
     // ARGV[3] token
@@ -281,7 +293,7 @@ internal static class RwLockScripts
           return reply
         end
         forget(l)
-        remember(l.token, now, {{LeaseScripts.ReleasedState}}, {{LeaseScripts.LeaseMemoryMs}})
+        remember(l.token, now, {{LeaseScripts.ReleasedState}})
         freed, freedMode = freed + 1, l.mode
         return answer({1, now - l.at, l.mode}, now)
         """;
@@ -312,7 +324,7 @@ internal static class RwLockScripts
             reply[#reply + 1] = v
           end
           forget(l)
-          remember(l.token, now, {{LeaseScripts.ForcedState}}, {{LeaseScripts.LeaseMemoryMs}})
+          remember(l.token, now, {{LeaseScripts.ForcedState}})
           freed, freedMode = freed + 1, l.mode
         end
         return answer(reply, now)
@@ -342,8 +354,7 @@ internal static class RwLockScripts
           end
         end
         redis.call('ZADD', KEYS[1], 'XX', int(now + ttl), l.token)
-        outlive(KEYS[1], ttl)
-        outlive(KEYS[2], ttl)
+        keepBoth(ttl)
         outlive(KEYS[3], tonumber(ARGV[3]) + ttl)
         remember(l.token, now + ttl, {{LeaseScripts.HeldState}}, ttl + {{LeaseScripts.LeaseMemoryMs}})
         if now + ttl < l.expires then
