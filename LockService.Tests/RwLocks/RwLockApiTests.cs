@@ -122,6 +122,45 @@ public sealed class RwLockApiTests(RwLockApiFixture fixture) : RwLockBehaviour, 
         Assert.DoesNotContain(fixture.Factory.Log.Lines, l => l.Contains(readers[0].Token, StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public async Task A_key_of_another_type_is_a_503_naming_it_for_every_operation_and_never_a_500(int index)
+    {
+        var key = Keys.Unique($"rw-wrongtype-{index}");
+        var wrong = (string)LockService.Core.RwLocks.RwLockKeys.For("rw:", LockService.Core.Leases.LeaseName.Of(key)).All[index]!;
+        await fixture.Redis.Redis.GetDatabase().ListRightPushAsync(wrong, "not a read/write lock");
+
+        var answers = new[]
+        {
+            await Client.AcquireRwAsync(key, "mode=write"),
+            await Client.AcquireRwAsync(key, "mode=read&owner=me&maxHoldMs=60000&waitMs=200"),
+            await Client.ExtendRwAsync(key, "0123456789abcdef0123456789abcdef"),
+        };
+
+        foreach (var answer in answers)
+        {
+            Assert.Contains(wrong, answer.AssertProblem(HttpStatusCode.ServiceUnavailable, "redis_data_invalid").GetProperty("detail").GetString());
+        }
+
+        if (index != 2)
+        {
+            // The fencing key is touched only where a lease is granted or extended.
+            foreach (var answer in new[]
+            {
+                await Client.ReleaseRwAsync(key, "0123456789abcdef0123456789abcdef"),
+                await Client.CheckRwAsync(key, "0123456789abcdef0123456789abcdef"),
+                await Client.SendAsync(HttpMethod.Delete, $"/admin/rwlocks/{key}"),
+            })
+            {
+                answer.AssertProblem(HttpStatusCode.ServiceUnavailable, "redis_data_invalid");
+            }
+        }
+    }
+
     [Fact]
     public async Task A_lease_held_by_a_stream_says_its_mode_and_is_released_when_the_stream_closes()
     {

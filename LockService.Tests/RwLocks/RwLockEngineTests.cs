@@ -130,6 +130,21 @@ public sealed class RwLockEngineTests(RwLockEngineFixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task A_read_lease_shortened_on_one_instance_goes_to_a_writer_waiting_on_another_at_its_new_expiry()
+    {
+        var name = Name(nameof(A_read_lease_shortened_on_one_instance_goes_to_a_writer_waiting_on_another_at_its_new_expiry));
+        var reader = await HoldAsync(A, name, RwLockMode.Read, ttlMs: 60_000);
+        var writer = B.AcquireAsync(name, RwLockMode.Write, Terms(waitMs: 30_000));
+        await WaitUntilAsync(async () => (await A.InspectAsync(name))?.WritersWaiting == 1, "the writer waits");
+
+        var shortened = (await A.ExtendAsync(name, reader.Token, new ExtendRequest(300))).Lease!;
+        var granted = await writer.WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.True(granted.Acquired);
+        Assert.True(granted.Lease!.AcquiredAt - shortened.ExpiresAt < Prompt, $"the writer got it {(granted.Lease.AcquiredAt - shortened.ExpiresAt).TotalMilliseconds} ms after the shortened expiry");
+    }
+
+    [Fact]
     public async Task A_steady_stream_of_readers_on_two_instances_never_keeps_a_writer_out_longer_than_the_longest_read_lease_in_flight()
     {
         var name = Name(nameof(A_steady_stream_of_readers_on_two_instances_never_keeps_a_writer_out_longer_than_the_longest_read_lease_in_flight));
