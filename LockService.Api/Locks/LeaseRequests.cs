@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Observability;
@@ -65,6 +67,74 @@ internal static class LeaseRequests
     {
         var (_, problem, errors) = await ReadAsync(http, routes, key, token, OperationParameters.None, cancellationToken);
         return problem ?? Problems.Invalid(errors, OperationParameters.None);
+    }
+
+    /// <summary>
+    /// An acquire of any kind of lease: its parameters read and checked against the kind's rules (<paramref name="request"/>
+    /// builds the kind's request from them), a stream's place reserved, the engine's acquire, then the lease (a 201 with its
+    /// Location, or the stream), a 429, or the kind's answer for a lease in the way (<paramref name="taken"/>, counted as
+    /// <paramref name="takenOutcome"/>). Every delegate is static, so that a lock's acquire allocates none.
+    /// </summary>
+    public static async Task<Results<Created<TBody>, LeaseStream, ProblemHttpResult>> AcquireAsync<TRequest, TLease, TInfo, TBusy, TBody>(
+        HttpContext http,
+        LeaseRoutes routes,
+        string key,
+        OperationParameters operation,
+        LeaseEngine engine,
+        LeaseStore<TRequest, TLease, TInfo, TBusy> store,
+        (Func<LeaseParameters, AcquireRequest, TRequest> Request, Func<TLease, TBody> Body, JsonTypeInfo<TBody> Json) kind,
+        (Func<string, TRequest, AcquireResult<TLease, TBusy>, ProblemHttpResult> Answer, LeaseOutcome Outcome) taken,
+        CancellationToken cancellationToken)
+        where TRequest : ILeaseRequest<TRequest>
+        where TLease : class, IKeptLease
+        where TInfo : class, ILeaseInfo
+    {
+        var limits = engine.Limits;
+        var (parameters, problem, errors) = await ReadAsync(http, routes, key, token: null, operation, cancellationToken);
+        var stream = LeaseStream.IsWanted(http.Request);
+        var request = kind.Request(parameters, parameters.Terms(limits, stream));
+
+        // What the reader found first (a 'limit' that is not a number is not also "required"), then the kind's rules.
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, store.Validate(request)), operation)) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var name = new LeaseName(http.TenantOf(), key);
+        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
+        if (noRoom is not null)
+        {
+            return noRoom;
+        }
+
+        using var reserved = place;
+        var result = await engine.AcquireAsync(store, name, request, cancellationToken);
+        if (result.Waited)
+        {
+            http.Features.Set(WaitedFeature.Instance);
+        }
+
+        http.Outcome(result.Status switch
+        {
+            AcquireStatus.Acquired => LeaseOutcome.Acquired,
+            AcquireStatus.Held => taken.Outcome,
+            _ => LeaseOutcome.Rejected,
+        });
+        switch (result.Status)
+        {
+            case AcquireStatus.Acquired when stream:
+                var held = result.Lease!;
+                return LeaseStream.For(engine, store, name, held, JsonSerializer.Serialize(kind.Body(held), kind.Json), reserved!.Take());
+            case AcquireStatus.Acquired:
+                var lease = result.Lease!;
+                return TypedResults.Created($"/{routes.Noun}s/{key}/{lease.Token}", kind.Body(lease));
+            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
+                http.Response.Headers.RetryAfter = "1";
+                return Problems.TooManyWaiters(result.WaitRefused, limits);
+            default:
+                http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
+                return taken.Answer(key, request, result);
+        }
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Observability;
@@ -56,58 +55,18 @@ internal static class LockEndpoints
         return app;
     }
 
-    private static async Task<Results<Created<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
-        string key,
-        HttpContext http,
-        LeaseEngine engine,
-        LockStore locks,
-        CancellationToken cancellationToken)
-    {
-        var limits = engine.Limits;
-        var (parameters, problem, errors) = await LeaseRequests.ReadAsync(http, LeaseRoutes.Locks, key, token: null, OperationParameters.Acquire, cancellationToken);
-        var stream = LeaseStream.IsWanted(http.Request);
-        var request = parameters.Terms(limits, stream);
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, locks.Validate(request)), OperationParameters.Acquire)) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var name = new LeaseName(http.TenantOf(), key);
-        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
-        if (noRoom is not null)
-        {
-            return noRoom;
-        }
-
-        using var reserved = place;
-        var result = await engine.AcquireAsync(locks, name, request, cancellationToken);
-        if (result.Waited)
-        {
-            http.Features.Set(WaitedFeature.Instance);
-        }
-
-        http.Outcome(result.Status switch
-        {
-            AcquireStatus.Acquired => LeaseOutcome.Acquired,
-            AcquireStatus.Held => LeaseOutcome.Held,
-            _ => LeaseOutcome.Rejected,
-        });
-        switch (result.Status)
-        {
-            case AcquireStatus.Acquired when stream:
-                var held = result.Lease!;
-                return LeaseStream.For(engine, locks, name, held, JsonSerializer.Serialize(LeaseResponse.From(held), LockJsonContext.Default.LeaseResponse), reserved!.Take());
-            case AcquireStatus.Acquired:
-                var lease = result.Lease!;
-                return TypedResults.Created($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease));
-            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
-                http.Response.Headers.RetryAfter = "1";
-                return Problems.TooManyWaiters(result.WaitRefused, limits);
-            default:
-                http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
-                return Problems.Held(key, result.RetryAfterMs);
-        }
-    }
+    private static Task<Results<Created<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
+        string key, HttpContext http, LeaseEngine engine, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.AcquireAsync(
+            http,
+            LeaseRoutes.Locks,
+            key,
+            OperationParameters.Acquire,
+            engine,
+            locks,
+            (static (_, terms) => terms, LeaseResponse.From, LockJsonContext.Default.LeaseResponse),
+            (static (key, _, result) => Problems.Held(key, result.RetryAfterMs), LeaseOutcome.Held),
+            cancellationToken);
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
         string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken)

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Locks;
@@ -59,63 +58,26 @@ internal static class RwLockEndpoints
         return app;
     }
 
-    private static async Task<Results<Created<RwLeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
-        string key,
-        HttpContext http,
-        LeaseEngine engine,
-        RwLockStore rwlocks,
-        CancellationToken cancellationToken)
+    private static Task<Results<Created<RwLeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
+        string key, HttpContext http, LeaseEngine engine, RwLockStore rwlocks, CancellationToken cancellationToken) =>
+        LeaseRequests.AcquireAsync(
+            http,
+            LeaseRoutes.RwLocks,
+            key,
+            OperationParameters.AcquireRwLock,
+            engine,
+            rwlocks,
+            (static (parameters, terms) => new RwLockRequest(terms, RwLockRequest.ModeOf(parameters.Mode)), RwLeaseResponse.From, RwLockJsonContext.Default.RwLeaseResponse),
+            (Held, LeaseOutcome.Held),
+            cancellationToken);
+
+    // Who is in the way. A writer that waited counts itself among the writers waiting; the detail names the others.
+    private static ProblemHttpResult Held(string key, RwLockRequest request, AcquireResult<RwLease, RwBusy> result)
     {
-        var limits = engine.Limits;
-        var (parameters, problem, errors) = await LeaseRequests.ReadAsync(http, LeaseRoutes.RwLocks, key, token: null, OperationParameters.AcquireRwLock, cancellationToken);
-        var stream = LeaseStream.IsWanted(http.Request);
-        var request = new RwLockRequest(parameters.Terms(limits, stream), RwLockRequest.ModeOf(parameters.Mode));
-
-        // What the reader found first (a mode that is neither read nor write is not also "required"), then the rules.
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, rwlocks.Validate(request)), OperationParameters.AcquireRwLock)) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var name = new LeaseName(http.TenantOf(), key);
-        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
-        if (noRoom is not null)
-        {
-            return noRoom;
-        }
-
-        using var reserved = place;
-        var result = await engine.AcquireAsync(rwlocks, name, request, cancellationToken);
-        if (result.Waited)
-        {
-            http.Features.Set(WaitedFeature.Instance);
-        }
-
-        http.Outcome(result.Status switch
-        {
-            AcquireStatus.Acquired => LeaseOutcome.Acquired,
-            AcquireStatus.Held => LeaseOutcome.Held,
-            _ => LeaseOutcome.Rejected,
-        });
-        switch (result.Status)
-        {
-            case AcquireStatus.Acquired when stream:
-                var held = result.Lease!;
-                return LeaseStream.For(engine, rwlocks, name, held, JsonSerializer.Serialize(RwLeaseResponse.From(held), RwLockJsonContext.Default.RwLeaseResponse), reserved!.Take());
-            case AcquireStatus.Acquired:
-                var lease = result.Lease!;
-                return TypedResults.Created($"/rwlocks/{key}/{lease.Token}", RwLeaseResponse.From(lease));
-            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
-                http.Response.Headers.RetryAfter = "1";
-                return Problems.TooManyWaiters(result.WaitRefused, limits);
-            default:
-                // A writer that waited counts itself among the writers waiting; the detail names the others.
-                var mode = request.Mode!.Value;
-                var busy = result.Busy;
-                var itself = mode == RwLockMode.Write && request.Terms.WaitMs > 0 && busy.WritersWaiting > 0 ? 1 : 0;
-                http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
-                return Problems.RwHeld(key, RwModes.Name(mode), busy with { WritersWaiting = busy.WritersWaiting - itself }, result.RetryAfterMs);
-        }
+        var mode = request.Mode!.Value;
+        var busy = result.Busy;
+        var itself = mode == RwLockMode.Write && request.Terms.WaitMs > 0 && busy.WritersWaiting > 0 ? 1 : 0;
+        return Problems.RwHeld(key, RwModes.Name(mode), busy with { WritersWaiting = busy.WritersWaiting - itself }, result.RetryAfterMs);
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(

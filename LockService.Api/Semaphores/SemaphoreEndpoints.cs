@@ -1,4 +1,3 @@
-using System.Text.Json;
 using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Locks;
@@ -57,60 +56,18 @@ internal static class SemaphoreEndpoints
         return app;
     }
 
-    private static async Task<Results<Created<PermitResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
-        string key,
-        HttpContext http,
-        LeaseEngine engine,
-        SemaphoreStore semaphores,
-        CancellationToken cancellationToken)
-    {
-        var limits = engine.Limits;
-        var (parameters, problem, errors) = await LeaseRequests.ReadAsync(http, LeaseRoutes.Semaphores, key, token: null, OperationParameters.AcquirePermit, cancellationToken);
-        var stream = LeaseStream.IsWanted(http.Request);
-        var request = new PermitRequest(parameters.Terms(limits, stream), parameters.Limit);
-
-        // What the reader found first (a 'limit' that is not a number is not also "required"), then the rules.
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, semaphores.Validate(request)), OperationParameters.AcquirePermit)) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var name = new LeaseName(http.TenantOf(), key);
-        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
-        if (noRoom is not null)
-        {
-            return noRoom;
-        }
-
-        using var reserved = place;
-        var result = await engine.AcquireAsync(semaphores, name, request, cancellationToken);
-        if (result.Waited)
-        {
-            http.Features.Set(WaitedFeature.Instance);
-        }
-
-        http.Outcome(result.Status switch
-        {
-            AcquireStatus.Acquired => LeaseOutcome.Acquired,
-            AcquireStatus.Held => LeaseOutcome.Full,
-            _ => LeaseOutcome.Rejected,
-        });
-        switch (result.Status)
-        {
-            case AcquireStatus.Acquired when stream:
-                var held = result.Lease!;
-                return LeaseStream.For(engine, semaphores, name, held, JsonSerializer.Serialize(PermitResponse.From(held), SemaphoreJsonContext.Default.PermitResponse), reserved!.Take());
-            case AcquireStatus.Acquired:
-                var lease = result.Lease!;
-                return TypedResults.Created($"/semaphores/{key}/{lease.Token}", PermitResponse.From(lease));
-            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
-                http.Response.Headers.RetryAfter = "1";
-                return Problems.TooManyWaiters(result.WaitRefused, limits);
-            default:
-                http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
-                return Problems.Full(key, result.Busy.Held, (int)request.Limit!.Value, result.RetryAfterMs);
-        }
-    }
+    private static Task<Results<Created<PermitResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
+        string key, HttpContext http, LeaseEngine engine, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
+        LeaseRequests.AcquireAsync(
+            http,
+            LeaseRoutes.Semaphores,
+            key,
+            OperationParameters.AcquirePermit,
+            engine,
+            semaphores,
+            (static (parameters, terms) => new PermitRequest(terms, parameters.Limit), PermitResponse.From, SemaphoreJsonContext.Default.PermitResponse),
+            (static (key, request, result) => Problems.Full(key, result.Busy.Held, (int)request.Limit!.Value, result.RetryAfterMs), LeaseOutcome.Full),
+            cancellationToken);
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
         string key, string token, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken)
