@@ -41,6 +41,26 @@ internal static class LeaseScripts
     /// <summary>What <see cref="BadData"/> says of a fencing key whose value no token below 2^53 can exceed.</summary>
     public const string FenceTooHigh = "holds a last fencing token that no token below 2^53 can exceed (written by hand); nothing was acquired";
 
+    /// <summary>
+    /// Lua: <c>ended(key, token)</c>, why a token no longer holds its lease, from the lease records in <c>key</c> (a sorted
+    /// set, token by <c>end ms * 4 + state</c>, as the semaphore and read/write lock scripts keep them): a record still
+    /// "held" means it expired, none (or a score written by hand that is no state of this service's) means unknown.
+    /// </summary>
+    public const string Ended = $$"""
+        local function ended(key, token)
+          local s = redis.call('ZSCORE', key, token)
+          local state = s and tonumber(s) % 4
+          if state == {{HeldState}} then
+            return {{ExpiredState}}
+          end
+          if state == {{ReleasedState}} or state == {{ForcedState}} or state == {{ExpiredState}} then
+            return state
+          end
+          return {{UnknownState}}
+        end
+
+        """;
+
     /// <summary>The reason a script's lease-record state gives (a state it does not know is <see cref="LeaseEnd.Unknown"/>).</summary>
     public static LeaseEnd EndOf(long state) => state switch
     {

@@ -140,17 +140,7 @@ internal static class RwLockScripts
             outlive(KEYS[4], keepMs)
           end
         end
-        local function ended(token)
-          local s = redis.call('ZSCORE', KEYS[4], token)
-          local state = s and tonumber(s) % 4
-          if state == {{LeaseScripts.HeldState}} then
-            return {{LeaseScripts.ExpiredState}}
-          end
-          if state == {{LeaseScripts.ReleasedState}} or state == {{LeaseScripts.ForcedState}} or state == {{LeaseScripts.ExpiredState}} then
-            return state
-          end
-          return {{LeaseScripts.UnknownState}}
-        end
+        {{LeaseScripts.Ended}}
         local function lookup(token)
           local expires = redis.call('ZSCORE', KEYS[1], token)
           local rec = expires and redis.call('HGET', KEYS[2], token)
@@ -185,7 +175,7 @@ internal static class RwLockScripts
           end
           local l, broken = lookup(token)
           if not l then
-            return now, nil, answer(broken or {0, ended(token)}, now)
+            return now, nil, answer(broken or {0, ended(KEYS[4], token)}, now)
           end
           return now, l
         end

@@ -105,20 +105,7 @@ internal static class SemaphoreScripts
             redis.call('PEXPIRE', KEYS[5], int(keepMs))
           end
         end
-        local function ended(token)
-          local s = redis.call('ZSCORE', KEYS[5], token)
-          if not s then
-            return {{LeaseScripts.UnknownState}}
-          end
-          local state = tonumber(s) % 4
-          if state == {{LeaseScripts.HeldState}} then
-            return {{LeaseScripts.ExpiredState}}
-          end
-          if state == {{LeaseScripts.ReleasedState}} or state == {{LeaseScripts.ForcedState}} or state == {{LeaseScripts.ExpiredState}} then
-            return state
-          end
-          return {{LeaseScripts.UnknownState}}
-        end
+        {{LeaseScripts.Ended}}
         local function outlive(ttl)
           local left = redis.call('PTTL', KEYS[1])
           if left < ttl then
@@ -225,7 +212,7 @@ internal static class SemaphoreScripts
         local now, rec, _, freed, broken = lookup(ARGV[4], true)
         if not rec or broken then
           announce(freed)
-          return broken and badrecord() or {0, ended(ARGV[4])}
+          return broken and badrecord() or {0, ended(KEYS[5], ARGV[4])}
         end
         local _, _, at = parse(rec)
         forget(ARGV[4], rec)
@@ -267,7 +254,7 @@ internal static class SemaphoreScripts
           return badrecord()
         end
         if not rec then
-          return {0, ended(ARGV[4])}
+          return {0, ended(KEYS[5], ARGV[4])}
         end
         local slot, fence, at, cap, ttl, limit = parse(rec)
         if ARGV[5] ~= '' then
@@ -303,7 +290,7 @@ internal static class SemaphoreScripts
           local slot, fence, at, cap, _, limit = parse(rec)
           return {1, slot, fence, expires - now, now, at, cap, limit, ownerOf(ARGV[3])}
         end
-        return {0, ended(ARGV[3])}
+        return {0, ended(KEYS[5], ARGV[3])}
         """;
 
     // ARGV[3] most permits to describe
