@@ -13,7 +13,8 @@ namespace LockService.Core.Leases;
 /// <item>Its store: a subclass of this one in its own folder, with its scripts as <c>const string</c>s (KEYS, ARGV and
 /// replies in a comment above each), one decoder per script into a record with named fields, and its key prefix
 /// option registered in <see cref="KeySpaces"/>.</item>
-/// <item>Its wake policy: a <see cref="WakePolicy"/>, or the base one when a release frees the place for one waiter.</item>
+/// <item>Its wake policy: a <see cref="WakePolicy"/>, or the base one when a release frees the place for one waiter; and,
+/// when a waiting request must hold something in Redis (a read/write lock's waiting writer), <see cref="ClaimWhileWaiting"/>.</item>
 /// <item>Its routes: a route table in the API that names the store, the request and the problems of the kind.</item>
 /// <item>Its tests: the scripts' replies, the kind's rules, and the engine's guarantees (wake-ups, reasons) through the API.</item>
 /// </list>

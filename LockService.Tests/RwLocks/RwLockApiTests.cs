@@ -162,6 +162,32 @@ public sealed class RwLockApiTests(RwLockApiFixture fixture) : RwLockBehaviour, 
     }
 
     [Fact]
+    public async Task Metrics_count_read_write_lock_outcomes_under_their_own_kind_a_refusal_as_held()
+    {
+        var key = Keys.Unique(nameof(Metrics_count_read_write_lock_outcomes_under_their_own_kind_a_refusal_as_held));
+        const string Acquired = "lockservice_operations_total{kind=\"rwlock\",operation=\"acquire\",outcome=\"acquired\"}";
+        const string Held = "lockservice_operations_total{kind=\"rwlock\",operation=\"acquire\",outcome=\"held\"}";
+        var before = await MetricsAsync();
+
+        var reader = await Client.AcquireRwOkAsync(key, "mode=read");
+        await Client.AcquireRwAsync(key, "mode=write");
+        await Client.ReleaseRwAsync(key, reader.Token);
+        var after = await MetricsAsync();
+
+        Assert.True(after[Acquired] >= before[Acquired] + 1, "acquired");
+        Assert.True(after[Held] >= before[Held] + 1, "held");
+        Assert.True(after.ContainsKey("lockservice_rwlock_hold_duration_seconds_count"));
+    }
+
+    private async Task<Dictionary<string, double>> MetricsAsync()
+    {
+        var text = (await Client.SendAsync(HttpMethod.Get, "/metrics")).Body;
+        return text.Split('\n').Where(l => l.StartsWith("lockservice_", StringComparison.Ordinal))
+            .Select(l => l.Split(' '))
+            .ToDictionary(p => p[0], p => double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
     public async Task A_lease_held_by_a_stream_says_its_mode_and_is_released_when_the_stream_closes()
     {
         var key = Keys.Unique(nameof(A_lease_held_by_a_stream_says_its_mode_and_is_released_when_the_stream_closes));
