@@ -22,10 +22,6 @@ namespace LockService.Api.Admin;
 /// </summary>
 internal static partial class AdminEndpoints
 {
-    public const int DefaultLimit = 100;
-
-    private static readonly string[] ListParameters = ["prefix", "limit", "cursor"];
-
     public static IServiceCollection AddLockOperators(this IServiceCollection services)
     {
         services.AddOptions<OperatorOptions>().BindConfiguration(OperatorOptions.SectionName).ValidateOnStart();
@@ -61,7 +57,7 @@ internal static partial class AdminEndpoints
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
-        admin.MapGet("/locks", ListAsync).WithName("list-locks")
+        admin.MapGet("/locks", ListAsync).WithName("list-locks").WithParameters(OperationParameters.List)
             .WithSummary("List the held locks of the caller's tenant, page by page (never their tokens)")
             .WithDescription("Follow 'cursor' until it is null. A page may hold fewer than 'limit' locks, even none, with a cursor; a lock held during the whole listing appears at least once, never twice within a page. A cursor that cannot be followed (another prefix, a failover, a reshard) is 400 with errors.cursor.")
             .ProducesValidationProblem();
@@ -70,7 +66,7 @@ internal static partial class AdminEndpoints
             .WithDescription("204 when the lock was held, 404 lock_not_held when it was free. Any query parameter is 400. Only the caller's tenant's lock; each force-release is logged as an audit event (never a token). With authentication off it is 403 unless Operators:AllowForceReleaseWithoutAuth is true.")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);
-        admin.MapGet("/semaphores", ListSemaphoresAsync).WithName("list-semaphores")
+        admin.MapGet("/semaphores", ListSemaphoresAsync).WithName("list-semaphores").WithParameters(OperationParameters.List)
             .WithSummary("List the semaphores of the caller's tenant that have permits held, with their permits, page by page (never a token)")
             .WithDescription("As the listing of locks: follow 'cursor' until it is null; a page may hold fewer than 'limit' semaphores, even none, with a cursor; a semaphore with permits held during the whole listing appears at least once, never twice within a page.")
             .ProducesValidationProblem();
@@ -86,71 +82,38 @@ internal static partial class AdminEndpoints
     }
 
     private static Task<Results<Ok<LockListResponse>, ProblemHttpResult>> ListAsync(
-        HttpContext http, ListingCache<LeasePage<LockInfo>> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
-        ListPageAsync(http, query, async (prefix, limit) =>
-        {
-            var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
-            return (new LockListResponse([.. page.Items.Select(LockInfoResponse.From)], page.Cursor), page.CursorError);
-        });
+        HttpContext http, ListingCache<LeasePage<LockInfo>> listings, CancellationToken cancellationToken) =>
+        ListPageAsync(http, listings, page => new LockListResponse([.. page.Items.Select(LockInfoResponse.From)], page.Cursor), cancellationToken);
 
     private static Task<Results<Ok<SemaphoreListResponse>, ProblemHttpResult>> ListSemaphoresAsync(
-        HttpContext http, ListingCache<LeasePage<SemaphoreInfo>> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
-        ListPageAsync(http, query, async (prefix, limit) =>
-        {
-            var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
-            return (new SemaphoreListResponse([.. page.Items.Select(SemaphoreInfoResponse.From)], page.Cursor), page.CursorError);
-        });
+        HttpContext http, ListingCache<LeasePage<SemaphoreInfo>> listings, CancellationToken cancellationToken) =>
+        ListPageAsync(http, listings, page => new SemaphoreListResponse([.. page.Items.Select(SemaphoreInfoResponse.From)], page.Cursor), cancellationToken);
 
-    // A page of a listing: its parameters read, then the page, or the 400 of a cursor that cannot be followed.
-    private static async Task<Results<Ok<TResponse>, ProblemHttpResult>> ListPageAsync<TResponse>(
-        HttpContext http, ListQuery query, Func<string, int, Task<(TResponse Response, string? CursorError)>> list)
+    /// <summary>
+    /// A page of a listing of any kind: its parameters read as every lease request's are (each at most once, nothing
+    /// else), then the page, or the 400 of a cursor that cannot be followed.
+    /// </summary>
+    public static async Task<Results<Ok<TResponse>, ProblemHttpResult>> ListPageAsync<TState, TResponse>(
+        HttpContext http, ListingCache<LeasePage<TState>> listings, Func<LeasePage<TState>, TResponse> response, CancellationToken cancellationToken)
+        where TState : class
     {
-        if (ReadListing(http, query, out var prefix, out var limit) is { } invalid)
+        RequestErrors? errors = null;
+        var parameters = LeaseParameterReader.Parse(http.Request.Query, body: null, OperationParameters.List, ref errors);
+        var limit = parameters.Limit ?? LeaseParameter.ListDefaultLimit;
+        if (parameters.Limit is < 1 or > LeaseEngine.MaxListLimit)
+        {
+            RequestErrors.Add(ref errors, LeaseParameter.ListLimit.Name, $"'limit' must be between 1 and {LeaseEngine.MaxListLimit}; got {limit}.");
+        }
+
+        if (Problems.Invalid(errors, OperationParameters.List) is { } invalid)
         {
             return invalid;
         }
 
-        var (response, why) = await list(prefix, limit);
-        return why is null
-            ? TypedResults.Ok(response)
-            : Problems.Invalid(new Dictionary<string, string[]>(StringComparer.Ordinal) { ["cursor"] = [why] }, why);
-    }
-
-    // A listing's parameters (prefix, limit, cursor), each given at most once and nothing else; or the 400 naming what is wrong.
-    private static ProblemHttpResult? ReadListing(HttpContext http, ListQuery query, out string prefix, out int limit)
-    {
-        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        foreach (var (name, values) in http.Request.Query)
-        {
-            if (!ListParameters.Contains(name, StringComparer.Ordinal))
-            {
-                errors[name] = [$"Unknown parameter '{name}': this endpoint takes prefix, limit and cursor."];
-            }
-            else if (values.Count > 1)
-            {
-                errors[name] = [$"'{name}' was given {values.Count} times."];
-            }
-        }
-
-        prefix = query.Prefix ?? string.Empty;
-        if (!errors.ContainsKey("prefix") && !LeaseName.IsValidPrefix(prefix))
-        {
-            errors["prefix"] = [LeaseName.PrefixRule];
-        }
-
-        limit = DefaultLimit;
-        if (!errors.ContainsKey("limit") && query.Limit is not null
-            && (!int.TryParse(query.Limit, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > LeaseEngine.MaxListLimit))
-        {
-            errors["limit"] = [$"limit is a whole number from 1 to {LeaseEngine.MaxListLimit}."];
-        }
-
-        if (!errors.ContainsKey("cursor") && query.Cursor is { Length: 0 })
-        {
-            errors["cursor"] = ["A cursor is the value of 'cursor' in the previous page; leave it out for the first page."];
-        }
-
-        return errors.Count > 0 ? Problems.Invalid(errors, "See 'errors' for what is wrong with each parameter.") : null;
+        var page = await listings.ListAsync(http.TenantOf(), parameters.Prefix ?? string.Empty, (int)limit, parameters.Cursor).WaitAsync(cancellationToken);
+        return page.CursorError is { } why
+            ? Problems.Invalid(new Dictionary<string, string[]>(StringComparer.Ordinal) { [LeaseParameter.ListCursor.Name] = [why] }, why)
+            : TypedResults.Ok(response(page));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ForceReleaseAsync(
@@ -265,10 +228,6 @@ internal static partial class AdminEndpoints
         Message = "Audit: permit in slot {Slot} of semaphore {SemaphoreKey} of tenant '{SemaphoreTenant}' force-released (fencing token {FencingToken}, owner {Owner}, limit {Limit}, held {HeldMs} ms) asked by an API key of tenant '{CallerTenant}' with role {CallerRole}")]
     private static partial void LogPermitForceReleased(
         ILogger logger, int slot, string semaphoreKey, string semaphoreTenant, long fencingToken, string owner, int limit, long heldMs, string callerRole, string callerTenant);
-
-    /// <summary>The listing's query parameters, read as text so that a bad value is a 400 naming it, not a binding failure.</summary>
-    internal readonly record struct ListQuery(
-        [FromQuery(Name = "prefix")] string? Prefix, [FromQuery(Name = "limit")] string? Limit, [FromQuery(Name = "cursor")] string? Cursor);
 }
 
 /// <summary>The category of the operators' audit log events.</summary>

@@ -14,6 +14,12 @@ namespace LockService.Api.Locks;
 /// <summary>The parameters of one request, from the query string and/or a JSON body; null when absent.</summary>
 internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null)
 {
+    /// <summary>A listing's name prefix.</summary>
+    public string? Prefix { get; init; }
+
+    /// <summary>A listing's cursor.</summary>
+    public string? Cursor { get; init; }
+
     public LeaseParameters With(ParameterField field, long value) => field switch
     {
         ParameterField.TtlMs => this with { TtlMs = value },
@@ -26,6 +32,8 @@ internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, strin
     public LeaseParameters With(ParameterField field, string text) => field switch
     {
         ParameterField.Owner => this with { Owner = text },
+        ParameterField.Prefix => this with { Prefix = text },
+        ParameterField.Cursor => this with { Cursor = text },
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a text parameter."),
     };
 

@@ -14,7 +14,10 @@ namespace LockService.Core.Leases;
 /// replies in a comment above each), one decoder per script into a record with named fields, and its key prefix
 /// option registered in <see cref="KeySpaces"/>.</item>
 /// <item>Its wake policy: a <see cref="WakePolicy"/>, or the base one when a release frees the place for one waiter.</item>
-/// <item>Its routes: a route table in the API that names the store, the request and the problems of the kind.</item>
+/// <item>Its routes: in the API, one line registering the store and its key prefix (<c>AddLeaseKind</c> in RedisSetup),
+/// a route table shaped as the lock's (<c>LockEndpoints</c>: <c>LeaseRoutes</c>, <c>LeaseRequests</c>, <c>LeaseStream</c>,
+/// <c>WithOperation(kind, operation)</c> and the handler's typed outcome for metrics), its problems, and a listing
+/// (<c>AddListing</c>) for operators.</item>
 /// <item>Its tests: the scripts' replies, the kind's rules, and the engine's guarantees (wake-ups, reasons) through the API.</item>
 /// </list>
 /// </summary>
