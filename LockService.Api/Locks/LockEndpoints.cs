@@ -56,93 +56,30 @@ internal static class LockEndpoints
         return app;
     }
 
-    private static async Task<Results<Created<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
-        string key,
-        HttpContext http,
-        LeaseEngine engine,
-        LockStore locks,
-        CancellationToken cancellationToken)
-    {
-        var limits = engine.Limits;
-        var (parameters, problem, errors) = await LeaseRequests.ReadAsync(http, LeaseRoutes.Locks, key, token: null, OperationParameters.Acquire, cancellationToken);
-        var stream = LeaseStream.IsWanted(http.Request);
-        var request = parameters.Terms(limits, stream);
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, locks.Validate(request)), OperationParameters.Acquire)) is { } invalid)
-        {
-            return invalid;
-        }
+    // A lock's request is the lease terms alone; a lock held by others is 409 lock_held.
+    private static readonly AcquireShape<AcquireRequest, LockLease, NoDetail, LeaseResponse> Acquiring = new(
+        OperationParameters.Acquire,
+        static (_, terms) => terms,
+        LeaseResponse.From,
+        LockJsonContext.Default.LeaseResponse,
+        LeaseOutcome.Held,
+        static (key, _, result) => Problems.Held(key, result.RetryAfterMs));
 
-        var name = new LeaseName(http.TenantOf(), key);
-        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
-        if (noRoom is not null)
-        {
-            return noRoom;
-        }
+    private static Task<Results<Created<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
+        string key, HttpContext http, LeaseEngine engine, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.AcquireAsync(http, LeaseRoutes.Locks, key, engine, locks, Acquiring, cancellationToken);
 
-        using var reserved = place;
-        var result = await engine.AcquireAsync(locks, name, request, cancellationToken);
-        if (result.Waited)
-        {
-            http.Features.Set(WaitedFeature.Instance);
-        }
-
-        http.Outcome(result.Status switch
-        {
-            AcquireStatus.Acquired => LeaseOutcome.Acquired,
-            AcquireStatus.Held => LeaseOutcome.Held,
-            _ => LeaseOutcome.Rejected,
-        });
-        switch (result.Status)
-        {
-            case AcquireStatus.Acquired when stream:
-                var held = result.Lease!;
-                return LeaseStream.For(engine, locks, name, held, JsonSerializer.Serialize(LeaseResponse.From(held), LockJsonContext.Default.LeaseResponse), reserved!.Take());
-            case AcquireStatus.Acquired:
-                var lease = result.Lease!;
-                return TypedResults.Created($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease));
-            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
-                http.Response.Headers.RetryAfter = "1";
-                return Problems.TooManyWaiters(result.WaitRefused, limits);
-            default:
-                http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
-                return Problems.Held(key, result.RetryAfterMs);
-        }
-    }
-
-    private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Locks, key, token, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var result = await locks.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
-        http.Outcome(result.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
-        if (result.Released)
-        {
-            LockMetrics.HoldDuration.Observe(result.HeldMs / 1000.0);
-        }
-
-        return result.Released ? TypedResults.NoContent() : Problems.NotHeld(key, result.Ended!.Value);
-    }
+    private static Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
+        string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.ReleaseAsync(http, LeaseRoutes.Locks, (key, token), locks, LockMetrics.HoldDuration, Problems.NotHeld, cancellationToken);
 
     private static Task<Results<Ok<LeaseResponse>, ProblemHttpResult>> ExtendAsync(
         string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken) =>
         LeaseRequests.ExtendAsync(http, LeaseRoutes.Locks, (key, token), OperationParameters.Extend, locks, LeaseResponse.From, Problems.NotHeld, cancellationToken);
 
-    private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, LockStore locks, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Locks, key, token: null, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var info = await locks.InspectAsync(new LeaseName(http.TenantOf(), key));
-        http.Outcome(info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
-        return info is null ? Problems.Free(key) : TypedResults.Ok(LockInfoResponse.From(info));
-    }
+    private static Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> InspectAsync(
+        string key, HttpContext http, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.InspectAsync(http, LeaseRoutes.Locks, key, locks.InspectAsync, LockInfoResponse.From, Problems.Free, cancellationToken);
 
     private static Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> CheckAsync(
         string key, string token, HttpContext http, LeaseEngine engine, LockStore locks, CancellationToken cancellationToken) =>

@@ -57,96 +57,30 @@ internal static class SemaphoreEndpoints
         return app;
     }
 
-    private static async Task<Results<Created<PermitResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
-        string key,
-        HttpContext http,
-        LeaseEngine engine,
-        SemaphoreStore semaphores,
-        CancellationToken cancellationToken)
-    {
-        var limits = engine.Limits;
-        var (parameters, problem, errors) = await LeaseRequests.ReadAsync(http, LeaseRoutes.Semaphores, key, token: null, OperationParameters.AcquirePermit, cancellationToken);
-        var stream = LeaseStream.IsWanted(http.Request);
-        var request = new PermitRequest(parameters.Terms(limits, stream), parameters.Limit);
+    // A permit's request carries the caller's limit; a full semaphore is 409 semaphore_full with the count held.
+    private static readonly AcquireShape<PermitRequest, PermitLease, SemaphoreBusy, PermitResponse> Acquiring = new(
+        OperationParameters.AcquirePermit,
+        static (parameters, terms) => new PermitRequest(terms, parameters.Limit),
+        PermitResponse.From,
+        SemaphoreJsonContext.Default.PermitResponse,
+        LeaseOutcome.Full,
+        static (key, request, result) => Problems.Full(key, result.Busy.Held, (int)request.Limit!.Value, result.RetryAfterMs));
 
-        // What the reader found first (a 'limit' that is not a number is not also "required"), then the rules.
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, semaphores.Validate(request)), OperationParameters.AcquirePermit)) is { } invalid)
-        {
-            return invalid;
-        }
+    private static Task<Results<Created<PermitResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
+        string key, HttpContext http, LeaseEngine engine, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
+        LeaseRequests.AcquireAsync(http, LeaseRoutes.Semaphores, key, engine, semaphores, Acquiring, cancellationToken);
 
-        var name = new LeaseName(http.TenantOf(), key);
-        var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
-        if (noRoom is not null)
-        {
-            return noRoom;
-        }
-
-        using var reserved = place;
-        var result = await engine.AcquireAsync(semaphores, name, request, cancellationToken);
-        if (result.Waited)
-        {
-            http.Features.Set(WaitedFeature.Instance);
-        }
-
-        http.Outcome(result.Status switch
-        {
-            AcquireStatus.Acquired => LeaseOutcome.Acquired,
-            AcquireStatus.Held => LeaseOutcome.Full,
-            _ => LeaseOutcome.Rejected,
-        });
-        switch (result.Status)
-        {
-            case AcquireStatus.Acquired when stream:
-                var held = result.Lease!;
-                return LeaseStream.For(engine, semaphores, name, held, JsonSerializer.Serialize(PermitResponse.From(held), SemaphoreJsonContext.Default.PermitResponse), reserved!.Take());
-            case AcquireStatus.Acquired:
-                var lease = result.Lease!;
-                return TypedResults.Created($"/semaphores/{key}/{lease.Token}", PermitResponse.From(lease));
-            case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
-                http.Response.Headers.RetryAfter = "1";
-                return Problems.TooManyWaiters(result.WaitRefused, limits);
-            default:
-                http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
-                return Problems.Full(key, result.Busy.Held, (int)request.Limit!.Value, result.RetryAfterMs);
-        }
-    }
-
-    private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Semaphores, key, token, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var released = await semaphores.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
-        http.Outcome(released.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
-        if (!released.Released)
-        {
-            return Problems.NotHeldPermit(key, released.Ended!.Value);
-        }
-
-        LockMetrics.PermitHoldDuration.Observe(released.HeldMs / 1000.0);
-        return TypedResults.NoContent();
-    }
+    private static Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
+        string key, string token, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
+        LeaseRequests.ReleaseAsync(http, LeaseRoutes.Semaphores, (key, token), semaphores, LockMetrics.PermitHoldDuration, Problems.NotHeldPermit, cancellationToken);
 
     private static Task<Results<Ok<PermitResponse>, ProblemHttpResult>> ExtendAsync(
         string key, string token, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
         LeaseRequests.ExtendAsync(http, LeaseRoutes.Semaphores, (key, token), OperationParameters.ExtendPermit, semaphores, PermitResponse.From, Problems.NotHeldPermit, cancellationToken);
 
-    private static async Task<Results<Ok<SemaphoreInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Semaphores, key, token: null, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var info = await semaphores.InspectAsync(new LeaseName(http.TenantOf(), key));
-        http.Outcome(info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
-        return info is null ? Problems.Empty(key) : TypedResults.Ok(SemaphoreInfoResponse.From(info));
-    }
+    private static Task<Results<Ok<SemaphoreInfoResponse>, ProblemHttpResult>> InspectAsync(
+        string key, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
+        LeaseRequests.InspectAsync(http, LeaseRoutes.Semaphores, key, semaphores.InspectAsync, SemaphoreInfoResponse.From, Problems.Empty, cancellationToken);
 
     private static Task<Results<Ok<PermitInfoResponse>, ProblemHttpResult>> CheckAsync(
         string key, string token, HttpContext http, LeaseEngine engine, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
