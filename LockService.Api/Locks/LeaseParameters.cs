@@ -37,9 +37,8 @@ internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, strin
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a text parameter."),
     };
 
-    /// <summary>The lease terms these parameters ask for (the default TTL when none is given); a stream's when <paramref name="stream"/>.</summary>
-    public AcquireRequest Terms(LeaseOptions limits, bool stream = false) =>
-        new(TtlMs ?? limits.DefaultTtlMs, WaitMs ?? 0, Owner, IdempotencyKey, MaxHoldMs) { Stream = stream };
+    /// <summary>The lease terms these parameters ask for (the default TTL when none is given).</summary>
+    public AcquireRequest Terms(LeaseOptions limits) => new(TtlMs ?? limits.DefaultTtlMs, WaitMs ?? 0, Owner, IdempotencyKey, MaxHoldMs);
 }
 
 /// <summary>

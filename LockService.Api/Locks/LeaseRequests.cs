@@ -89,8 +89,8 @@ internal static class LeaseRequests
         var limits = engine.Limits;
         var (parameters, problem, errors) = await ReadAsync(http, routes, key, token: null, shape.Parameters, cancellationToken);
         var stream = LeaseStream.IsWanted(http.Request);
-        var request = shape.Request(parameters, parameters.Terms(limits, stream));
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, store.Validate(request)), shape.Parameters)) is { } invalid)
+        var request = shape.Request(parameters, parameters.Terms(limits));
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, store.Validate(request, stream)), shape.Parameters)) is { } invalid)
         {
             return invalid;
         }

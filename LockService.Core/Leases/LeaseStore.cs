@@ -57,8 +57,8 @@ public abstract class LeaseStore<TRequest, TLease, TInfo, TBusy> : ILeaseRelease
     /// <exception cref="ArgumentException">The name is not a valid name.</exception>
     public LeaseRef RefOf(LeaseName name) => new(name, LeaseKeys.KeyOf(KeyPrefix, name));
 
-    /// <summary>What breaks the kind's rules in <paramref name="request"/>, or null when it is valid.</summary>
-    public abstract RequestErrors? Validate(TRequest request);
+    /// <summary>What breaks the kind's rules in <paramref name="request"/> (with a stream's, for a lease a stream will hold), or null when it is valid.</summary>
+    public abstract RequestErrors? Validate(TRequest request, bool stream = false);
 
     /// <summary>Releases the lease if <paramref name="token"/> holds it (its place goes to whom the kind's policy says); else says why it does not.</summary>
     public Task<ReleaseResult> ReleaseAsync(LeaseName name, string token) => ReleaseAsync(RefOf(name), token);
@@ -97,6 +97,8 @@ public abstract class LeaseStore<TRequest, TLease, TInfo, TBusy> : ILeaseRelease
     internal abstract Task SendReleaseAsync(LeaseRef lease, string token);
 
     Task ILeaseReleaser.SendReleaseAsync(LeaseRef lease, string token) => SendReleaseAsync(lease, token);
+
+    Task<ReleaseResult> ILeaseReleaser.ReleaseAsync(LeaseName name, string token) => ReleaseAsync(name, token);
 
     /// <summary>The pub/sub channel the kind's scripts announce on, for the lease with main key <paramref name="key"/>.</summary>
     internal abstract string ChannelOf(string key);
