@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -18,9 +19,10 @@ from lockservice import (
     LockServiceClient,
     LockTimeout,
     Observation,
+    Unauthorized,
 )
 
-from .conftest import ADMIN_KEY, Service, wait_until
+from .conftest import ADMIN_KEY, Service, _api, free_port, wait_until
 from .test_async import run
 
 
@@ -83,7 +85,12 @@ def test_a_campaign_leads_a_second_candidate_sees_the_leader_and_leaving_resigns
             with pytest.raises(LockTimeout) as refused:
                 client.campaign(key, value="host-b:8080").acquire()
             assert refused.value.code == "election_led"
-            assert refused.value.leader is not None and (refused.value.leader.term, refused.value.leader.value) == (leading.term, "host-a:8080")
+            in_way = refused.value.leader
+            assert in_way is not None and (in_way.name, in_way.term, in_way.value) == (key, leading.term, "host-a:8080")
+            assert refused.value.retry_after is not None and 25 < in_way.ttl <= 30
+            leading.proclaim("")  # an empty value clears it
+            cleared = client.leader(key)
+            assert leading.value == "" and cleared is not None and cleared.value == ""
             assert [(e.name, e.term) for e in client.list_elections(prefix=key)] == [(key, leading.term)]
         assert client.leader(key) is None
 
@@ -321,3 +328,29 @@ def test_async_campaign_proclaim_and_observe(service: Service, key: str) -> None
             assert [(e.event, e.value) for e in events] == [("no-leader", None), ("leader", "a"), ("leader", "b"), ("no-leader", None)]
             assert await client.leader(key) is None
     run(test)
+
+
+def test_an_observer_rides_out_a_service_that_is_down_and_an_instance_that_restarts(
+        service: Service, redis_server: Tuple[int, Path], key: str) -> None:
+    port = free_port()
+    with LockServiceClient(f"http://127.0.0.1:{port}/", api_key=ADMIN_KEY) as watcher, admin(service) as client:
+        follower = Follower(watcher.observe(key))
+        time.sleep(1.0)  # nothing listens on the port yet: the observer keeps trying, it does not give up
+        assert follower.error is None and not follower.events
+        with _api(*redis_server, "observed-instance", port=port):
+            follower.wait_for("the current state once the instance is up", lambda e: e.event == "no-leader", 15)
+        # The instance stopped and ended the stream; a new one on the same address is found again by itself.
+        with _api(*redis_server, "observed-instance-again", port=port):
+            with client.campaign(key, value="after", ttl=30) as leading:
+                follower.wait_for("the leader after the restart", lambda e: e.term == leading.term, 15)
+            follower.wait_for("no leader again", lambda e: e.event == "no-leader", 5)
+            events = follower.finish()
+    assert [(e.event, e.value) for e in events] == [("no-leader", None), ("leader", "after"), ("no-leader", None)]
+
+
+def test_observing_with_a_wrong_api_key_raises_unauthorized_instead_of_retrying(service: Service, key: str) -> None:
+    with LockServiceClient(service.url, api_key="not-a-key-of-this-service") as stranger:
+        started = time.monotonic()
+        with pytest.raises(Unauthorized):
+            next(iter(stranger.observe(key)))
+        assert time.monotonic() - started < 2.0

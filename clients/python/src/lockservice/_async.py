@@ -95,7 +95,7 @@ class AsyncLockServiceClient:
         """As :meth:`LockServiceClient.campaign`, with ``async with``."""
         async def acquire() -> AsyncLeadershipHandle:
             grant = await self._run(_wire.acquire(
-                _wire.ELECTION, name, ttl=ttl, wait=wait, owner=None, max_hold=max_hold, extra=(("value", value),)))
+                _wire.ELECTION, name, ttl=ttl, wait=wait, owner=None, max_hold=max_hold, extra=_wire.value_param(value)))
             return AsyncLeadershipHandle(self, _wire.ELECTION, grant, on_lost)
         return AsyncLeaseContext(acquire)
 

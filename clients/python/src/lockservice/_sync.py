@@ -95,7 +95,7 @@ class LockServiceClient:
         way), the block leads while it runs (renewed, watched: ``lost`` and ``on_lost`` as for a lock), and leaving
         resigns. The handle has ``term``, ``value`` and ``proclaim(value)``."""
         return LeaseContext(lambda: LeadershipHandle(self, _wire.ELECTION, self._run(_wire.acquire(
-            _wire.ELECTION, name, ttl=ttl, wait=wait, owner=None, max_hold=max_hold, extra=(("value", value),))), on_lost))
+            _wire.ELECTION, name, ttl=ttl, wait=wait, owner=None, max_hold=max_hold, extra=_wire.value_param(value))), on_lost))
 
     def leader(self, name: str) -> Optional[Leader]:
         """Who leads election ``name`` now (term, value, never the token), or None when nobody does."""

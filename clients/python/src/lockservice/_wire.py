@@ -267,10 +267,9 @@ def decode_leadership(body: Mapping[str, Any]) -> Leadership:
 
 
 def decode_leader(body: Mapping[str, Any], name: Optional[str] = None) -> Leader:
-    # A 409 election_led's ``leader`` member has no name or TTL (the problem is about the name asked for).
     return Leader(
         name=str(body.get("name", name)), term=int(body["term"]), value=str(body.get("value") or ""),
-        acquired_at=parse_time(body["acquiredAt"]), expires_at=parse_time(body["expiresAt"]), ttl=_seconds(body.get("ttlMs")) or 0.0)
+        acquired_at=parse_time(body["acquiredAt"]), expires_at=parse_time(body["expiresAt"]), ttl=int(body["ttlMs"]) / 1000.0)
 
 
 def decode_stats(body: Mapping[str, Any]) -> Stats:
@@ -324,8 +323,11 @@ RWLOCK: Kind[RwLease] = Kind(
 
 
 def _leader_in_way(name: str, members: Mapping[str, Any]) -> Optional[Leader]:
+    # A 409 election_led's ``leader`` has no name (the election asked for) nor TTL (the problem's retryAfterMs).
     leader = members.get("leader")
-    return decode_leader(leader, name) if isinstance(leader, dict) else None
+    if not isinstance(leader, dict):
+        return None
+    return decode_leader({"name": name, "ttlMs": members.get("retryAfterMs") or 0, **leader})
 
 
 ELECTION: Kind[Leadership] = Kind(
@@ -443,6 +445,11 @@ Mode = Literal["read", "write"]
 
 def mode_param(mode: Mode) -> Tuple[Tuple[str, str], ...]:
     return (("mode", mode),)
+
+
+def value_param(value: str) -> Tuple[Tuple[str, str], ...]:
+    """A campaign's value; the empty default is left out (a proclaim sends even an empty one: it clears the value)."""
+    return (("value", value),) if value else ()
 
 
 def _params(**values: Optional[str]) -> Tuple[Tuple[str, str], ...]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
+from .models import Leader
+
 
 class LockServiceError(Exception):
     """An error answer of the service (an RFC 9457 problem) or no answer at all."""
@@ -37,7 +39,7 @@ class LockTimeout(LockServiceError):
     """The lock was held (the semaphore full, another candidate leading) and the wait ran out. ``retry_after``: the
     holder's TTL left; ``leader``: for a campaign, the :class:`~lockservice.Leader` in the way (its term and value)."""
 
-    def __init__(self, message: str, *, leader: Optional[Any] = None, **problem: Any) -> None:
+    def __init__(self, message: str, *, leader: Optional[Leader] = None, **problem: Any) -> None:
         super().__init__(message, **problem)
         self.leader = leader
 
