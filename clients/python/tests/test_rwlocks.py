@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -24,10 +24,7 @@ def test_readers_share_and_a_writer_gets_the_lock_when_the_last_reader_leaves(se
         first = client.read_lock(key, ttl=30).acquire()
         second = client.rwlock(key, "read", ttl=30).acquire()
         assert (first.mode, second.mode) == ("read", "read")
-        got: List[RwLockHandle] = []
-        writer = threading.Thread(target=lambda: got.append(client.write_lock(key, ttl=30, wait=20).acquire()))
-        writer.start()
-        wait_until(lambda: _writers_waiting(client, key) == 1, 10, "the writer waits in the service")
+        writer, got = waiting_writer(client, key)
         first.release()
         time.sleep(0.3)
         assert not got, "a writer got in beside a reader"
@@ -47,18 +44,25 @@ def test_readers_share_and_a_writer_gets_the_lock_when_the_last_reader_leaves(se
         assert client.inspect_rwlock(key) is None
 
 
-def _writers_waiting(client: LockServiceClient, key: str) -> int:
-    info = client.inspect_rwlock(key)
-    return 0 if info is None else info.writers_waiting
+def waiting_writer(client: LockServiceClient, key: str) -> Tuple[threading.Thread, List[RwLockHandle]]:
+    """A writer that waits (up to 20 s) on a thread of its own, once the service counts it among the writers waiting;
+    the list gets its handle when it has the lock."""
+    got: List[RwLockHandle] = []
+    writer = threading.Thread(target=lambda: got.append(client.write_lock(key, ttl=30, wait=20).acquire()))
+    writer.start()
+
+    def writers_waiting() -> int:
+        info = client.inspect_rwlock(key)
+        return 0 if info is None else info.writers_waiting
+
+    wait_until(lambda: writers_waiting() == 1, 10, "the writer waits in the service")
+    return writer, got
 
 
 def test_a_waiting_writer_goes_before_new_readers_and_a_writer_excludes_them(service: Service, key: str) -> None:
     with admin(service) as client:
         reader = client.read_lock(key, ttl=30).acquire()
-        got: List[RwLockHandle] = []
-        writer = threading.Thread(target=lambda: got.append(client.write_lock(key, ttl=30, wait=20).acquire()))
-        writer.start()
-        wait_until(lambda: _writers_waiting(client, key) == 1, 10, "the writer waits in the service")
+        writer, got = waiting_writer(client, key)
         with pytest.raises(LockTimeout) as refused:
             client.read_lock(key, ttl=30).acquire()
         assert refused.value.code == "rwlock_held" and refused.value.retry_after is not None
