@@ -323,8 +323,9 @@ def test_async_campaign_proclaim_and_observe(service: Service, key: str) -> None
                         await client.campaign(key).acquire()
                     assert refused.value.leader is not None and refused.value.leader.value == "b"
                 await seen(lambda e: e.event == "no-leader")
-                follower.cancel()
-                await asyncio.gather(follower, return_exceptions=True)
+                # Closed from this task while the follower's task waits for the next event: its loop ends at once.
+                await observation.aclose()
+                await asyncio.wait_for(follower, 1.0)
             assert [(e.event, e.value) for e in events] == [("no-leader", None), ("leader", "a"), ("leader", "b"), ("no-leader", None)]
             assert await client.leader(key) is None
     run(test)
@@ -346,6 +347,18 @@ def test_an_observer_rides_out_a_service_that_is_down_and_an_instance_that_resta
             follower.wait_for("no leader again", lambda e: e.event == "no-leader", 5)
             events = follower.finish()
     assert [(e.event, e.value) for e in events] == [("no-leader", None), ("leader", "after"), ("no-leader", None)]
+
+
+def test_closing_an_observation_from_another_thread_ends_its_loop_at_once(service: Service, key: str) -> None:
+    with admin(service) as watcher:
+        follower = Follower(watcher.observe(key), until=lambda events: False)
+        follower.wait_for("the current state", lambda e: e.event == "no-leader")
+        time.sleep(0.2)  # the follower is blocked reading the stream, waiting for a change
+        closed = time.monotonic()
+        follower.observation.close()
+        events = follower.finish()
+        assert time.monotonic() - closed < 1.0, "the loop went on waiting after close()"
+    assert [e.event for e in events] == ["no-leader"]
 
 
 def test_observing_with_a_wrong_api_key_raises_unauthorized_instead_of_retrying(service: Service, key: str) -> None:

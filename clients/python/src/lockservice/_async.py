@@ -326,10 +326,14 @@ class AsyncLeadershipHandle(_AsyncHeld[Leadership], HeldLeadership):
 
 class AsyncObservation:
     """The events of an observed election (see :meth:`AsyncLockServiceClient.observe`): an async iterator;
-    ``await aclose()`` (or leaving ``async with``) ends its stream."""
+    ``await aclose()`` (or leaving ``async with``) ends its stream, also while another task waits on it."""
 
     def __init__(self, client: AsyncLockServiceClient, op: _wire.StreamOp) -> None:
         self._client = client
+        self._stopped = False
+        # Made by the iteration, in its event loop (an asyncio.Event made outside one binds to another on 3.9).
+        self._stop: Optional[asyncio.Event] = None
+        self._response: Optional[httpx.Response] = None
         self._events = self._drive(op)
 
     def __aiter__(self) -> AsyncIterator[ElectionEvent]:
@@ -339,7 +343,16 @@ class AsyncObservation:
         return await self._events.__anext__()
 
     async def aclose(self) -> None:
-        await self._events.aclose()
+        """Ends the observation: an iteration waiting in another task stops at once (its loop ends)."""
+        self._stopped = True
+        if self._stop is not None:
+            self._stop.set()
+        try:
+            await self._events.aclose()
+        except RuntimeError:
+            # Another task is iterating, waiting for the stream: closing the response ends that read at once.
+            if self._response is not None:
+                await self._response.aclose()
 
     async def __aenter__(self) -> AsyncObservation:
         return self
@@ -348,25 +361,31 @@ class AsyncObservation:
         await self.aclose()
 
     async def _drive(self, op: _wire.StreamOp) -> AsyncGenerator[ElectionEvent, None]:
-        """Sends what ``op`` yields: requests (an event stream left open for its reads), sleeps, reads, and events."""
-        response: Optional[httpx.Response] = None
+        """Sends what ``op`` yields: requests (an event stream left open for its reads), sleeps, reads, and events;
+        returns at the first step after :meth:`aclose`."""
         chunks: Optional[AsyncIterator[bytes]] = None
-        run = _wire.Running(op)
+        stop = self._stop = asyncio.Event()
+        run = _wire.Running(op, lambda: self._stopped)
         try:
             for step in run:
                 if isinstance(step, _wire.Emit):
                     yield step.event
                 elif isinstance(step, _wire.Sleep):
-                    await asyncio.sleep(step.seconds)
+                    try:
+                        await asyncio.wait_for(stop.wait(), step.seconds)
+                    except asyncio.TimeoutError:
+                        pass
                 elif isinstance(step, _wire.Read):
                     run.outcome = await self._read(chunks)
                 else:
-                    if response is not None:
-                        await response.aclose()
-                    response, chunks, run.outcome = await self._open(step)
+                    if self._response is not None:
+                        await self._response.aclose()
+                    self._response, chunks, run.outcome = await self._open(step)
+        except _wire.Stopped:
+            return
         finally:
-            if response is not None:
-                await response.aclose()
+            if self._response is not None:
+                await self._response.aclose()
 
     async def _open(self, request: _wire.Request) -> Tuple[Optional[httpx.Response], Optional[AsyncIterator[bytes]], _wire.Outcome]:
         http = self._client._http

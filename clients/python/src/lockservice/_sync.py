@@ -3,6 +3,7 @@ background thread each."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import weakref
@@ -337,10 +338,12 @@ class LeadershipHandle(_Held[Leadership], HeldLeadership):
 
 class Observation:
     """The events of an observed election (see :meth:`LockServiceClient.observe`): an iterator that blocks until the
-    next change; ``close()`` (or leaving ``with``) ends its stream."""
+    next change; ``close()`` (or leaving ``with``) ends its stream, also from another thread while it waits."""
 
     def __init__(self, client: LockServiceClient, op: _wire.StreamOp) -> None:
         self._client = client
+        self._stop = threading.Event()
+        self._response: Optional[httpx.Response] = None
         self._events = self._drive(op)
 
     def __iter__(self) -> Iterator[ElectionEvent]:
@@ -350,7 +353,14 @@ class Observation:
         return next(self._events)
 
     def close(self) -> None:
-        self._events.close()
+        """Ends the observation: an iteration running on another thread stops at once (its loop ends)."""
+        self._stop.set()
+        try:
+            self._events.close()
+        except ValueError:
+            # Iterating on another thread now, most likely blocked in a read of the stream: closing a socket does not
+            # wake a read blocked on it, shutting it down does (else the read ends at its timeout, OBSERVE_SILENCE).
+            _interrupt(self._response)
 
     def __enter__(self) -> Observation:
         return self
@@ -359,25 +369,27 @@ class Observation:
         self.close()
 
     def _drive(self, op: _wire.StreamOp) -> Generator[ElectionEvent, None, None]:
-        """Sends what ``op`` yields: requests (an event stream left open for its reads), sleeps, reads, and events."""
-        response: Optional[httpx.Response] = None
+        """Sends what ``op`` yields: requests (an event stream left open for its reads), sleeps, reads, and events;
+        returns at the first step after :meth:`close`."""
         chunks: Optional[Iterator[bytes]] = None
-        run = _wire.Running(op)
+        run = _wire.Running(op, self._stop.is_set)
         try:
             for step in run:
                 if isinstance(step, _wire.Emit):
                     yield step.event
                 elif isinstance(step, _wire.Sleep):
-                    time.sleep(step.seconds)
+                    self._stop.wait(step.seconds)
                 elif isinstance(step, _wire.Read):
                     run.outcome = self._read(chunks)
                 else:
-                    if response is not None:
-                        response.close()
-                    response, chunks, run.outcome = self._open(step)
+                    if self._response is not None:
+                        self._response.close()
+                    self._response, chunks, run.outcome = self._open(step)
+        except _wire.Stopped:
+            return
         finally:
-            if response is not None:
-                response.close()
+            if self._response is not None:
+                self._response.close()
 
     def _open(self, request: _wire.Request) -> Tuple[Optional[httpx.Response], Optional[Iterator[bytes]], _wire.Outcome]:
         http = self._client._http
@@ -396,6 +408,17 @@ class Observation:
             return _wire.Chunk(next(chunks, b"") if chunks is not None else b"")
         except httpx.TransportError as error:
             return _wire.failure(error, self._client.url)
+
+
+def _interrupt(response: Optional[httpx.Response]) -> None:
+    """Ends a read blocked on ``response``'s connection now, where httpx tells its socket (httpcore 0.16 and later)."""
+    stream = None if response is None else response.extensions.get("network_stream")
+    connection = None if stream is None else stream.get_extra_info("socket")
+    if isinstance(connection, socket.socket):
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed: the read has ended
 
 
 class LeaseContext(Generic[H]):
