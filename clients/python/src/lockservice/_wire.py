@@ -83,8 +83,6 @@ class Request:
     wait: float = 0.0
     #: A bound on the whole request, replacing the client's timeout (a renewal must not outlive the lease).
     timeout: Optional[float] = None
-    #: An event stream: a 200's body is not read with the response but step by step (:class:`Read`).
-    stream: bool = False
 
     def __repr__(self) -> str:
         # The path of a held lease's request carries its token.
@@ -801,7 +799,7 @@ def observe(name: str, clock: Callable[[], float] = time.monotonic) -> StreamOp:
         if state.last_id is not None:
             headers += (("Last-Event-ID", state.last_id),)
         opened = clock()
-        outcome = yield Request("GET", ELECTION.path(name), headers=headers, timeout=OBSERVE_SILENCE, stream=True)
+        outcome = yield Request("GET", ELECTION.path(name), headers=headers, timeout=OBSERVE_SILENCE)
         problem: Optional[LockServiceError] = None
         asked: Optional[float] = None
         if isinstance(outcome, Failure):
