@@ -75,7 +75,7 @@ internal static class LockScripts
     // PERSIST by hand); nil when the lock is free; nil and what is wrong when the key holds what this service never writes
     // (another type, a lease that does not parse), for the script to answer BADDATA before it writes anything.
     // A hash (written by an older version) is read field by field.
-    private const string Lease = $$"""
+    internal const string Lease = $$"""
         local function lease(key)
           local v = redis.pcall('GET', key)
           if not v then
@@ -156,7 +156,7 @@ internal static class LockScripts
 
         """;
 
-    private const string NowMs = """
+    internal const string NowMs = """
         local function nowMs()
           local t = redis.call('TIME')
           return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
