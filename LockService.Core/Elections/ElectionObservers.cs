@@ -56,6 +56,9 @@ public sealed class ElectionObservers : IDisposable
     // a fraction of a second of Redis answering, seldom enough not to hammer a Redis that is coming back.
     private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromMilliseconds(250);
 
+    // How long after a reconnection every name is read a second time (see OnConnectionRestored).
+    private static readonly TimeSpan ReadAgainAfterReconnect = TimeSpan.FromMilliseconds(500);
+
     private readonly ISubscriber _subscriber;
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly ElectionStore _store;
@@ -196,7 +199,14 @@ public sealed class ElectionObservers : IDisposable
         ReadAll();
     }
 
-    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e) => ReadAll();
+    // Notices sent while a connection was down are lost: read every name now, and once more a little later, in case the
+    // subscriptions are restored after the interactive connection (a change between this read and their return would
+    // otherwise wait for the heartbeat's re-read).
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
+    {
+        ReadAll();
+        _ = Task.Delay(ReadAgainAfterReconnect, _clock).ContinueWith(static (_, s) => ((ElectionObservers)s!).ReadAll(), this, TaskScheduler.Default);
+    }
 
     private void ReadAll()
     {

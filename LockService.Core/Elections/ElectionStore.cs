@@ -106,13 +106,6 @@ public sealed class ElectionStore
             ResignScript, [keys.Leader, keys.LastLease, keys.Leases], [token, keys.Channel, _redis.PublishCommand]).ConfigureAwait(false));
     }
 
-    /// <summary>Sends a resign of <paramref name="token"/> without the Redis timeout: for a campaign whose caller was told it failed.</summary>
-    public Task ResignUnboundedAsync(LockName name, string token)
-    {
-        var keys = KeysOf(name);
-        return _redis.EvalUnboundedAsync(ResignScript, [keys.Leader, keys.LastLease, keys.Leases], [token, keys.Channel, _redis.PublishCommand]);
-    }
-
     /// <summary>The leader while <paramref name="token"/> leads, else why it does not.</summary>
     public async Task<LookReply> CheckAsync(LockName name, string token) => await LookAsync(name, token).ConfigureAwait(false);
 
