@@ -17,7 +17,7 @@ if (args is ["--healthcheck", ..])
 LockMetrics.ConfigureAdapters();            // runtime metrics only: ASP.NET's per-request meters cost CPU on every request
 var builder = WebApplication.CreateBuilder(args);
 builder.AddLockLogging();                   // Serilog: JSON outside Development, tokens never logged
-builder.Services.AddLockEngine();           // one multiplexer, the lock and semaphore engines, validated Redis/Locks/Semaphores options
+builder.Services.AddLeaseEngine();          // one multiplexer, the lease engine and a store per kind, validated Redis/Locks/Semaphores options
 builder.Services.AddLockErrors();           // one problem+json shape for every error
 builder.AddLockAuth();                      // API keys, tenants and roles; nothing registered when none are configured
 builder.Services.AddLockOperators();        // /admin: listing, force-release, the dashboard's settings
@@ -45,7 +45,7 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (Exception ex) when (ex is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException { InnerException: ArgumentException or FormatException })
+catch (Exception ex) when (Operations.IsInvalidConfiguration(ex))
 {
     // A bad setting stops the service at start with one line that names it.
     return Operations.ReportInvalidConfiguration(ex);

@@ -6,6 +6,7 @@ using LockService.Api.Observability;
 using LockService.Api.OpenApi;
 using LockService.Api.RateLimiting;
 using LockService.Api.Semaphores;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -30,18 +31,24 @@ internal static partial class AdminEndpoints
         services.AddOptions<OperatorOptions>().BindConfiguration(OperatorOptions.SectionName).ValidateOnStart();
         services.AddOptions<UiOptions>().BindConfiguration(UiOptions.SectionName).ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton(sp => new LockLister(
-            sp.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>(),
-            sp.GetRequiredService<LockEngine>(),
-            sp.GetRequiredService<IOptions<LockOptions>>().Value,
-            sp.GetRequiredService<IOptions<RedisOptions>>().Value));
-        // One shared listing each: a lock force-release clears the locks' pages, a permit force-release the semaphores'.
-        services.AddSingleton(sp => new ListingCache<LockPage>(sp.GetRequiredService<LockLister>().ListAsync, sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton(sp => new ListingCache<SemaphorePage>(sp.GetRequiredService<SemaphoreEngine>().ListAsync, sp.GetRequiredService<TimeProvider>()));
+        // One shared listing per kind: a force-release clears its kind's pages.
+        services.AddListing<LockStore, LockInfo>();
+        services.AddListing<SemaphoreStore, SemaphoreInfo>();
         services.AddSingleton<InstanceRates>();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
         return services;
     }
+
+    /// <summary>The cached listing of a kind's held leases (<see cref="ListingCache{TPage}"/>), through the engine.</summary>
+    public static IServiceCollection AddListing<TStore, TState>(this IServiceCollection services)
+        where TStore : class, IListedLeases<TState>
+        where TState : class =>
+        services.AddSingleton(sp =>
+        {
+            var (engine, store) = (sp.GetRequiredService<LeaseEngine>(), sp.GetRequiredService<TStore>());
+            return new ListingCache<LeasePage<TState>>(
+                (tenant, prefix, limit, cursor, cancellation) => engine.ListAsync(store, tenant, prefix, limit, cursor, cancellation), sp.GetRequiredService<TimeProvider>());
+        });
 
     public static IEndpointRouteBuilder MapAdminEndpoints(this IEndpointRouteBuilder app)
     {
@@ -79,19 +86,19 @@ internal static partial class AdminEndpoints
     }
 
     private static Task<Results<Ok<LockListResponse>, ProblemHttpResult>> ListAsync(
-        HttpContext http, ListingCache<LockPage> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
+        HttpContext http, ListingCache<LeasePage<LockInfo>> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
         ListPageAsync(http, query, async (prefix, limit) =>
         {
             var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
-            return (new LockListResponse([.. page.Locks.Select(LockInfoResponse.From)], page.Cursor), page.CursorError);
+            return (new LockListResponse([.. page.Items.Select(LockInfoResponse.From)], page.Cursor), page.CursorError);
         });
 
     private static Task<Results<Ok<SemaphoreListResponse>, ProblemHttpResult>> ListSemaphoresAsync(
-        HttpContext http, ListingCache<SemaphorePage> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
+        HttpContext http, ListingCache<LeasePage<SemaphoreInfo>> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
         ListPageAsync(http, query, async (prefix, limit) =>
         {
             var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
-            return (new SemaphoreListResponse([.. page.Semaphores.Select(SemaphoreInfoResponse.From)], page.Cursor), page.CursorError);
+            return (new SemaphoreListResponse([.. page.Items.Select(SemaphoreInfoResponse.From)], page.Cursor), page.CursorError);
         });
 
     // A page of a listing: its parameters read, then the page, or the 400 of a cursor that cannot be followed.
@@ -126,16 +133,16 @@ internal static partial class AdminEndpoints
         }
 
         prefix = query.Prefix ?? string.Empty;
-        if (!errors.ContainsKey("prefix") && !LockName.IsValidPrefix(prefix))
+        if (!errors.ContainsKey("prefix") && !LeaseName.IsValidPrefix(prefix))
         {
-            errors["prefix"] = ["A prefix is up to 200 characters from A-Z a-z 0-9 . _ : - (a lock key's characters)."];
+            errors["prefix"] = [LeaseName.PrefixRule];
         }
 
         limit = DefaultLimit;
         if (!errors.ContainsKey("limit") && query.Limit is not null
-            && (!int.TryParse(query.Limit, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > LockLister.MaxLimit))
+            && (!int.TryParse(query.Limit, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > LeaseEngine.MaxListLimit))
         {
-            errors["limit"] = [$"limit is a whole number from 1 to {LockLister.MaxLimit}."];
+            errors["limit"] = [$"limit is a whole number from 1 to {LeaseEngine.MaxListLimit}."];
         }
 
         if (!errors.ContainsKey("cursor") && query.Cursor is { Length: 0 })
@@ -149,8 +156,8 @@ internal static partial class AdminEndpoints
     private static async Task<Results<NoContent, ProblemHttpResult>> ForceReleaseAsync(
         string key,
         HttpContext http,
-        LockEngine engine,
-        ListingCache<LockPage> listings,
+        LockStore locks,
+        ListingCache<LeasePage<LockInfo>> listings,
         IOptions<OperatorOptions> options,
         ILogger<OperatorAudit> audit)
     {
@@ -160,7 +167,7 @@ internal static partial class AdminEndpoints
         }
 
         var tenant = http.TenantOf();
-        var result = await engine.ForceReleaseAsync(new LockName(tenant, key));
+        var result = await locks.ForceReleaseAsync(new LeaseName(tenant, key));
         if (!result.Released)
         {
             return Problems.Free(key);
@@ -178,8 +185,8 @@ internal static partial class AdminEndpoints
         string key,
         string slot,
         HttpContext http,
-        SemaphoreEngine engine,
-        ListingCache<SemaphorePage> listings,
+        SemaphoreStore semaphoreStore,
+        ListingCache<LeasePage<SemaphoreInfo>> listings,
         IOptions<OperatorOptions> options,
         IOptions<SemaphoreOptions> semaphores,
         ILogger<OperatorAudit> audit)
@@ -200,7 +207,7 @@ internal static partial class AdminEndpoints
         }
 
         var tenant = http.TenantOf();
-        var result = await engine.ForceReleaseAsync(new LockName(tenant, key), number);
+        var result = await semaphoreStore.ForceReleaseAsync(new LeaseName(tenant, key), number);
         if (!result.Released)
         {
             return Problems.SlotFree(key, number);
@@ -231,19 +238,21 @@ internal static partial class AdminEndpoints
             return Problems.Invalid(errors, "This endpoint takes no parameters.");
         }
 
-        return LockName.IsValid(key) ? null : Problems.BadKey(key, noun);
+        return LeaseName.IsValid(key) ? null : Problems.BadKey(key, noun);
     }
 
     private static string ShownTenant(string tenant) => tenant.Length == 0 ? "(none)" : tenant;
 
     private static string CallerRole(HttpContext http) => http.RoleOf() ?? "none (authentication off)";
 
-    private static Ok<InstanceStatsResponse> Stats(LockEngine engine, SemaphoreEngine semaphores, InstanceRates rates)
+    private static Ok<InstanceStatsResponse> Stats(LeaseEngine engine, InstanceRates rates)
     {
         var (acquires, releases, forced, seconds) = rates.Now();
+        var kinds = Enum.GetValues<LeaseKind>().ToDictionary(
+            LeaseOperationMetadata.LabelOf,
+            kind => new KindStatsResponse(engine.WaitingOf(kind), Math.Round(acquires[(int)kind], 2), Math.Round(releases[(int)kind], 2)));
         return TypedResults.Ok(new InstanceStatsResponse(
-            engine.WaitingCount + semaphores.WaitingCount, engine.WatchingCount + semaphores.WatchingCount,
-            Math.Round(acquires, 2), Math.Round(releases, 2), Math.Round(forced, 2), Math.Round(seconds, 1)));
+            engine.WaitingCount, engine.WatchingCount, Math.Round(acquires.Sum(), 2), Math.Round(releases.Sum(), 2), Math.Round(forced, 2), Math.Round(seconds, 1), kinds));
     }
 
     // Who released what, at Warning so that it stands out in the log: the key, its tenant, the holder's fencing token and

@@ -1,4 +1,6 @@
+using LockService.Api.Locks;
 using LockService.Api.Observability;
+using LockService.Core.Leases;
 
 namespace LockService.Api.Admin;
 
@@ -13,8 +15,13 @@ internal sealed class InstanceRates(TimeProvider clock)
     private readonly Queue<Sample> _samples = new();
     private readonly Lock _gate = new();
 
-    /// <summary>Acquires, releases and force-releases per second, and the seconds they were measured over (0 at first).</summary>
-    public (double Acquires, double Releases, double Forced, double Seconds) Now()
+    private static readonly LeaseKind[] Kinds = Enum.GetValues<LeaseKind>();
+
+    /// <summary>
+    /// Per kind, acquires and releases per second; force-releases per second of every kind; and the seconds they were
+    /// measured over (0 at first).
+    /// </summary>
+    public (double[] Acquires, double[] Releases, double Forced, double Seconds) Now()
     {
         var now = Take();
         lock (_gate)
@@ -32,16 +39,19 @@ internal sealed class InstanceRates(TimeProvider clock)
             var first = _samples.Peek();
             var seconds = clock.GetElapsedTime(first.At, now.At).TotalSeconds;
             return seconds < 0.1
-                ? (0, 0, 0, 0)
-                : ((now.Acquires - first.Acquires) / seconds, (now.Releases - first.Releases) / seconds, (now.Forced - first.Forced) / seconds, seconds);
+                ? (new double[Kinds.Length], new double[Kinds.Length], 0, 0)
+                : (Rates(first.Acquires, now.Acquires, seconds), Rates(first.Releases, now.Releases, seconds), (now.Forced - first.Forced) / seconds, seconds);
         }
     }
 
+    private static double[] Rates(double[] then, double[] now, double seconds) => [.. now.Select((n, i) => (n - then[i]) / seconds)];
+
+    // Counted from the operations' typed outcomes, so a kind's refused acquires (held, full) never count as acquires.
     private Sample Take() => new(
         clock.GetTimestamp(),
-        LockMetrics.Operations.WithLabels("acquire", "acquired").Value,
-        LockMetrics.Operations.WithLabels("release", "released").Value,
-        LockMetrics.ForcedReleases.Value);
+        [.. Kinds.Select(kind => LockMetrics.Operations.WithLabels(LeaseOperationMetadata.LabelOf(kind), "acquire", "acquired").Value)],
+        [.. Kinds.Select(kind => LockMetrics.Operations.WithLabels(LeaseOperationMetadata.LabelOf(kind), "release", "released").Value)],
+        LockMetrics.ForcedReleases.Value + LockMetrics.PermitForcedReleases.Value);
 
-    private readonly record struct Sample(long At, double Acquires, double Releases, double Forced);
+    private readonly record struct Sample(long At, double[] Acquires, double[] Releases, double Forced);
 }

@@ -1,4 +1,5 @@
 using LockService.Api.Observability;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.Extensions.Options;
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -63,8 +64,8 @@ internal static class Problems
         InvalidKey,
         "The key is invalid.",
         key is null or { Length: 0 }
-            ? $"A {noun} key is required: POST /{noun}s/{{key}}. Keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit."
-            : $"{char.ToUpperInvariant(noun[0])}{noun[1..]} keys are 1-200 characters from A-Z a-z 0-9 . _ : - and start with a letter or digit.");
+            ? $"A {noun} key is required: POST /{noun}s/{{key}}. {LeaseName.Rule}"
+            : $"This is not a valid {noun} key. {LeaseName.Rule}");
 
     public static ProblemHttpResult BadToken() => Create(
         StatusCodes.Status400BadRequest,
@@ -138,16 +139,16 @@ internal static class Problems
         new Dictionary<string, object?> { ["retryAfterMs"] = retryAfterMs });
 
     /// <summary>No room for another waiting request: on the instance, or in the tenant's share of it.</summary>
-    public static ProblemHttpResult TooManyWaiters(NoRoom refused, LockOptions limits) =>
-        NoRoomFor(refused, limits, limits.MaxWaiters, "requests waiting", nameof(LockOptions.MaxWaiters), "Retry later, or use waitMs=0.");
+    public static ProblemHttpResult TooManyWaiters(NoRoom refused, LeaseOptions limits) =>
+        NoRoomFor(refused, limits, limits.MaxWaiters, "requests waiting", nameof(LeaseOptions.MaxWaiters), "Retry later, or use waitMs=0.");
 
     /// <summary>No room for another watch: on the instance, or in the tenant's share of it.</summary>
-    public static ProblemHttpResult TooManyWatchers(NoRoom refused, LockOptions limits) =>
-        NoRoomFor(refused, limits, limits.MaxWatchers, "watches open", nameof(LockOptions.MaxWatchers), "Retry later, or check without waitMs.");
+    public static ProblemHttpResult TooManyWatchers(NoRoom refused, LeaseOptions limits) =>
+        NoRoomFor(refused, limits, limits.MaxWatchers, "watches open", nameof(LeaseOptions.MaxWatchers), "Retry later, or check without waitMs.");
 
     /// <summary>No room for another lease-holding stream: on the instance, or in the tenant's share of it. Nothing was acquired.</summary>
-    public static ProblemHttpResult TooManyStreams(NoRoom refused, LockOptions limits) =>
-        NoRoomFor(refused, limits, limits.MaxStreams, "lease-holding streams open", nameof(LockOptions.MaxStreams), "Nothing was acquired. Retry later, or acquire without Accept: text/event-stream.");
+    public static ProblemHttpResult TooManyStreams(NoRoom refused, LeaseOptions limits) =>
+        NoRoomFor(refused, limits, limits.MaxStreams, "lease-holding streams open", nameof(LeaseOptions.MaxStreams), "Nothing was acquired. Retry later, or acquire without Accept: text/event-stream.");
 
     /// <summary>The rate limiter's 429; its caller sets Retry-After.</summary>
     public static ProblemHttpResult RateLimited() => TooMany(
@@ -222,9 +223,9 @@ internal static class Problems
 
     // The tenant's share is named apart from the instance's bound, so that a tenant at its share knows the others are not
     // the cause (and an operator knows which setting to raise).
-    private static ProblemHttpResult NoRoomFor(NoRoom refused, LockOptions limits, int bound, string what, string setting, string advice) => TooMany(
+    private static ProblemHttpResult NoRoomFor(NoRoom refused, LeaseOptions limits, int bound, string what, string setting, string advice) => TooMany(
         refused == NoRoom.Tenant
-            ? $"This tenant already has {limits.TenantShare(bound)} {what} on this instance, its share of Locks:{setting} (Locks:{nameof(LockOptions.MaxWaitersPerTenant)}). {advice}"
+            ? $"This tenant already has {limits.TenantShare(bound)} {what} on this instance, its share of Locks:{setting} (Locks:{nameof(LeaseOptions.MaxWaitersPerTenant)}). {advice}"
             : $"This instance already has {bound} {what} (Locks:{setting}). {advice}");
 
     private static ProblemHttpResult TooMany(string detail) =>

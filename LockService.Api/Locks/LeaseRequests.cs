@@ -2,6 +2,7 @@ using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Observability;
 using LockService.Api.RateLimiting;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -39,17 +40,17 @@ internal static class LeaseRequests
     /// builds from them, so that one 400 names everything wrong). Endpoints without parameters still answer a typo'd query
     /// parameter, or a body that is not an empty JSON object, with a 400: bad input never releases anything.
     /// </summary>
-    public static async ValueTask<(LockParameters Parameters, ProblemHttpResult? Problem, RequestErrors? Errors)> ReadAsync(
+    public static async ValueTask<(LeaseParameters Parameters, ProblemHttpResult? Problem, RequestErrors? Errors)> ReadAsync(
         HttpContext http, LeaseRoutes routes, string key, string? token, OperationParameters operation, CancellationToken cancellationToken)
     {
-        var (body, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
+        var (body, bodyProblem) = await LeaseParameterReader.ReadBodyAsync(http.Request, cancellationToken);
         if ((bodyProblem ?? TargetProblem(routes, key, token)) is { } problem)
         {
             return (default, problem, null);
         }
 
         RequestErrors? errors = null;   // created by the first error only
-        var parameters = LockParameterReader.Parse(http.Request.Query, body, operation, ref errors);
+        var parameters = LeaseParameterReader.Parse(http.Request.Query, body, operation, ref errors);
         if (operation.ReadsIdempotencyKey)
         {
             parameters = parameters with { IdempotencyKey = IdempotencyKeyOf(http.Request, ref errors) };
@@ -66,56 +67,59 @@ internal static class LeaseRequests
     }
 
     /// <summary>
-    /// An extend of any kind of lease: its TTL read and checked against the rules, then <paramref name="extend"/>, then the
+    /// An extend of any kind of lease: its TTL read and checked against the rules, then the store's extend, then the
     /// lease with its new TTL, or why the token no longer holds it.
     /// </summary>
-    public static async Task<Results<Ok<TBody>, ProblemHttpResult>> ExtendAsync<TResult, TLease, TBody>(
+    public static async Task<Results<Ok<TBody>, ProblemHttpResult>> ExtendAsync<TRequest, TLease, TInfo, TBusy, TBody>(
         HttpContext http,
         LeaseRoutes routes,
         (string Key, string Token) target,
         OperationParameters operation,
-        LockOptions limits,
-        Func<LockName, ExtendRequest, Task<TResult>> extend,
+        LeaseStore<TRequest, TLease, TInfo, TBusy> store,
         Func<TLease, TBody> body,
         Func<string, LeaseEnd, ProblemHttpResult> notHeld,
         CancellationToken cancellationToken)
-        where TResult : ILeaseResult<TLease>
-        where TLease : class
+        where TRequest : ILeaseRequest<TRequest>
+        where TLease : class, IKeptLease
+        where TInfo : class, ILeaseInfo
     {
         var (parameters, problem, errors) = await ReadAsync(http, routes, target.Key, target.Token, operation, cancellationToken);
         var request = new ExtendRequest(parameters.TtlMs);
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, request.Validate(limits)), operation)) is { } invalid)
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, request.Validate(store.Limits)), operation)) is { } invalid)
         {
             return invalid;
         }
 
-        var result = await extend(new LockName(http.TenantOf(), target.Key), request);
-        return result.Held is { } lease ? TypedResults.Ok(body(lease)) : notHeld(target.Key, result.Ended!.Value);
+        var result = await store.ExtendAsync(new LeaseName(http.TenantOf(), target.Key), target.Token, request);
+        http.Outcome(result.Lease is null ? LeaseOutcome.NotHeld : LeaseOutcome.Extended);
+        return result.Lease is { } lease ? TypedResults.Ok(body(lease)) : notHeld(target.Key, result.Ended!.Value);
     }
 
     /// <summary>
-    /// A check of any kind of lease, or with <c>waitMs</c> a watch (<paramref name="look"/> gets the wait, 0 for a check):
+    /// A check of any kind of lease, or with <c>waitMs</c> a watch:
     /// the lease while the token holds it, else why not; 429 when the instance has no room for another watch. A lease a
     /// watch saw end other than by its holder's release is counted as lost.
     /// </summary>
-    public static async Task<Results<Ok<TBody>, ProblemHttpResult>> CheckAsync<TResult, TInfo, TBody>(
+    public static async Task<Results<Ok<TBody>, ProblemHttpResult>> CheckAsync<TRequest, TLease, TInfo, TBusy, TBody>(
         HttpContext http,
         LeaseRoutes routes,
         (string Key, string Token) target,
         OperationParameters operation,
-        LockOptions limits,
-        Func<LockName, long, Task<TResult>> look,
+        LeaseEngine engine,
+        LeaseStore<TRequest, TLease, TInfo, TBusy> store,
         Func<TInfo, TBody> body,
         Func<string, LeaseEnd, ProblemHttpResult> notHeld,
         CancellationToken cancellationToken)
-        where TResult : IWatchResult<TInfo>
-        where TInfo : class
+        where TRequest : ILeaseRequest<TRequest>
+        where TLease : class, IKeptLease
+        where TInfo : class, ILeaseInfo
     {
+        var limits = engine.Limits;
         var (parameters, problem, errors) = await ReadAsync(http, routes, target.Key, target.Token, operation, cancellationToken);
         var watchMs = parameters.WaitMs ?? 0;
         if (problem is null && errors is null)
         {
-            LockRules.CheckWait(watchMs, limits, ref errors);
+            LeaseRules.CheckWait(watchMs, limits, ref errors);
         }
 
         if ((problem ?? Problems.Invalid(errors, operation)) is { } invalid)
@@ -123,7 +127,11 @@ internal static class LeaseRequests
             return invalid;
         }
 
-        var result = await look(new LockName(http.TenantOf(), target.Key), watchMs);
+        var name = new LeaseName(http.TenantOf(), target.Key);
+        var result = watchMs > 0
+            ? await engine.WatchAsync(store, name, target.Token, watchMs, cancellationToken)
+            : await store.CheckAsync(name, target.Token);
+        http.Outcome(result.NoRoomToWatch != NoRoom.None ? LeaseOutcome.Rejected : result.Info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
         if (result.NoRoomToWatch != NoRoom.None)
         {
             http.Response.Headers.RetryAfter = "1";
@@ -135,7 +143,7 @@ internal static class LeaseRequests
             LockMetrics.Lost(lost);
         }
 
-        return result.Held is { } info ? TypedResults.Ok(body(info)) : notHeld(target.Key, result.Ended!.Value);
+        return result.Info is { } info ? TypedResults.Ok(body(info)) : notHeld(target.Key, result.Ended!.Value);
     }
 
     /// <summary>
@@ -158,7 +166,7 @@ internal static class LeaseRequests
             return Problems.WrongMethod(method);
         }
 
-        var (_, bodyProblem) = await LockParameterReader.ReadBodyAsync(http.Request, cancellationToken);
+        var (_, bodyProblem) = await LeaseParameterReader.ReadBodyAsync(http.Request, cancellationToken);
         return bodyProblem
             ?? (routeMethods == routes.TokenRouteMethods ? TargetProblem(routes, path[..slash], path[(slash + 1)..]) : null)
             ?? Problems.BadKey(path, routes.Noun);
@@ -166,27 +174,27 @@ internal static class LeaseRequests
 
     private static ProblemHttpResult? TargetProblem(LeaseRoutes routes, string key, string? token)
     {
-        if (!LockName.IsValid(key))
+        if (!LeaseName.IsValid(key))
         {
             return Problems.BadKey(key, routes.Noun);
         }
 
-        return token is not null && !LockToken.IsValid(token) ? Problems.BadToken() : null;
+        return token is not null && !LeaseToken.IsValid(token) ? Problems.BadToken() : null;
     }
 
     private static string? IdempotencyKeyOf(HttpRequest request, ref RequestErrors? errors)
     {
-        if (!request.Headers.TryGetValue(LockRules.IdempotencyKey, out var values))
+        if (!request.Headers.TryGetValue(LeaseRules.IdempotencyKey, out var values))
         {
             return null;
         }
 
         if (values.Count != 1)
         {
-            RequestErrors.Add(ref errors, LockRules.IdempotencyKey, $"The {LockRules.IdempotencyKey} header must be given once.");
+            RequestErrors.Add(ref errors, LeaseRules.IdempotencyKey, $"The {LeaseRules.IdempotencyKey} header must be given once.");
             return null;
         }
 
-        return LockRules.CheckIdempotencyKey(values[0] ?? string.Empty, ref errors) ? values[0] : null;
+        return LeaseRules.CheckIdempotencyKey(values[0] ?? string.Empty, ref errors) ? values[0] : null;
     }
 }

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using LockService.Api.Errors;
 using LockService.Api.Observability;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -11,7 +12,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace LockService.Api.Locks;
 
 /// <summary>
-/// A lease (a lock, a semaphore's permit) held by a Server-Sent Events stream: <c>event: acquired</c> with the lease, a
+/// A lease of any kind held by a Server-Sent Events stream: <c>event: acquired</c> with the lease, a
 /// comment after every renewal, and <c>event: lost</c> with the reason when the lease ends other than by the client. The
 /// connection is the lease: closing it releases it at once, and a stopping instance ends each stream with
 /// <c>unavailable</c> and releases its lease. It holds its place among the instance's streams (<see cref="StreamPlace"/>)
@@ -49,8 +50,13 @@ internal sealed partial class LeaseStream(StreamedLease lease, StreamPlace place
         return false;
     }
 
-    /// <summary>A lock held by the stream, in the place <paramref name="place"/> reserved for it.</summary>
-    public static LeaseStream ForLock(LockEngine engine, LockName name, LockLease lease, StreamPlace place) => new(new HeldLock(engine, name, lease), place);
+    /// <summary>A lease of any kind held by the stream, in the place <paramref name="place"/> reserved for it; <paramref name="acquiredData"/> is its first event's data.</summary>
+    public static LeaseStream For<TRequest, TLease, TInfo, TBusy>(
+        LeaseEngine engine, LeaseStore<TRequest, TLease, TInfo, TBusy> store, LeaseName name, TLease lease, string acquiredData, StreamPlace place)
+        where TRequest : ILeaseRequest<TRequest>
+        where TLease : class, IKeptLease
+        where TInfo : class, ILeaseInfo =>
+        new(new HeldLease<TRequest, TLease, TInfo, TBusy>(engine, store, name, lease, acquiredData), place);
 
     public async Task ExecuteAsync(HttpContext http)
     {
@@ -150,14 +156,18 @@ internal sealed partial class LeaseStream(StreamedLease lease, StreamPlace place
         Message = "A stream's lock or permit could not be released when the stream ended ({ExceptionType}); its TTL frees it")]
     private static partial void LogReleaseFailed(ILogger logger, string exceptionType);
 
-    private sealed class HeldLock(LockEngine engine, LockName name, LockLease lease) : StreamedLease
+    private sealed class HeldLease<TRequest, TLease, TInfo, TBusy>(
+        LeaseEngine engine, LeaseStore<TRequest, TLease, TInfo, TBusy> store, LeaseName name, TLease lease, string acquiredData) : StreamedLease
+        where TRequest : ILeaseRequest<TRequest>
+        where TLease : class, IKeptLease
+        where TInfo : class, ILeaseInfo
     {
-        public override string AcquiredData => JsonSerializer.Serialize(LeaseResponse.From(lease), LockJsonContext.Default.LeaseResponse);
+        public override string AcquiredData => acquiredData;
 
         public override Task<LeaseEnd?> KeepAsync(Func<long, DateTimeOffset, ValueTask> renewed, CancellationToken stop) =>
-            engine.KeepAsync(name, lease, renewal => renewed(renewal.TtlMs, renewal.ExpiresAt), stop);
+            engine.KeepAsync(store, name, lease, renewal => renewed(renewal.TtlMs, renewal.ExpiresAt), stop);
 
-        public override Task ReleaseAsync() => engine.ReleaseAsync(name, lease.Token);
+        public override Task ReleaseAsync() => store.ReleaseAsync(name, lease.Token);
     }
 }
 
@@ -179,7 +189,7 @@ internal sealed class StreamPlace : IDisposable
     }
 
     /// <summary>Reserves a place for a stream of <paramref name="tenant"/>, or answers the 429 (with Retry-After) of the bound that has none.</summary>
-    public static (StreamPlace? Place, ProblemHttpResult? NoRoom) Reserve(HttpContext http, string tenant, LockOptions limits)
+    public static (StreamPlace? Place, ProblemHttpResult? NoRoom) Reserve(HttpContext http, string tenant, LeaseOptions limits)
     {
         var bounds = http.RequestServices.GetRequiredService<WaitBounds>();
         if (bounds.TryOpenStream(tenant) is var refused && refused != NoRoom.None)

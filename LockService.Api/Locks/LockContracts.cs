@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 
 namespace LockService.Api.Locks;

@@ -1,8 +1,10 @@
+using System.Text.Json;
 using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Observability;
 using LockService.Api.OpenApi;
 using LockService.Api.RateLimiting;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -17,7 +19,7 @@ internal static class LockEndpoints
     {
         var locks = LeaseRoutes.Locks.MapGroup(app, "Locks");
 
-        locks.MapPost("/{key}", AcquireAsync).WithName("acquire").WithOperation(LockOperation.Acquire)
+        locks.MapPost("/{key}", AcquireAsync).WithName("acquire").WithOperation(LeaseKind.Lock, LeaseOperation.Acquire)
             .WithSummary("Acquire a lock, optionally waiting in the server for it; with Accept: text/event-stream, hold it for the life of the stream")
             .WithDescription("201 with the lease; 409 lock_held (with Retry-After) when held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting (a stream: Locks:MaxStreams open), or the tenant its share of them (Locks:MaxWaitersPerTenant). "
                 + "With Accept: text/event-stream (ttlMs >= 1000, no Idempotency-Key): 200 once the lock is obtained, a stream of 'event: acquired' (the lease), "
@@ -27,22 +29,22 @@ internal static class LockEndpoints
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
-        locks.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release").WithOperation(LockOperation.Release)
+        locks.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release").WithOperation(LeaseKind.Lock, LeaseOperation.Release)
             .WithSummary("Release a lock held by this token")
             .WithDescription("204 when this token held the lock: it is free at once and a waiter (on any instance) gets it. 404 lock_not_held with 'reason' (released, forced, expired, unknown) when it does not hold it; nothing changes then.")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend").WithOperation(LockOperation.Extend)
+        locks.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend").WithOperation(LeaseKind.Lock, LeaseOperation.Extend)
             .WithSummary("Extend a lock held by this token: its remaining TTL becomes ttlMs from now")
             .WithDescription("200 with the lease and its new expiry. Without ttlMs the TTL it was acquired with is used; a hold cap (maxHoldMs) cuts it, and a shorter TTL wakes the waiters to the new expiry. 404 lock_not_held with 'reason' when this token no longer holds the lock: stop working under it.")
             .WithParameters(OperationParameters.Extend)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
-        locks.MapGet("/{key}", InspectAsync).WithName("inspect").WithOperation(LockOperation.Inspect)
+        locks.MapGet("/{key}", InspectAsync).WithName("inspect").WithOperation(LeaseKind.Lock, LeaseOperation.Inspect)
             .WithSummary("Who holds a lock and for how long (never the token)")
             .WithDescription("200 with the holder's fencing token, owner, remaining TTL, expiry, acquiredAt and hold cap; 404 lock_not_held when the lock is free. Open to every caller of the tenant: the token is never shown.")
             .ProducesProblem(StatusCodes.Status404NotFound);
-        locks.MapGet("/{key}/{token}", CheckAsync).WithName("check").WithOperation(LockOperation.Inspect)
+        locks.MapGet("/{key}/{token}", CheckAsync).WithName("check").WithOperation(LeaseKind.Lock, LeaseOperation.Inspect)
             .WithSummary("Whether this token still holds the lock; with waitMs, watch it: answered at once when the lease ends")
             .WithDescription("200 with the lock while this token holds it; 404 lock_not_held with 'reason' (released, forced, expired, unknown) when it does not. With waitMs the request waits in the server until the lease ends (then 404 at once) or waitMs runs out (then 200); 429 when the instance has Locks:MaxWatchers watches open.")
             .WithParameters(OperationParameters.Watch)
@@ -57,25 +59,20 @@ internal static class LockEndpoints
     private static async Task<Results<Created<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
         string key,
         HttpContext http,
-        LockEngine engine,
-        IOptions<LockOptions> options,
+        LeaseEngine engine,
+        LockStore locks,
         CancellationToken cancellationToken)
     {
-        var limits = options.Value;
-        var (parameters, problem, errors) = await ReadRequestAsync(http, key, token: null, OperationParameters.Acquire, cancellationToken);
-        var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, parameters.IdempotencyKey, parameters.MaxHoldMs);
+        var limits = engine.Limits;
+        var (parameters, problem, errors) = await LeaseRequests.ReadAsync(http, LeaseRoutes.Locks, key, token: null, OperationParameters.Acquire, cancellationToken);
         var stream = LeaseStream.IsWanted(http.Request);
-        if (stream && problem is null)
-        {
-            LockRules.CheckStream(request, ref errors);
-        }
-
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, request.Validate(limits)), OperationParameters.Acquire)) is { } invalid)
+        var request = parameters.Terms(limits, stream);
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, locks.Validate(request)), OperationParameters.Acquire)) is { } invalid)
         {
             return invalid;
         }
 
-        var name = new LockName(http.TenantOf(), key);
+        var name = new LeaseName(http.TenantOf(), key);
         var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
         if (noRoom is not null)
         {
@@ -83,16 +80,23 @@ internal static class LockEndpoints
         }
 
         using var reserved = place;
-        var result = await engine.AcquireAsync(name, request, cancellationToken);
+        var result = await engine.AcquireAsync(locks, name, request, cancellationToken);
         if (result.Waited)
         {
             http.Features.Set(WaitedFeature.Instance);
         }
 
+        http.Outcome(result.Status switch
+        {
+            AcquireStatus.Acquired => LeaseOutcome.Acquired,
+            AcquireStatus.Held => LeaseOutcome.Held,
+            _ => LeaseOutcome.Rejected,
+        });
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
-                return LeaseStream.ForLock(engine, name, result.Lease!, reserved!.Take());
+                var held = result.Lease!;
+                return LeaseStream.For(engine, locks, name, held, JsonSerializer.Serialize(LeaseResponse.From(held), LockJsonContext.Default.LeaseResponse), reserved!.Take());
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
                 return TypedResults.Created($"/locks/{key}/{lease.Token}", LeaseResponse.From(lease));
@@ -106,15 +110,15 @@ internal static class LockEndpoints
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+        string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken)
     {
-        var (_, problem, errors) = await ReadRequestAsync(http, key, token, OperationParameters.None, cancellationToken);
-        if ((problem ?? Problems.Invalid(errors, OperationParameters.None)) is { } invalid)
+        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Locks, key, token, cancellationToken) is { } invalid)
         {
             return invalid;
         }
 
-        var result = await engine.ReleaseAsync(new LockName(http.TenantOf(), key), token);
+        var result = await locks.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
+        http.Outcome(result.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
         if (result.Released)
         {
             LockMetrics.HoldDuration.Observe(result.HeldMs / 1000.0);
@@ -124,37 +128,28 @@ internal static class LockEndpoints
     }
 
     private static Task<Results<Ok<LeaseResponse>, ProblemHttpResult>> ExtendAsync(
-        string key, string token, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken) =>
-        LeaseRequests.ExtendAsync<ExtendResult, LockLease, LeaseResponse>(
-            http, LeaseRoutes.Locks, (key, token), OperationParameters.Extend, options.Value,
-            (name, request) => engine.ExtendAsync(name, token, request), LeaseResponse.From, Problems.NotHeld, cancellationToken);
+        string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.ExtendAsync(http, LeaseRoutes.Locks, (key, token), OperationParameters.Extend, locks, LeaseResponse.From, Problems.NotHeld, cancellationToken);
 
     private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, LockEngine engine, CancellationToken cancellationToken)
+        string key, HttpContext http, LockStore locks, CancellationToken cancellationToken)
     {
-        var (_, problem, errors) = await ReadRequestAsync(http, key, token: null, OperationParameters.None, cancellationToken);
-        if ((problem ?? Problems.Invalid(errors, OperationParameters.None)) is { } invalid)
+        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Locks, key, token: null, cancellationToken) is { } invalid)
         {
             return invalid;
         }
 
-        var info = await engine.InspectAsync(new LockName(http.TenantOf(), key));
+        var info = await locks.InspectAsync(new LeaseName(http.TenantOf(), key));
+        http.Outcome(info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
         return info is null ? Problems.Free(key) : TypedResults.Ok(LockInfoResponse.From(info));
     }
 
     private static Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> CheckAsync(
-        string key, string token, HttpContext http, LockEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken) =>
-        LeaseRequests.CheckAsync<CheckResult, LockInfo, LockInfoResponse>(
-            http, LeaseRoutes.Locks, (key, token), OperationParameters.Watch, options.Value,
-            (name, watchMs) => watchMs > 0 ? engine.WatchAsync(name, token, watchMs, cancellationToken) : engine.CheckAsync(name, token),
-            LockInfoResponse.From, Problems.NotHeld, cancellationToken);
+        string key, string token, HttpContext http, LeaseEngine engine, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.CheckAsync(http, LeaseRoutes.Locks, (key, token), OperationParameters.Watch, engine, locks, LockInfoResponse.From, Problems.NotHeld, cancellationToken);
 
     private static Task<ProblemHttpResult> NoRouteAsync(HttpContext http, CancellationToken cancellationToken, string? rest = null) =>
         LeaseRequests.NoRouteAsync(http, LeaseRoutes.Locks, rest, cancellationToken);
-
-    private static ValueTask<(LockParameters Parameters, ProblemHttpResult? Problem, RequestErrors? Errors)> ReadRequestAsync(
-        HttpContext http, string key, string? token, OperationParameters operation, CancellationToken cancellationToken) =>
-        LeaseRequests.ReadAsync(http, LeaseRoutes.Locks, key, token, operation, cancellationToken);
 }
 
 /// <summary>Set on a request that waited in the server, so its duration also counts as a wait.</summary>

@@ -26,13 +26,13 @@ internal static class LockMetrics
 
     public static readonly Counter Operations = Metrics.CreateCounter(
         "lockservice_operations_total",
-        "Lock operations by outcome.",
-        new CounterConfiguration { LabelNames = ["operation", "outcome"] });
+        "Lease operations by kind (lock, semaphore, ...), operation (acquire, release, extend, inspect) and outcome.",
+        new CounterConfiguration { LabelNames = ["kind", "operation", "outcome"] });
 
     public static readonly Histogram RequestDuration = Metrics.CreateHistogram(
         "lockservice_request_duration_seconds",
-        "Time to answer a lock request, waiting included.",
-        new HistogramConfiguration { LabelNames = ["operation"], Buckets = Histogram.ExponentialBuckets(0.00025, 2, 18) });
+        "Time to answer a lease request, waiting included.",
+        new HistogramConfiguration { LabelNames = ["kind", "operation"], Buckets = Histogram.ExponentialBuckets(0.00025, 2, 18) });
 
     public static readonly Histogram WaitDuration = Metrics.CreateHistogram(
         "lockservice_wait_duration_seconds",
@@ -79,17 +79,17 @@ internal static class LockMetrics
     private static readonly Counter.Child LostUnavailable = LostLeases.WithLabels("unavailable");
 
     /// <summary>Counts a lease a watch or stream saw lost; a release by its holder (or a token never known) is no loss.</summary>
-    public static void Lost(LockService.Core.Locks.LeaseEnd reason)
+    public static void Lost(LockService.Core.Leases.LeaseEnd reason)
     {
         switch (reason)
         {
-            case LockService.Core.Locks.LeaseEnd.Forced:
+            case LockService.Core.Leases.LeaseEnd.Forced:
                 LostForced.Inc();
                 break;
-            case LockService.Core.Locks.LeaseEnd.Expired:
+            case LockService.Core.Leases.LeaseEnd.Expired:
                 LostExpired.Inc();
                 break;
-            case LockService.Core.Locks.LeaseEnd.Unavailable:
+            case LockService.Core.Leases.LeaseEnd.Unavailable:
                 LostUnavailable.Inc();
                 break;
         }

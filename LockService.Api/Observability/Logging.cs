@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.RegularExpressions;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Serilog;
 using Serilog.Configuration;
@@ -171,7 +172,7 @@ internal static partial class Logging
             List<LogEventProperty>? changed = null;
             foreach (var (name, value) in logEvent.Properties)
             {
-                if (value is ScalarValue { Value: string { Length: >= LockToken.Length } text } && TokenShape().IsMatch(text))
+                if (value is ScalarValue { Value: string { Length: >= LeaseToken.Length } text } && TokenShape().IsMatch(text))
                 {
                     (changed ??= []).Add(new LogEventProperty(name, new ScalarValue(Redact(text))));
                 }

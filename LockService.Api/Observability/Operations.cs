@@ -1,4 +1,5 @@
 using LockService.Api.Auth;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -17,9 +18,11 @@ internal static partial class Operations
             .WithTags("Health");
         app.MapMetrics("/metrics");
 
-        var engine = app.Services.GetRequiredService<LockEngine>();
-        var semaphores = app.Services.GetRequiredService<LockService.Core.Semaphores.SemaphoreEngine>();
-        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => LockMetrics.WaitingRequests.Set(engine.WaitingCount + semaphores.WaitingCount));
+        // Every kind's settings are read here, before the host starts (the key spaces read each kind's section): a bad one
+        // then stops the start with one line, not a failed host's log.
+        _ = app.Services.GetRequiredService<IOptions<KeySpaces>>().Value;
+        var engine = app.Services.GetRequiredService<LeaseEngine>();
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => LockMetrics.WaitingRequests.Set(engine.WaitingCount));
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("LockService");
         if (!app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Enabled)
@@ -49,12 +52,25 @@ internal static partial class Operations
         }
     }
 
+    /// <summary>
+    /// True for what a bad setting throws at start: a failed validation, a value the binder could not convert, or several
+    /// of those at once (the host's start validates every section, and one section read by another fails twice).
+    /// </summary>
+    public static bool IsInvalidConfiguration(Exception exception) => exception switch
+    {
+        OptionsValidationException or InvalidOperationException { InnerException: ArgumentException or FormatException } => true,
+        AggregateException aggregate => aggregate.InnerExceptions.Count > 0 && aggregate.InnerExceptions.All(IsInvalidConfiguration),
+        _ => false,
+    };
+
     /// <summary>Writes one line that names the bad setting, for a service that must not start with it.</summary>
     public static int ReportInvalidConfiguration(Exception exception)
     {
         var message = exception switch
         {
             OptionsValidationException validation => string.Join(" ", validation.Failures),
+            AggregateException aggregate => string.Join(" ", aggregate.InnerExceptions
+                .SelectMany(e => e is OptionsValidationException v ? v.Failures : [e.Message]).Distinct()),
             _ => exception.Message,
         };
         Console.Error.WriteLine("LockService cannot start, invalid configuration: " + message.ReplaceLineEndings(" "));

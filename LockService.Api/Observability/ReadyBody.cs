@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LockService.Api.Redis;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;

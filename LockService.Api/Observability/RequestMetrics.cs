@@ -5,23 +5,19 @@ using Prometheus;
 namespace LockService.Api.Observability;
 
 /// <summary>
-/// What every request adds to the metrics: http_request_duration_seconds, and for lock requests the operation
+/// What every request adds to the metrics: http_request_duration_seconds, and for lease requests the operation
 /// counters and latency histograms. Labelled children are resolved once and cached, never per request.
 /// </summary>
 internal static class RequestMetrics
 {
-    private const int Acquire = (int)LockOperation.Acquire, Release = (int)LockOperation.Release, Extend = (int)LockOperation.Extend, Inspect = (int)LockOperation.Inspect;
-    private const int Acquired = 0, Held = 1, Released = 2, Extended = 3, NotHeld = 4, Rejected = 5, Invalid = 6, Error = 7, Cancelled = 8, Unauthorized = 9;
-    private static readonly string[] Operations = Enum.GetValues<LockOperation>().Select(o => LockOperationMetadata.Of(o).Label).ToArray();
-    private static readonly string[] Outcomes = ["acquired", "held", "released", "extended", "not_held", "rejected", "invalid", "error", "cancelled", "unauthorized"];
+    private static readonly string[] Outcomes = ["acquired", "held", "full", "released", "extended", "not_held", "rejected", "invalid", "error", "cancelled", "unauthorized"];
 
-    private static readonly Counter.Child[][] OperationCounters =
-        Operations.Select(operation => Outcomes.Select(outcome => LockMetrics.Operations.WithLabels(operation, outcome)).ToArray()).ToArray();
+    // One series per kind, operation and outcome, made at start so that every one exists (at 0) before it first counts.
+    private static readonly Counter.Child[][] OperationCounters = [.. Enumerable.Range(0, LeaseOperationMetadata.Count).Select(LeaseOperationMetadata.At)
+        .Select(o => Outcomes.Select(outcome => LockMetrics.Operations.WithLabels(o.KindLabel, o.Label, outcome)).ToArray())];
 
-    private static readonly Histogram.Child[] Durations = Operations.Select(operation => LockMetrics.RequestDuration.WithLabels(operation)).ToArray();
-
-    // Each operation's verb (a semaphore's acquire is an acquire), which says what its statuses mean.
-    private static readonly int[] Verbs = Enum.GetValues<LockOperation>().Select(o => (int)LockOperationMetadata.Of(o).Verb).ToArray();
+    private static readonly Histogram.Child[] Durations =
+        [.. Enumerable.Range(0, LeaseOperationMetadata.Count).Select(LeaseOperationMetadata.At).Select(o => LockMetrics.RequestDuration.WithLabels(o.KindLabel, o.Label))];
 
     /// <summary>
     /// The name, labels and buckets of prometheus-net's UseHttpMetrics, so its dashboards keep working. Its
@@ -37,8 +33,9 @@ internal static class RequestMetrics
     private static readonly string[] KnownMethods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
     private static readonly ConcurrentDictionary<HttpSeries, Histogram.Child> HttpChildren = new();
 
-    /// <summary>The lock operation of an endpoint (from its route's metadata), or null for any other route.</summary>
-    public static string? OperationOf(Endpoint? endpoint) => endpoint?.Metadata.GetMetadata<LockOperationMetadata>()?.Label;
+    /// <summary>The lease operation of an endpoint (from its route's metadata, as "lock acquire"), or null for any other route.</summary>
+    public static string? OperationOf(Endpoint? endpoint) =>
+        endpoint?.Metadata.GetMetadata<LeaseOperationMetadata>() is { } o ? o.KindLabel + " " + o.Label : null;
 
     public static void Record(HttpContext http, Endpoint? endpoint, string? route, int status, bool cancelled, double elapsedSeconds)
     {
@@ -46,14 +43,14 @@ internal static class RequestMetrics
             k.Status.ToString(System.Globalization.CultureInfo.InvariantCulture), k.Method, string.Empty, string.Empty, k.Route))
             .Observe(elapsedSeconds);
 
-        var operation = OperationIndex(endpoint);
-        if (operation < 0)
+        if (endpoint?.Metadata.GetMetadata<LeaseOperationMetadata>() is not { } operation)
         {
             return;
         }
 
-        OperationCounters[operation][cancelled ? Cancelled : OutcomeOf(Verbs[operation], status)].Inc();
-        Durations[operation].Observe(elapsedSeconds);
+        var outcome = cancelled ? LeaseOutcome.Cancelled : http.Features.Get<LeaseOutcomeFeature>()?.Outcome ?? UnansweredOutcome(status);
+        OperationCounters[operation.Index][(int)outcome].Inc();
+        Durations[operation.Index].Observe(elapsedSeconds);
         if (http.Features.Get<WaitedFeature>() is not null)
         {
             LockMetrics.WaitDuration.Observe(elapsedSeconds);
@@ -74,22 +71,14 @@ internal static class RequestMetrics
         return "OTHER";
     }
 
-    private static int OperationIndex(Endpoint? endpoint) =>
-        endpoint?.Metadata.GetMetadata<LockOperationMetadata>() is { } metadata ? (int)metadata.Operation : -1;
-
-    private static int OutcomeOf(int operation, int status) => (operation, status) switch
+    // A request no handler answered: refused before it (no API key, a rate limit, bad input the pipeline caught) or failed
+    // (Redis trouble, a bug).
+    private static LeaseOutcome UnansweredOutcome(int status) => status switch
     {
-        (Acquire, 201 or 200) => Acquired,   // 200: a lock held by a stream
-        (Acquire, 409) => Held,
-        (Release, 204) => Released,
-        (Extend, 200) => Extended,
-        (Inspect, 200) => Held,
-        (_, 401) => Unauthorized,
-        (_, 404) => NotHeld,
-        (_, 429) => Rejected,
-        (_, 503) => Error,
-        (_, >= 400 and < 500) => Invalid,
-        _ => Error,
+        401 => LeaseOutcome.Unauthorized,
+        429 => LeaseOutcome.Rejected,
+        >= 400 and < 500 => LeaseOutcome.Invalid,
+        _ => LeaseOutcome.Error,
     };
 
     /// <summary>

@@ -44,7 +44,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
         var metadata = context.ApiDescription.ActionDescriptor.EndpointMetadata;
         var declared = metadata.OfType<ProblemCodes>().ToList();
         var route = context.ApiDescription.RelativePath ?? string.Empty;
-        if (metadata.OfType<LockOperationMetadata>().Any())
+        if (metadata.OfType<LeaseOperationMetadata>().Any())
         {
             // Every lock route reads a body, if one is sent, before anything else (parameters or not), so each can
             // answer 413 and 415; the route table declares them only where the body carries parameters.

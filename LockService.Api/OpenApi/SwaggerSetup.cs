@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LockService.Api.Locks;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -48,7 +49,7 @@ internal static class SwaggerSetup
     }
 
     /// <summary>
-    /// Documents the parameters an operation reads itself (strictly, through LockParameterReader, from the same
+    /// Documents the parameters an operation reads itself (strictly, through LeaseParameterReader, from the same
     /// <see cref="OperationParameters"/>): each as a query parameter, all together as an optional JSON body, and the
     /// Idempotency-Key header where it is read. The request pays for no model binding just to appear in the document,
     /// and Accepts() is not used: it would make routing reject requests without a JSON content type before the
@@ -76,10 +77,10 @@ internal static class SwaggerSetup
 /// <summary>
 /// Writes an operation's <see cref="OperationParameters"/> into the document: each parameter as a query parameter,
 /// all of them as the properties of an optional JSON body (no other members allowed), and the Idempotency-Key header.
-/// Descriptions state the limits of the running configuration, from the same <see cref="LockOptions"/> the engine
+/// Descriptions state the limits of the running configuration, from the same <see cref="LeaseOptions"/> the engine
 /// enforces.
 /// </summary>
-internal sealed class OperationParametersFilter(IOptions<LockOptions> options, IOptions<SemaphoreOptions> semaphores) : IOperationFilter
+internal sealed class OperationParametersFilter(IOptions<LeaseOptions> options, IOptions<SemaphoreOptions> semaphores) : IOperationFilter
 {
     public void Apply(OpenApiOperation operation, OperationFilterContext context)
     {
@@ -110,11 +111,11 @@ internal sealed class OperationParametersFilter(IOptions<LockOptions> options, I
         {
             operation.Parameters!.Add(new OpenApiParameter
             {
-                Name = LockRules.IdempotencyKey,
+                Name = LeaseRules.IdempotencyKey,
                 In = ParameterLocation.Header,
                 Required = false,
-                Description = $"Retry-safe acquire: a retry with the same key while the {declared.Subject} is held returns the same lease. 1-{LockRules.MaxIdempotencyKeyLength} printable ASCII characters.",
-                Schema = new OpenApiSchema { Type = JsonSchemaType.String, MinLength = 1, MaxLength = LockRules.MaxIdempotencyKeyLength },
+                Description = $"Retry-safe acquire: a retry with the same key while the {declared.Subject} is held returns the same lease. 1-{LeaseRules.MaxIdempotencyKeyLength} printable ASCII characters.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String, MinLength = 1, MaxLength = LeaseRules.MaxIdempotencyKeyLength },
             });
         }
 
@@ -137,7 +138,7 @@ internal sealed class OperationParametersFilter(IOptions<LockOptions> options, I
         };
     }
 
-    private static OpenApiSchema SchemaOf(LockParameter parameter, bool nullable)
+    private static OpenApiSchema SchemaOf(LeaseParameter parameter, bool nullable)
     {
         var type = parameter.Kind == ParameterKind.Text ? JsonSchemaType.String : JsonSchemaType.Integer;
         return new OpenApiSchema
@@ -145,7 +146,7 @@ internal sealed class OperationParametersFilter(IOptions<LockOptions> options, I
             Type = nullable ? type | JsonSchemaType.Null : type,
             Format = parameter.Kind == ParameterKind.Text ? null : "int64",
             MinLength = parameter.Kind == ParameterKind.Text ? 1 : null,
-            MaxLength = parameter.Kind == ParameterKind.Text ? LockRules.MaxOwnerLength : null,
+            MaxLength = parameter.Kind == ParameterKind.Text ? LeaseRules.MaxOwnerLength : null,
         };
     }
 }

@@ -1,3 +1,4 @@
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -9,36 +10,29 @@ namespace LockService.Api.Redis;
 /// <summary>One multiplexer per process, tuned so that Redis trouble is a fast error and heals by itself.</summary>
 internal static class RedisSetup
 {
-    public static IServiceCollection AddLockEngine(this IServiceCollection services)
+    public static IServiceCollection AddLeaseEngine(this IServiceCollection services)
     {
         services.AddOptions<RedisOptions>().BindConfiguration(RedisOptions.SectionName).ValidateDataAnnotations()
             .Validate(o => TryParse(o.ConnectionString), "Redis:ConnectionString is not a valid StackExchange.Redis configuration string.")
             .ValidateOnStart();
-        services.AddOptions<LockOptions>().BindConfiguration(LockOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<LeaseOptions>().BindConfiguration(LeaseOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 
-        // Each kind owns its key space: every kind adds its prefix here, one line each, and an overlap stops the start.
-        services.AddOptions<KeySpaces>().ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<KeySpaces>().Configure<IOptions<LockOptions>>((spaces, o) => spaces.Add("Locks:KeyPrefix", o.Value.KeyPrefix));
-        services.AddOptions<KeySpaces>().Configure<IOptions<SemaphoreOptions>>((spaces, o) => spaces.Add("Semaphores:KeyPrefix", o.Value.KeyPrefix));
         services.AddSingleton<IConnectionMultiplexer>(sp => Connect(sp.GetRequiredService<IOptions<RedisOptions>>().Value));
 
-        // Locks and semaphores of this instance wait, watch and stream within one set of bounds (Locks:MaxWaiters,
-        // MaxWatchers, MaxStreams) and one share of each per tenant (Locks:MaxWaitersPerTenant).
-        services.AddSingleton(sp => new WaitBounds(sp.GetRequiredService<IOptions<LockOptions>>().Value));
-        services.AddSingleton(sp => new LockEngine(
+        // Every kind of this instance waits, watches and streams within one set of bounds (Locks:MaxWaiters, MaxWatchers,
+        // MaxStreams) and one share of each per tenant (Locks:MaxWaitersPerTenant), in the one engine.
+        services.AddSingleton(sp => new WaitBounds(sp.GetRequiredService<IOptions<LeaseOptions>>().Value));
+        services.AddSingleton(sp => new LeaseEngine(
             sp.GetRequiredService<IConnectionMultiplexer>(),
-            sp.GetRequiredService<IOptions<LockOptions>>().Value,
+            sp.GetRequiredService<IOptions<LeaseOptions>>().Value,
             sp.GetRequiredService<IOptions<RedisOptions>>().Value,
             bounds: sp.GetRequiredService<WaitBounds>()));
 
-        // The semaphore engine over the same multiplexer, with the lock engine's limits and its own Semaphores section.
+        // Each kind: its store over the engine, and its key space, which must not overlap another's (checked at start).
+        services.AddOptions<KeySpaces>().ValidateDataAnnotations().ValidateOnStart();
+        services.AddLeaseKind<LeaseOptions, LockStore>("Locks:KeyPrefix", o => o.KeyPrefix, (engine, _) => new LockStore(engine));
         services.AddOptions<SemaphoreOptions>().BindConfiguration(SemaphoreOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton(sp => new SemaphoreEngine(
-            sp.GetRequiredService<IConnectionMultiplexer>(),
-            sp.GetRequiredService<IOptions<SemaphoreOptions>>().Value,
-            sp.GetRequiredService<IOptions<LockOptions>>().Value,
-            sp.GetRequiredService<IOptions<RedisOptions>>().Value,
-            bounds: sp.GetRequiredService<WaitBounds>()));
+        services.AddLeaseKind<SemaphoreOptions, SemaphoreStore>("Semaphores:KeyPrefix", o => o.KeyPrefix, (engine, o) => new SemaphoreStore(engine, o));
         services.AddHealthChecks()
             .AddCheck<RedisHealthCheck>("redis", tags: ["ready"])
             .AddCheck<RedisSettingsHealthCheck>("redis_settings", tags: ["ready"]);
@@ -50,6 +44,16 @@ internal static class RedisSetup
         services.AddSingleton<RedisSettingsMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<RedisSettingsMonitor>());
         return services;
+    }
+
+    /// <summary>A kind of lease: its store, made from the engine and its options, and its key prefix among the key spaces.</summary>
+    private static void AddLeaseKind<TOptions, TStore>(
+        this IServiceCollection services, string prefixSetting, Func<TOptions, string> prefix, Func<LeaseEngine, TOptions, TStore> store)
+        where TOptions : class
+        where TStore : class
+    {
+        services.AddOptions<KeySpaces>().Configure<IOptions<TOptions>>((spaces, o) => spaces.Add(prefixSetting, prefix(o.Value)));
+        services.AddSingleton(sp => store(sp.GetRequiredService<LeaseEngine>(), sp.GetRequiredService<IOptions<TOptions>>().Value));
     }
 
     public static ConnectionMultiplexer Connect(RedisOptions options)
@@ -90,12 +94,12 @@ internal static class RedisSetup
     /// <summary>Creates the multiplexer at start. With Redis down the service still starts and reconnects in the background.</summary>
     private sealed class RedisConnector(IServiceProvider services) : IHostedService
     {
-        public Task StartAsync(CancellationToken cancellationToken) => Task.Run(() => services.GetRequiredService<LockEngine>(), cancellationToken);
+        public Task StartAsync(CancellationToken cancellationToken) => Task.Run(() => services.GetRequiredService<LeaseEngine>(), cancellationToken);
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
-    private sealed class RedisHealthCheck(LockEngine engine) : IHealthCheck
+    private sealed class RedisHealthCheck(LeaseEngine engine) : IHealthCheck
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {

@@ -4,10 +4,10 @@ using LockService.Api.Errors;
 using LockService.Api.Locks;
 using LockService.Api.Observability;
 using LockService.Api.OpenApi;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.Extensions.Options;
 
 namespace LockService.Api.Semaphores;
 
@@ -22,7 +22,7 @@ internal static class SemaphoreEndpoints
     {
         var semaphores = LeaseRoutes.Semaphores.MapGroup(app, "Semaphores");
 
-        semaphores.MapPost("/{key}", AcquireAsync).WithName("acquire-permit").WithOperation(LockOperation.SemaphoreAcquire)
+        semaphores.MapPost("/{key}", AcquireAsync).WithName("acquire-permit").WithOperation(LeaseKind.Semaphore, LeaseOperation.Acquire)
             .WithSummary("Acquire a permit of a semaphore (up to 'limit' holders at once), optionally waiting in the server for a place; with Accept: text/event-stream, hold it for the life of the stream")
             .WithDescription("201 with the permit (its slot: the lowest free one below limit; its fencing token increases per slot); 409 semaphore_full (with Retry-After: when the earliest permit expires) "
                 + "when at least 'limit' permits are held and waitMs ran out; 429 when the instance has Locks:MaxWaiters waiting (a stream: Locks:MaxStreams open), or the tenant its share of them (Locks:MaxWaitersPerTenant). A caller is let in while fewer than its own limit are held. "
@@ -31,20 +31,20 @@ internal static class SemaphoreEndpoints
             .WithParameters(OperationParameters.AcquirePermit)
             .ProducesEvents(StatusCodes.Status200OK, ("acquired", typeof(PermitResponse)), ("lost", typeof(LostEvent)))
             .ProducesProblem(StatusCodes.Status409Conflict).WithProblemCodes(StatusCodes.Status409Conflict, Problems.SemaphoreFull);
-        semaphores.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release-permit").WithOperation(LockOperation.SemaphoreRelease)
+        semaphores.MapDelete("/{key}/{token}", ReleaseAsync).WithName("release-permit").WithOperation(LeaseKind.Semaphore, LeaseOperation.Release)
             .WithSummary("Release the permit this token holds: its place goes to a waiter at once")
             .WithDescription("204 when this token held a permit: its slot is free at once. 404 permit_not_held with 'reason' (released, forced, expired, unknown) when it holds none; nothing changes then.")
             .ProducesNotHeld(Problems.PermitNotHeld);
-        semaphores.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend-permit").WithOperation(LockOperation.SemaphoreExtend)
+        semaphores.MapPatch("/{key}/{token}", ExtendAsync).WithName("extend-permit").WithOperation(LeaseKind.Semaphore, LeaseOperation.Extend)
             .WithSummary("Extend the permit this token holds: its remaining TTL becomes ttlMs from now")
             .WithDescription("200 with the permit and its new expiry. Without ttlMs the TTL it was acquired with is used; a hold cap (maxHoldMs) cuts it. 404 permit_not_held with 'reason' when this token holds no permit: stop working under it.")
             .WithParameters(OperationParameters.ExtendPermit)
             .ProducesNotHeld(Problems.PermitNotHeld);
-        semaphores.MapGet("/{key}", InspectAsync).WithName("inspect-semaphore").WithOperation(LockOperation.SemaphoreInspect)
+        semaphores.MapGet("/{key}", InspectAsync).WithName("inspect-semaphore").WithOperation(LeaseKind.Semaphore, LeaseOperation.Inspect)
             .WithSummary("How many permits are held and who holds them (never a token; at most 1000 permits, 'truncated' when there are more)")
             .WithDescription("200 with the count held and each permit (slot, fencing token, limit, owner, acquiredAt, expiry, remaining TTL, hold cap), ordered by slot; 404 semaphore_empty when no permit is held. Expired permits are never counted.")
             .ProducesNotHeld(Problems.SemaphoreEmpty);
-        semaphores.MapGet("/{key}/{token}", CheckAsync).WithName("check-permit").WithOperation(LockOperation.SemaphoreInspect)
+        semaphores.MapGet("/{key}/{token}", CheckAsync).WithName("check-permit").WithOperation(LeaseKind.Semaphore, LeaseOperation.Inspect)
             .WithSummary("Whether this token still holds a permit; with waitMs, watch it: answered at once when the permit ends")
             .WithDescription("200 with the permit while this token holds it; 404 permit_not_held with 'reason' (released, forced, expired, unknown) when it does not. With waitMs the request waits in the server until the permit ends (then 404 at once) or waitMs runs out (then 200); 429 when the instance has Locks:MaxWatchers watches open.")
             .WithParameters(OperationParameters.WatchPermit)
@@ -60,33 +60,22 @@ internal static class SemaphoreEndpoints
     private static async Task<Results<Created<PermitResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
         string key,
         HttpContext http,
-        SemaphoreEngine engine,
-        IOptions<LockOptions> options,
-        IOptions<SemaphoreOptions> semaphoreOptions,
+        LeaseEngine engine,
+        SemaphoreStore semaphores,
         CancellationToken cancellationToken)
     {
-        var limits = options.Value;
+        var limits = engine.Limits;
         var (parameters, problem, errors) = await LeaseRequests.ReadAsync(http, LeaseRoutes.Semaphores, key, token: null, OperationParameters.AcquirePermit, cancellationToken);
-        var request = new AcquireRequest(parameters.TtlMs ?? limits.DefaultTtlMs, parameters.WaitMs ?? 0, parameters.Owner, parameters.IdempotencyKey, parameters.MaxHoldMs);
         var stream = LeaseStream.IsWanted(http.Request);
-        RequestErrors? semaphoreErrors = null;
-        if (problem is null)
-        {
-            SemaphoreRules.CheckLimit(parameters.Limit, semaphoreOptions.Value, ref semaphoreErrors);
-            if (stream)
-            {
-                LockRules.CheckStream(request, ref semaphoreErrors);
-            }
-        }
+        var request = new PermitRequest(parameters.Terms(limits, stream), parameters.Limit);
 
         // What the reader found first (a 'limit' that is not a number is not also "required"), then the rules.
-        var all = RequestErrors.Merge(RequestErrors.Merge(errors, semaphoreErrors), request.Validate(limits));
-        if ((problem ?? Problems.Invalid(all, OperationParameters.AcquirePermit)) is { } invalid)
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, semaphores.Validate(request)), OperationParameters.AcquirePermit)) is { } invalid)
         {
             return invalid;
         }
 
-        var name = new LockName(http.TenantOf(), key);
+        var name = new LeaseName(http.TenantOf(), key);
         var (place, noRoom) = stream ? StreamPlace.Reserve(http, name.Tenant, limits) : default;
         if (noRoom is not null)
         {
@@ -94,17 +83,23 @@ internal static class SemaphoreEndpoints
         }
 
         using var reserved = place;
-        var limit = (int)parameters.Limit!.Value;
-        var result = await engine.AcquireAsync(name, limit, request, cancellationToken);
+        var result = await engine.AcquireAsync(semaphores, name, request, cancellationToken);
         if (result.Waited)
         {
             http.Features.Set(WaitedFeature.Instance);
         }
 
+        http.Outcome(result.Status switch
+        {
+            AcquireStatus.Acquired => LeaseOutcome.Acquired,
+            AcquireStatus.Held => LeaseOutcome.Full,
+            _ => LeaseOutcome.Rejected,
+        });
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
-                return new LeaseStream(new HeldPermit(engine, name, result.Lease!), reserved!.Take());
+                var held = result.Lease!;
+                return LeaseStream.For(engine, semaphores, name, held, JsonSerializer.Serialize(PermitResponse.From(held), SemaphoreJsonContext.Default.PermitResponse), reserved!.Take());
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
                 return TypedResults.Created($"/semaphores/{key}/{lease.Token}", PermitResponse.From(lease));
@@ -113,19 +108,20 @@ internal static class SemaphoreEndpoints
                 return Problems.TooManyWaiters(result.WaitRefused, limits);
             default:
                 http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
-                return Problems.Full(key, result.Held, limit, result.RetryAfterMs);
+                return Problems.Full(key, result.Busy.Held, (int)request.Limit!.Value, result.RetryAfterMs);
         }
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, SemaphoreEngine engine, CancellationToken cancellationToken)
+        string key, string token, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken)
     {
         if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Semaphores, key, token, cancellationToken) is { } invalid)
         {
             return invalid;
         }
 
-        var released = await engine.ReleaseAsync(new LockName(http.TenantOf(), key), token);
+        var released = await semaphores.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
+        http.Outcome(released.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
         if (!released.Released)
         {
             return Problems.NotHeldPermit(key, released.Ended!.Value);
@@ -136,43 +132,27 @@ internal static class SemaphoreEndpoints
     }
 
     private static Task<Results<Ok<PermitResponse>, ProblemHttpResult>> ExtendAsync(
-        string key, string token, HttpContext http, SemaphoreEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken) =>
-        LeaseRequests.ExtendAsync<PermitExtendResult, PermitLease, PermitResponse>(
-            http, LeaseRoutes.Semaphores, (key, token), OperationParameters.ExtendPermit, options.Value,
-            (name, request) => engine.ExtendAsync(name, token, request), PermitResponse.From, Problems.NotHeldPermit, cancellationToken);
+        string key, string token, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
+        LeaseRequests.ExtendAsync(http, LeaseRoutes.Semaphores, (key, token), OperationParameters.ExtendPermit, semaphores, PermitResponse.From, Problems.NotHeldPermit, cancellationToken);
 
     private static async Task<Results<Ok<SemaphoreInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, SemaphoreEngine engine, CancellationToken cancellationToken)
+        string key, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken)
     {
         if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Semaphores, key, token: null, cancellationToken) is { } invalid)
         {
             return invalid;
         }
 
-        return await engine.InspectAsync(new LockName(http.TenantOf(), key)) is { } info
-            ? TypedResults.Ok(SemaphoreInfoResponse.From(info))
-            : Problems.Empty(key);
+        var info = await semaphores.InspectAsync(new LeaseName(http.TenantOf(), key));
+        http.Outcome(info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
+        return info is null ? Problems.Empty(key) : TypedResults.Ok(SemaphoreInfoResponse.From(info));
     }
 
     private static Task<Results<Ok<PermitInfoResponse>, ProblemHttpResult>> CheckAsync(
-        string key, string token, HttpContext http, SemaphoreEngine engine, IOptions<LockOptions> options, CancellationToken cancellationToken) =>
-        LeaseRequests.CheckAsync<PermitCheckResult, PermitInfo, PermitInfoResponse>(
-            http, LeaseRoutes.Semaphores, (key, token), OperationParameters.WatchPermit, options.Value,
-            (name, watchMs) => watchMs > 0 ? engine.WatchAsync(name, token, watchMs, cancellationToken) : engine.CheckAsync(name, token),
-            PermitInfoResponse.From, Problems.NotHeldPermit, cancellationToken);
+        string key, string token, HttpContext http, LeaseEngine engine, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
+        LeaseRequests.CheckAsync(http, LeaseRoutes.Semaphores, (key, token), OperationParameters.WatchPermit, engine, semaphores, PermitInfoResponse.From, Problems.NotHeldPermit, cancellationToken);
 
     // A 404 with the one code this route gives.
     private static RouteHandlerBuilder ProducesNotHeld(this RouteHandlerBuilder builder, string code) =>
         builder.ProducesProblem(StatusCodes.Status404NotFound).WithProblemCodes(StatusCodes.Status404NotFound, code);
-
-    /// <summary>A permit held by a stream (<see cref="LeaseStream"/>).</summary>
-    private sealed class HeldPermit(SemaphoreEngine engine, LockName name, PermitLease lease) : StreamedLease
-    {
-        public override string AcquiredData => JsonSerializer.Serialize(PermitResponse.From(lease), SemaphoreJsonContext.Default.PermitResponse);
-
-        public override Task<LeaseEnd?> KeepAsync(Func<long, DateTimeOffset, ValueTask> renewed, CancellationToken stop) =>
-            engine.KeepAsync(name, lease, renewal => renewed(renewal.TtlMs, renewal.ExpiresAt), stop);
-
-        public override Task ReleaseAsync() => engine.ReleaseAsync(name, lease.Token);
-    }
 }

@@ -1,14 +1,11 @@
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 
 namespace LockService.Core.Elections;
 
-/// <summary>What a campaign asks for: the lease of a lock's acquire (without an owner) and the value the leader shows.</summary>
-/// <param name="TtlMs">How long the leadership lives unless resigned or extended.</param>
-/// <param name="WaitMs">How long to wait in the server while another candidate leads; 0 answers at once.</param>
+/// <summary>What a campaign asks for: the terms of a lease (no owner: an election's leader shows its value) and the value.</summary>
+/// <param name="Terms">The lease's terms (TTL, wait, Idempotency-Key, hold cap, stream); its owner must be null.</param>
 /// <param name="Value">What the leader tells its followers (an address, a host name): 0-1024 characters, no control characters.</param>
-/// <param name="IdempotencyKey">A retry of the same campaign while its leadership lasts gets the same lease back.</param>
-/// <param name="MaxHoldMs">The longest this candidate may lead in total; null: <see cref="LockOptions.DefaultMaxHoldMs"/>.</param>
-public readonly record struct CampaignRequest(long TtlMs, long WaitMs = 0, string Value = "", string? IdempotencyKey = null, long? MaxHoldMs = null)
+public readonly record struct CampaignRequest(AcquireRequest Terms, string Value = "") : ILeaseRequest<CampaignRequest>
 {
     /// <summary>The value parameter's name.</summary>
     public const string ValueName = "value";
@@ -16,23 +13,23 @@ public readonly record struct CampaignRequest(long TtlMs, long WaitMs = 0, strin
     /// <summary>Longest value.</summary>
     public const int MaxValueLength = 1024;
 
-    /// <summary>The lease part of the request, as a lock's acquire asks for it.</summary>
-    public AcquireRequest Lease => new(TtlMs, WaitMs, null, IdempotencyKey, MaxHoldMs);
+    long ILeaseRequest<CampaignRequest>.Claim => 0;
 
-    /// <summary>What breaks the lock rules or the value rule under <paramref name="options"/>, or null when the request is valid.</summary>
-    public RequestErrors? Validate(LockOptions options)
+    /// <summary>What breaks the lease rules or the value rule under <paramref name="options"/>, or null when the request is valid.</summary>
+    public RequestErrors? Validate(LeaseOptions options)
     {
-        var errors = Lease.Validate(options);
+        var errors = Terms.Validate(options);
         CheckValue(Value, ref errors);
+        if (Terms.Owner is not null)
+        {
+            RequestErrors.Add(ref errors, LeaseRules.Owner, "An election's leader has no owner: it shows its 'value'.");
+        }
+
         return errors;
     }
 
-    /// <summary>The request with the lock's default hold cap applied (<see cref="AcquireRequest.WithDefaults"/>).</summary>
-    public CampaignRequest WithDefaults(LockOptions options)
-    {
-        var lease = Lease.WithDefaults(options);
-        return this with { TtlMs = lease.TtlMs, MaxHoldMs = lease.MaxHoldMs };
-    }
+    /// <inheritdoc />
+    public CampaignRequest WithTerms(AcquireRequest terms) => this with { Terms = terms };
 
     /// <summary>Adds an error (and returns false) unless <paramref name="value"/> is 0-1024 characters without control characters.</summary>
     public static bool CheckValue(string value, ref RequestErrors? errors)
@@ -54,8 +51,8 @@ public readonly record struct CampaignRequest(long TtlMs, long WaitMs = 0, strin
 /// <param name="Value">The new value, or null to keep it; empty clears it.</param>
 public readonly record struct ProclaimRequest(long? TtlMs = null, string? Value = null)
 {
-    /// <summary>What breaks the lock rules or the value rule under <paramref name="options"/>, or null when the request is valid.</summary>
-    public RequestErrors? Validate(LockOptions options)
+    /// <summary>What breaks the lease rules or the value rule under <paramref name="options"/>, or null when the request is valid.</summary>
+    public RequestErrors? Validate(LeaseOptions options)
     {
         var errors = new ExtendRequest(TtlMs).Validate(options);
         if (Value is not null)

@@ -1,4 +1,4 @@
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 using StackExchange.Redis;
 
 namespace LockService.Core.Elections;
@@ -76,14 +76,14 @@ public sealed class ElectionObservers : IDisposable
 
     /// <summary>
     /// Observers over <paramref name="multiplexer"/>'s subscriptions, reading through <paramref name="store"/>, at most
-    /// <see cref="ElectionOptions.MaxObservers"/> at once and a tenant its share (<see cref="LockOptions.TenantShare"/>).
+    /// <see cref="ElectionOptions.MaxObservers"/> at once and a tenant its share (<see cref="LeaseOptions.TenantShare"/>).
     /// </summary>
-    public ElectionObservers(IConnectionMultiplexer multiplexer, ElectionStore store, ElectionOptions options, LockOptions locks, TimeProvider? clock = null)
+    public ElectionObservers(IConnectionMultiplexer multiplexer, ElectionStore store, ElectionOptions options, TimeProvider? clock = null)
     {
         _multiplexer = multiplexer;
         _subscriber = multiplexer.GetSubscriber();
         _store = store;
-        _bound = new WaitBounds.Bound(options.MaxObservers, locks.TenantShare(options.MaxObservers));
+        _bound = new WaitBounds.Bound(options.MaxObservers, store.Limits.TenantShare(options.MaxObservers));
         _clock = clock ?? TimeProvider.System;
         _heartbeatTimer = _clock.CreateTimer(static s => ((ElectionObservers)s!).Beat(), this, HeartbeatPeriod, HeartbeatPeriod);
         multiplexer.ConnectionRestored += OnConnectionRestored;
@@ -112,7 +112,7 @@ public sealed class ElectionObservers : IDisposable
     /// bound only), or returns null and which bound is full. <paramref name="lastEventId"/> is the id of the state the client
     /// saw last (<c>Last-Event-ID</c>): the current state is handed out first only if it differs. Dispose it to close it.
     /// </summary>
-    public ElectionObserver? TryObserve(LockName name, string? lastEventId, out NoRoom refused)
+    public ElectionObserver? TryObserve(LeaseName name, string? lastEventId, out NoRoom refused)
     {
         var channel = _store.KeysOf(name).Channel;
         lock (_gate)
@@ -243,7 +243,7 @@ public sealed class ElectionObservers : IDisposable
         private Snapshot _current;
         private volatile bool _closed;
 
-        public Topic(ElectionObservers owner, LockName name, string channel, Task? previousUnsubscribe)
+        public Topic(ElectionObservers owner, LeaseName name, string channel, Task? previousUnsubscribe)
         {
             _owner = owner;
             Name = name;
@@ -254,7 +254,7 @@ public sealed class ElectionObservers : IDisposable
             _current = new Snapshot(null, 0, NewSignal(), null);
         }
 
-        public LockName Name { get; }
+        public LeaseName Name { get; }
 
         public string Channel { get; }
 
@@ -321,7 +321,7 @@ public sealed class ElectionObservers : IDisposable
 
             try
             {
-                await _owner._subscriber.UnsubscribeAsync(_owner._store.ChannelOf(Name), _handler).ConfigureAwait(false);
+                await _owner._subscriber.UnsubscribeAsync(_owner._store.SubscriptionOf(Name), _handler).ConfigureAwait(false);
             }
             catch (Exception)
             {
@@ -353,7 +353,7 @@ public sealed class ElectionObservers : IDisposable
 
                         if (_subscription is null || _subscription.IsFaulted || _subscription.IsCanceled)
                         {
-                            _subscription = _owner._subscriber.SubscribeAsync(_owner._store.ChannelOf(Name), _handler);
+                            _subscription = _owner._subscriber.SubscribeAsync(_owner._store.SubscriptionOf(Name), _handler);
                         }
 
                         await _subscription.WaitAsync(_owner._store.Timeout).ConfigureAwait(false);
@@ -361,7 +361,7 @@ public sealed class ElectionObservers : IDisposable
                     }
 
                     Interlocked.Increment(ref _owner._reads);
-                    var leader = await _owner._store.LeaderAsync(Name).ConfigureAwait(false);
+                    var leader = await _owner._store.InspectAsync(Name).ConfigureAwait(false);
                     Apply(new ElectionState(Name.Key, leader));
                 }
                 catch (Exception ex)

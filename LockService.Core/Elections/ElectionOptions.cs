@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using LockService.Core.Leases;
 
 namespace LockService.Core.Elections;
 
@@ -15,7 +16,7 @@ public sealed class ElectionOptions
 
     /// <summary>
     /// How many observe streams one instance keeps open at once; more get "too many requests". A tenant gets its share of
-    /// it as of every bound (<see cref="Locks.LockOptions.TenantShare"/>).
+    /// it as of every bound (<see cref="LeaseOptions.TenantShare"/>).
     /// </summary>
     [Range(1, int.MaxValue, ErrorMessage = "Elections:MaxObservers must be a positive number.")]
     public int MaxObservers { get; set; } = 10_000;

@@ -1,3 +1,4 @@
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using StackExchange.Redis;
 
@@ -10,7 +11,7 @@ namespace LockService.Core.Elections;
 /// <param name="AcquiredAt">When this term began, from Redis's clock.</param>
 /// <param name="ExpiresAt">When the leadership ends unless extended, from Redis's clock.</param>
 /// <param name="TtlMs">What was left of its TTL when it was read.</param>
-public sealed record ElectionLeader(string Name, long Term, string Value, DateTimeOffset AcquiredAt, DateTimeOffset ExpiresAt, long TtlMs);
+public sealed record ElectionLeader(string Name, long Term, string Value, DateTimeOffset AcquiredAt, DateTimeOffset ExpiresAt, long TtlMs) : ILeaseInfo;
 
 /// <summary>A leadership as its holder sees it.</summary>
 /// <param name="Name">The election's name.</param>
@@ -24,45 +25,6 @@ public sealed record ElectionLeader(string Name, long Term, string Value, DateTi
 public sealed record ElectionLease(
     string Name, string Token, long Term, string Value, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs) : IKeptLease;
 
-/// <summary>How one campaign attempt ended.</summary>
-public enum CampaignStatus
-{
-    /// <summary>This candidate leads now, in a new term.</summary>
-    Elected,
-
-    /// <summary>An Idempotency-Key matched a leadership that still lasts: the same lease again.</summary>
-    Replayed,
-
-    /// <summary>Another candidate leads.</summary>
-    Led,
-}
-
-/// <summary>What one campaign attempt found.</summary>
-/// <param name="Status">How it ended.</param>
-/// <param name="Lease">When elected or replayed: the leadership.</param>
-/// <param name="Leader">When led: the current leader's public state.</param>
-/// <param name="RetryAfterMs">When led: what is left of the leader's TTL.</param>
-public readonly record struct CampaignReply(CampaignStatus Status, ElectionLease? Lease, ElectionLeader? Leader, long RetryAfterMs);
-
-/// <summary>What a proclaim or extend found: the leadership with its new TTL (and value), or why the token does not lead.</summary>
-/// <param name="Lease">The leadership, or null when the token does not lead.</param>
-/// <param name="Ended">When not leading: why.</param>
-public readonly record struct ProclaimReply(ElectionLease? Lease, LeaseEnd? Ended) : ILeaseResult<ElectionLease>
-{
-    ElectionLease? ILeaseResult<ElectionLease>.Held => Lease;
-}
-
-/// <summary>What a resign found.</summary>
-/// <param name="Resigned">True when the token led and nobody leads now.</param>
-/// <param name="Ended">When not resigned: why the token does not lead.</param>
-/// <param name="AcquiredAtMs">When resigned: when the term began (Redis ms; 0 when unknown).</param>
-public readonly record struct ResignReply(bool Resigned, LeaseEnd? Ended, long AcquiredAtMs);
-
-/// <summary>What a look at the election found: the leader (while it leads, or while the given token leads), else why not.</summary>
-/// <param name="Leader">The leader, or null.</param>
-/// <param name="Ended">When a token was asked about and does not lead: why; null when nobody leads and no token was asked about.</param>
-public readonly record struct LookReply(ElectionLeader? Leader, LeaseEnd? Ended);
-
 /// <summary>What an operator's force found.</summary>
 /// <param name="Forced">True when a leader was forced out.</param>
 /// <param name="Term">The term forced out.</param>
@@ -71,74 +33,70 @@ public readonly record struct LookReply(ElectionLeader? Leader, LeaseEnd? Ended)
 public readonly record struct ForceReply(bool Forced, long Term, string Value, long HeldMs);
 
 /// <summary>
-/// The one place where the election scripts' replies (<see cref="ElectionScripts"/>, and the lock scripts an election runs)
-/// are read, each into a record with named fields. Times are Redis's (ms from TIME inside the script).
+/// The one place where the replies of an election's scripts (<see cref="ElectionScripts"/>, and the lock scripts an
+/// election runs) are read, each into a record with named fields. Times are Redis's (ms from TIME inside the script).
 /// </summary>
 internal static class ElectionReplies
 {
     /// <summary>
     /// <see cref="ElectionScripts.Campaign"/>: <c>{1, term, now}</c>, <c>{2, term, token, left, expiry, value, at, cap}</c>,
-    /// <c>{0, left, term, value, at, now}</c>.
+    /// <c>{0, left, term, value, at, now}</c> (the leader in the way).
     /// </summary>
-    public static CampaignReply Campaign(RedisResult result, string name, string token, CampaignRequest request)
+    public static LeaseAttempt<ElectionLease, ElectionLeader?> Campaign(string name, string token, CampaignRequest request, RedisScriptRunner.Written written)
     {
-        var v = (RedisResult[])result!;
+        var v = (RedisResult[])written.Result!;
+        var terms = request.Terms;
         switch ((long)v[0])
         {
             case 1:
+                // If this leader vanishes, its TTL is when the head of a queue must look again.
                 var at = (long)v[2];
-                return new CampaignReply(
-                    CampaignStatus.Elected,
-                    new ElectionLease(name, token, (long)v[1], request.Value, request.TtlMs, Ms(at + request.TtlMs), Ms(at), request.MaxHoldMs),
-                    null,
-                    0);
+                var elected = new ElectionLease(name, token, (long)v[1], request.Value, terms.TtlMs, Ms(at + terms.TtlMs), Ms(at), terms.MaxHoldMs);
+                return LeaseAttempt<ElectionLease, ElectionLeader?>.Granted(elected, terms.TtlMs, -1, written);
             case 2:
                 var (acquiredAt, maxHoldMs) = Hold(v[6], v[7]);
-                return new CampaignReply(
-                    CampaignStatus.Replayed,
-                    new ElectionLease(name, (string)v[2]!, (long)v[1], ValueOf(v[5]), (long)v[3], Ms((long)v[4]), acquiredAt, maxHoldMs),
-                    null,
-                    0);
+                var replay = new ElectionLease(name, (string)v[2]!, (long)v[1], ValueOf(v[5]), (long)v[3], Ms((long)v[4]), acquiredAt, maxHoldMs);
+                return LeaseAttempt<ElectionLease, ElectionLeader?>.Replayed(replay, replay.TtlMs);
             default:
                 var left = (long)v[1];
-                return new CampaignReply(
-                    CampaignStatus.Led, null, new ElectionLeader(name, (long)v[2], ValueOf(v[3]), Hold(v[4], v[4]).AcquiredAt, Ms((long)v[5] + left), left), left);
+                var leader = v.Length < 6 ? null : new ElectionLeader(name, (long)v[2], ValueOf(v[3]), Hold(v[4], v[4]).AcquiredAt, Ms((long)v[5] + left), left);
+                return LeaseAttempt<ElectionLease, ElectionLeader?>.Taken(left, leader);
         }
     }
 
     /// <summary><see cref="ElectionScripts.Proclaim"/>: <c>{1, term, ttl, value, now, at, cap}</c> or <c>{0, why}</c>.</summary>
-    public static ProclaimReply Proclaim(RedisResult result, string name, string token)
+    public static ExtendResult<ElectionLease> Proclaim(RedisResult result, string name, string token)
     {
         var v = (RedisResult[])result!;
         if ((long)v[0] != 1)
         {
-            return new ProclaimReply(null, (LeaseEnd)(long)v[1]);
+            return new ExtendResult<ElectionLease>(null, LeaseScripts.EndOf((long)v[1]));
         }
 
         var ttl = (long)v[2];
         var (acquiredAt, maxHoldMs) = Hold(v[5], v[6]);
-        return new ProclaimReply(new ElectionLease(name, token, (long)v[1], ValueOf(v[3]), ttl, Ms((long)v[4] + ttl), acquiredAt, maxHoldMs), null);
+        return new ExtendResult<ElectionLease>(new ElectionLease(name, token, (long)v[1], ValueOf(v[3]), ttl, Ms((long)v[4] + ttl), acquiredAt, maxHoldMs), null);
     }
 
     /// <summary><see cref="LockScripts.Release"/>: when the term began (at least 0) when resigned, minus why not otherwise.</summary>
-    public static ResignReply Resign(RedisResult result)
+    public static (bool Resigned, LeaseEnd? Ended, long AcquiredAtMs) Resign(RedisResult result)
     {
         var answer = (long)result;
-        return answer >= 0 ? new ResignReply(true, null, answer) : new ResignReply(false, (LeaseEnd)(-answer), 0);
+        return answer >= 0 ? (true, null, answer) : (false, LeaseScripts.EndOf(-answer), 0);
     }
 
     /// <summary><see cref="LockScripts.Inspect"/>: <c>{1, term, value, left, now, at, cap}</c>, <c>{0, why}</c>, or <c>{0, 0}</c> when nobody leads.</summary>
-    public static LookReply Look(RedisResult result, string name)
+    public static CheckResult<ElectionLeader> Look(RedisResult result, string name)
     {
         var v = (RedisResult[])result!;
         if ((long)v[0] != 1)
         {
             var why = (long)v[1];
-            return new LookReply(null, why == 0 ? null : (LeaseEnd)why);
+            return new CheckResult<ElectionLeader>(null, why == 0 ? null : LeaseScripts.EndOf(why));
         }
 
         var left = (long)v[3];
-        return new LookReply(new ElectionLeader(name, (long)v[1], ValueOf(v[2]), Hold(v[5], v[6]).AcquiredAt, Ms((long)v[4] + left), left), null);
+        return new CheckResult<ElectionLeader>(new ElectionLeader(name, (long)v[1], ValueOf(v[2]), Hold(v[5], v[6]).AcquiredAt, Ms((long)v[4] + left), left), null);
     }
 
     /// <summary><see cref="LockScripts.ForceRelease"/>: <c>{1, term, value, held ms}</c>, or <c>{0}</c> when nobody leads.</summary>

@@ -1,3 +1,4 @@
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 
 namespace LockService.Core.Elections;
@@ -14,9 +15,9 @@ namespace LockService.Core.Elections;
 /// string key the script just read as a lease, and a publish.
 /// <list type="bullet">
 /// <item>Every change an observer must see is published on <see cref="ElectionKeys.Channel"/>: a new term
-/// (<see cref="LockMessages.Acquired"/>, which also wakes a retry of an idempotent campaign), a new value
-/// (<see cref="ElectionMessages.Proclaimed"/>), no leader after a resign or a force (<see cref="LockMessages.Released"/>,
-/// from the lock's scripts), a shortened TTL (<see cref="LockMessages.Shortened"/>: the observers' expiry timer moves).
+/// (<see cref="LeaseNotices.Acquired"/>, which also wakes a retry of an idempotent campaign), a new value
+/// (<see cref="ElectionMessages.Proclaimed"/>), no leader after a resign or a force (<see cref="LeaseNotices.Released"/>,
+/// from the lock's scripts), a shortened TTL (<see cref="LeaseNotices.Shortened"/>: the observers' expiry timer moves).
 /// An expiry publishes nothing; observers time it themselves.</item>
 /// </list>
 /// </summary>
@@ -36,7 +37,7 @@ internal static class ElectionScripts
         local r = campaign()
         if r[1] == 1 then
           if (ARGV[6] or '') == '' then
-            redis.call(ARGV[8], ARGV[7], '{{LockMessages.Acquired}}')
+            redis.call(ARGV[8], ARGV[7], '{{LeaseNotices.Acquired}}')
           end
         elseif r[1] == 0 then
           local l, bad = lease(KEYS[1])
@@ -71,7 +72,7 @@ internal static class ElectionScripts
         """;
 }
 
-/// <summary>The message an election publishes beyond the lock's (<see cref="LockMessages"/>) on its channel.</summary>
+/// <summary>The message an election publishes beyond the lock's (<see cref="LeaseNotices"/>) on its channel.</summary>
 internal static class ElectionMessages
 {
     /// <summary>The leader set a new value: observers read the state; no waiting candidate or watch has anything to do.</summary>

@@ -1,3 +1,4 @@
+using LockService.Core.Leases;
 namespace LockService.Core.Locks;
 
 /// <summary>
@@ -10,7 +11,7 @@ namespace LockService.Core.Locks;
 /// One SET with PX writes it, where a hash took HSET and PEXPIRE. Owners and idempotency keys hold no control
 /// characters, so a line break cannot occur inside a field.</item>
 /// <item>Its last fencing token is a separate key that outlives the lease's expiry (as an acquire or extend set it) by
-/// <see cref="LockOptions.FenceRetentionMs"/>, so at least that long past a release or force-release too: fencing
+/// <see cref="LeaseOptions.FenceRetentionMs"/>, so at least that long past a release or force-release too: fencing
 /// tokens keep increasing across expiry and release, and an unused name leaves nothing. It holds no token.</item>
 /// <item>Its last lease is a string, <c>state at token</c> (state held, released or forced; at = when it was
 /// acquired, Redis ms), kept 10 minutes past the lease's end (written with the lease's TTL plus 10 minutes, and
@@ -32,49 +33,22 @@ namespace LockService.Core.Locks;
 /// </remarks>
 internal static class LockScripts
 {
-    // Numbers the scripts share with C#, as text: a constant interpolated string takes only string constants.
+    // The lease-record states, the error word and the fencing bound every kind's scripts share (LeaseScripts), under the
+    // short names these scripts use.
+    private const string HeldState = LeaseScripts.HeldState, ReleasedState = LeaseScripts.ReleasedState, ForcedState = LeaseScripts.ForcedState,
+        ExpiredState = LeaseScripts.ExpiredState, UnknownState = LeaseScripts.UnknownState, LeaseMemoryMs = LeaseScripts.LeaseMemoryMs,
+        LeaseRecords = LeaseScripts.LeaseRecords, BadData = LeaseScripts.BadData, WrongType = LeaseScripts.WrongType,
+        MaxLastFence = LeaseScripts.MaxLastFence, FenceTooHigh = LeaseScripts.FenceTooHigh;
 
-    /// <summary>How long a lease's record outlives its end, and the older-lease records the newest one's joining, in ms (10 minutes).</summary>
-    public const string LeaseMemoryMs = "600000";
-
-    /// <summary><see cref="LeaseMemoryMs"/> as a number, for the sums the caller passes to the scripts.</summary>
-    public static readonly long LeaseMemory = long.Parse(LeaseMemoryMs, System.Globalization.CultureInfo.InvariantCulture);
-
-    /// <summary>How many older-lease records a key keeps (the contract asks for at least 16); the script trims to it.</summary>
-    public const string LeaseRecords = "32";
-
-    /// <summary>The last-lease state of a lease not ended by release or force (expired once no longer held).</summary>
-    public const string HeldState = "0";
-
-    /// <summary>Lease-record states, equal to <see cref="LeaseEnd"/>'s values (a test holds them together).</summary>
-    public const string ReleasedState = "1", ForcedState = "2", ExpiredState = "3", UnknownState = "4";
-
-    /// <summary>
-    /// The first word of the error a script answers when a key it reads holds what this service never writes there (a key
-    /// of another type, a value written by hand): <c>BADDATA key what</c>, <c>what</c> a constant text of the script. The
-    /// script answers it before its first write, or after undoing what it wrote, so no lease is left to nobody.
-    /// </summary>
-    public const string BadData = "BADDATA";
-
-    /// <summary>What <see cref="BadData"/> says of a key of another type than the script writes there.</summary>
-    public const string WrongType = "holds a value of another type than this service keeps there";
-
-    /// <summary>
-    /// The largest last fencing token a new one can exceed: 2^53 - 2, so that last + 1 stays below 2^53 (exact in a double,
-    /// and in JavaScript). Only a value written by hand reaches it (tokens are microseconds since 1970, near 2^51).
-    /// </summary>
-    public const string MaxLastFence = "9007199254740990";
-
-    /// <summary>What <see cref="BadData"/> says of a lock key without expiry (a PERSIST by hand).</summary>
+    /// <summary>What <see cref="LeaseScripts.BadData"/> says of a lock key without expiry (a PERSIST by hand).</summary>
     public const string NoExpiry = "has no expiry (made persistent by hand), so the lock would never free; release it, force-release it or give it a TTL";
-
-    /// <summary>What <see cref="BadData"/> says of a fencing key whose value no token below 2^53 can exceed.</summary>
-    public const string FenceTooHigh = "holds a last fencing token that no token below 2^53 can exceed (written by hand); nothing was acquired";
 
     // A lock's lease as a table of its fields, an absent one false (as HMGET gives it), and pttl its PTTL (-1: no expiry, a
     // PERSIST by hand); nil when the lock is free; nil and what is wrong when the key holds what this service never writes
     // (another type, a lease that does not parse), for the script to answer BADDATA before it writes anything.
-    // A hash (written by an older version) is read field by field.
+    // A hash is read field by field: versions before 2026-11-30 wrote a lock as a hash, and a lock held across the upgrade
+    // (kept alive by extends) must still be released and extended. Remove that branch after 2027-03-01: a hash lock still
+    // held then answers 503 redis_data_invalid naming its key, and an operator force-releases it (which deletes any type).
     internal const string Lease = $$"""
         local function lease(key)
           local v = redis.pcall('GET', key)
@@ -260,7 +234,7 @@ internal static class LockScripts
             return redis.error_reply('{{BadData}} ' .. bad)
           end
           if idem ~= '' then
-            redis.call(ARGV[8], ARGV[7], '{{LockMessages.Acquired}}')
+            redis.call(ARGV[8], ARGV[7], '{{LeaseNotices.Acquired}}')
           end
           return {1, f, at}
         end
@@ -301,7 +275,7 @@ internal static class LockScripts
           at = at or '0'
           redis.call('DEL', KEYS[1])
           redis.call('SET', KEYS[2], '{{ReleasedState}} ' .. at .. ' ' .. ARGV[1], 'PX', {{LeaseMemoryMs}})
-          redis.call(ARGV[3], ARGV[2], '{{LockMessages.Released}}')
+          redis.call(ARGV[3], ARGV[2], '{{LeaseNotices.Released}}')
           return at
         end
         {{Why}}
@@ -325,7 +299,7 @@ internal static class LockScripts
         local now = nowMs()
         redis.call('DEL', KEYS[1])
         redis.call('SET', KEYS[2], '{{ForcedState}} ' .. (l.at or '0') .. ' ' .. l.token, 'PX', {{LeaseMemoryMs}})
-        redis.call(ARGV[2], ARGV[1], '{{LockMessages.Released}}')
+        redis.call(ARGV[2], ARGV[1], '{{LeaseNotices.Released}}')
         return {1, tonumber(l.fence), l.owner, now - (tonumber(l.at) or now)}
         """;
 
@@ -364,7 +338,7 @@ internal static class LockScripts
           redis.call('PEXPIRE', KEYS[2], string.format('%d', tonumber(ARGV[3]) + ttl))
           redis.call('PEXPIRE', KEYS[4], string.format('%d', ttl + {{LeaseMemoryMs}}))
           if l.pttl >= 0 and ttl < l.pttl then
-            redis.call(ARGV[5], ARGV[4], '{{LockMessages.Shortened}}')
+            redis.call(ARGV[5], ARGV[4], '{{LeaseNotices.Shortened}}')
           end
           return {1, tonumber(l.fence), ttl, l.owner, now, tonumber(l.at) or false, tonumber(l.cap) or false}
         end
@@ -395,17 +369,4 @@ internal static class LockScripts
         {{Why}}
         return whyNot(KEYS[2], KEYS[3], ARGV[1])
         """;
-}
-
-/// <summary>The messages the scripts publish on a lock's channel and the waiting queues read.</summary>
-internal static class LockMessages
-{
-    /// <summary>The lock was released or force-released: the head of each queue tries at once, every watch looks.</summary>
-    public const string Released = "released";
-
-    /// <summary>An acquire with an idempotency key succeeded: a retry of it waiting elsewhere replays.</summary>
-    public const string Acquired = "acquired";
-
-    /// <summary>The holder shortened its TTL: the head tries at once and re-arms its expiry timer to the new TTL.</summary>
-    public const string Shortened = "shortened";
 }

@@ -1,10 +1,11 @@
 using System.ComponentModel.DataAnnotations;
+using LockService.Core.Leases;
 
 namespace LockService.Core.Semaphores;
 
 /// <summary>
 /// The semaphore engine's own settings, bound from the <c>Semaphores</c> configuration section. Every other limit
-/// (TTL, wait, hold cap, waiters, watches, re-check, fence retention) is the <see cref="Locks.LockOptions"/> one.
+/// (TTL, wait, hold cap, waiters, watches, re-check, fence retention) is the <see cref="Leases.LeaseOptions"/> one.
 /// </summary>
 public sealed class SemaphoreOptions
 {

@@ -1,4 +1,4 @@
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 
 namespace LockService.Core.Semaphores;
 
@@ -27,37 +27,14 @@ public sealed record PermitLease(
 /// <param name="AcquiredAt">When it was acquired, from Redis's clock.</param>
 /// <param name="MaxHoldMs">The hold cap, or null without one.</param>
 public sealed record PermitInfo(
-    string Key, int Slot, long FencingToken, int Limit, string? Owner, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs);
+    string Key, int Slot, long FencingToken, int Limit, string? Owner, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs) : ILeaseInfo;
 
 /// <summary>A semaphore's held permits, as anyone may see them.</summary>
 /// <param name="Key">The semaphore's name.</param>
 /// <param name="Held">How many permits are held.</param>
-/// <param name="Permits">The permits, by slot: all of them, or the <see cref="SemaphoreEngine.MaxInspected"/> that expire first.</param>
+/// <param name="Permits">The permits, by slot: all of them, or the <see cref="SemaphoreStore.MaxInspected"/> that expire first.</param>
 /// <param name="Truncated">True when more permits are held than <paramref name="Permits"/> shows.</param>
 public sealed record SemaphoreInfo(string Key, int Held, IReadOnlyList<PermitInfo> Permits, bool Truncated);
-
-/// <summary>One page of a listing of semaphores.</summary>
-/// <param name="Semaphores">The semaphores with permits held, none twice; never a token.</param>
-/// <param name="Cursor">The next page's cursor, or null when the listing is complete.</param>
-/// <param name="CursorError">When the cursor given was refused: why (and <paramref name="Semaphores"/> is empty).</param>
-public sealed record SemaphorePage(IReadOnlyList<SemaphoreInfo> Semaphores, string? Cursor, string? CursorError);
-
-/// <summary>How an extend of a permit ended: the new lease, or why the token holds no permit.</summary>
-/// <param name="Lease">The permit with its new TTL, or null.</param>
-/// <param name="Ended">When not extended: why.</param>
-public readonly record struct PermitExtendResult(PermitLease? Lease, LeaseEnd? Ended) : ILeaseResult<PermitLease>
-{
-    PermitLease? ILeaseResult<PermitLease>.Held => Lease;
-}
-
-/// <summary>How a check or a watch of a permit ended.</summary>
-/// <param name="Info">The permit while this token holds it, else null.</param>
-/// <param name="Ended">When not held: why.</param>
-/// <param name="NoRoomToWatch">When a watch was refused, which bound had no room (<see cref="LockOptions.MaxWatchers"/>, or the tenant's share of it).</param>
-public readonly record struct PermitCheckResult(PermitInfo? Info, LeaseEnd? Ended, NoRoom NoRoomToWatch = NoRoom.None) : IWatchResult<PermitInfo>
-{
-    PermitInfo? ILeaseResult<PermitInfo>.Held => Info;
-}
 
 /// <summary>What an operator's force-release of one slot released.</summary>
 /// <param name="Released">True when a permit held the slot and is released now.</param>
@@ -67,38 +44,36 @@ public readonly record struct PermitCheckResult(PermitInfo? Info, LeaseEnd? Ende
 /// <param name="Limit">The limit it was acquired with.</param>
 public readonly record struct PermitForceReleaseResult(bool Released, long FencingToken, string? Owner, long HeldMs, int Limit);
 
-/// <summary>
-/// The outcome of a semaphore acquire (<see cref="AcquireStatus.Held"/>: the semaphore was full and the wait ran out;
-/// <see cref="AcquireOutcome{TLease}.RetryAfterMs"/>: when its earliest permit expires). When acquired it is also the
-/// permit's handle: disposing it releases the permit.
-/// </summary>
-public sealed class PermitAcquireResult : AcquireOutcome<PermitLease>
-{
-    private readonly SemaphoreEngine? _engine;
-    private readonly LockName _name;
+/// <summary>What a refused acquire of a permit learned: how many permits were held (at least the caller's limit).</summary>
+/// <param name="Held">Permits held at the last attempt.</param>
+public readonly record struct SemaphoreBusy(int Held);
 
-    private PermitAcquireResult(AcquireStatus status, PermitLease? lease, long retryAfterMs, int held, bool replayed, bool waited, SemaphoreEngine? engine, LockName name)
-        : base(status, lease, retryAfterMs, replayed, waited)
+/// <summary>What an acquire of a permit asks for: the lease's terms and the caller's limit.</summary>
+/// <param name="Terms">TTL, wait, owner, Idempotency-Key and hold cap, as for any lease.</param>
+/// <param name="Limit">How many permits may be held at once, as this caller sees it (1 .. <see cref="SemaphoreOptions.MaxLimit"/>); required.</param>
+public readonly record struct PermitRequest(AcquireRequest Terms, long? Limit) : ILeaseRequest<PermitRequest>
+{
+    /// <summary>The limit parameter's name.</summary>
+    public const string LimitName = "limit";
+
+    /// <summary>A waiter is known to the wake policy by its limit: it can be let in while fewer permits than that are held.</summary>
+    long ILeaseRequest<PermitRequest>.Claim => Limit ?? 0;
+
+    /// <summary>What breaks <see cref="LeaseRules"/> or the limit's rule, or null when the request is valid.</summary>
+    public RequestErrors? Validate(LeaseOptions limits, SemaphoreOptions options)
     {
-        Held = held;
-        _engine = engine;
-        _name = name;
+        RequestErrors? errors = null;
+        if (Limit is null)
+        {
+            RequestErrors.Add(ref errors, LimitName, $"'limit' is required: how many permits may be held at once, 1 to {options.MaxLimit}.");
+        }
+        else if (Limit < 1 || Limit > options.MaxLimit)
+        {
+            RequestErrors.Add(ref errors, LimitName, $"'limit' must be between 1 and {options.MaxLimit}; got {Limit}.");
+        }
+
+        return RequestErrors.Merge(errors, Terms.Validate(limits));
     }
 
-    /// <summary>How many permits are held: with this one when acquired (0 for a replay), at the last attempt when full.</summary>
-    public int Held { get; }
-
-    /// <summary>When acquired: the earliest expiry among the held permits, in ms from now (when waiters must look again); -1 when not known.</summary>
-    internal long EarliestExpiryMs { get; private init; }
-
-    internal static PermitAcquireResult Granted(PermitLease lease, int held, long earliestExpiryMs, bool replayed, bool waited, SemaphoreEngine engine, LockName name) =>
-        new(AcquireStatus.Acquired, lease, 0, held, replayed, waited, engine, name) { EarliestExpiryMs = earliestExpiryMs };
-
-    internal static PermitAcquireResult Full(long retryAfterMs, int held, bool waited) =>
-        new(AcquireStatus.Held, null, retryAfterMs, held, replayed: false, waited, null, default);
-
-    internal static PermitAcquireResult NoRoomToWait(NoRoom refused) =>
-        new(StatusOf(refused), null, 0, 0, replayed: false, waited: false, null, default);
-
-    private protected override Task ReleaseAsync(PermitLease lease) => _engine is null ? Task.CompletedTask : _engine.ReleaseAsync(_name, lease.Token);
+    PermitRequest ILeaseRequest<PermitRequest>.WithTerms(AcquireRequest terms) => this with { Terms = terms };
 }

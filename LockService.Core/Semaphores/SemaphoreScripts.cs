@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using StackExchange.Redis;
 
@@ -12,7 +13,7 @@ namespace LockService.Core.Semaphores;
 /// <item><c>sem:{k}:permits</c>, a hash: token → <c>"slot fence acquiredAt cap ttl limit flags"</c> (cap 0: no hold cap;
 /// flags 1: an owner in field <c>o:token</c>, 2: an idempotency key in <c>i:token</c>, found again through <c>k:key</c>).</item>
 /// <item><c>sem:{k}:slots</c>, a hash: slot → token of the permit holding it.</item>
-/// <item><c>sem:{k}:fence</c>, a hash: slot → the last fencing token issued for it, kept <see cref="LockOptions.FenceRetentionMs"/>
+/// <item><c>sem:{k}:fence</c>, a hash: slot → the last fencing token issued for it, kept <see cref="LeaseOptions.FenceRetentionMs"/>
 /// after the semaphore's last acquire, extend or release.</item>
 /// <item><c>sem:{k}:leases</c>, the lease records, as a lock's (token by <c>end ms * 4 + state</c>): why a token stopped
 /// holding. Written "held" with the expected end at acquire and extend, so a permit that expires needs no write.</item>
@@ -21,7 +22,7 @@ namespace LockService.Core.Semaphores;
 /// expiry passed by Redis's clock, so an expired permit is never counted, released or extended, and announces the places
 /// that frees. ARGV[1] is the notice channel, ARGV[2] PUBLISH or SPUBLISH, for every script.
 /// <para>Before that, every script looks at the type of each of its five keys (five TYPE commands): one of another type
-/// (written by hand) is a <see cref="LockScripts.BadData"/> error before anything is written, since these scripts write
+/// (written by hand) is a <see cref="LeaseScripts.BadData"/> error before anything is written, since these scripts write
 /// several keys and a command refused half-way would leave a permit to nobody. So is a permit record that does not parse
 /// where a permit is looked up (an expired one that does not parse is dropped), and a slot's last fencing token that no
 /// token below 2^53 can exceed; a fencing value that is not a number, or below the clock, counts as none, as for locks.</para>
@@ -47,7 +48,7 @@ internal static class SemaphoreScripts
           return tonumber(s), tonumber(f), tonumber(a), tonumber(c), tonumber(t), tonumber(l), tonumber(o)
         end
         local function baddata(key, what)
-          return redis.error_reply('{{LockScripts.BadData}} ' .. key .. ' ' .. what)
+          return redis.error_reply('{{LeaseScripts.BadData}} ' .. key .. ' ' .. what)
         end
         local function badrecord()
           return baddata(KEYS[2], 'holds a permit record this service did not write (a value written by hand)')
@@ -96,7 +97,7 @@ internal static class SemaphoreScripts
         end
         local function remember(token, endMs, state, keepMs)
           redis.call('ZADD', KEYS[5], int(endMs * 4 + state), token)
-          local keep = redis.call('ZCARD', KEYS[1]) + {{LockScripts.LeaseRecords}}
+          local keep = redis.call('ZCARD', KEYS[1]) + {{LeaseScripts.LeaseRecords}}
           if redis.call('ZCARD', KEYS[5]) > keep then
             redis.call('ZREMRANGEBYRANK', KEYS[5], 0, int(-keep - 1))
           end
@@ -107,16 +108,16 @@ internal static class SemaphoreScripts
         local function ended(token)
           local s = redis.call('ZSCORE', KEYS[5], token)
           if not s then
-            return {{LockScripts.UnknownState}}
+            return {{LeaseScripts.UnknownState}}
           end
           local state = tonumber(s) % 4
-          if state == {{LockScripts.HeldState}} then
-            return {{LockScripts.ExpiredState}}
+          if state == {{LeaseScripts.HeldState}} then
+            return {{LeaseScripts.ExpiredState}}
           end
-          if state == {{LockScripts.ReleasedState}} or state == {{LockScripts.ForcedState}} or state == {{LockScripts.ExpiredState}} then
+          if state == {{LeaseScripts.ReleasedState}} or state == {{LeaseScripts.ForcedState}} or state == {{LeaseScripts.ExpiredState}} then
             return state
           end
-          return {{LockScripts.UnknownState}}
+          return {{LeaseScripts.UnknownState}}
         end
         local function outlive(ttl)
           local left = redis.call('PTTL', KEYS[1])
@@ -131,7 +132,7 @@ internal static class SemaphoreScripts
         for i = 1, 5 do
           local kind = redis.call('TYPE', KEYS[i]).ok
           if kind ~= 'none' and kind ~= kinds[i] then
-            return baddata(KEYS[i], '{{LockScripts.WrongType}}')
+            return baddata(KEYS[i], '{{LeaseScripts.WrongType}}')
           end
         end
 
@@ -183,8 +184,8 @@ internal static class SemaphoreScripts
         local fence = micros
         local last = tonumber(redis.call('HGET', KEYS[4], int(slot)))
         if last and last >= fence then
-          if last > {{LockScripts.MaxLastFence}} then
-            return baddata(KEYS[4], 'field ' .. int(slot) .. ' {{LockScripts.FenceTooHigh}}')
+          if last > {{LeaseScripts.MaxLastFence}} then
+            return baddata(KEYS[4], 'field ' .. int(slot) .. ' {{LeaseScripts.FenceTooHigh}}')
           end
           fence = math.floor(last) + 1
         end
@@ -207,13 +208,13 @@ internal static class SemaphoreScripts
         if idem ~= '' then
           flags = flags + 2
           redis.call('HSET', KEYS[2], 'i:' .. token, idem, 'k:' .. idem, token)
-          redis.call(ARGV[2], ARGV[1], '{{LockMessages.Acquired}}')
+          redis.call(ARGV[2], ARGV[1], '{{LeaseNotices.Acquired}}')
         end
         redis.call('ZADD', KEYS[1], int(now + ttl), token)
         redis.call('HSET', KEYS[2], token, table.concat({int(slot), int(fence), int(now), int(cap), int(ttl), int(limit), int(flags)}, ' '))
         redis.call('HSET', KEYS[3], int(slot), token)
         outlive(ttl)
-        remember(token, now + ttl, {{LockScripts.HeldState}}, ttl + {{LockScripts.LeaseMemoryMs}})
+        remember(token, now + ttl, {{LeaseScripts.HeldState}}, ttl + {{LeaseScripts.LeaseMemoryMs}})
         local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
         return {1, slot, fence, now, tonumber(first[2]) - now, held + 1}
         """;
@@ -229,7 +230,7 @@ internal static class SemaphoreScripts
         local _, _, at = parse(rec)
         forget(ARGV[4], rec)
         redis.call('PEXPIRE', KEYS[4], ARGV[3])
-        remember(ARGV[4], now, {{LockScripts.ReleasedState}}, {{LockScripts.LeaseMemoryMs}})
+        remember(ARGV[4], now, {{LeaseScripts.ReleasedState}}, {{LeaseScripts.LeaseMemoryMs}})
         announce(freed + 1)
         return {1, now - at}
         """;
@@ -250,7 +251,7 @@ internal static class SemaphoreScripts
         local owner = ownerOf(token)
         forget(token, rec)
         redis.call('PEXPIRE', KEYS[4], ARGV[3])
-        remember(token, now, {{LockScripts.ForcedState}}, {{LockScripts.LeaseMemoryMs}})
+        remember(token, now, {{LeaseScripts.ForcedState}}, {{LeaseScripts.LeaseMemoryMs}})
         announce(freed + 1)
         return {1, fence, owner, now - at, limit}
         """;
@@ -275,7 +276,7 @@ internal static class SemaphoreScripts
         if cap > 0 then
           local left = cap - now
           if left <= 0 then
-            return {0, {{LockScripts.ExpiredState}}}
+            return {0, {{LeaseScripts.ExpiredState}}}
           end
           if left < ttl then
             ttl = left
@@ -284,9 +285,9 @@ internal static class SemaphoreScripts
         redis.call('ZADD', KEYS[1], 'XX', int(now + ttl), ARGV[4])
         outlive(ttl)
         redis.call('PEXPIRE', KEYS[4], ARGV[3])
-        remember(ARGV[4], now + ttl, {{LockScripts.HeldState}}, ttl + {{LockScripts.LeaseMemoryMs}})
+        remember(ARGV[4], now + ttl, {{LeaseScripts.HeldState}}, ttl + {{LeaseScripts.LeaseMemoryMs}})
         if now + ttl < expires then
-          redis.call(ARGV[2], ARGV[1], '{{LockMessages.Shortened}}')
+          redis.call(ARGV[2], ARGV[1], '{{LeaseNotices.Shortened}}')
         end
         return {1, slot, fence, ttl, now, at, cap, limit, ownerOf(ARGV[4])}
         """;
@@ -330,7 +331,7 @@ internal static class SemaphoreScripts
         """;
 }
 
-/// <summary>The notice the semaphore scripts publish when places free up (besides <see cref="LockMessages"/>' acquired and shortened).</summary>
+/// <summary>The notice the semaphore scripts publish when places free up (besides <see cref="LeaseNotices"/>' acquired and shortened).</summary>
 internal static class SemaphoreMessages
 {
     /// <summary>

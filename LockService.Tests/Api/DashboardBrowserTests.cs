@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using LockService.Api.Admin;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using OpenQA.Selenium;
@@ -315,7 +316,7 @@ public sealed class DashboardCostTests
         // Once the page is no longer shared, the same listing alone: what one pass costs. The cache's clock decides when
         // that is, and a timer may fire a little before it, so a listing right after the delay can still be served from
         // the cache: asked again until it runs a pass, 10 s at most.
-        await Task.Delay(ListingCache<LockPage>.SharedFor);
+        await Task.Delay(ListingCache<LeasePage<LockInfo>>.SharedFor);
         var asking = Stopwatch.StartNew();
         long oneScanPass;
         Reply alone;

@@ -84,13 +84,13 @@ public sealed class OperationsTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         Assert.StartsWith("text/plain", response.Content.Headers.ContentType?.MediaType);
         foreach (var series in new[]
                  {
-                     "lockservice_operations_total{operation=\"acquire\",outcome=\"acquired\"}",
-                     "lockservice_operations_total{operation=\"acquire\",outcome=\"held\"}",
-                     "lockservice_operations_total{operation=\"release\",outcome=\"released\"}",
-                     "lockservice_operations_total{operation=\"release\",outcome=\"not_held\"}",
-                     "lockservice_operations_total{operation=\"extend\",outcome=\"extended\"}",
-                     "lockservice_operations_total{operation=\"inspect\",outcome=\"held\"}",
-                     "lockservice_request_duration_seconds_bucket{operation=\"acquire\",le=",
+                     "lockservice_operations_total{kind=\"lock\",operation=\"acquire\",outcome=\"acquired\"}",
+                     "lockservice_operations_total{kind=\"lock\",operation=\"acquire\",outcome=\"held\"}",
+                     "lockservice_operations_total{kind=\"lock\",operation=\"release\",outcome=\"released\"}",
+                     "lockservice_operations_total{kind=\"lock\",operation=\"release\",outcome=\"not_held\"}",
+                     "lockservice_operations_total{kind=\"lock\",operation=\"extend\",outcome=\"extended\"}",
+                     "lockservice_operations_total{kind=\"lock\",operation=\"inspect\",outcome=\"held\"}",
+                     "lockservice_request_duration_seconds_bucket{kind=\"lock\",operation=\"acquire\",le=",
                      "lockservice_wait_duration_seconds_count",
                      "# TYPE lockservice_waiting_requests gauge",
                      "# TYPE lockservice_redis_errors_total counter",
@@ -285,8 +285,8 @@ public sealed class ConfigurationTests
     [Fact]
     public void Defaults_match_the_contract()
     {
-        var locks = new LockService.Core.Locks.LockOptions();
-        var redis = new LockService.Core.Locks.RedisOptions();
+        var locks = new LockService.Core.Leases.LeaseOptions();
+        var redis = new LockService.Core.Leases.RedisOptions();
 
         Assert.Equal(("lock:", 30_000L, 86_400_000L, 60_000L, 10_000), (locks.KeyPrefix, locks.DefaultTtlMs, locks.MaxTtlMs, locks.MaxWaitMs, locks.MaxWaiters));
         Assert.Equal((10_000, 10_000, (int?)null), (locks.MaxWatchers, locks.MaxStreams, locks.MaxWaitersPerTenant));

@@ -1,4 +1,5 @@
 using LockService.Api.Redis;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using LockService.Client;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using Lease = LockService.Client.Lease;
@@ -66,7 +67,7 @@ public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         Assert.True((await client.WatchAsync(key, lease.Token, TimeSpan.FromMilliseconds(200))).Held);
 
         var watch = client.WatchAsync(key, lease.Token, TimeSpan.FromSeconds(20));
-        Assert.True((await fixture.Factory.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+        Assert.True((await fixture.Factory.Engine().ForceReleaseAsync(LeaseName.Of(key))).Released);
         var ended = await watch.WaitAsync(Bound);
         Assert.False(ended.Held);
         Assert.Equal(LeaseEndReason.Forced, ended.EndReason);
@@ -146,7 +147,7 @@ public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         var since = Stopwatch.StartNew();
         if (how == "force")
         {
-            await fixture.Factory.Engine().ForceReleaseAsync(LockName.Of(key));
+            await fixture.Factory.Engine().ForceReleaseAsync(LeaseName.Of(key));
         }
         else if (how == "release")
         {
@@ -195,7 +196,7 @@ public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         handle.LostToken.Register(lost.SetResult);
 
         var since = Stopwatch.StartNew();
-        Assert.True((await service.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+        Assert.True((await service.Engine().ForceReleaseAsync(LeaseName.Of(key))).Released);
         await lost.Task.WaitAsync(Bound);
         Assert.Equal(LeaseEndReason.Forced, handle.LossReason);
         Assert.True(since.Elapsed < TimeSpan.FromSeconds(1), $"the loss was noticed after {since.ElapsedMilliseconds} ms");
@@ -364,7 +365,7 @@ public sealed class LockClientTests(ApiFixture fixture) : IClassFixture<ApiFixtu
         var lost = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         handle.LostToken.Register(lost.SetResult);
         var since = Stopwatch.StartNew();
-        Assert.True((await fixture.Factory.Semaphores().ForceReleaseAsync(LockName.Of(key), handle.Slot)).Released);
+        Assert.True((await fixture.Factory.Semaphores().ForceReleaseAsync(LeaseName.Of(key), handle.Slot)).Released);
         await lost.Task.WaitAsync(Bound);
         Assert.Equal(LeaseEndReason.Forced, handle.LossReason);
         Assert.True(since.Elapsed < TimeSpan.FromSeconds(1), $"the loss was noticed after {since.ElapsedMilliseconds} ms");

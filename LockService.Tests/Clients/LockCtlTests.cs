@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using LockClient = LockService.Client.LockClient;
@@ -107,7 +108,7 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         await Eventually(() => File.Exists(Path.Combine(_dir, "ready")), "the command and its child to start");
 
         var forcedAt = DateTimeOffset.UtcNow;
-        Assert.True((await service.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+        Assert.True((await service.Engine().ForceReleaseAsync(LeaseName.Of(key))).Released);
 
         Assert.Equal(70, await run.ExitAsync());
         Assert.Contains("forced", run.Error, StringComparison.Ordinal);
@@ -128,7 +129,7 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         var pid = File.ReadAllText(Path.Combine(_dir, "pid")).Trim();
 
         var forced = Stopwatch.StartNew();
-        await service.Engine().ForceReleaseAsync(LockName.Of(key));
+        await service.Engine().ForceReleaseAsync(LeaseName.Of(key));
         Assert.Equal(70, await run.ExitAsync());
         Assert.InRange(forced.Elapsed, TimeSpan.FromMilliseconds(900), TimeSpan.FromSeconds(5));
         Assert.False(Directory.Exists($"/proc/{pid}"), "the command outlived SIGKILL");
@@ -573,7 +574,7 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         using var run = LockCtl.StartInTerminal(
             service.BaseAddress, ["run", key, "--", "sh", "-c", $"touch {_dir}/ready; sleep 30"], then: "echo \"lockctl:$?\"; read x; echo \"got:$x\"");
         await Eventually(() => File.Exists(Path.Combine(_dir, "ready")), "the command to start");
-        Assert.True((await service.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+        Assert.True((await service.Engine().ForceReleaseAsync(LeaseName.Of(key))).Released);
         await run.TypeAsync("hello\n");
 
         Assert.Equal(0, await run.ExitAsync());

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using StackExchange.Redis;
@@ -17,7 +18,7 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
     [Fact]
     public async Task Tokens_near_2_pow_51_stay_exact_and_count_up_from_the_last_one()
     {
-        var name = LockName.Of(Keys.Unique(nameof(Tokens_near_2_pow_51_stay_exact_and_count_up_from_the_last_one)));
+        var name = LeaseName.Of(Keys.Unique(nameof(Tokens_near_2_pow_51_stay_exact_and_count_up_from_the_last_one)));
         var keys = LockKeys.For("lock:", name);
 
         // Above Redis's clock, with low digits that %.14g (Lua's tostring) would round away.
@@ -39,7 +40,7 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
     [Fact]
     public async Task A_token_is_redis_time_in_microseconds_and_the_lease_times_come_from_the_same_clock()
     {
-        var name = LockName.Of(Keys.Unique(nameof(A_token_is_redis_time_in_microseconds_and_the_lease_times_come_from_the_same_clock)));
+        var name = LeaseName.Of(Keys.Unique(nameof(A_token_is_redis_time_in_microseconds_and_the_lease_times_come_from_the_same_clock)));
         var before = await RedisMicrosAsync();
         var lease = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(5_000))).Lease!;
         var after = await RedisMicrosAsync();
@@ -52,7 +53,7 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
     public async Task A_last_token_that_is_not_a_number_is_taken_for_none_and_the_lock_is_acquired()
     {
         // Written by hand: the script must not stop on it, having taken the lock already.
-        var name = LockName.Of(Keys.Unique(nameof(A_last_token_that_is_not_a_number_is_taken_for_none_and_the_lock_is_acquired)));
+        var name = LeaseName.Of(Keys.Unique(nameof(A_last_token_that_is_not_a_number_is_taken_for_none_and_the_lock_is_acquired)));
         var keys = LockKeys.For("lock:", name);
         await Db.StringSetAsync(keys.Fence, "not a number");
         var before = await RedisMicrosAsync();
@@ -76,7 +77,7 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
         for (var i = 0; !padded && elapsed.Elapsed < TimeSpan.FromSeconds(5); i++)
         {
             var before = await RedisMicrosAsync();
-            var lease = (await fixture.Engine.AcquireAsync(LockName.Of($"{prefix}-{i}"), new AcquireRequest(1_000))).Lease!;
+            var lease = (await fixture.Engine.AcquireAsync(LeaseName.Of($"{prefix}-{i}"), new AcquireRequest(1_000))).Lease!;
             var after = await RedisMicrosAsync();
 
             Assert.InRange(lease.FencingToken, before, after);
@@ -91,9 +92,9 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
     [Fact]
     public async Task The_last_token_is_kept_for_the_retention_past_the_leases_expiry_so_past_its_release_too()
     {
-        var name = LockName.Of(Keys.Unique(nameof(The_last_token_is_kept_for_the_retention_past_the_leases_expiry_so_past_its_release_too)));
+        var name = LeaseName.Of(Keys.Unique(nameof(The_last_token_is_kept_for_the_retention_past_the_leases_expiry_so_past_its_release_too)));
         var fence = LockKeys.For("lock:", name).Fence;
-        var retention = TimeSpan.FromMilliseconds(new LockOptions().FenceRetentionMs);
+        var retention = TimeSpan.FromMilliseconds(new LeaseOptions().FenceRetentionMs);
         var lease = (await fixture.Engine.AcquireAsync(name, new AcquireRequest(50_000))).Lease!;
         Assert.InRange((await Db.KeyTimeToLiveAsync(fence))!.Value, retention + TimeSpan.FromSeconds(40), retention + TimeSpan.FromSeconds(50));
 
@@ -120,8 +121,8 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
         options.AbortOnConnectFail = false;
         options.ReconnectRetryPolicy = new LinearRetry(100);
         await using var redis = await ConnectionMultiplexer.ConnectAsync(options);
-        using var engine = new LockEngine(redis, new LockOptions(), new RedisOptions { ConnectionString = server.ConnectionString, TimeoutMs = 1_000 });
-        var name = LockName.Of(Keys.Unique(nameof(Tokens_keep_increasing_across_FLUSHALL_and_a_restart_without_persistence)));
+        using var engine = TestLocks.Create(redis, new LeaseOptions(), new RedisOptions { ConnectionString = server.ConnectionString, TimeoutMs = 1_000 });
+        var name = LeaseName.Of(Keys.Unique(nameof(Tokens_keep_increasing_across_FLUSHALL_and_a_restart_without_persistence)));
         var fences = new List<long>();
 
         var lease = (await engine.AcquireAsync(name, new AcquireRequest(60_000))).Lease!;
@@ -133,7 +134,7 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
 
         await server.StopAsync();
         await server.StartAsync();
-        AcquireResult? afterRestart = null;
+        AcquireResult<LockLease, NoDetail>? afterRestart = null;
         await RedisServer.WaitUntilAsync(
             async () =>
             {
@@ -160,10 +161,10 @@ public sealed class FencingTests(EngineFixture fixture) : IClassFixture<EngineFi
         var prefix = $"fence-{Guid.NewGuid():N}:";
         // Retention 2 s: the keys must still be there when the loop below is done and they are looked at (with 400 ms,
         // a loaded machine let them all expire first), and short enough to wait for.
-        var options = new LockOptions { KeyPrefix = prefix, DefaultTtlMs = 100, MaxTtlMs = 1_000, FenceRetentionMs = 2_000 };
-        using var engine = new LockEngine(fixture.Redis.Redis, options, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
-        var names = Enumerable.Range(0, 20).Select(i => LockName.Of($"name-{i}")).ToArray();
-        var last = new Dictionary<LockName, long>();
+        var options = new LeaseOptions { KeyPrefix = prefix, DefaultTtlMs = 100, MaxTtlMs = 1_000, FenceRetentionMs = 2_000 };
+        using var engine = TestLocks.Create(fixture.Redis.Redis, options, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
+        var names = Enumerable.Range(0, 20).Select(i => LeaseName.Of($"name-{i}")).ToArray();
+        var last = new Dictionary<LeaseName, long>();
         foreach (var (name, i) in names.Select((n, i) => (n, i)))
         {
             var request = new AcquireRequest(1_000, Owner: i % 2 == 0 ? "job" : null, IdempotencyKey: i % 3 == 0 ? $"retry-{i}" : null);

@@ -1,3 +1,4 @@
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 
 namespace LockService.Tests.Core;
@@ -12,21 +13,21 @@ public sealed class LockKeysTests
     [InlineData("lock:", "", "a*?[]\\", "lock:{a\\*\\?\\[\\]\\\\*}")]
     public void The_match_pattern_escapes_glob_characters_and_ends_at_the_hash_tag(string prefix, string tenant, string namePrefix, string pattern)
     {
-        Assert.Equal(pattern, LockKeys.MatchPattern(prefix, tenant, namePrefix));
+        Assert.Equal(pattern, LeaseKeys.MatchPattern(prefix, tenant, namePrefix));
     }
 
     [Fact]
     public void Only_a_locks_own_hash_yields_a_name()
     {
-        var keys = LockKeys.For("lock:", new LockName("billing", "orders-1"));
+        var keys = LockKeys.For("lock:", new LeaseName("billing", "orders-1"));
 
-        Assert.Equal("orders-1", LockKeys.NameIn("lock:", "billing", keys.Lock));
-        Assert.Null(LockKeys.NameIn("lock:", "billing", keys.Fence));
-        Assert.Null(LockKeys.NameIn("lock:", "billing", keys.Leases));
-        Assert.Null(LockKeys.NameIn("lock:", "billing", keys.LastLease));
-        Assert.Null(LockKeys.NameIn("lock:", "", keys.Lock));
-        Assert.Null(LockKeys.NameIn("lock:", "shipping", keys.Lock));
-        Assert.Null(LockKeys.NameIn("lock:", "billing", "lock:billing:{}"));
-        Assert.Null(LockKeys.NameIn("lock:", "billing", "lock:billing:{a b}"));
+        Assert.Equal("orders-1", LeaseKeys.NameIn("lock:", "billing", keys.Lock));
+        Assert.Null(LeaseKeys.NameIn("lock:", "billing", keys.Fence));
+        Assert.Null(LeaseKeys.NameIn("lock:", "billing", keys.Leases));
+        Assert.Null(LeaseKeys.NameIn("lock:", "billing", keys.LastLease));
+        Assert.Null(LeaseKeys.NameIn("lock:", "", keys.Lock));
+        Assert.Null(LeaseKeys.NameIn("lock:", "shipping", keys.Lock));
+        Assert.Null(LeaseKeys.NameIn("lock:", "billing", "lock:billing:{}"));
+        Assert.Null(LeaseKeys.NameIn("lock:", "billing", "lock:billing:{a b}"));
     }
 }

@@ -1,3 +1,4 @@
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 
 namespace LockService.Tests.Core;

@@ -2,9 +2,10 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Reflection;
 using LockService.Core.Elections;
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 using LockService.Tests.Infrastructure;
 using StackExchange.Redis;
+using static LockService.Tests.Elections.ElectionTesting;
 
 namespace LockService.Tests.Elections;
 
@@ -41,7 +42,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
 
         Assert.Null((await NextAsync(observer))!.Leader);
 
-        var lease = (await Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(10_000, Value: "a"))).Lease!;
+        var lease = (await Store.CampaignAsync(name, Campaign(10_000, value: "a"))).Lease!;
         var elected = (await NextAsync(observer))!;
         Assert.Equal(lease.Term, elected.Leader!.Term);
         Assert.Equal("a", elected.Leader.Value);
@@ -69,7 +70,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
         var onOne = await LogAsync(one, name);
         var onTwo = await LogAsync(two, name);
 
-        var lease = (await two.Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(10_000, Value: "from-two"))).Lease!;
+        var lease = (await two.Store.CampaignAsync(name, Campaign(10_000, value: "from-two"))).Lease!;
         await onOne.WaitForAsync(s => s.Leader?.Term == lease.Term, "instance one's observer to see the term campaigned on two");
         await onTwo.WaitForAsync(s => s.Leader?.Term == lease.Term, "instance two's observer to see its own term");
 
@@ -87,7 +88,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
         var instance = await NewInstanceAsync();
         var log = await LogAsync(instance, name);
 
-        var lease = (await Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(400))).Lease!;
+        var lease = (await Store.CampaignAsync(name, Campaign(400))).Lease!;
         var leading = await log.WaitForAsync(s => s.Leader?.Term == lease.Term, "the observer to see the short term");
         var seen = await log.WaitForAsync(s => s.Leader is null, "the observer to see no leader after the expiry", after: leading);
 
@@ -103,7 +104,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
         var name = ElectionFixture.NewName(nameof(A_shortened_ttl_moves_the_expiry_observers_wait_for));
         var instance = await NewInstanceAsync();
         var log = await LogAsync(instance, name);
-        var lease = (await Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(60_000))).Lease!;
+        var lease = (await Store.CampaignAsync(name, Campaign(60_000))).Lease!;
         var leading = await log.WaitForAsync(s => s.Leader?.Term == lease.Term, "the observer to see the term");
 
         var shortened = (await Store.ProclaimAsync(name, lease.Token, new ProclaimRequest(300))).Lease!;
@@ -135,7 +136,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
                 {
                     for (var step = 0; step < 15; step++)
                     {
-                        var reply = await store.CampaignAsync(name, LockToken.New(), new CampaignRequest(10_000, Value: $"c{which}-{step}"));
+                        var reply = await store.CampaignAsync(name, Campaign(10_000, value: $"c{which}-{step}"));
                         if (reply.Lease is { } lease)
                         {
                             await store.ProclaimAsync(name, lease.Token, new ProclaimRequest(Value: $"c{which}-{step}-p"));
@@ -148,7 +149,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
             await Task.WhenAll(tasks);
             if (burst % 2 == 0)
             {
-                await Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(10_000, Value: $"stays-{burst}"));
+                await Store.CampaignAsync(name, Campaign(10_000, value: $"stays-{burst}"));
             }
 
             var current = new ElectionState(name.Key, await Store.LeaderAsync(name));
@@ -169,7 +170,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
     {
         var name = ElectionFixture.NewName(nameof(Last_event_id_of_the_current_state_skips_it_and_of_another_state_gets_the_current_first));
         var instance = await NewInstanceAsync();
-        var lease = (await Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(10_000, Value: "v"))).Lease!;
+        var lease = (await Store.CampaignAsync(name, Campaign(10_000, value: "v"))).Lease!;
         var first = await LogAsync(instance, name);
         var current = await first.WaitForAsync(s => s.Leader?.Term == lease.Term, "the first observer to see the leader");
 
@@ -193,7 +194,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
         var name = ElectionFixture.NewName(nameof(Observers_of_one_name_share_one_subscription_and_one_read_per_change));
         var counting = CountingSubscriptions.Wrap(fixture.Redis.Redis, out var subscriptions);
         var store = fixture.NewStore(counting);
-        using var observers = new ElectionObservers(counting, store, new ElectionOptions(), new LockOptions());
+        using var observers = new ElectionObservers(counting, store, new ElectionOptions());
         var open = new List<ElectionObserver>();
         try
         {
@@ -211,7 +212,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
             const int changes = 5;
             for (var i = 0; i < changes; i++)
             {
-                var lease = (await Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(10_000, Value: $"{i}"))).Lease!;
+                var lease = (await Store.CampaignAsync(name, Campaign(10_000, value: $"{i}"))).Lease!;
                 var seen = await Task.WhenAll(open.Select(o => NextAsync(o)));
                 Assert.All(seen, s => Assert.Equal(lease.Term, s!.Leader!.Term));
                 await Store.ResignAsync(name, lease.Token);
@@ -252,7 +253,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
         using var again = Observe(instance, name);
         await again.ReadyAsync(Deadline, default);
         Assert.Null((await NextAsync(again))!.Leader);
-        var lease = (await Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(10_000))).Lease!;
+        var lease = (await Store.CampaignAsync(name, Campaign(10_000))).Lease!;
         Assert.Equal(lease.Term, (await NextAsync(again))!.Leader!.Term);
     }
 
@@ -261,22 +262,22 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
     {
         var options = new ElectionOptions { MaxObservers = 4 };
         var store = fixture.NewStore(fixture.Redis.Redis);
-        using var observers = new ElectionObservers(fixture.Redis.Redis, store, options, new LockOptions());
+        using var observers = new ElectionObservers(fixture.Redis.Redis, store, options);
         var name = nameof(The_instance_bound_and_a_tenants_share_refuse_observers_past_them_and_free_on_close);
 
-        var a1 = observers.TryObserve(new LockName("a", Keys.Unique(name)), null, out _)!;
-        var a2 = observers.TryObserve(new LockName("a", Keys.Unique(name)), null, out _)!;
-        Assert.Null(observers.TryObserve(new LockName("a", Keys.Unique(name)), null, out var tenantFull));
+        var a1 = observers.TryObserve(new LeaseName("a", Keys.Unique(name)), null, out _)!;
+        var a2 = observers.TryObserve(new LeaseName("a", Keys.Unique(name)), null, out _)!;
+        Assert.Null(observers.TryObserve(new LeaseName("a", Keys.Unique(name)), null, out var tenantFull));
         Assert.Equal(NoRoom.Tenant, tenantFull);
 
-        var b1 = observers.TryObserve(new LockName("b", Keys.Unique(name)), null, out _)!;
-        var b2 = observers.TryObserve(new LockName("b", Keys.Unique(name)), null, out _)!;
-        Assert.Null(observers.TryObserve(new LockName("c", Keys.Unique(name)), null, out var instanceFull));
+        var b1 = observers.TryObserve(new LeaseName("b", Keys.Unique(name)), null, out _)!;
+        var b2 = observers.TryObserve(new LeaseName("b", Keys.Unique(name)), null, out _)!;
+        Assert.Null(observers.TryObserve(new LeaseName("c", Keys.Unique(name)), null, out var instanceFull));
         Assert.Equal(NoRoom.Instance, instanceFull);
 
         a1.Dispose();
         a1.Dispose();
-        using var a3 = observers.TryObserve(new LockName("a", Keys.Unique(name)), null, out var refused);
+        using var a3 = observers.TryObserve(new LeaseName("a", Keys.Unique(name)), null, out var refused);
         Assert.NotNull(a3);
         Assert.Equal(NoRoom.None, refused);
         Assert.Equal(4, observers.Count);
@@ -291,7 +292,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
         await using var redis = await RedisServer.StartNewAsync();
         using var multiplexer = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
         var store = fixture.NewStore(multiplexer);
-        using var observers = new ElectionObservers(multiplexer, store, new ElectionOptions(), new LockOptions());
+        using var observers = new ElectionObservers(multiplexer, store, new ElectionOptions());
         var name = ElectionFixture.NewName(nameof(Changes_made_while_the_subscription_was_cut_are_seen_when_it_comes_back));
         var log = new ObserverLog(observers.TryObserve(name, null, out _)!);
         _cleanup.Add(log);
@@ -301,7 +302,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
         using var admin = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
         var other = fixture.NewStore(admin);
         await admin.GetDatabase().ExecuteAsync("CLIENT", "KILL", "TYPE", "pubsub");
-        var lease = (await other.CampaignAsync(name, LockToken.New(), new CampaignRequest(30_000, Value: "while-cut"))).Lease!;
+        var lease = (await other.CampaignAsync(name, Campaign(30_000, value: "while-cut"))).Lease!;
 
         await log.WaitForAsync(s => s.Leader?.Term == lease.Term, "the observer to see the term made while its subscription was cut");
     }
@@ -313,8 +314,8 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
         var options = ConfigurationOptions.Parse(redis.ConnectionString);
         options.AbortOnConnectFail = false;
         using var multiplexer = await ConnectionMultiplexer.ConnectAsync(options);
-        var store = new ElectionStore(multiplexer, new ElectionOptions(), new LockOptions(), new RedisOptions { ConnectionString = redis.ConnectionString, TimeoutMs = 500 });
-        using var observers = new ElectionObservers(multiplexer, store, new ElectionOptions(), new LockOptions());
+        var store = ElectionTesting.NewStore(multiplexer, new RedisOptions { ConnectionString = redis.ConnectionString, TimeoutMs = 500 });
+        using var observers = new ElectionObservers(multiplexer, store, new ElectionOptions());
         await redis.StopAsync();
 
         using var observer = observers.TryObserve(ElectionFixture.NewName(nameof(Observing_while_redis_is_down_fails_before_any_state_is_handed_out)), null, out _)!;
@@ -336,10 +337,10 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
         return (long)reply[1];
     }
 
-    private static ElectionObserver Observe(Instance instance, LockName name, string? lastEventId = null) =>
+    private static ElectionObserver Observe(Instance instance, LeaseName name, string? lastEventId = null) =>
         instance.Observers.TryObserve(name, lastEventId, out _) ?? throw new InvalidOperationException("no room to observe");
 
-    private async Task<ObserverLog> LogAsync(Instance instance, LockName name)
+    private async Task<ObserverLog> LogAsync(Instance instance, LeaseName name)
     {
         var observer = Observe(instance, name);
         await observer.ReadyAsync(Deadline, default);
@@ -361,7 +362,7 @@ public sealed class ElectionObserverTests(ElectionFixture fixture) : IClassFixtu
     {
         public ElectionStore Store { get; } = store;
 
-        public ElectionObservers Observers { get; } = new(multiplexer, store, new ElectionOptions(), new LockOptions());
+        public ElectionObservers Observers { get; } = new(multiplexer, store, new ElectionOptions());
 
         public async ValueTask DisposeAsync()
         {

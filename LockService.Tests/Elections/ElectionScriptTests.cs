@@ -1,7 +1,8 @@
 using LockService.Core.Elections;
-using LockService.Core.Locks;
+using LockService.Core.Leases;
 using LockService.Tests.Infrastructure;
 using StackExchange.Redis;
+using static LockService.Tests.Elections.ElectionTesting;
 
 namespace LockService.Tests.Elections;
 
@@ -19,19 +20,19 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
         var name = ElectionFixture.NewName(nameof(Terms_strictly_increase_over_resign_force_and_expiry));
         var terms = new List<long>();
 
-        var first = await ElectAsync(name, new CampaignRequest(5_000, Value: "a"));
+        var first = await ElectAsync(name, Campaign(5_000, value: "a"));
         terms.Add(first.Term);
-        Assert.True((await Store.ResignAsync(name, first.Token)).Resigned);
+        Assert.True((await Store.ResignAsync(name, first.Token)).Released);
 
-        var second = await ElectAsync(name, new CampaignRequest(5_000, Value: "b"));
+        var second = await ElectAsync(name, Campaign(5_000, value: "b"));
         terms.Add(second.Term);
         Assert.True((await Store.ForceAsync(name)).Forced);
 
-        var third = await ElectAsync(name, new CampaignRequest(50, Value: "c"));
+        var third = await ElectAsync(name, Campaign(50, value: "c"));
         terms.Add(third.Term);
         await RedisServer.WaitUntilAsync(async () => await Store.LeaderAsync(name) is null, TimeSpan.FromSeconds(5), "the short term to expire");
 
-        var fourth = await ElectAsync(name, new CampaignRequest(5_000));
+        var fourth = await ElectAsync(name, Campaign(5_000));
         terms.Add(fourth.Term);
 
         Fences.AssertStrictlyIncreasing(terms);
@@ -48,7 +49,7 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
         const long last = (1L << 52) + 7;
         await fixture.Db.StringSetAsync(Store.KeysOf(name).Term, last);
 
-        var lease = await ElectAsync(name, new CampaignRequest(5_000));
+        var lease = await ElectAsync(name, Campaign(5_000));
 
         Assert.Equal(last + 1, lease.Term);
         Assert.Equal(last + 1, (await Store.LeaderAsync(name))!.Term);
@@ -61,7 +62,7 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
         var keys = Store.KeysOf(name);
         await fixture.Db.StringSetAsync(keys.Term, "9007199254740991");
 
-        var ex = await Assert.ThrowsAsync<RedisServerException>(() => Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(5_000)));
+        var ex = await Assert.ThrowsAsync<RedisServerException>(() => Store.CampaignAsync(name, Campaign(5_000)));
 
         Assert.True(RedisFaults.IsBadData(ex), ex.Message);
         Assert.Null(await Store.LeaderAsync(name));
@@ -73,7 +74,7 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
     public async Task The_leader_body_shows_term_value_and_times_from_redis_and_never_the_token()
     {
         var name = ElectionFixture.NewName(nameof(The_leader_body_shows_term_value_and_times_from_redis_and_never_the_token));
-        var lease = await ElectAsync(name, new CampaignRequest(8_000, Value: "10.0.0.7:5432 primary"));
+        var lease = await ElectAsync(name, Campaign(8_000, value: "10.0.0.7:5432 primary"));
 
         var leader = (await Store.LeaderAsync(name))!;
 
@@ -90,17 +91,17 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
     public async Task A_refused_campaign_tells_the_leaders_term_value_and_times_and_takes_nothing()
     {
         var name = ElectionFixture.NewName(nameof(A_refused_campaign_tells_the_leaders_term_value_and_times_and_takes_nothing));
-        var lease = await ElectAsync(name, new CampaignRequest(6_000, Value: "node-1"));
+        var lease = await ElectAsync(name, Campaign(6_000, value: "node-1"));
 
-        var refused = await Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(5_000, Value: "node-2"));
+        var refused = await Store.CampaignAsync(name, Campaign(5_000, value: "node-2"));
 
-        Assert.Equal(CampaignStatus.Led, refused.Status);
+        Assert.Equal(AcquireStatus.Held, refused.Status);
         Assert.Null(refused.Lease);
-        Assert.Equal(lease.Term, refused.Leader!.Term);
-        Assert.Equal("node-1", refused.Leader.Value);
-        Assert.Equal(lease.AcquiredAt, refused.Leader.AcquiredAt);
+        Assert.Equal(lease.Term, refused.Busy!.Term);
+        Assert.Equal("node-1", refused.Busy.Value);
+        Assert.Equal(lease.AcquiredAt, refused.Busy.AcquiredAt);
         Assert.InRange(refused.RetryAfterMs, 5_000, 6_000);
-        Assert.InRange((refused.Leader.ExpiresAt - lease.ExpiresAt).Duration(), TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        Assert.InRange((refused.Busy.ExpiresAt - lease.ExpiresAt).Duration(), TimeSpan.Zero, TimeSpan.FromSeconds(1));
         Assert.Equal("node-1", (await Store.LeaderAsync(name))!.Value);
     }
 
@@ -108,13 +109,13 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
     public async Task An_empty_value_is_empty_and_a_value_of_1024_characters_travels_whole()
     {
         var name = ElectionFixture.NewName(nameof(An_empty_value_is_empty_and_a_value_of_1024_characters_travels_whole));
-        var empty = await ElectAsync(name, new CampaignRequest(5_000));
+        var empty = await ElectAsync(name, Campaign(5_000));
         Assert.Equal(string.Empty, empty.Value);
         Assert.Equal(string.Empty, (await Store.LeaderAsync(name))!.Value);
-        Assert.True((await Store.ResignAsync(name, empty.Token)).Resigned);
+        Assert.True((await Store.ResignAsync(name, empty.Token)).Released);
 
         var longest = string.Concat(Enumerable.Repeat("é✓ a", 256));
-        var full = await ElectAsync(name, new CampaignRequest(5_000, Value: longest));
+        var full = await ElectAsync(name, Campaign(5_000, value: longest));
         Assert.Equal(longest, full.Value);
         Assert.Equal(longest, (await Store.LeaderAsync(name))!.Value);
     }
@@ -127,9 +128,9 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
     {
         var name = ElectionFixture.NewName(nameof(A_value_with_a_control_character_or_over_1024_characters_is_refused_before_redis));
 
-        var ex = await Assert.ThrowsAsync<ArgumentException>(() => Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(5_000, Value: value)));
+        var ex = await Assert.ThrowsAsync<ArgumentException>(() => Store.CampaignAsync(name, Campaign(5_000, value: value)));
         Assert.Equal(CampaignRequest.ValueName, ex.ParamName);
-        await Assert.ThrowsAsync<ArgumentException>(() => Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(5_000, Value: new string('v', 1025))));
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.CampaignAsync(name, Campaign(5_000, value: new string('v', 1025))));
         Assert.False(await fixture.Db.KeyExistsAsync(Store.KeysOf(name).Leader));
     }
 
@@ -137,7 +138,7 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
     public async Task Proclaim_sets_the_value_extends_and_keeps_term_and_acquiredAt()
     {
         var name = ElectionFixture.NewName(nameof(Proclaim_sets_the_value_extends_and_keeps_term_and_acquiredAt));
-        var lease = await ElectAsync(name, new CampaignRequest(2_000, Value: "old"));
+        var lease = await ElectAsync(name, Campaign(2_000, value: "old"));
 
         var proclaimed = await Store.ProclaimAsync(name, lease.Token, new ProclaimRequest(9_000, "new"));
 
@@ -164,35 +165,35 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
     {
         var name = ElectionFixture.NewName(nameof(A_token_that_does_not_lead_says_why_resigned_forced_expired_or_unknown));
 
-        var resigned = await ElectAsync(name, new CampaignRequest(5_000));
-        Assert.True((await Store.ResignAsync(name, resigned.Token)).Resigned);
-        var forced = await ElectAsync(name, new CampaignRequest(5_000));
+        var resigned = await ElectAsync(name, Campaign(5_000));
+        Assert.True((await Store.ResignAsync(name, resigned.Token)).Released);
+        var forced = await ElectAsync(name, Campaign(5_000));
         Assert.True((await Store.ForceAsync(name)).Forced);
-        var expired = await ElectAsync(name, new CampaignRequest(30));
+        var expired = await ElectAsync(name, Campaign(30));
         await RedisServer.WaitUntilAsync(async () => await Store.LeaderAsync(name) is null, TimeSpan.FromSeconds(5), "the short term to expire");
-        var leading = await ElectAsync(name, new CampaignRequest(5_000));
+        var leading = await ElectAsync(name, Campaign(5_000));
 
         Assert.Equal(LeaseEnd.Released, (await Store.CheckAsync(name, resigned.Token)).Ended);
         Assert.Equal(LeaseEnd.Forced, (await Store.ProclaimAsync(name, forced.Token, new ProclaimRequest(Value: "x"))).Ended);
         Assert.Equal(LeaseEnd.Expired, (await Store.ResignAsync(name, expired.Token)).Ended);
-        Assert.Equal(LeaseEnd.Unknown, (await Store.CheckAsync(name, LockToken.New())).Ended);
+        Assert.Equal(LeaseEnd.Unknown, (await Store.CheckAsync(name, LeaseToken.New())).Ended);
 
         // None of those touched the leader.
         var check = await Store.CheckAsync(name, leading.Token);
-        Assert.Equal(leading.Term, check.Leader!.Term);
-        Assert.Equal(string.Empty, check.Leader.Value);
+        Assert.Equal(leading.Term, check.Info!.Term);
+        Assert.Equal(string.Empty, check.Info.Value);
     }
 
     [Fact]
     public async Task An_idempotent_campaign_retried_while_it_leads_gets_the_same_term_and_token()
     {
         var name = ElectionFixture.NewName(nameof(An_idempotent_campaign_retried_while_it_leads_gets_the_same_term_and_token));
-        var lease = await ElectAsync(name, new CampaignRequest(5_000, Value: "v1", IdempotencyKey: "retry-1"));
+        var lease = await ElectAsync(name, Campaign(5_000, value: "v1", idempotencyKey: "retry-1"));
         await Store.ProclaimAsync(name, lease.Token, new ProclaimRequest(Value: "v2"));
 
-        var replay = await Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(5_000, Value: "ignored", IdempotencyKey: "retry-1"));
+        var replay = await Store.CampaignAsync(name, Campaign(5_000, value: "ignored", idempotencyKey: "retry-1"));
 
-        Assert.Equal(CampaignStatus.Replayed, replay.Status);
+        Assert.True(replay.Replayed);
         Assert.Equal(lease.Token, replay.Lease!.Token);
         Assert.Equal(lease.Term, replay.Lease.Term);
         Assert.Equal("v2", replay.Lease.Value);
@@ -204,12 +205,12 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
         var name = ElectionFixture.NewName(nameof(Every_change_an_observer_must_see_is_announced_on_the_elections_channel));
         var notices = System.Threading.Channels.Channel.CreateUnbounded<string>();
         var subscriber = fixture.Redis.Redis.GetSubscriber();
-        var channel = Store.ChannelOf(name);
+        var channel = Store.SubscriptionOf(name);
         await subscriber.SubscribeAsync(channel, (_, message) => notices.Writer.TryWrite(message!));
         try
         {
-            var lease = await ElectAsync(name, new CampaignRequest(5_000));
-            Assert.Equal(LockMessages.Acquired, await NextAsync());
+            var lease = await ElectAsync(name, Campaign(5_000));
+            Assert.Equal(LeaseNotices.Acquired, await NextAsync());
 
             await Store.ProclaimAsync(name, lease.Token, new ProclaimRequest(Value: "same"));
             Assert.Equal(ElectionMessages.Proclaimed, await NextAsync());
@@ -217,12 +218,12 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
             // The same value again is no change: nothing is announced (the resign's notice comes next).
             await Store.ProclaimAsync(name, lease.Token, new ProclaimRequest(Value: "same"));
             await Store.ResignAsync(name, lease.Token);
-            Assert.Equal(LockMessages.Released, await NextAsync());
+            Assert.Equal(LeaseNotices.Released, await NextAsync());
 
-            await ElectAsync(name, new CampaignRequest(5_000, IdempotencyKey: "once"));
-            Assert.Equal(LockMessages.Acquired, await NextAsync());
+            await ElectAsync(name, Campaign(5_000, idempotencyKey: "once"));
+            Assert.Equal(LeaseNotices.Acquired, await NextAsync());
             await Store.ForceAsync(name);
-            Assert.Equal(LockMessages.Released, await NextAsync());
+            Assert.Equal(LeaseNotices.Released, await NextAsync());
             Assert.False(notices.Reader.TryRead(out var extra), $"one notice per change, and then {extra}");
         }
         finally
@@ -240,17 +241,17 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
         var keys = Store.KeysOf(name);
         await fixture.Db.StringSetAsync(keys.Leader, "not a lease", TimeSpan.FromSeconds(30));
 
-        var ex = await Assert.ThrowsAsync<RedisServerException>(() => Store.CampaignAsync(name, LockToken.New(), new CampaignRequest(5_000)));
+        var ex = await Assert.ThrowsAsync<RedisServerException>(() => Store.CampaignAsync(name, Campaign(5_000)));
 
         Assert.True(RedisFaults.IsBadData(ex), ex.Message);
         Assert.Equal("not a lease", (string?)await fixture.Db.StringGetAsync(keys.Leader));
         Assert.False(await fixture.Db.KeyExistsAsync(keys.Term));
     }
 
-    private async Task<ElectionLease> ElectAsync(LockName name, CampaignRequest request)
+    private async Task<ElectionLease> ElectAsync(LeaseName name, CampaignRequest request)
     {
-        var reply = await Store.CampaignAsync(name, LockToken.New(), request);
-        Assert.Equal(CampaignStatus.Elected, reply.Status);
+        var reply = await Store.CampaignAsync(name, request);
+        Assert.Equal(AcquireStatus.Acquired, reply.Status);
         return reply.Lease!;
     }
 }

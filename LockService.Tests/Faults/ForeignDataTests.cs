@@ -1,4 +1,5 @@
 using System.Net;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 using LockService.Tests.Infrastructure;
@@ -100,7 +101,7 @@ public sealed class ForeignDataTests(ForeignDataFixture fixture) : IClassFixture
     public async Task Every_semaphore_operation_on_a_key_of_another_type_is_a_problem_naming_it_and_takes_no_permit(int index)
     {
         var key = Keys.Unique($"wrongtype-sem-{index}");
-        var all = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LockName.Of(key));
+        var all = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LeaseName.Of(key));
         var wrong = new[] { all.Semaphore, all.Permits, all.Slots, all.Fence, all.Leases }[index];
         var first = await Client.AcquirePermitOkAsync(key, "limit=2&ttlMs=30000");
         Assert.Equal(HttpStatusCode.NoContent, (await Client.ReleasePermitAsync(key, first.Token)).Status);
@@ -141,10 +142,10 @@ public sealed class ForeignDataTests(ForeignDataFixture fixture) : IClassFixture
         // The review's case, through the engines (the service now refuses such prefixes at start): a semaphore's fence
         // hash where the lock keeps its fencing string. The acquire wrote the lock, then failed, and the name stayed held.
         var prefix = $"shared-{Guid.NewGuid():N}:";
-        var name = LockName.Of("x");
-        using var locks = new LockEngine(fixture.Redis.Redis, new LockOptions { KeyPrefix = prefix }, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
-        using var semaphores = new SemaphoreEngine(
-            fixture.Redis.Redis, new SemaphoreOptions { KeyPrefix = prefix }, new LockOptions(), new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
+        var name = LeaseName.Of("x");
+        using var locks = TestLocks.Create(fixture.Redis.Redis, new LeaseOptions { KeyPrefix = prefix }, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
+        using var semaphores = TestSemaphores.Create(
+            fixture.Redis.Redis, new SemaphoreOptions { KeyPrefix = prefix }, new LeaseOptions(), new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
         var permit = (await semaphores.AcquireAsync(name, 2, new AcquireRequest(500))).Lease!;
         Assert.True((await semaphores.ReleaseAsync(name, permit.Token)).Released);
 
@@ -174,7 +175,7 @@ public sealed class ForeignDataTests(ForeignDataFixture fixture) : IClassFixture
         Assert.Equal(last, (string?)await Db.StringGetAsync(keys.Fence));
         Assert.False(await Db.KeyExistsAsync(keys.LastLease), "the refused acquire left a lease record");
 
-        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LockName.Of(key));
+        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LeaseName.Of(key));
         await Db.HashSetAsync(semaphore.Fence, "0", last);
         AssertNamed(await Client.AcquirePermitAsync(key, "limit=1&ttlMs=30000"), semaphore.Fence);
         Assert.Equal(0, await Db.SortedSetLengthAsync(semaphore.Semaphore));
@@ -195,7 +196,7 @@ public sealed class ForeignDataTests(ForeignDataFixture fixture) : IClassFixture
         AssertNamed(await Client.AcquireAsync(key, "ttlMs=30000"), keys.Fence);
         Assert.False(await Db.KeyExistsAsync(keys.Lock));
 
-        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LockName.Of(key));
+        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LeaseName.Of(key));
         await Db.HashSetAsync(semaphore.Fence, "0", largest - 1);
         var permit = await Client.AcquirePermitOkAsync(key, "limit=1&ttlMs=30000");
         Assert.Equal(largest, permit.FencingToken);
@@ -214,7 +215,7 @@ public sealed class ForeignDataTests(ForeignDataFixture fixture) : IClassFixture
         var key = Keys.Unique("fence-none");
         var keys = Keys.InRedis(key);
         await Db.StringSetAsync(keys.Fence, last);
-        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LockName.Of(key));
+        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LeaseName.Of(key));
         await Db.HashSetAsync(semaphore.Fence, "0", last);
         var before = await RedisMicrosAsync();
 
@@ -266,7 +267,7 @@ public sealed class ForeignDataTests(ForeignDataFixture fixture) : IClassFixture
     {
         // A semaphore's permits expire by their scores, not by the key's TTL: a PERSIST changes nothing a caller sees.
         var key = Keys.Unique("persisted-sem");
-        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LockName.Of(key));
+        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LeaseName.Of(key));
         var permit = await Client.AcquirePermitOkAsync(key, "limit=1&ttlMs=300");
         Assert.True(await Db.KeyPersistAsync(semaphore.Semaphore));
 
@@ -287,7 +288,7 @@ public sealed class ForeignDataTests(ForeignDataFixture fixture) : IClassFixture
         AssertNamed(await Client.SendAsync(HttpMethod.Delete, $"/admin/locks/{key}"), keys.Lock);
         Assert.Equal(HttpStatusCode.Conflict, (await Client.AcquireAsync(key)).Status);
 
-        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LockName.Of(key));
+        var semaphore = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, LeaseName.Of(key));
         var permit = await Client.AcquirePermitOkAsync(key, "limit=2&ttlMs=30000");
         await Db.HashSetAsync(semaphore.Permits, permit.Token, "not a permit record");
         AssertNamed(await Client.CheckPermitAsync(key, permit.Token), semaphore.Permits);

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using StackExchange.Redis;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 
@@ -90,10 +91,10 @@ public sealed class LeaseTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         var expired = await Client.AcquireOkAsync(key, "ttlMs=100");
         await RedisServer.WaitUntilAsync(async () => (await Client.InspectAsync(key)).Status == HttpStatusCode.NotFound, TimeSpan.FromSeconds(10), "expiry");
         var forced = await Client.AcquireOkAsync(key, "ttlMs=30000");
-        Assert.True((await fixture.Factory.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+        Assert.True((await fixture.Factory.Engine().ForceReleaseAsync(LeaseName.Of(key))).Released);
         var current = await Client.AcquireOkAsync(key, "ttlMs=30000");
 
-        foreach (var (token, reason) in new[] { (released.Token, "released"), (expired.Token, "expired"), (forced.Token, "forced"), (LockToken.New(), "unknown") })
+        foreach (var (token, reason) in new[] { (released.Token, "released"), (expired.Token, "expired"), (forced.Token, "forced"), (LeaseToken.New(), "unknown") })
         {
             foreach (var reply in new[] { await Client.CheckAsync(key, token), await Client.ExtendAsync(key, token), await Client.ReleaseAsync(key, token) })
             {
@@ -116,7 +117,7 @@ public sealed class LeaseTests(ApiFixture fixture) : IClassFixture<ApiFixture>
         await service.WaitForWaitersAsync(1);
 
         var forcedAt = Stopwatch.StartNew();
-        Assert.True((await service.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+        Assert.True((await service.Engine().ForceReleaseAsync(LeaseName.Of(key))).Released);
         var next = await waiter;
 
         Assert.Equal(HttpStatusCode.Created, next.Status);
@@ -210,7 +211,7 @@ public sealed class LeaseTests(ApiFixture fixture) : IClassFixture<ApiFixture>
                 Assert.Equal(HttpStatusCode.NoContent, (await holderClient.ReleaseAsync(key, lease.Token)).Status);
                 break;
             case "force":
-                Assert.True((await a.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+                Assert.True((await a.Engine().ForceReleaseAsync(LeaseName.Of(key))).Released);
                 break;
             case "shortened":
                 Assert.Equal(HttpStatusCode.OK, (await holderClient.ExtendAsync(key, lease.Token, "ttlMs=200")).Status);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 
@@ -62,7 +63,7 @@ public sealed class StreamTests(ApiFixture fixture) : IClassFixture<ApiFixture>
                 Assert.Equal(HttpStatusCode.NoContent, (await client.ReleaseAsync(key, token)).Status);
                 break;
             case "force":
-                Assert.True((await service.Engine().ForceReleaseAsync(LockName.Of(key))).Released);
+                Assert.True((await service.Engine().ForceReleaseAsync(LeaseName.Of(key))).Released);
                 break;
             case "vanished":
                 Assert.True(await fixture.Redis.Redis.GetDatabase().KeyDeleteAsync(Keys.InRedis(key).Lock));

@@ -1,3 +1,4 @@
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 
@@ -29,20 +30,20 @@ public sealed class EngineFixture : IAsyncLifetime
 {
     public RedisFixture Redis { get; } = new();
 
-    public LockEngine Engine { get; private set; } = null!;
+    public TestLocks Engine { get; private set; } = null!;
 
-    public SemaphoreEngine Semaphores { get; private set; } = null!;
+    public TestSemaphores Semaphores { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         await Redis.InitializeAsync();
-        Engine = new LockEngine(Redis.Redis, new LockOptions(), new RedisOptions { ConnectionString = Redis.ConnectionString });
+        Engine = TestLocks.Create(Redis.Redis, new LeaseOptions(), new RedisOptions { ConnectionString = Redis.ConnectionString });
         Semaphores = NewSemaphoreEngine();
     }
 
     /// <summary>Another semaphore engine over the same Redis: another instance of the service, as far as waiting goes.</summary>
-    public SemaphoreEngine NewSemaphoreEngine(LockOptions? locks = null) =>
-        new(Redis.Redis, new SemaphoreOptions(), locks ?? new LockOptions(), new RedisOptions { ConnectionString = Redis.ConnectionString });
+    public TestSemaphores NewSemaphoreEngine(LeaseOptions? locks = null) =>
+        TestSemaphores.Create(Redis.Redis, new SemaphoreOptions(), locks ?? new LeaseOptions(), new RedisOptions { ConnectionString = Redis.ConnectionString });
 
     public Task DisposeAsync()
     {

@@ -143,5 +143,5 @@ public static class Keys
 
     /// <summary>The Redis keys of a lock under the default prefix, named by the service's own key-naming type.</summary>
     public static LockService.Core.Locks.LockKeys InRedis(string key, string tenant = "") =>
-        LockService.Core.Locks.LockKeys.For(new LockService.Core.Locks.LockOptions().KeyPrefix, new LockService.Core.Locks.LockName(tenant, key));
+        LockService.Core.Locks.LockKeys.For(new LockService.Core.Leases.LeaseOptions().KeyPrefix, new LockService.Core.Leases.LeaseName(tenant, key));
 }

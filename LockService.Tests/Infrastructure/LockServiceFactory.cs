@@ -102,7 +102,7 @@ public sealed class LockServiceFactory : WebApplicationFactory<Program>
     }
 
     /// <summary>Holds the host's start until the engine's ping succeeds (at most 20 s; a test then fails on its own terms).</summary>
-    private sealed class WaitForRedis(LockService.Core.Locks.LockEngine engine) : Microsoft.Extensions.Hosting.IHostedService
+    private sealed class WaitForRedis(LockService.Core.Leases.LeaseEngine engine) : Microsoft.Extensions.Hosting.IHostedService
     {
         public async Task StartAsync(CancellationToken cancellationToken)
         {
@@ -114,7 +114,7 @@ public sealed class LockServiceFactory : WebApplicationFactory<Program>
                     await engine.PingAsync();
                     return;
                 }
-                catch (Exception ex) when (LockService.Core.Locks.RedisFaults.IsUnavailable(ex))
+                catch (Exception ex) when (LockService.Core.Leases.RedisFaults.IsUnavailable(ex))
                 {
                     await Task.Delay(50, cancellationToken);
                 }
@@ -147,11 +147,18 @@ public sealed class CapturedLog : ILogEventSink
 
 public static class LockServiceFactoryExtensions
 {
-    public static LockService.Core.Locks.LockEngine Engine(this LockServiceFactory factory) =>
-        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<LockService.Core.Locks.LockEngine>(factory.Services);
+    public static TestLocks Engine(this LockServiceFactory factory) =>
+        new(Get<LockService.Core.Leases.LeaseEngine>(factory), Get<LockService.Core.Locks.LockStore>(factory));
 
-    public static LockService.Core.Semaphores.SemaphoreEngine Semaphores(this LockServiceFactory factory) =>
-        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<LockService.Core.Semaphores.SemaphoreEngine>(factory.Services);
+    public static TestSemaphores Semaphores(this LockServiceFactory factory) =>
+        new(Get<LockService.Core.Leases.LeaseEngine>(factory), Get<LockService.Core.Semaphores.SemaphoreStore>(factory));
+
+    /// <summary>The instance's one engine: its waiting requests and watches of every kind.</summary>
+    public static LockService.Core.Leases.LeaseEngine Leases(this LockServiceFactory factory) => Get<LockService.Core.Leases.LeaseEngine>(factory);
+
+    private static T Get<T>(LockServiceFactory factory)
+        where T : notnull =>
+        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<T>(factory.Services);
 
     /// <summary>Waits until the instance has exactly <paramref name="count"/> requests waiting for a semaphore's permit.</summary>
     public static Task WaitForSemaphoreWaitersAsync(this LockServiceFactory factory, int count) =>

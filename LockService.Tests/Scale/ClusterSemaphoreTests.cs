@@ -1,3 +1,4 @@
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 using LockService.Tests.Infrastructure;
@@ -18,7 +19,7 @@ public sealed class ClusterSemaphoreTests(ClusterFixture cluster) : SemaphoreBeh
     {
         var key = Keys.Unique(nameof(Every_key_and_the_channel_of_a_semaphore_hash_to_one_slot));
         await Client.AcquirePermitOkAsync(key, "limit=2&owner=cluster");
-        var keys = SemaphoreKeys.For("sem:", LockName.Of(key));
+        var keys = SemaphoreKeys.For("sem:", LeaseName.Of(key));
         var server = cluster.Admin.GetServers()[0];
 
         var slots = await Task.WhenAll(new[] { keys.Semaphore, keys.Permits, keys.Slots, keys.Fence, keys.Leases, keys.Channel }

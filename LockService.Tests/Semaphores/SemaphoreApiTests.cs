@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using LockService.Api.Semaphores;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 using LockService.Tests.Api;
@@ -95,7 +96,7 @@ public sealed class SemaphoreApiTests(ApiFixture fixture) : SemaphoreBehaviour, 
             }
             else
             {
-                Assert.True((await service.Semaphores().ForceReleaseAsync(LockName.Of(key), holder.Slot)).Released);
+                Assert.True((await service.Semaphores().ForceReleaseAsync(LeaseName.Of(key), holder.Slot)).Released);
             }
 
             var reply = await waiter;
@@ -188,7 +189,7 @@ public sealed class SemaphoreApiTests(ApiFixture fixture) : SemaphoreBehaviour, 
         var tokens = new List<string>();
         for (var i = 0; i < 1002; i++)
         {
-            tokens.Add((await engine.AcquireAsync(LockName.Of(key), 1002, new AcquireRequest(60_000))).Lease!.Token);
+            tokens.Add((await engine.AcquireAsync(LeaseName.Of(key), 1002, new AcquireRequest(60_000))).Lease!.Token);
         }
 
         var reply = await Client.InspectSemaphoreAsync(key);
@@ -254,7 +255,7 @@ public sealed class SemaphoreApiTests(ApiFixture fixture) : SemaphoreBehaviour, 
 
         await using var forced = await LeaseEvents.OpenAsync(http, key, "limit=2&ttlMs=3000", "semaphores");
         var slot = JsonDocument.Parse((await forced.NextEventAsync()).Data).RootElement.GetProperty("slot").GetInt32();
-        Assert.True((await service.Semaphores().ForceReleaseAsync(LockName.Of(key), slot)).Released);
+        Assert.True((await service.Semaphores().ForceReleaseAsync(LeaseName.Of(key), slot)).Released);
         var lost = await forced.NextEventAsync();
         Assert.Equal("lost", lost.Name);
         Assert.Equal("forced", JsonDocument.Parse(lost.Data).RootElement.GetProperty("reason").GetString());
@@ -272,7 +273,7 @@ public sealed class SemaphoreApiTests(ApiFixture fixture) : SemaphoreBehaviour, 
         Assert.Equal(0, permit.Slot);
         (await Client.ReleasePermitAsync(key, lease.Token)).AssertProblem(HttpStatusCode.NotFound, "permit_not_held");
         (await Client.ReleaseAsync(key, permit.Token)).AssertProblem(HttpStatusCode.NotFound, "lock_not_held");
-        Assert.True(await fixture.Redis.Redis.GetDatabase().KeyExistsAsync(SemaphoreKeys.For("sem:", LockName.Of(key)).Semaphore));
+        Assert.True(await fixture.Redis.Redis.GetDatabase().KeyExistsAsync(SemaphoreKeys.For("sem:", LeaseName.Of(key)).Semaphore));
     }
 
     [Fact]
@@ -285,9 +286,9 @@ public sealed class SemaphoreApiTests(ApiFixture fixture) : SemaphoreBehaviour, 
 
         var metrics = (await Client.SendAsync(HttpMethod.Get, "/metrics")).Body;
 
-        Assert.Matches(@"(?m)^lockservice_operations_total\{operation=""semaphore_acquire"",outcome=""acquired""\} [1-9]", metrics);
-        Assert.Matches(@"(?m)^lockservice_operations_total\{operation=""semaphore_acquire"",outcome=""held""\} [1-9]", metrics);
-        Assert.Matches(@"(?m)^lockservice_operations_total\{operation=""semaphore_release"",outcome=""released""\} [1-9]", metrics);
+        Assert.Matches(@"(?m)^lockservice_operations_total\{kind=""semaphore"",operation=""acquire"",outcome=""acquired""\} [1-9]", metrics);
+        Assert.Matches(@"(?m)^lockservice_operations_total\{kind=""semaphore"",operation=""acquire"",outcome=""full""\} [1-9]", metrics);
+        Assert.Matches(@"(?m)^lockservice_operations_total\{kind=""semaphore"",operation=""release"",outcome=""released""\} [1-9]", metrics);
         Assert.Matches(@"(?m)^lockservice_permit_hold_duration_seconds_count [1-9]", metrics);
     }
 
@@ -318,7 +319,7 @@ public sealed class SemaphoreTenantTests(AuthFixture fixture) : IClassFixture<Au
         Assert.Equal("unknown", (await shipping.ExtendPermitAsync(key, ours.Token)).ReasonOf());
         Assert.Equal(HttpStatusCode.OK, (await billing.CheckPermitAsync(key, ours.Token)).Status);
         Assert.Equal(1, (await shipping.InspectSemaphoreAsync(key)).Json.GetProperty("held").GetInt32());
-        Assert.True(await fixture.Redis.Redis.GetDatabase().KeyExistsAsync(SemaphoreKeys.For("sem:", new LockName("billing", key)).Semaphore));
+        Assert.True(await fixture.Redis.Redis.GetDatabase().KeyExistsAsync(SemaphoreKeys.For("sem:", new LeaseName("billing", key)).Semaphore));
 
         // Without a key: 401 (as AuthTests holds every /locks and /semaphores route to), and the permit stays.
         (await fixture.Client.ReleasePermitAsync(key, ours.Token)).AssertProblem(HttpStatusCode.Unauthorized, "unauthorized");

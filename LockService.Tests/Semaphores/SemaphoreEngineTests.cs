@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
 using LockService.Tests.Infrastructure;
@@ -9,13 +10,13 @@ namespace LockService.Tests.Semaphores;
 /// <summary>The semaphore engine alone: admission by each caller's limit, slots, fencing per slot, expiry by Redis time, waiting.</summary>
 public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<EngineFixture>
 {
-    private SemaphoreEngine Engine => fixture.Semaphores;
+    private TestSemaphores Engine => fixture.Semaphores;
 
     private IDatabase Db => fixture.Redis.Redis.GetDatabase();
 
-    private static LockName Name(string test) => LockName.Of(Keys.Unique(test));
+    private static LeaseName Name(string test) => LeaseName.Of(Keys.Unique(test));
 
-    private async Task<List<PermitLease>> HoldAsync(LockName name, int limit, int count, long ttlMs = 30_000)
+    private async Task<List<PermitLease>> HoldAsync(LeaseName name, int limit, int count, long ttlMs = 30_000)
     {
         var permits = new List<PermitLease>();
         for (var i = 0; i < count; i++)
@@ -46,7 +47,7 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
         Assert.All(permits, p => Fences.AssertTimeBased(p.FencingToken));
         Assert.All(permits, p => Assert.Equal(3, p.Limit));
         Assert.Equal(AcquireStatus.Held, full.Status);
-        Assert.Equal(3, full.Held);
+        Assert.Equal(3, full.Busy.Held);
         Assert.InRange(full.RetryAfterMs, 10_000, 20_000);   // the earliest permit's expiry, not the latest's
     }
 
@@ -84,7 +85,7 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
         Assert.Equal(3, four.Lease!.Slot);
         Assert.Equal(4, four.Lease.Limit);
         Assert.Equal(AcquireStatus.Held, fourAgain.Status);
-        Assert.Equal(4, fourAgain.Held);
+        Assert.Equal(4, fourAgain.Busy.Held);
         Assert.Equal(4, ten.Lease!.Slot);
         Assert.Equal(5, (await Engine.InspectAsync(name))!.Held);
     }
@@ -202,7 +203,7 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
         Assert.Equal(LeaseEnd.Released, (await Engine.CheckAsync(name, released.Token)).Ended);
         Assert.Equal(LeaseEnd.Forced, (await Engine.CheckAsync(name, forced.Token)).Ended);
         Assert.Equal(LeaseEnd.Forced, (await Engine.ExtendAsync(name, forced.Token, default)).Ended);
-        Assert.Equal(LeaseEnd.Unknown, (await Engine.ReleaseAsync(name, LockToken.New())).Ended);
+        Assert.Equal(LeaseEnd.Unknown, (await Engine.ReleaseAsync(name, LeaseToken.New())).Ended);
         Assert.Null(await Engine.InspectAsync(name));
     }
 
@@ -284,7 +285,7 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
         var one = (await Engine.InspectAsync(small))!;
 
         Assert.Equal(1003, info.Held);
-        Assert.Equal(SemaphoreEngine.MaxInspected, info.Permits.Count);
+        Assert.Equal(SemaphoreStore.MaxInspected, info.Permits.Count);
         Assert.True(info.Truncated);
         Assert.Equal(info.Permits.OrderBy(p => p.Slot).Select(p => p.Slot), info.Permits.Select(p => p.Slot));
         Assert.All(info.Permits, p => Assert.Equal("bulk", p.Owner));
@@ -296,7 +297,7 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
     public async Task Every_key_of_a_semaphore_shares_its_hash_tag_and_has_a_ttl()
     {
         var key = Keys.Unique(nameof(Every_key_of_a_semaphore_shares_its_hash_tag_and_has_a_ttl));
-        var name = new LockName("billing", key);
+        var name = new LeaseName("billing", key);
         var keys = SemaphoreKeys.For("sem:", name);
         var permit = (await Engine.AcquireAsync(name, 2, new AcquireRequest(30_000, Owner: "o", IdempotencyKey: "idem-1", MaxHoldMs: 40_000))).Lease!;
         await Engine.AcquireAsync(name, 2, new AcquireRequest(10_000));
@@ -321,7 +322,7 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
     public async Task Waiters_woken_by_expiry_get_as_many_places_as_expired_in_arrival_order()
     {
         var name = Name(nameof(Waiters_woken_by_expiry_get_as_many_places_as_expired_in_arrival_order));
-        using var engine = fixture.NewSemaphoreEngine(new LockOptions { RecheckMs = 60_000 });
+        using var engine = fixture.NewSemaphoreEngine(new LeaseOptions { RecheckMs = 60_000 });
         var held = Stopwatch.StartNew();
         for (var i = 0; i < 3; i++)
         {
@@ -329,7 +330,7 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
         }
 
         var order = new List<int>();
-        var waiters = new List<Task<PermitAcquireResult>>();
+        var waiters = new List<Task<AcquireResult<PermitLease, SemaphoreBusy>>>();
         for (var i = 0; i < 4; i++)
         {
             var index = i;
@@ -368,10 +369,10 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
         // higher limit than all ahead of it is at the front too.
         var keys = SemaphoreKeys.For(new SemaphoreOptions().KeyPrefix, Name(nameof(A_notice_of_freed_places_wakes_only_waiters_at_the_front_so_a_late_one_lets_none_jump_the_line)));
         var channel = RedisChannel.Literal(keys.Channel);
-        using var queues = new WaitQueues(fixture.Redis.Redis, new WaitBounds(new LockOptions { MaxWaiters = 10, MaxWatchers = 10 }), TimeProvider.System);
-        var first = queues.TryJoin(keys.Semaphore, channel, tenant: string.Empty, idempotent: false, limit: 3, out _)!;
-        var second = queues.TryJoin(keys.Semaphore, channel, tenant: string.Empty, idempotent: false, limit: 3, out _)!;
-        var higher = queues.TryJoin(keys.Semaphore, channel, tenant: string.Empty, idempotent: false, limit: 5, out _)!;
+        using var queues = new WaitQueues(fixture.Redis.Redis, new WaitBounds(new LeaseOptions { MaxWaiters = 10, MaxWatchers = 10 }), TimeProvider.System);
+        var first = queues.TryJoin(LeaseKind.Semaphore, SemaphoreWake.Instance, keys.Semaphore, channel, tenant: string.Empty, idempotent: false, claim: 3, out _)!;
+        var second = queues.TryJoin(LeaseKind.Semaphore, SemaphoreWake.Instance, keys.Semaphore, channel, tenant: string.Empty, idempotent: false, claim: 3, out _)!;
+        var higher = queues.TryJoin(LeaseKind.Semaphore, SemaphoreWake.Instance, keys.Semaphore, channel, tenant: string.Empty, idempotent: false, claim: 5, out _)!;
         try
         {
             await first.Queue.Subscription.WaitAsync(TimeSpan.FromSeconds(10));
@@ -392,7 +393,7 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
     public async Task A_release_on_one_engine_wakes_a_waiter_on_another()
     {
         var name = Name(nameof(A_release_on_one_engine_wakes_a_waiter_on_another));
-        using var other = fixture.NewSemaphoreEngine(new LockOptions { RecheckMs = 60_000 });
+        using var other = fixture.NewSemaphoreEngine(new LeaseOptions { RecheckMs = 60_000 });
         var holder = (await Engine.AcquireAsync(name, 1, new AcquireRequest(30_000))).Lease!;
         var waiter = other.AcquireAsync(name, 1, new AcquireRequest(30_000, WaitMs: 20_000));
         await RedisServer.WaitUntilAsync(() => Task.FromResult(other.WaitingCount == 1), TimeSpan.FromSeconds(10), "the waiter to queue");
@@ -478,7 +479,7 @@ public sealed class SemaphoreEngineTests(EngineFixture fixture) : IClassFixture<
     public async Task A_watch_answers_expired_at_about_its_own_permits_ttl()
     {
         var name = Name(nameof(A_watch_answers_expired_at_about_its_own_permits_ttl));
-        using var engine = fixture.NewSemaphoreEngine(new LockOptions { RecheckMs = 60_000 });
+        using var engine = fixture.NewSemaphoreEngine(new LeaseOptions { RecheckMs = 60_000 });
         await engine.AcquireAsync(name, 2, new AcquireRequest(30_000));
         var watched = (await engine.AcquireAsync(name, 2, new AcquireRequest(400))).Lease!;
         var started = Stopwatch.StartNew();

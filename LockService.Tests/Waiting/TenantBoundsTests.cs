@@ -1,4 +1,5 @@
 using System.Net;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
@@ -152,9 +153,9 @@ public sealed class TenantBoundsTests(ApiFixture fixture) : IClassFixture<ApiFix
         return stream;
     }
 
-    private static int Waiting(LockServiceFactory service) => service.Engine().WaitingCount + service.Semaphores().WaitingCount;
+    private static int Waiting(LockServiceFactory service) => service.Leases().WaitingCount;
 
-    private static int Watching(LockServiceFactory service) => service.Engine().WatchingCount + service.Semaphores().WatchingCount;
+    private static int Watching(LockServiceFactory service) => service.Leases().WatchingCount;
 
     private static Task WaitForAsync(Func<bool> condition, string what) =>
         RedisServer.WaitUntilAsync(() => Task.FromResult(condition()), TimeSpan.FromSeconds(10), what);

@@ -99,7 +99,7 @@ public abstract class WaitingBehaviour : TopologyBehaviour
 
         // A raw DEL publishes nothing: only the head's own re-check can find the lock free.
         await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisConnectionString);
-        Assert.True(await redis.GetDatabase().KeyDeleteAsync(LockService.Core.Locks.LockKeys.For("lock:", LockService.Core.Locks.LockName.Of(key)).Lock));
+        Assert.True(await redis.GetDatabase().KeyDeleteAsync(LockService.Core.Locks.LockKeys.For("lock:", LockService.Core.Leases.LeaseName.Of(key)).Lock));
         var deleted = Stopwatch.StartNew();
         var reply = await waiter;
 

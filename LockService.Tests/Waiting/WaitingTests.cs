@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Tests.Infrastructure;
 
@@ -82,15 +83,15 @@ public sealed class WaitingTests(ApiFixture fixture) : WaitingBehaviour, IClassF
     [Fact]
     public async Task A_release_in_the_window_before_the_subscription_still_wakes_the_waiter()
     {
-        var name = LockName.Of(Keys.Unique(nameof(A_release_in_the_window_before_the_subscription_still_wakes_the_waiter)));
+        var name = LeaseName.Of(Keys.Unique(nameof(A_release_in_the_window_before_the_subscription_still_wakes_the_waiter)));
         using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(fixture.Redis.ConnectionString);
-        LockEngine? engine = null;
-        AcquireResult? holder = null;
+        TestLocks? engine = null;
+        AcquireResult<LockLease, NoDetail>? holder = null;
 
         // The holder releases after the waiter's failed attempt and before it subscribes: the notice goes to nobody.
         // A re-check period far beyond the test: only the attempt made after subscribing can find the lock free.
         var hooked = SubscribeHook.Wrap(connection, async () => Assert.True((await engine!.ReleaseAsync(name, holder!.Lease!.Token)).Released));
-        using var owned = new LockEngine(hooked, new LockOptions { RecheckMs = 60_000 }, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
+        using var owned = TestLocks.Create(hooked, new LeaseOptions { RecheckMs = 60_000 }, new RedisOptions { ConnectionString = fixture.Redis.ConnectionString });
         engine = owned;
         holder = await engine.AcquireAsync(name, new AcquireRequest(30_000));
         var started = Stopwatch.StartNew();

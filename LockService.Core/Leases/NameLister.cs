@@ -4,11 +4,11 @@ using System.Security.Cryptography;
 using System.Text;
 using StackExchange.Redis;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>
 /// Lists the names of a tenant's locks (or semaphores) under one key prefix page by page, for operators: <c>SCAN</c> with
-/// the <see cref="LockKeys.MatchPattern"/> of the prefix, the tenant and a name prefix, on every master in turn (one on a
+/// the <see cref="LeaseKeys.MatchPattern"/> of the prefix, the tenant and a name prefix, on every master in turn (one on a
 /// single Redis, each of a Cluster's). The cursor handed back says which master and where in its <c>SCAN</c>; SCAN's own
 /// guarantee makes a name held during the whole listing appear at least once.
 /// </summary>
@@ -54,7 +54,7 @@ internal sealed class NameLister
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, MaxLimit);
-        var pattern = LockKeys.MatchPattern(_keyPrefix, tenant, namePrefix);
+        var pattern = LeaseKeys.MatchPattern(_keyPrefix, tenant, namePrefix);
         var masters = Masters();
         var listing = ListingId(pattern, masters);
         ListCursor position;
@@ -95,7 +95,7 @@ internal sealed class NameLister
             var (next, keys) = await ScanAsync(masters[node], scan, pattern, count).ConfigureAwait(false);
             calls++;
             asked += count;
-            var found = keys.Select(key => LockKeys.NameIn(_keyPrefix, tenant, key))
+            var found = keys.Select(key => LeaseKeys.NameIn(_keyPrefix, tenant, key))
                 .Where(name => name is not null && name.StartsWith(namePrefix, StringComparison.Ordinal) && !seen.Contains(name))
                 .Distinct(StringComparer.Ordinal)
                 .ToList();
@@ -141,7 +141,7 @@ internal sealed class NameLister
     /// of its tenant: inspecting that name says what is wrong.
     /// </summary>
     public async Task<(IReadOnlyList<T> Items, string? Cursor, string? CursorError)> DescribeAsync<T>(
-        string tenant, string namePrefix, int limit, string? cursor, Func<LockName, Task<T?>> describe, CancellationToken cancellationToken)
+        string tenant, string namePrefix, int limit, string? cursor, Func<LeaseName, Task<T?>> describe, CancellationToken cancellationToken)
         where T : class
     {
         var page = await ListAsync(tenant, namePrefix, limit, cursor, cancellationToken).ConfigureAwait(false);
@@ -150,11 +150,11 @@ internal sealed class NameLister
             return ([], null, page.CursorError);
         }
 
-        var items = await Task.WhenAll(page.Names.Select(name => DescribeOrSkipAsync(describe, new LockName(tenant, name)))).ConfigureAwait(false);
+        var items = await Task.WhenAll(page.Names.Select(name => DescribeOrSkipAsync(describe, new LeaseName(tenant, name)))).ConfigureAwait(false);
         return ([.. items.Where(item => item is not null).Select(item => item!)], page.Cursor, null);
     }
 
-    private static async Task<T?> DescribeOrSkipAsync<T>(Func<LockName, Task<T?>> describe, LockName name)
+    private static async Task<T?> DescribeOrSkipAsync<T>(Func<LeaseName, Task<T?>> describe, LeaseName name)
         where T : class
     {
         try
@@ -255,7 +255,7 @@ internal sealed class NameLister
             }
 
             var pending = parts[4].Length == 0 ? [] : parts[4].Split(',');
-            return pending.All(name => LockName.IsValid(name)) ? new ListCursor(node, scan, pending) : null;
+            return pending.All(name => LeaseName.IsValid(name)) ? new ListCursor(node, scan, pending) : null;
         }
     }
 }

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>How the service reaches Redis, bound from the <c>Redis</c> configuration section.</summary>
 public sealed class RedisOptions

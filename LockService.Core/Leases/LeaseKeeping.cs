@@ -1,8 +1,8 @@
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>
 /// Keeps a lease of any kind alive for as long as its holder wants it (a stream's connection): renews it every third of its
-/// TTL and watches it in between, so that a loss is known at once. Both engines keep their leases with it.
+/// TTL and watches it in between, so that a loss is known at once. The engine keeps every kind's leases with it.
 /// </summary>
 internal static class LeaseKeeping
 {
@@ -24,16 +24,15 @@ internal static class LeaseKeeping
     /// <param name="extend">Extends the token's lease by the TTL it was acquired with.</param>
     /// <param name="renewed">Tells the holder of each renewal.</param>
     /// <param name="stop">The holder no longer wants it.</param>
-    public static async Task<LeaseEnd?> KeepAsync<TLease, TWatched, TExtended>(
+    public static async Task<LeaseEnd?> KeepAsync<TLease, TInfo>(
         TLease lease,
         TimeProvider clock,
-        Func<string, TimeSpan, CancellationToken, Task<TWatched>> watch,
-        Func<string, Task<TExtended>> extend,
+        Func<string, TimeSpan, CancellationToken, Task<CheckResult<TInfo>>> watch,
+        Func<string, Task<ExtendResult<TLease>>> extend,
         Func<TLease, ValueTask> renewed,
         CancellationToken stop)
         where TLease : class, IKeptLease
-        where TWatched : IWatchResult<object>
-        where TExtended : ILeaseResult<TLease>
+        where TInfo : class
     {
         var ttlMs = lease.TtlMs;
         var period = Math.Max(1, ttlMs / 3);
@@ -60,14 +59,14 @@ internal static class LeaseKeeping
                         // No watch to spare on this instance, or in its tenant's share: renewals alone still keep it, and find a loss a period late at most.
                         await Task.Delay(wait, clock, stop).ConfigureAwait(false);
                     }
-                    else if (watched.Held is null)
+                    else if (watched.Info is null)
                     {
                         return Lost(watched.Ended);
                     }
 
                     var sent = clock.GetTimestamp();
                     var extended = await extend(lease.Token).ConfigureAwait(false);
-                    if (extended.Held is not { } now)
+                    if (extended.Lease is not { } now)
                     {
                         return Lost(extended.Ended);
                     }

@@ -1,6 +1,6 @@
 using StackExchange.Redis;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>Tells Redis being unreachable, slow, switching over or refusing writes (answer "try again") from bugs.</summary>
 public static class RedisFaults
@@ -59,12 +59,12 @@ public static class RedisFaults
 
     /// <summary>
     /// True when <paramref name="exception"/> is Redis saying that a key of the name holds what this service never writes
-    /// there: a script's <see cref="LockScripts.BadData"/> answer (given before its first write, or after undoing it), or
+    /// there: a script's <see cref="LeaseScripts.BadData"/> answer (given before its first write, or after undoing it), or
     /// a WRONGTYPE from a command that read such a key. Nothing was changed; an operator must fix or delete the key.
     /// </summary>
     public static bool IsBadData(Exception exception) =>
         exception is RedisServerException server
-        && (server.Message.StartsWith(LockScripts.BadData + " ", StringComparison.Ordinal) || server.Message.Contains("WRONGTYPE", StringComparison.Ordinal));
+        && (server.Message.StartsWith(LeaseScripts.BadData + " ", StringComparison.Ordinal) || server.Message.Contains("WRONGTYPE", StringComparison.Ordinal));
 
     /// <summary>
     /// What a <see cref="IsBadData"/> exception found, as a sentence that names the Redis key when the script did
@@ -73,8 +73,8 @@ public static class RedisFaults
     public static string BadDataDetail(Exception exception)
     {
         var message = exception.Message;
-        var start = LockScripts.BadData.Length + 1;
-        var space = message.StartsWith(LockScripts.BadData + " ", StringComparison.Ordinal) ? message.IndexOf(' ', start) : -1;
+        var start = LeaseScripts.BadData.Length + 1;
+        var space = message.StartsWith(LeaseScripts.BadData + " ", StringComparison.Ordinal) ? message.IndexOf(' ', start) : -1;
         if (space < 0)
         {
             return "A Redis key of this name holds a value of another type than this service keeps there (written by hand, or by another program under this service's key prefix).";

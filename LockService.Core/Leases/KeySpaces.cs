@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>
 /// The key prefixes of every kind of lease (<c>Locks:KeyPrefix</c>, <c>Semaphores:KeyPrefix</c>, ...). Each kind must own its

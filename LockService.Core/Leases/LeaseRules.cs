@@ -1,12 +1,12 @@
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>
-/// The one home of the rules a lock request is held to, next to the <see cref="LockOptions"/> that set their
+/// The one home of the rules a lock request is held to, next to the <see cref="LeaseOptions"/> that set their
 /// limits. The engine enforces them (an <see cref="ArgumentException"/> naming the field) and the HTTP API
 /// answers them as <c>400 invalid_parameter</c>, from the same checks and the same words.
 /// Error keys are the contract's parameter names.
 /// </summary>
-public static class LockRules
+public static class LeaseRules
 {
     /// <summary>Shortest TTL a lock may have.</summary>
     public const long MinTtlMs = 10;
@@ -35,8 +35,8 @@ public static class LockRules
     /// <summary>The Idempotency-Key header's name.</summary>
     public const string IdempotencyKey = "Idempotency-Key";
 
-    /// <summary>Adds an error (and returns false) when <paramref name="ttlMs"/> is outside <see cref="MinTtlMs"/> .. <see cref="LockOptions.MaxTtlMs"/>.</summary>
-    public static bool CheckTtl(long ttlMs, LockOptions options, ref RequestErrors? errors)
+    /// <summary>Adds an error (and returns false) when <paramref name="ttlMs"/> is outside <see cref="MinTtlMs"/> .. <see cref="LeaseOptions.MaxTtlMs"/>.</summary>
+    public static bool CheckTtl(long ttlMs, LeaseOptions options, ref RequestErrors? errors)
     {
         if (ttlMs < MinTtlMs || ttlMs > options.MaxTtlMs)
         {
@@ -47,8 +47,8 @@ public static class LockRules
         return true;
     }
 
-    /// <summary>Adds an error (and returns false) when <paramref name="waitMs"/> is outside 0 .. <see cref="LockOptions.MaxWaitMs"/>.</summary>
-    public static bool CheckWait(long waitMs, LockOptions options, ref RequestErrors? errors)
+    /// <summary>Adds an error (and returns false) when <paramref name="waitMs"/> is outside 0 .. <see cref="LeaseOptions.MaxWaitMs"/>.</summary>
+    public static bool CheckWait(long waitMs, LeaseOptions options, ref RequestErrors? errors)
     {
         if (waitMs < 0 || waitMs > options.MaxWaitMs)
         {
@@ -60,24 +60,24 @@ public static class LockRules
     }
 
     /// <summary>
-    /// Adds the errors of an acquire that asks for a lock held by a stream: a TTL under <see cref="MinStreamTtlMs"/>, or
+    /// Adds the errors of an acquire that asks for a lease held by a stream (any kind): a TTL under <see cref="MinStreamTtlMs"/>, or
     /// an Idempotency-Key (a retried stream would be a second holder of the same lease).
     /// </summary>
     public static void CheckStream(AcquireRequest request, ref RequestErrors? errors)
     {
         if (request.TtlMs < MinStreamTtlMs)
         {
-            RequestErrors.Add(ref errors, TtlMs, $"A lock held by a stream needs 'ttlMs' of at least {MinStreamTtlMs}; got {request.TtlMs}.");
+            RequestErrors.Add(ref errors, TtlMs, $"A lease held by a stream needs 'ttlMs' of at least {MinStreamTtlMs}; got {request.TtlMs}.");
         }
 
         if (request.IdempotencyKey is not null)
         {
-            RequestErrors.Add(ref errors, IdempotencyKey, $"A lock held by a stream takes no {IdempotencyKey}: the stream is the lease, and a retry opens a new one.");
+            RequestErrors.Add(ref errors, IdempotencyKey, $"A lease held by a stream takes no {IdempotencyKey}: the stream is the lease, and a retry opens a new one.");
         }
     }
 
-    /// <summary>Adds an error (and returns false) unless <paramref name="maxHoldMs"/> is between the TTL and <see cref="LockOptions.MaxHoldMs"/>.</summary>
-    public static bool CheckMaxHold(long maxHoldMs, long ttlMs, LockOptions options, ref RequestErrors? errors)
+    /// <summary>Adds an error (and returns false) unless <paramref name="maxHoldMs"/> is between the TTL and <see cref="LeaseOptions.MaxHoldMs"/>.</summary>
+    public static bool CheckMaxHold(long maxHoldMs, long ttlMs, LeaseOptions options, ref RequestErrors? errors)
     {
         if (maxHoldMs < ttlMs || maxHoldMs > options.MaxHoldMs)
         {

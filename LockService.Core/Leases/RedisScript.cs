@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using StackExchange.Redis;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>
 /// A Lua script with its SHA1 computed once, run by EVALSHA. Handing StackExchange.Redis the text instead makes it

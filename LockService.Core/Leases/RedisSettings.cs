@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using StackExchange.Redis;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>The names of what a check of Redis's own settings can find; stable, used in the ready body, the log and the metric.</summary>
 public static class RedisSettingsCheck

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>Which bound refused a wait, a watch or a stream.</summary>
 public enum NoRoom
@@ -8,17 +8,17 @@ public enum NoRoom
     /// <summary>Not refused: there was room.</summary>
     None,
 
-    /// <summary>The instance has as many open as its bound allows (<see cref="LockOptions.MaxWaiters"/>, <see cref="LockOptions.MaxWatchers"/>, <see cref="LockOptions.MaxStreams"/>).</summary>
+    /// <summary>The instance has as many open as its bound allows (<see cref="LeaseOptions.MaxWaiters"/>, <see cref="LeaseOptions.MaxWatchers"/>, <see cref="LeaseOptions.MaxStreams"/>).</summary>
     Instance,
 
-    /// <summary>The caller's tenant has its share of the instance's bound open (<see cref="LockOptions.TenantShare"/>).</summary>
+    /// <summary>The caller's tenant has its share of the instance's bound open (<see cref="LeaseOptions.TenantShare"/>).</summary>
     Tenant,
 }
 
 /// <summary>
-/// What one service instance keeps open at once, and for whom: requests waiting (<see cref="LockOptions.MaxWaiters"/>),
-/// watches (<see cref="LockOptions.MaxWatchers"/>) and lease-holding streams (<see cref="LockOptions.MaxStreams"/>), each
-/// also per tenant (<see cref="LockOptions.TenantShare"/>), so that one tenant cannot take every place of an instance and
+/// What one service instance keeps open at once, and for whom: requests waiting (<see cref="LeaseOptions.MaxWaiters"/>),
+/// watches (<see cref="LeaseOptions.MaxWatchers"/>) and lease-holding streams (<see cref="LeaseOptions.MaxStreams"/>), each
+/// also per tenant (<see cref="LeaseOptions.TenantShare"/>), so that one tenant cannot take every place of an instance and
 /// starve the others. One per instance, shared by the engines of every kind (the container's singleton); an engine made
 /// without one has bounds of its own. A request without a tenant (authentication off) counts against the instance's
 /// bounds only. Only waits, watches and streams count: a plain acquire never comes here.
@@ -30,7 +30,7 @@ public sealed class WaitBounds
     private readonly Bound _streams;
 
     /// <summary>Bounds as <paramref name="options"/> set them.</summary>
-    public WaitBounds(LockOptions options)
+    public WaitBounds(LeaseOptions options)
     {
         _waiters = new Bound(options.MaxWaiters, options.TenantShare(options.MaxWaiters));
         _watchers = new Bound(options.MaxWatchers, options.TenantShare(options.MaxWatchers));

@@ -1,9 +1,9 @@
 using System.Security.Cryptography;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>Ownership tokens: 128 bits from a CSPRNG as 32 lowercase hex characters.</summary>
-public static class LockToken
+public static class LeaseToken
 {
     /// <summary>Length of every token.</summary>
     public const int Length = 32;

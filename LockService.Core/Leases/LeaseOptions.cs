@@ -1,9 +1,9 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>Limits and defaults of the lock engine, bound from the <c>Locks</c> configuration section.</summary>
-public sealed class LockOptions : IValidatableObject
+public sealed class LeaseOptions : IValidatableObject
 {
     /// <summary>The configuration section these options are bound from.</summary>
     public const string SectionName = "Locks";
@@ -83,14 +83,14 @@ public sealed class LockOptions : IValidatableObject
         if (DefaultTtlMs > MaxTtlMs)
         {
             yield return new ValidationResult(
-                $"Locks:DefaultTtlMs ({DefaultTtlMs}) must be between {LockRules.MinTtlMs} and Locks:MaxTtlMs ({MaxTtlMs}).",
+                $"Locks:DefaultTtlMs ({DefaultTtlMs}) must be between {LeaseRules.MinTtlMs} and Locks:MaxTtlMs ({MaxTtlMs}).",
                 [nameof(DefaultTtlMs)]);
         }
 
-        if (DefaultMaxHoldMs is > 0 and < LockRules.MinTtlMs || DefaultMaxHoldMs > MaxHoldMs)
+        if (DefaultMaxHoldMs is > 0 and < LeaseRules.MinTtlMs || DefaultMaxHoldMs > MaxHoldMs)
         {
             yield return new ValidationResult(
-                $"Locks:DefaultMaxHoldMs ({DefaultMaxHoldMs}) must be 0 (no cap) or between {LockRules.MinTtlMs} and Locks:MaxHoldMs ({MaxHoldMs}).",
+                $"Locks:DefaultMaxHoldMs ({DefaultMaxHoldMs}) must be 0 (no cap) or between {LeaseRules.MinTtlMs} and Locks:MaxHoldMs ({MaxHoldMs}).",
                 [nameof(DefaultMaxHoldMs)]);
         }
 

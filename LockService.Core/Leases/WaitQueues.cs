@@ -1,20 +1,14 @@
-using LockService.Core.Semaphores;
 using StackExchange.Redis;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>
-/// The waiters and watches of one service instance, one FIFO queue of waiters and a set of watches per lock key,
-/// each key sharing one Redis pub/sub subscription to the lock's release channel. A watch is woken by everything
-/// that can end a lease (release, force-release, the expiry timer, a shortened TTL) and looks for itself. A release wakes only the head of the queue (no thundering
-/// herd); a waiter that loses the race to another instance stays at the head. A lock that expires publishes
-/// nothing, so each queue also has a timer set to the holder's remaining TTL that wakes the head then. An extend
-/// that shortens the TTL announces itself, and the head looks again: its failed attempt re-arms the timer to the
-/// new TTL (read after the extend, so no stale, longer TTL can overwrite it).
-/// A semaphore's queue holds waiters with a <see cref="Waiter.Limit"/>: a notice of places freed
-/// (<see cref="SemaphoreMessages.Freed"/>) wakes as many waiters at the front as places were freed, in arrival order,
-/// passing over those whose own limit the semaphore's count still reaches; a waiter that takes a place with room left
-/// wakes the next.
+/// The waiters and watches of one service instance: per lease key, a FIFO queue of waiters and a set of watches, sharing
+/// one Redis pub/sub subscription to the lease's channel. Whom a notice wakes, and who may try, is the kind's
+/// <see cref="WakePolicy"/>; a watch is woken by everything that can end a lease and looks for itself. A lease that
+/// expires publishes nothing, so each queue also has a timer, set by its waiters to when the lease in their way runs out,
+/// that wakes the head and every watch then. One per instance (the engine's), so that its bounds
+/// (<see cref="WaitBounds"/>) hold for every kind together.
 /// </summary>
 internal sealed class WaitQueues : IDisposable
 {
@@ -27,7 +21,7 @@ internal sealed class WaitQueues : IDisposable
     // A key's next subscription waits for its previous unsubscription, so an UNSUBSCRIBE can never
     // land after (and cancel) the SUBSCRIBE of a queue that started meanwhile.
     private readonly Dictionary<string, Task> _unsubscribing = new(StringComparer.Ordinal);
-    private int _waiting;
+    private readonly int[] _waiting = new int[Enum.GetValues<LeaseKind>().Length];
     private int _watching;
 
     /// <summary>Queues over <paramref name="multiplexer"/>'s subscriptions, counting against <paramref name="bounds"/>, timed by <paramref name="clock"/>.</summary>
@@ -43,7 +37,23 @@ internal sealed class WaitQueues : IDisposable
         multiplexer.ConnectionFailed += OnConnectionChanged;
     }
 
-    public int Waiting => Volatile.Read(ref _waiting);
+    /// <summary>Requests of this instance waiting for a lease of <paramref name="kind"/> right now.</summary>
+    public int WaitingOf(LeaseKind kind) => Volatile.Read(ref _waiting[(int)kind]);
+
+    /// <summary>Requests of this instance waiting for a lease of any kind right now.</summary>
+    public int Waiting
+    {
+        get
+        {
+            var sum = 0;
+            foreach (var kind in _waiting)
+            {
+                sum += kind;
+            }
+
+            return sum;
+        }
+    }
 
     public int Watching => Volatile.Read(ref _watching);
 
@@ -57,9 +67,9 @@ internal sealed class WaitQueues : IDisposable
 
     /// <summary>
     /// Enqueues a waiter of <paramref name="tenant"/> at the tail of the key's queue, or returns null and which bound is full
-    /// (the instance's, the tenant's share). A semaphore's waiter gives its <paramref name="limit"/>; a lock's is 0.
+    /// (the instance's, the tenant's share). Its <paramref name="claim"/> is what the kind's policy knows it by.
     /// </summary>
-    public Waiter? TryJoin(string lockKey, RedisChannel channel, string tenant, bool idempotent, int limit, out NoRoom refused)
+    public Waiter? TryJoin(LeaseKind kind, WakePolicy policy, string lockKey, RedisChannel channel, string tenant, bool idempotent, long claim, out NoRoom refused)
     {
         lock (_gate)
         {
@@ -68,16 +78,16 @@ internal sealed class WaitQueues : IDisposable
                 return null;
             }
 
-            _waiting++;
-            var queue = QueueOf(lockKey, channel);
-            var waiter = new Waiter(queue, tenant, idempotent, watcher: false, limit);
+            _waiting[(int)kind]++;
+            var queue = QueueOf(policy, lockKey, channel);
+            var waiter = new Waiter(queue, kind, tenant, idempotent, watcher: false, claim);
             waiter.Node = queue.Waiters.AddLast(waiter);
             return waiter;
         }
     }
 
     /// <summary>Adds a watch of the key for <paramref name="tenant"/>, or returns null and which bound is full.</summary>
-    public Waiter? TryWatch(string lockKey, RedisChannel channel, string tenant, out NoRoom refused)
+    public Waiter? TryWatch(LeaseKind kind, WakePolicy policy, string lockKey, RedisChannel channel, string tenant, out NoRoom refused)
     {
         lock (_gate)
         {
@@ -87,19 +97,19 @@ internal sealed class WaitQueues : IDisposable
             }
 
             _watching++;
-            var queue = QueueOf(lockKey, channel);
-            var watcher = new Waiter(queue, tenant, idempotent: false, watcher: true);
+            var queue = QueueOf(policy, lockKey, channel);
+            var watcher = new Waiter(queue, kind, tenant, idempotent: false, watcher: true, claim: 0);
             watcher.Node = queue.Watchers.AddLast(watcher);
             return watcher;
         }
     }
 
     // Under _gate.
-    private KeyQueue QueueOf(string lockKey, RedisChannel channel)
+    private KeyQueue QueueOf(WakePolicy policy, string lockKey, RedisChannel channel)
     {
         if (!_queues.TryGetValue(lockKey, out var queue))
         {
-            queue = new KeyQueue(this, lockKey, channel);
+            queue = new KeyQueue(this, policy, lockKey, channel);
             _queues.Add(lockKey, queue);
             queue.Subscription = SubscribeAsync(queue, _unsubscribing.GetValueOrDefault(lockKey));
         }
@@ -107,46 +117,20 @@ internal sealed class WaitQueues : IDisposable
         return queue;
     }
 
-    public bool IsHead(Waiter waiter)
+    /// <summary>Whether the waiter may try now, by its kind's policy (a lock's: it is the head).</summary>
+    public bool MayTry(Waiter waiter)
     {
         lock (_gate)
         {
-            return waiter.Queue.Waiters.First == waiter.Node;
+            return waiter.Queue.Policy.MayTry(waiter);
         }
     }
 
     /// <summary>
-    /// True when no waiter ahead of this one has a limit as high as its own: none of them can be let in before it, so it
-    /// may try now. For waiters of one limit (and a lock's, all 0) that is the head.
+    /// Removes a waiter or watch. Whom a waiter's leaving wakes is its kind's policy's (<see cref="WakePolicy.OnLeave"/>),
+    /// told whether it leaves with the lease and the kind's <paramref name="stateAfter"/> its grant reported.
     /// </summary>
-    public bool IsFront(Waiter waiter)
-    {
-        lock (_gate)
-        {
-            return IsFront(waiter.Node!);
-        }
-    }
-
-    // Under _gate.
-    private static bool IsFront(LinkedListNode<Waiter> node)
-    {
-        for (var earlier = node.Previous; earlier is not null; earlier = earlier.Previous)
-        {
-            if (earlier.Value.Limit >= node.Value.Limit)
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>
-    /// Removes a waiter or watch. A waiter that leaves without the lock passes a wake-up it may have consumed on to the next.
-    /// A semaphore's waiter that leaves with a permit gives <paramref name="heldAfter"/>, the count it left: the next waiter
-    /// that count lets in is woken, so that places freed while it slept are not left unused.
-    /// </summary>
-    public void Leave(Waiter waiter, bool acquired, int heldAfter = -1)
+    public void Leave(Waiter waiter, bool acquired, long stateAfter = -1)
     {
         Task? unsubscribe = null;
         lock (_gate)
@@ -161,7 +145,7 @@ internal sealed class WaitQueues : IDisposable
             }
             else
             {
-                _waiting--;
+                _waiting[(int)waiter.Kind]--;
                 _bounds.ReturnWaiter(waiter.Tenant);
                 queue.Waiters.Remove(waiter.Node!);
             }
@@ -174,30 +158,9 @@ internal sealed class WaitQueues : IDisposable
                 unsubscribe = UnsubscribeAsync(queue);
                 _unsubscribing[queue.LockKey] = unsubscribe;
             }
-            else if (wasHead && !acquired && waiter.Limit == 0)
+            else if (!waiter.Watcher)
             {
-                queue.Waiters.First?.Value.Signal();
-            }
-            else if (acquired && heldAfter >= 0 && !waiter.Pending)
-            {
-                queue.WakeWaiters(1, heldAfter);
-            }
-            else if (acquired && heldAfter >= 0)
-            {
-                // A wake-up that reached it while it was busy trying, and that it will not use. Either a notice, which may
-                // have been for a place freed after it took its own: the count that notice gave, when lower, decides who
-                // is next. Or the expiry timer's (expiries publish nothing), fired between its try and now: the head that
-                // is left looks, and its try re-arms the timer if nothing expired yet; without this, of several places
-                // expiring a few ms apart, all but the first would reach their waiters only at their deadlines.
-                queue.WakeWaiters(1, Math.Min(heldAfter, queue.LastFreedHeld));
-                queue.Waiters.First?.Value.Signal();
-            }
-            else if (!acquired && waiter.Limit > 0)
-            {
-                // A semaphore's waiter may have been one of several woken: its wake-up goes to the first waiter that can
-                // use what it could (a limit as high), else to the head.
-                var next = queue.Waiters.FirstOrDefault(w => w.Limit >= waiter.Limit) ?? queue.Waiters.First?.Value;
-                next?.Signal();
+                queue.Policy.OnLeave(queue, waiter, wasHead, acquired, stateAfter);
             }
         }
 
@@ -246,30 +209,7 @@ internal sealed class WaitQueues : IDisposable
     {
         lock (_gate)
         {
-            if (message == LockMessages.Acquired)
-            {
-                // Only a retry with an idempotency key can gain from an acquire: it may be its own.
-                foreach (var waiter in queue.Waiters)
-                {
-                    if (waiter.Idempotent)
-                    {
-                        waiter.Signal();
-                    }
-                }
-
-                return;
-            }
-
-            if (SemaphoreMessages.TryParseFreed(message, out var places, out var held))
-            {
-                queue.LastFreedHeld = held;
-                queue.WakeEligible(places, held);
-                return;
-            }
-
-            // Released or Shortened: the head tries (and, if still held, re-arms its timer to the remaining TTL);
-            // every watch looks.
-            queue.WakeHeadAndWatchers();
+            queue.Policy.OnNotice(queue, message);
         }
     }
 
@@ -329,8 +269,11 @@ internal sealed class WaitQueues : IDisposable
         }
     }
 
-    internal sealed class KeyQueue(WaitQueues owner, string lockKey, RedisChannel channel)
+    internal sealed class KeyQueue(WaitQueues owner, WakePolicy policy, string lockKey, RedisChannel channel)
     {
+        /// <summary>Whom the notices of this lease's kind wake.</summary>
+        public WakePolicy Policy { get; } = policy;
+
         public string LockKey { get; } = lockKey;
 
         public RedisChannel Channel { get; } = channel;
@@ -347,8 +290,8 @@ internal sealed class WaitQueues : IDisposable
 
         public bool Closed { get; set; }
 
-        /// <summary>The count of held permits the last notice of freed places gave (under the owner's gate).</summary>
-        public int LastFreedHeld { get; set; } = int.MaxValue;
+        /// <summary>What the kind's policy last learned of the lease from a notice (a semaphore's count), under the owner's gate.</summary>
+        public long LastNoticeState { get; set; } = long.MaxValue;
 
         /// <summary>The expiry timer's wake-up: the head tries, every watch looks.</summary>
         public void WakeHeadUnderGate()
@@ -366,35 +309,8 @@ internal sealed class WaitQueues : IDisposable
             WakeWatchers();
         }
 
-        // Under the owner's gate. Places freed with the semaphore now at held: the first waiters at the front that the count
-        // lets in (their limit above it), as many as places, in arrival order; every watch looks.
-        public void WakeEligible(int places, int held)
-        {
-            WakeWaiters(places, held);
-            WakeWatchers();
-        }
-
-        // Under the owner's gate. Only a waiter at the front (none ahead with a limit as high) is woken: a notice can arrive
-        // after the waiters it freed places for took them and left, and then wakes those behind them, so a woken waiter
-        // with another ahead that can use the same place would take it first, and the one ahead would sleep to its
-        // deadline. The one ahead wakes the next when it leaves.
-        public void WakeWaiters(int places, int held)
-        {
-            var ahead = 0;
-            for (var node = Waiters.First; node is not null && places > 0; node = node.Next)
-            {
-                var limit = node.Value.Limit;
-                if (limit > held && limit > ahead)
-                {
-                    node.Value.Signal();
-                    places--;
-                }
-
-                ahead = Math.Max(ahead, limit);
-            }
-        }
-
-        private void WakeWatchers()
+        // Under the owner's gate.
+        public void WakeWatchers()
         {
             foreach (var watcher in Watchers)
             {
@@ -403,12 +319,14 @@ internal sealed class WaitQueues : IDisposable
         }
     }
 
-    internal sealed class Waiter(KeyQueue queue, string tenant, bool idempotent, bool watcher, int limit = 0)
+    internal sealed class Waiter(KeyQueue queue, LeaseKind kind, string tenant, bool idempotent, bool watcher, long claim)
     {
         // An auto-reset event: a wake-up that arrives while the waiter is busy trying is kept, not lost.
         private readonly SemaphoreSlim _signal = new(0, 1);
 
         public KeyQueue Queue { get; } = queue;
+
+        public LeaseKind Kind { get; } = kind;
 
         /// <summary>The tenant whose share of the instance's bound it counts against (empty: the instance's bound only).</summary>
         public string Tenant { get; } = tenant;
@@ -417,8 +335,8 @@ internal sealed class WaitQueues : IDisposable
 
         public bool Watcher { get; } = watcher;
 
-        /// <summary>A semaphore waiter's limit: it can be let in while fewer permits than this are held. 0 for a lock's.</summary>
-        public int Limit { get; } = limit;
+        /// <summary>What the kind's policy knows the waiter by (a semaphore's waiter: its limit).</summary>
+        public long Claim { get; } = claim;
 
         public LinkedListNode<Waiter>? Node { get; set; }
 

@@ -1,6 +1,6 @@
 using StackExchange.Redis;
 
-namespace LockService.Core.Locks;
+namespace LockService.Core.Leases;
 
 /// <summary>
 /// Runs an engine's Lua scripts the way every engine must: each call bounded by <see cref="RedisOptions.TimeoutMs"/>, a

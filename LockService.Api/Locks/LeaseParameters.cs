@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using LockService.Api.Errors;
+using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Primitives;
@@ -11,9 +12,9 @@ using Microsoft.Net.Http.Headers;
 namespace LockService.Api.Locks;
 
 /// <summary>The parameters of one request, from the query string and/or a JSON body; null when absent.</summary>
-internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null)
+internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null)
 {
-    public LockParameters With(ParameterField field, long value) => field switch
+    public LeaseParameters With(ParameterField field, long value) => field switch
     {
         ParameterField.TtlMs => this with { TtlMs = value },
         ParameterField.WaitMs => this with { WaitMs = value },
@@ -21,15 +22,25 @@ internal readonly record struct LockParameters(long? TtlMs, long? WaitMs, string
         ParameterField.Limit => this with { Limit = value },
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a number parameter."),
     };
+
+    public LeaseParameters With(ParameterField field, string text) => field switch
+    {
+        ParameterField.Owner => this with { Owner = text },
+        _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a text parameter."),
+    };
+
+    /// <summary>The lease terms these parameters ask for (the default TTL when none is given); a stream's when <paramref name="stream"/>.</summary>
+    public AcquireRequest Terms(LeaseOptions limits, bool stream = false) =>
+        new(TtlMs ?? limits.DefaultTtlMs, WaitMs ?? 0, Owner, IdempotencyKey, MaxHoldMs) { Stream = stream };
 }
 
 /// <summary>
 /// Reads parameters strictly, as the operation's <see cref="OperationParameters"/> declare them: a typo, a duplicate,
 /// or a quoted or fractional number is a 400 naming the parameter, never silently ignored (ranges are Core's
-/// <see cref="LockRules"/>, checked on the request built from these). The body is read by hand (at most 4 KiB) so
+/// <see cref="LeaseRules"/>, checked on the request built from these). The body is read by hand (at most 4 KiB) so
 /// that its size and content type are answered with 413/415 before anything else is looked at.
 /// </summary>
-internal static class LockParameterReader
+internal static class LeaseParameterReader
 {
     public const int MaxBodyBytes = 4096;
 
@@ -96,9 +107,9 @@ internal static class LockParameterReader
     }
 
     /// <summary>Parses query and body against the operation's parameters; errors are keyed by parameter name.</summary>
-    public static LockParameters Parse(IQueryCollection query, byte[]? body, OperationParameters operation, ref RequestErrors? errors)
+    public static LeaseParameters Parse(IQueryCollection query, byte[]? body, OperationParameters operation, ref RequestErrors? errors)
     {
-        var parameters = default(LockParameters);
+        var parameters = default(LeaseParameters);
         var seen = body is null ? null : new HashSet<string>(StringComparer.Ordinal);   // only a body can repeat a query parameter
 
         // The usual request names only its operation's parameters: look those up (an array, so its foreach allocates nothing)
@@ -133,7 +144,7 @@ internal static class LockParameterReader
         return parameters;
     }
 
-    private static void Take(LockParameter parameter, StringValues values, ref LockParameters parameters, ref RequestErrors? errors)
+    private static void Take(LeaseParameter parameter, StringValues values, ref LeaseParameters parameters, ref RequestErrors? errors)
     {
         if (values.Count != 1)
         {
@@ -144,7 +155,7 @@ internal static class LockParameterReader
         var text = values[0] ?? string.Empty;
         if (parameter.Kind == ParameterKind.Text)
         {
-            parameters = parameters with { Owner = CheckOwner(text, ref errors) };
+            parameters = TakeText(parameter, text, parameters, ref errors);
         }
         else if (ParseInteger(parameter, text, ref errors) is long number)
         {
@@ -152,7 +163,7 @@ internal static class LockParameterReader
         }
     }
 
-    private static void ParseBody(byte[] body, OperationParameters operation, HashSet<string> seen, ref LockParameters parameters, ref RequestErrors? errors)
+    private static void ParseBody(byte[] body, OperationParameters operation, HashSet<string> seen, ref LeaseParameters parameters, ref RequestErrors? errors)
     {
         // A UTF-8 byte order mark may start a JSON text (RFC 8259 lets parsers ignore it; System.Text.Json's own readers do).
         var json = body.AsSpan();
@@ -219,7 +230,7 @@ internal static class LockParameterReader
 
                     if (TryGetString(ref reader) is { } text)
                     {
-                        parameters = parameters with { Owner = CheckOwner(text, ref errors) };
+                        parameters = TakeText(parameter, text, parameters, ref errors);
                     }
                     else
                     {
@@ -266,7 +277,7 @@ internal static class LockParameterReader
         }
     }
 
-    private static long? ParseInteger(LockParameter parameter, string text, ref RequestErrors? errors)
+    private static long? ParseInteger(LeaseParameter parameter, string text, ref RequestErrors? errors)
     {
         var digits = text.StartsWith('-') ? text.AsSpan(1) : text.AsSpan();
         if (digits.Length == 0 || digits.ContainsAnyExceptInRange('0', '9')
@@ -280,13 +291,10 @@ internal static class LockParameterReader
         return value;
     }
 
-    private static string Unit(LockParameter parameter) => parameter.Kind == ParameterKind.Milliseconds ? " of milliseconds" : string.Empty;
+    private static string Unit(LeaseParameter parameter) => parameter.Kind == ParameterKind.Milliseconds ? " of milliseconds" : string.Empty;
 
-    // Checked here rather than on the request built from it: a bad owner must not reach the engine, which would throw.
-    private static string? CheckOwner(string owner, ref RequestErrors? errors)
-    {
-        return LockRules.CheckOwner(owner, ref errors) ? owner : null;
-    }
+    private static LeaseParameters TakeText(LeaseParameter parameter, string text, LeaseParameters parameters, ref RequestErrors? errors) =>
+        parameter.Rule is not { } rule || rule(text, ref errors) ? parameters.With(parameter.Field, text) : parameters;
 
     // JSON over a network is UTF-8 (RFC 8259): a body declared in another charset is one this service cannot read.
     private static bool IsJson(string? contentType) =>
