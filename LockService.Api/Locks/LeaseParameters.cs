@@ -12,7 +12,7 @@ using Microsoft.Net.Http.Headers;
 namespace LockService.Api.Locks;
 
 /// <summary>The parameters of one request, from the query string and/or a JSON body; null when absent.</summary>
-internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null)
+internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null, string? Value = null)
 {
     public LeaseParameters With(ParameterField field, long value) => field switch
     {
@@ -26,6 +26,7 @@ internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, strin
     public LeaseParameters With(ParameterField field, string text) => field switch
     {
         ParameterField.Owner => this with { Owner = text },
+        ParameterField.Value => this with { Value = text },
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a text parameter."),
     };
 

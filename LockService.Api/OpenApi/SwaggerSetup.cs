@@ -145,8 +145,9 @@ internal sealed class OperationParametersFilter(IOptions<LeaseOptions> options, 
         {
             Type = nullable ? type | JsonSchemaType.Null : type,
             Format = parameter.Kind == ParameterKind.Text ? null : "int64",
-            MinLength = parameter.Kind == ParameterKind.Text ? 1 : null,
-            MaxLength = parameter.Kind == ParameterKind.Text ? LeaseRules.MaxOwnerLength : null,
+            // An owner is 1-128 characters; an election's value may be empty (it clears the value) and is up to 1024.
+            MinLength = parameter.Kind != ParameterKind.Text ? null : parameter.Field == ParameterField.Value ? 0 : 1,
+            MaxLength = parameter.Kind != ParameterKind.Text ? null : parameter.Field == ParameterField.Value ? Core.Elections.CampaignRequest.MaxValueLength : LeaseRules.MaxOwnerLength,
         };
     }
 }

@@ -437,6 +437,9 @@ public sealed class ElectionObserver : IDisposable
         LastId = lastEventId;
     }
 
+    /// <summary>The state this instance knows for the observer's election now, or null before its first read.</summary>
+    public ElectionState? Current => _topic.Current.State;
+
     /// <summary>The id of the last state this observer was handed (at first, the client's <c>Last-Event-ID</c>).</summary>
     public string? LastId { get; private set; }
 
