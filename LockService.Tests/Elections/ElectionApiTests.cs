@@ -255,6 +255,19 @@ public sealed class ElectionApiTests(ElectionApiFixture fixture) : IClassFixture
         }
     }
 
+    [Theory]
+    [InlineData("lock:e:")]
+    [InlineData("sem:")]
+    public async Task An_elections_key_prefix_that_overlaps_another_kinds_stops_the_service_naming_both(string prefix)
+    {
+        // An election's lease string would land on a lock's keys or a semaphore's hashes: each kind owns its key space.
+        await using var service = ServiceProcess.Start(new Dictionary<string, string> { ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" }, $"--Elections:KeyPrefix={prefix}");
+
+        Assert.Equal(1, await service.ExitCodeAsync(TimeSpan.FromSeconds(60)));
+        var line = Assert.Single(service.Stderr, l => l.Length > 0);
+        Assert.Contains("Elections:KeyPrefix", line, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task The_admin_listing_shows_led_elections_without_tokens()
     {
