@@ -215,6 +215,20 @@ public sealed class ElectionApiTests(ElectionApiFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task An_idle_observe_stream_gets_a_comment_within_15_seconds()
+    {
+        var name = Keys.Unique(nameof(An_idle_observe_stream_gets_a_comment_within_15_seconds));
+        await using var events = await ElectionEvents.OpenAsync(fixture.Client.Http, name);
+        await events.WaitForAsync(_ => true, "the first event");
+
+        var idle = Stopwatch.StartNew();
+        await RedisServer.WaitUntilAsync(() => Task.FromResult(events.Comments.Contains(": heartbeat")), TimeSpan.FromSeconds(15), "a heartbeat comment on an idle stream");
+
+        Assert.True(idle.Elapsed < TimeSpan.FromSeconds(15));
+        Assert.Single(events.Events);
+    }
+
+    [Fact]
     public async Task Observers_past_elections_max_observers_get_429_and_a_closed_one_frees_its_place()
     {
         var name = Keys.Unique(nameof(Observers_past_elections_max_observers_get_429_and_a_closed_one_frees_its_place));
