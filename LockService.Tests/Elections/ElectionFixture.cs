@@ -36,9 +36,9 @@ internal static class ElectionTesting
 {
     private static readonly ConditionalWeakTable<ElectionStore, LeaseEngine> Engines = [];
 
-    public static ElectionStore NewStore(IConnectionMultiplexer multiplexer, RedisOptions redis, ElectionOptions? options = null)
+    public static ElectionStore NewStore(IConnectionMultiplexer multiplexer, RedisOptions redis, ElectionOptions? options = null, LeaseOptions? limits = null)
     {
-        var engine = new LeaseEngine(multiplexer, new LeaseOptions(), redis);
+        var engine = new LeaseEngine(multiplexer, limits ?? new LeaseOptions(), redis);
         var store = new ElectionStore(engine, options ?? new ElectionOptions());
         Engines.Add(store, engine);
         return store;

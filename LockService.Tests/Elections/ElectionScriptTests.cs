@@ -248,6 +248,44 @@ public sealed class ElectionScriptTests(ElectionFixture fixture) : IClassFixture
         Assert.False(await fixture.Db.KeyExistsAsync(keys.Term));
     }
 
+    [RedisServerFact]
+    public async Task A_new_value_wakes_no_waiting_candidate_and_a_resign_hands_over_at_once()
+    {
+        // Its own Redis, so that the scripts it runs can be counted: a waiting candidate woken by a proclaim would try
+        // (and fail) once per proclaim. The head's own re-check is a minute away, so that it adds no attempt.
+        await using var redis = await RedisServer.StartNewAsync();
+        using var multiplexer = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        var store = NewStore(multiplexer, new RedisOptions { ConnectionString = redis.ConnectionString }, limits: new LeaseOptions { RecheckMs = 60_000 });
+        var name = ElectionFixture.NewName(nameof(A_new_value_wakes_no_waiting_candidate_and_a_resign_hands_over_at_once));
+        var leader = (await store.CampaignAsync(name, Campaign(30_000))).Lease!;
+        var waiting = store.CampaignAsync(name, Campaign(30_000, "next", waitMs: 20_000));
+        var server = multiplexer.GetServers()[0];
+        await RedisServer.WaitUntilAsync(async () => await ScriptCallsAsync(server) >= 3, TimeSpan.FromSeconds(5), "the candidate's first attempt");
+        await store.ProclaimAsync(name, leader.Token, new ProclaimRequest(Value: "loaded"));   // the script is known to Redis from here
+        await Task.Delay(200);
+        var before = await ScriptCallsAsync(server);
+
+        for (var i = 0; i < 20; i++)
+        {
+            await store.ProclaimAsync(name, leader.Token, new ProclaimRequest(Value: $"v{i}"));
+        }
+
+        await Task.Delay(200);
+        Assert.Equal(before + 20, await ScriptCallsAsync(server));
+        Assert.False(waiting.IsCompleted);
+
+        await store.ResignAsync(name, leader.Token);
+        var next = await waiting.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal("next", next.Lease!.Value);
+        Assert.True(next.Lease.Term > leader.Term);
+
+        static async Task<long> ScriptCallsAsync(IServer server)
+        {
+            var info = (await server.InfoAsync("commandstats")).SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value);
+            return new[] { "cmdstat_evalsha", "cmdstat_eval" }.Sum(k => info.TryGetValue(k, out var v) ? long.Parse(v.Split(',')[0].Split('=')[1], System.Globalization.CultureInfo.InvariantCulture) : 0);
+        }
+    }
+
     private async Task<ElectionLease> ElectAsync(LeaseName name, CampaignRequest request)
     {
         var reply = await Store.CampaignAsync(name, request);
