@@ -164,6 +164,23 @@ public sealed class ElectionApiTests(ElectionApiFixture fixture) : IClassFixture
     }
 
     [Fact]
+    public async Task A_leader_held_by_a_stream_and_forced_out_hears_event_lost_forced_and_observers_see_no_leader()
+    {
+        var name = Keys.Unique(nameof(A_leader_held_by_a_stream_and_forced_out_hears_event_lost_forced_and_observers_see_no_leader));
+        await using var stream = await LeaseEvents.OpenAsync(fixture.Factory.CreateClient(), name, "ttlMs=3000&value=held", "elections");
+        Assert.Equal("acquired", (await stream.NextEventAsync()).Name);
+        await using var events = await ElectionEvents.OpenAsync(fixture.Client.Http, name);
+        await events.WaitForAsync(e => e.Value == "held", "the observer to see the stream's leader");
+
+        Assert.Equal(HttpStatusCode.NoContent, (await Client.SendAsync(HttpMethod.Delete, $"/admin/elections/{name}")).Status);
+
+        var (lost, data) = await stream.NextEventAsync();
+        Assert.Equal("lost", lost);
+        Assert.Equal("forced", JsonDocument.Parse(data).RootElement.GetProperty("reason").GetString());
+        await events.WaitForLastAsync(e => e.Name == "no-leader", "the observer to see no leader after the force");
+    }
+
+    [Fact]
     public async Task Observe_sends_the_current_state_first_then_every_change_with_ids_per_state()
     {
         var name = Keys.Unique(nameof(Observe_sends_the_current_state_first_then_every_change_with_ids_per_state));
