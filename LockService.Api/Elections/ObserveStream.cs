@@ -19,6 +19,9 @@ internal sealed class ObserveStream(ElectionObserver observer) : IResult
     {
         using var held = observer;
         var stopping = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        // A client that vanished without closing (its host gone, its network silent) stops acknowledging the heartbeats: its
+        // connection drops within seconds of the next one, and gives back its place among the observers.
+        LeaseStream.BoundUnacknowledgedData(http);
         var response = http.Response;
         response.StatusCode = StatusCodes.Status200OK;
         response.ContentType = LeaseStream.MediaType;
