@@ -6,6 +6,7 @@ using LockService.Api.Observability;
 using LockService.Api.OpenApi;
 using LockService.Api.RateLimiting;
 using LockService.Api.Semaphores;
+using LockService.Core.Elections;
 using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
@@ -30,6 +31,7 @@ internal static partial class AdminEndpoints
         // One shared listing per kind: a force-release clears its kind's pages.
         services.AddListing<LockStore, LockInfo>();
         services.AddListing<SemaphoreStore, SemaphoreInfo>();
+        services.AddListing<ElectionStore, ElectionLeader>();
         services.AddSingleton<InstanceRates>();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
         return services;
@@ -75,6 +77,7 @@ internal static partial class AdminEndpoints
             .WithDescription("204 when the slot was held, 404 permit_not_held when it was free; a slot that is not 0 .. Semaphores:MaxLimit-1 is 400 with errors.slot. The other permits are untouched; each force-release is logged as an audit event (never a token). With authentication off it is 403 unless Operators:AllowForceReleaseWithoutAuth is true.")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound).WithProblemCodes(StatusCodes.Status404NotFound, Problems.PermitNotHeld);
+        MapElectionAdmin(admin);
         admin.MapGet("/stats", Stats).WithName("instance-stats")
             .WithSummary("This instance's waiting requests, watches, and acquire and release rates (for the dashboard)")
             .WithDescription("The instance that answers, not the whole service: its waiting acquires and open watches now, and its rates of acquires, releases and force-releases over the last 10 s (sampled when asked, at most once a second; 0 on the first call).");

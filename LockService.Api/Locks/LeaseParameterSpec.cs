@@ -1,3 +1,4 @@
+using LockService.Core.Elections;
 using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.Semaphores;
@@ -22,6 +23,7 @@ internal enum ParameterField
     Limit,
     Prefix,
     Cursor,
+    Value,
 }
 
 /// <summary>A text parameter's rule: adds an error and returns false when <paramref name="text"/> breaks it.</summary>
@@ -94,6 +96,8 @@ internal sealed record LeaseParameter(
         RequestErrors.Add(ref errors, "cursor", "A cursor is the value of 'cursor' in the previous page; leave it out for the first page.");
         return false;
     }
+    public static readonly LeaseParameter Value = new(CampaignRequest.ValueName, ParameterKind.Text, ParameterField.Value, _ =>
+        $"What the leader tells its followers (an address, a host name): 0-{CampaignRequest.MaxValueLength} characters, no control characters; observers see every new value.", CampaignRequest.CheckValue);
 
     public static readonly LeaseParameter Limit = new(PermitRequest.LimitName, ParameterKind.Count, ParameterField.Limit, l =>
         $"Required (here or in the body): how many permits may be held at once, 1 .. {l.Semaphores.MaxLimit} (Semaphores:MaxLimit). A caller is let in while fewer than its own limit are held.");
@@ -118,6 +122,12 @@ internal sealed class OperationParameters(LeaseParameter[] parameters, bool idem
 
     public static readonly OperationParameters ExtendPermit = new([LeaseParameter.ExtendTtlMs], subject: "permit");
     public static readonly OperationParameters WatchPermit = new([LeaseParameter.WatchMs], subject: "permit");
+
+    public static readonly OperationParameters Campaign = new(
+        [LeaseParameter.TtlMs, LeaseParameter.WaitMs, LeaseParameter.Value, LeaseParameter.MaxHoldMs], idempotencyKey: true, subject: "leadership");
+
+    public static readonly OperationParameters Proclaim = new([LeaseParameter.ExtendTtlMs, LeaseParameter.Value], subject: "leadership");
+    public static readonly OperationParameters WatchLeadership = new([LeaseParameter.WatchMs], subject: "leadership");
 
     /// <summary>An array, so that looking through it allocates no enumerator on the request path.</summary>
     public LeaseParameter[] Parameters { get; } = parameters;

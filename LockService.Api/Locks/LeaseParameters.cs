@@ -12,7 +12,7 @@ using Microsoft.Net.Http.Headers;
 namespace LockService.Api.Locks;
 
 /// <summary>The parameters of one request, from the query string and/or a JSON body; null when absent.</summary>
-internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null)
+internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null, string? Value = null)
 {
     /// <summary>A listing's name prefix.</summary>
     public string? Prefix { get; init; }
@@ -34,6 +34,7 @@ internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, strin
         ParameterField.Owner => this with { Owner = text },
         ParameterField.Prefix => this with { Prefix = text },
         ParameterField.Cursor => this with { Cursor = text },
+        ParameterField.Value => this with { Value = text },
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a text parameter."),
     };
 
