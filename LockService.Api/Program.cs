@@ -1,5 +1,6 @@
 using LockService.Api.Admin;
 using LockService.Api.Auth;
+using LockService.Api.Elections;
 using LockService.Api.Errors;
 using LockService.Api.Locks;
 using LockService.Api.Observability;
@@ -30,6 +31,7 @@ builder.Services.ConfigureHttpJsonOptions(o =>
     o.SerializerOptions.TypeInfoResolverChain.Insert(0, LockJsonContext.Default);
     o.SerializerOptions.TypeInfoResolverChain.Insert(0, SemaphoreJsonContext.Default);
     o.SerializerOptions.TypeInfoResolverChain.Insert(0, RwLockJsonContext.Default);
+    o.SerializerOptions.TypeInfoResolverChain.Insert(0, ElectionJsonContext.Default);
 });
 
 try
@@ -42,6 +44,7 @@ try
     app.MapLockEndpoints();
     app.MapSemaphoreEndpoints();            // /semaphores: the same conventions as /locks
     app.MapRwLockEndpoints();               // /rwlocks: likewise
+    app.MapElectionEndpoints();             // /elections: campaigns on the lease engine, and observers
     app.MapAdminEndpoints();                // under /admin, apart from /locks: admin keys only
     app.MapDashboard();                     // /ui, when Ui:Enabled
     app.MapOperations();                    // health, metrics, start-up warnings

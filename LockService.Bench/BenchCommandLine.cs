@@ -37,6 +37,9 @@ internal sealed class BenchCommandLine
     private readonly Option<int> _rate = Integer(
         "--rate", "N", "start at most N cycles per second across all loops, evenly spaced (open loop, for CPU per cycle at the same load); 0 = as fast as the loops go", 0, 1_000_000, 0);
     private readonly Option<int> _keys = Integer("--keys", "N", "keys to wait on", 1, 100_000, 5);
+    private readonly Option<int> _observers = Integer("--observers", "N", "observers of the change-to-observer part, half on --url, half on --url2", 1, 100_000, 100);
+    private readonly Option<int> _manyObservers = Integer("--concurrency", "N", "observers of one name held open on --url for the idle part", 1, 1_000_000, 10_000, "-c");
+    private readonly Option<double> _idleDuration = Seconds("--duration", "seconds the observers are held idle (CPU measured over them)", allowZero: false, 10, "-d");
     private readonly Option<long> _ttlMs = Integer<long>("--ttl-ms", "MS", "ttlMs of every acquire", 1, long.MaxValue, 30_000);
     private readonly Option<long> _waitMs = Integer<long>("--wait-ms", "MS", "waitMs of waiting acquires", 1, int.MaxValue, 5000);
     private readonly Option<long> _watchMs = Integer<long>("--wait-ms", "MS", "waitMs of the watch", 1, int.MaxValue, 5000);
@@ -81,6 +84,8 @@ internal sealed class BenchCommandLine
                 _rounds, _warmupRounds, _url2, _ttlMs, _waitMs, _graceMs),
             Mode(BenchMode.Streams, "C (-c) locks held by streams at once on distinct keys, held -d seconds, then closed; service RSS, renewals, keys freed",
                 _streams, _holdDuration, _ttlMs, _openTimeout),
+            Mode(BenchMode.Elections, "Elections: N proclaims seen by --observers observers on --url and --url2 (proclaim to observer); N hand-overs from a closed leader stream on --url to a candidate waiting on --url2; -c observers of one name held idle -d seconds (RSS, idle CPU with --pid)",
+                _rounds, _url2, _observers, _manyObservers, _idleDuration, _ttlMs, _waitMs, _graceMs, _settleTimeout),
             Mode(BenchMode.Semaphores, "C closed loops on ONE semaphore of --limit places: acquire a permit with waitMs, release at once (contended, for permits); Redis commands per acquisition from INFO commandstats (--redis)",
                 _loops, _duration, _warmup, _redis, _ttlMs, _waitMs, _limit),
         };
@@ -124,15 +129,15 @@ internal sealed class BenchCommandLine
         Url = Value(result, _url)!,
         Url2 = Value(result, _url2),
         Redis = Value(result, _redis),
-        Concurrency = Value(result, mode switch { BenchMode.Waiters => _waiters, BenchMode.Streams => _streams, _ => _loops }),
-        Duration = TimeSpan.FromSeconds(Value(result, mode == BenchMode.Streams ? _holdDuration : _duration)),
+        Concurrency = Value(result, mode switch { BenchMode.Waiters => _waiters, BenchMode.Streams => _streams, BenchMode.Elections => _manyObservers, _ => _loops }),
+        Duration = TimeSpan.FromSeconds(Value(result, mode switch { BenchMode.Streams => _holdDuration, BenchMode.Elections => _idleDuration, _ => _duration })),
         Warmup = TimeSpan.FromSeconds(Value(result, mode is BenchMode.Handoff or BenchMode.WatchLoss or BenchMode.StreamHandoff ? _warmupRounds : _warmup)),
         Rounds = Value(result, _rounds),
         ApiKey = Value(result, _apiKey),
         JsonOnly = Value(result, _jsonOnly),
         KeySpace = Value(result, _keySpace),
         Rate = Value(result, _rate),
-        Keys = Value(result, _keys),
+        Keys = Value(result, mode == BenchMode.Elections ? _observers : _keys),
         TtlMs = Value(result, _ttlMs),
         WaitMs = Value(result, mode switch { BenchMode.Waiters => _waitersWaitMs, BenchMode.WatchLoss => _watchMs, _ => _waitMs }),
         Timeout = TimeSpan.FromSeconds(Value(result, _timeout)),

@@ -10,6 +10,7 @@ internal enum BenchMode
     StreamHandoff,
     Streams,
     Semaphores,
+    Elections,
 }
 
 /// <summary>A bad command line or an unusable environment: printed as one line, exit code 2.</summary>

@@ -10,7 +10,7 @@ static async Task<int> RunAsync(BenchOptions options)
     try
     {
         // Every concurrent request needs a connection of its own (HTTP/1.1); the waiters and streams modes bring their own client.
-        int maxConnections = Math.Max(1024, options.Mode switch { BenchMode.Waiters => options.Keys, BenchMode.Streams => 1, _ => options.Concurrency } + 64);
+        int maxConnections = Math.Max(1024, options.Mode switch { BenchMode.Waiters => options.Keys, BenchMode.Streams or BenchMode.Elections => 1, _ => options.Concurrency } + 64);
         using var context = await BenchContext.CreateAsync(options, maxConnections);
         var report = options.Mode switch
         {
@@ -20,6 +20,7 @@ static async Task<int> RunAsync(BenchOptions options)
             BenchMode.WatchLoss => await WatchLossMode.RunAsync(context),
             BenchMode.StreamHandoff => await StreamHandoffMode.RunAsync(context),
             BenchMode.Streams => await StreamsMode.RunAsync(context),
+            BenchMode.Elections => await ElectionsMode.RunAsync(context),
             _ => await WaitersMode.RunAsync(context),
         };
         report.Write(Console.Out, options.JsonOnly);

@@ -15,8 +15,10 @@
 # is far steadier than cycles/s on a shared machine, but both are printed. Environment: BENCH (the bench's dll),
 # CONCURRENCY, DURATION, WARMUP, SETTLE, RATE (cycles/s of the measured runs, paced: both builds at the same load; 0,
 # the default, runs closed loops), BEFORE_ENV and AFTER_ENV (NAME=VALUE ... set for that build's service
-# only), and PIN=1 to run each redis-server on CPU 1 and the services and the bench on CPU 0 (on a two-core machine:
-# Redis's own work then no longer competes with the service for its core, which shows the service's own cost apart).
+# only), PIN=1 to run each redis-server on CPU 1 and the services and the bench on CPU 0 (on a two-core machine:
+# Redis's own work then no longer competes with the service for its core, which shows the service's own cost apart),
+# and ALLOC=1 to also print the bytes each build allocated per cycle (the runtime's total-allocated counter, read from
+# /metrics as the window opens and closes: two scrapes per window, a few KB against megabytes of cycles).
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
@@ -82,7 +84,12 @@ start_target() {
     echo "$pid http://127.0.0.1:$service_port $redis_pid"
 }
 
-# One measured run; prints "us_per_cycle cycles_per_sec redis_us_per_cycle".
+# The bytes the service has allocated since it started (ALLOC=1).
+allocated() {
+    curl -fs "$1/metrics" | awk '/^system_runtime_dotnet_gc_heap_total_allocated /{printf "%d", $2}'
+}
+
+# One measured run; prints "us_per_cycle cycles_per_sec redis_us_per_cycle bytes_per_cycle" (bytes 0 without ALLOC=1).
 measure() {
     local pid=$1 url=$2 redis_pid=$3 out=$work/run.json err=$work/run.err start end redis_start redis_end cycles
     : >"$err"
@@ -92,15 +99,18 @@ measure() {
     for _ in $(seq 200); do grep -q measuring "$err" && break; sleep 0.05; done
     grep -q measuring "$err" || { echo "the bench did not start measuring: $(cat "$err")" >&2; exit 2; }
     sleep "$warmup"
+    local alloc_start=0 alloc_end=0
+    [[ ${ALLOC:-0} == 1 ]] && alloc_start=$(allocated "$url")
     start=$(cpu_ticks "$pid")
     redis_start=$(cpu_ticks "$redis_pid")
     sleep "$duration"
     end=$(cpu_ticks "$pid")
     redis_end=$(cpu_ticks "$redis_pid")
+    [[ ${ALLOC:-0} == 1 ]] && alloc_end=$(allocated "$url")
     wait "$bench_pid"
     cycles=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["cycles"])' "$out")
-    python3 -c 'import sys; t,c,d,hz,r=map(float,sys.argv[1:]); print(f"{t/hz/c*1e6:.1f} {c/d:.0f} {r/hz/c*1e6:.1f}")' \
-        $((end - start)) "$cycles" "$duration" "$ticks" $((redis_end - redis_start))
+    python3 -c 'import sys; t,c,d,hz,r,a=map(float,sys.argv[1:]); print(f"{t/hz/c*1e6:.1f} {c/d:.0f} {r/hz/c*1e6:.1f} {a/c:.0f}")' \
+        $((end - start)) "$cycles" "$duration" "$ticks" $((redis_end - redis_start)) $((alloc_end - alloc_start))
 }
 
 start_target before "$before" "${BEFORE_ENV:-}" >"$work/before.target"
@@ -118,13 +128,13 @@ for target in "$before_url" "$after_url"; do
 done
 
 results=()
-printf '%-5s %-7s %12s %10s %18s\n' pair target 'us/cycle' 'cycles/s' 'redis us/cycle'
+printf '%-5s %-7s %12s %10s %18s %12s\n' pair target 'us/cycle' 'cycles/s' 'redis us/cycle' 'bytes/cycle'
 for pair in $(seq "$pairs"); do
-    read -r b_us b_rate b_redis < <(measure "$before_pid" "$before_url" "$before_redis")
-    printf '%-5s %-7s %12s %10s %18s\n' "$pair" before "$b_us" "$b_rate" "$b_redis"
-    read -r a_us a_rate a_redis < <(measure "$after_pid" "$after_url" "$after_redis")
-    printf '%-5s %-7s %12s %10s %18s\n' "$pair" after "$a_us" "$a_rate" "$a_redis"
-    results+=("$b_us $b_rate $b_redis $a_us $a_rate $a_redis")
+    read -r b_us b_rate b_redis b_bytes < <(measure "$before_pid" "$before_url" "$before_redis")
+    printf '%-5s %-7s %12s %10s %18s %12s\n' "$pair" before "$b_us" "$b_rate" "$b_redis" "$b_bytes"
+    read -r a_us a_rate a_redis a_bytes < <(measure "$after_pid" "$after_url" "$after_redis")
+    printf '%-5s %-7s %12s %10s %18s %12s\n' "$pair" after "$a_us" "$a_rate" "$a_redis" "$a_bytes"
+    results+=("$b_us $b_rate $b_redis $a_us $a_rate $a_redis $b_bytes $a_bytes")
 done
 
 printf '%s\n' "${results[@]}" | python3 -c '
@@ -142,4 +152,6 @@ def compare(label, at):
     print(f"after/before {label}: {means:.3f} of the means; pair by pair {pairs} (median {statistics.median(ratios):.3f})")
 compare("us/cycle", 0)
 compare("redis us/cycle", 2)
+if any(r[6] > 0 for r in rows):
+    print("bytes/cycle before " + spread([r[6] for r in rows], 0) + ", after " + spread([r[7] for r in rows], 0))
 '

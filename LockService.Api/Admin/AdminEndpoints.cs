@@ -5,8 +5,8 @@ using LockService.Api.Locks;
 using LockService.Api.Observability;
 using LockService.Api.OpenApi;
 using LockService.Api.RateLimiting;
-using LockService.Api.RwLocks;
 using LockService.Api.Semaphores;
+using LockService.Core.Elections;
 using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.RwLocks;
@@ -24,13 +24,6 @@ namespace LockService.Api.Admin;
 /// </summary>
 internal static partial class AdminEndpoints
 {
-    public const int DefaultLimit = 100;
-
-    private static readonly string[] ListParameters = ["prefix", "limit", "cursor"];
-
-    // The one parameter of a read/write lock's force-release: which lease, when not all.
-    private const string RwFencingToken = "fencingToken";
-
     public static IServiceCollection AddLockOperators(this IServiceCollection services)
     {
         services.AddOptions<OperatorOptions>().BindConfiguration(OperatorOptions.SectionName).ValidateOnStart();
@@ -39,6 +32,7 @@ internal static partial class AdminEndpoints
         // One shared listing per kind: a force-release clears its kind's pages.
         services.AddListing<LockStore, LockInfo>();
         services.AddListing<SemaphoreStore, SemaphoreInfo>();
+        services.AddListing<ElectionStore, ElectionLeader>();
         services.AddListing<RwLockStore, RwLockInfo>();
         services.AddSingleton<InstanceRates>();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, AdminJsonContext.Default));
@@ -67,7 +61,7 @@ internal static partial class AdminEndpoints
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
-        admin.MapGet("/locks", ListAsync).WithName("list-locks")
+        admin.MapGet("/locks", ListAsync).WithName("list-locks").WithParameters(OperationParameters.List)
             .WithSummary("List the held locks of the caller's tenant, page by page (never their tokens)")
             .WithDescription("Follow 'cursor' until it is null. A page may hold fewer than 'limit' locks, even none, with a cursor; a lock held during the whole listing appears at least once, never twice within a page. A cursor that cannot be followed (another prefix, a failover, a reshard) is 400 with errors.cursor.")
             .ProducesValidationProblem();
@@ -76,7 +70,7 @@ internal static partial class AdminEndpoints
             .WithDescription("204 when the lock was held, 404 lock_not_held when it was free. Any query parameter is 400. Only the caller's tenant's lock; each force-release is logged as an audit event (never a token). With authentication off it is 403 unless Operators:AllowForceReleaseWithoutAuth is true.")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound);
-        admin.MapGet("/semaphores", ListSemaphoresAsync).WithName("list-semaphores")
+        admin.MapGet("/semaphores", ListSemaphoresAsync).WithName("list-semaphores").WithParameters(OperationParameters.List)
             .WithSummary("List the semaphores of the caller's tenant that have permits held, with their permits, page by page (never a token)")
             .WithDescription("As the listing of locks: follow 'cursor' until it is null; a page may hold fewer than 'limit' semaphores, even none, with a cursor; a semaphore with permits held during the whole listing appears at least once, never twice within a page.")
             .ProducesValidationProblem();
@@ -85,15 +79,8 @@ internal static partial class AdminEndpoints
             .WithDescription("204 when the slot was held, 404 permit_not_held when it was free; a slot that is not 0 .. Semaphores:MaxLimit-1 is 400 with errors.slot. The other permits are untouched; each force-release is logged as an audit event (never a token). With authentication off it is 403 unless Operators:AllowForceReleaseWithoutAuth is true.")
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status404NotFound).WithProblemCodes(StatusCodes.Status404NotFound, Problems.PermitNotHeld);
-        admin.MapGet("/rwlocks", ListRwLocksAsync).WithName("list-rwlocks")
-            .WithSummary("List the held read/write locks of the caller's tenant, each with its holders and writers waiting, page by page (never a token)")
-            .WithDescription("As the listing of locks: follow 'cursor' until it is null; a page may hold fewer than 'limit' read/write locks, even none, with a cursor; one held during the whole listing appears at least once, never twice within a page. Each is as GET /rwlocks/{key} shows it.")
-            .ProducesValidationProblem();
-        admin.MapDelete("/rwlocks/{key}", ForceReleaseRwLockAsync).WithName("force-release-rwlock")
-            .WithSummary("Release every lease of a read/write lock, or with fencingToken=N the one lease that has it, whoever holds them: waiters get the place, holders hear reason 'forced'")
-            .WithDescription("204 when a lease was released, 404 rwlock_not_held when nobody held it (or no lease has that fencing token). fencingToken is the only parameter (a positive whole number); anything else is 400. Each lease released is logged as an audit event (never a token). With authentication off it is 403 unless Operators:AllowForceReleaseWithoutAuth is true.")
-            .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status404NotFound).WithProblemCodes(StatusCodes.Status404NotFound, Problems.RwLockNotHeld);
+        MapElectionAdmin(admin);
+        MapRwLockAdmin(admin);
         admin.MapGet("/stats", Stats).WithName("instance-stats")
             .WithSummary("This instance's waiting requests, watches, and acquire and release rates (for the dashboard)")
             .WithDescription("The instance that answers, not the whole service: its waiting acquires and open watches now, and its rates of acquires, releases and force-releases over the last 10 s (sampled when asked, at most once a second; 0 on the first call).");
@@ -101,79 +88,38 @@ internal static partial class AdminEndpoints
     }
 
     private static Task<Results<Ok<LockListResponse>, ProblemHttpResult>> ListAsync(
-        HttpContext http, ListingCache<LeasePage<LockInfo>> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
-        ListPageAsync(http, query, async (prefix, limit) =>
-        {
-            var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
-            return (new LockListResponse([.. page.Items.Select(LockInfoResponse.From)], page.Cursor), page.CursorError);
-        });
+        HttpContext http, ListingCache<LeasePage<LockInfo>> listings, CancellationToken cancellationToken) =>
+        ListPageAsync(http, listings, page => new LockListResponse([.. page.Items.Select(LockInfoResponse.From)], page.Cursor), cancellationToken);
 
     private static Task<Results<Ok<SemaphoreListResponse>, ProblemHttpResult>> ListSemaphoresAsync(
-        HttpContext http, ListingCache<LeasePage<SemaphoreInfo>> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
-        ListPageAsync(http, query, async (prefix, limit) =>
-        {
-            var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
-            return (new SemaphoreListResponse([.. page.Items.Select(SemaphoreInfoResponse.From)], page.Cursor), page.CursorError);
-        });
+        HttpContext http, ListingCache<LeasePage<SemaphoreInfo>> listings, CancellationToken cancellationToken) =>
+        ListPageAsync(http, listings, page => new SemaphoreListResponse([.. page.Items.Select(SemaphoreInfoResponse.From)], page.Cursor), cancellationToken);
 
-    private static Task<Results<Ok<RwLockListResponse>, ProblemHttpResult>> ListRwLocksAsync(
-        HttpContext http, ListingCache<LeasePage<RwLockInfo>> listings, CancellationToken cancellationToken, [AsParameters] ListQuery query) =>
-        ListPageAsync(http, query, async (prefix, limit) =>
-        {
-            var page = await listings.ListAsync(http.TenantOf(), prefix, limit, query.Cursor).WaitAsync(cancellationToken);
-            return (new RwLockListResponse([.. page.Items.Select(RwLockInfoResponse.From)], page.Cursor), page.CursorError);
-        });
-
-    // A page of a listing: its parameters read, then the page, or the 400 of a cursor that cannot be followed.
-    private static async Task<Results<Ok<TResponse>, ProblemHttpResult>> ListPageAsync<TResponse>(
-        HttpContext http, ListQuery query, Func<string, int, Task<(TResponse Response, string? CursorError)>> list)
+    /// <summary>
+    /// A page of a listing of any kind: its parameters read as every lease request's are (each at most once, nothing
+    /// else), then the page, or the 400 of a cursor that cannot be followed.
+    /// </summary>
+    public static async Task<Results<Ok<TResponse>, ProblemHttpResult>> ListPageAsync<TState, TResponse>(
+        HttpContext http, ListingCache<LeasePage<TState>> listings, Func<LeasePage<TState>, TResponse> response, CancellationToken cancellationToken)
+        where TState : class
     {
-        if (ReadListing(http, query, out var prefix, out var limit) is { } invalid)
+        RequestErrors? errors = null;
+        var parameters = LeaseParameterReader.Parse(http.Request.Query, body: null, OperationParameters.List, ref errors);
+        var limit = parameters.Limit ?? LeaseParameter.ListDefaultLimit;
+        if (parameters.Limit is < 1 or > LeaseEngine.MaxListLimit)
+        {
+            RequestErrors.Add(ref errors, LeaseParameter.ListLimit.Name, $"'limit' must be between 1 and {LeaseEngine.MaxListLimit}; got {limit}.");
+        }
+
+        if (Problems.Invalid(errors, OperationParameters.List) is { } invalid)
         {
             return invalid;
         }
 
-        var (response, why) = await list(prefix, limit);
-        return why is null
-            ? TypedResults.Ok(response)
-            : Problems.Invalid(new Dictionary<string, string[]>(StringComparer.Ordinal) { ["cursor"] = [why] }, why);
-    }
-
-    // A listing's parameters (prefix, limit, cursor), each given at most once and nothing else; or the 400 naming what is wrong.
-    private static ProblemHttpResult? ReadListing(HttpContext http, ListQuery query, out string prefix, out int limit)
-    {
-        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        foreach (var (name, values) in http.Request.Query)
-        {
-            if (!ListParameters.Contains(name, StringComparer.Ordinal))
-            {
-                errors[name] = [$"Unknown parameter '{name}': this endpoint takes prefix, limit and cursor."];
-            }
-            else if (values.Count > 1)
-            {
-                errors[name] = [$"'{name}' was given {values.Count} times."];
-            }
-        }
-
-        prefix = query.Prefix ?? string.Empty;
-        if (!errors.ContainsKey("prefix") && !LeaseName.IsValidPrefix(prefix))
-        {
-            errors["prefix"] = [LeaseName.PrefixRule];
-        }
-
-        limit = DefaultLimit;
-        if (!errors.ContainsKey("limit") && query.Limit is not null
-            && (!int.TryParse(query.Limit, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > LeaseEngine.MaxListLimit))
-        {
-            errors["limit"] = [$"limit is a whole number from 1 to {LeaseEngine.MaxListLimit}."];
-        }
-
-        if (!errors.ContainsKey("cursor") && query.Cursor is { Length: 0 })
-        {
-            errors["cursor"] = ["A cursor is the value of 'cursor' in the previous page; leave it out for the first page."];
-        }
-
-        return errors.Count > 0 ? Problems.Invalid(errors, "See 'errors' for what is wrong with each parameter.") : null;
+        var page = await listings.ListAsync(http.TenantOf(), parameters.Prefix ?? string.Empty, (int)limit, parameters.Cursor).WaitAsync(cancellationToken);
+        return page.CursorError is { } why
+            ? Problems.Invalid(new Dictionary<string, string[]>(StringComparer.Ordinal) { [LeaseParameter.ListCursor.Name] = [why] }, why)
+            : TypedResults.Ok(response(page));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> ForceReleaseAsync(
@@ -244,54 +190,6 @@ internal static partial class AdminEndpoints
         return TypedResults.NoContent();
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> ForceReleaseRwLockAsync(
-        string key,
-        HttpContext http,
-        RwLockStore rwlocks,
-        ListingCache<LeasePage<RwLockInfo>> listings,
-        IOptions<OperatorOptions> options,
-        ILogger<OperatorAudit> audit)
-    {
-        if (RefuseForce(http, options.Value, key, "rwlock", RwFencingToken) is { } refused)
-        {
-            return refused;
-        }
-
-        // The one lease to release, by its fencing token: digits only, positive and below 2^53, so that no typo names another.
-        long? fencingToken = null;
-        if (http.Request.Query.TryGetValue(RwFencingToken, out var given))
-        {
-            if (given.Count != 1 || given[0] is not { Length: > 0 and <= 16 } text || text.AsSpan().ContainsAnyExceptInRange('0', '9')
-                || !long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var fence) || fence is < 1 or >= 1L << 53)
-            {
-                return Problems.Invalid(
-                    new Dictionary<string, string[]>(StringComparer.Ordinal) { [RwFencingToken] = ["fencingToken is the fencing token of one lease, a whole number from 1 to 2^53 - 1, given once."] },
-                    "See 'errors' for what is wrong with each parameter.");
-            }
-
-            fencingToken = fence;
-        }
-
-        var tenant = http.TenantOf();
-        var released = await rwlocks.ForceReleaseAsync(new LeaseName(tenant, key), fencingToken);
-        if (released.Count == 0)
-        {
-            return Problems.RwNothingToForce(key, fencingToken);
-        }
-
-        listings.Clear();
-        var shownTenant = ShownTenant(tenant);
-        foreach (var lease in released)
-        {
-            LockMetrics.RwLockForcedReleases.Inc();
-            LockMetrics.RwLockHoldDuration.Observe(lease.HeldMs / 1000.0);
-            LogRwLeaseForceReleased(
-                audit, lease.Mode == RwLockMode.Write ? "write" : "read", key, shownTenant, lease.FencingToken, lease.Owner ?? "(none)", lease.HeldMs, CallerRole(http), shownTenant);
-        }
-
-        return TypedResults.NoContent();
-    }
-
     // With API keys the group's policy let only admin keys in. Without, nobody is known: force-release (which takes a lease
     // from its holder) stays off unless the operator said otherwise. A 403 comes before any 400; a typo'd parameter
     // (?dryRun=true) must not release anything.
@@ -303,10 +201,11 @@ internal static partial class AdminEndpoints
                 "Force-release is off while authentication is off: configure an admin API key (Auth:ApiKeys:N:Role=admin), or set Operators:AllowForceReleaseWithoutAuth=true.");
         }
 
-        if (http.Request.Query.Keys.Where(name => name != parameter).ToList() is { Count: > 0 } unknown)
+        if (http.Request.Query.Count > (parameter is not null && http.Request.Query.ContainsKey(parameter) ? 1 : 0))
         {
             var takes = parameter is null ? "none" : $"only '{parameter}'";
-            var errors = unknown.ToDictionary(name => name, name => new[] { $"Unknown parameter '{name}': this endpoint takes {takes}." }, StringComparer.Ordinal);
+            var errors = http.Request.Query.Keys.Where(name => name != parameter)
+                .ToDictionary(name => name, name => new[] { $"Unknown parameter '{name}': this endpoint takes {takes}." }, StringComparer.Ordinal);
             return Problems.Invalid(errors, parameter is null ? "This endpoint takes no parameters." : "See 'errors' for what is wrong with each parameter.");
         }
 
@@ -337,15 +236,6 @@ internal static partial class AdminEndpoints
         Message = "Audit: permit in slot {Slot} of semaphore {SemaphoreKey} of tenant '{SemaphoreTenant}' force-released (fencing token {FencingToken}, owner {Owner}, limit {Limit}, held {HeldMs} ms) asked by an API key of tenant '{CallerTenant}' with role {CallerRole}")]
     private static partial void LogPermitForceReleased(
         ILogger logger, int slot, string semaphoreKey, string semaphoreTenant, long fencingToken, string owner, int limit, long heldMs, string callerRole, string callerTenant);
-
-    [LoggerMessage(EventId = 1202, EventName = "RwLeaseForceReleased", Level = LogLevel.Warning,
-        Message = "Audit: {Mode} lease of read/write lock {RwLockKey} of tenant '{RwLockTenant}' force-released (fencing token {FencingToken}, owner {Owner}, held {HeldMs} ms) asked by an API key of tenant '{CallerTenant}' with role {CallerRole}")]
-    private static partial void LogRwLeaseForceReleased(
-        ILogger logger, string mode, string rwLockKey, string rwLockTenant, long fencingToken, string owner, long heldMs, string callerRole, string callerTenant);
-
-    /// <summary>The listing's query parameters, read as text so that a bad value is a 400 naming it, not a binding failure.</summary>
-    internal readonly record struct ListQuery(
-        [FromQuery(Name = "prefix")] string? Prefix, [FromQuery(Name = "limit")] string? Limit, [FromQuery(Name = "cursor")] string? Cursor);
 }
 
 /// <summary>The category of the operators' audit log events.</summary>

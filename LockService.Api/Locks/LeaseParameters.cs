@@ -12,8 +12,14 @@ using Microsoft.Net.Http.Headers;
 namespace LockService.Api.Locks;
 
 /// <summary>The parameters of one request, from the query string and/or a JSON body; null when absent.</summary>
-internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null, string? Mode = null)
+internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, string? Owner, long? MaxHoldMs, string? IdempotencyKey = null, long? Limit = null, string? Value = null, string? Mode = null)
 {
+    /// <summary>A listing's name prefix.</summary>
+    public string? Prefix { get; init; }
+
+    /// <summary>A listing's cursor.</summary>
+    public string? Cursor { get; init; }
+
     public LeaseParameters With(ParameterField field, long value) => field switch
     {
         ParameterField.TtlMs => this with { TtlMs = value },
@@ -27,12 +33,14 @@ internal readonly record struct LeaseParameters(long? TtlMs, long? WaitMs, strin
     {
         ParameterField.Owner => this with { Owner = text },
         ParameterField.Mode => this with { Mode = text },
+        ParameterField.Prefix => this with { Prefix = text },
+        ParameterField.Cursor => this with { Cursor = text },
+        ParameterField.Value => this with { Value = text },
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "Not a text parameter."),
     };
 
-    /// <summary>The lease terms these parameters ask for (the default TTL when none is given); a stream's when <paramref name="stream"/>.</summary>
-    public AcquireRequest Terms(LeaseOptions limits, bool stream = false) =>
-        new(TtlMs ?? limits.DefaultTtlMs, WaitMs ?? 0, Owner, IdempotencyKey, MaxHoldMs) { Stream = stream };
+    /// <summary>The lease terms these parameters ask for (the default TTL when none is given).</summary>
+    public AcquireRequest Terms(LeaseOptions limits) => new(TtlMs ?? limits.DefaultTtlMs, WaitMs ?? 0, Owner, IdempotencyKey, MaxHoldMs);
 }
 
 /// <summary>

@@ -70,32 +70,28 @@ internal static class LeaseRequests
     }
 
     /// <summary>
-    /// An acquire of any kind of lease: its parameters read and checked against the kind's rules (<paramref name="request"/>
-    /// builds the kind's request from them), a stream's place reserved, the engine's acquire, then the lease (a 201 with its
-    /// Location, or the stream), a 429, or the kind's answer for a lease in the way (<paramref name="taken"/>, counted as
-    /// <paramref name="takenOutcome"/>). Every delegate is static, so that a lock's acquire allocates none.
+    /// An acquire of any kind of lease, as the contract orders it: the request read and checked (the kind's rules with the
+    /// parameters' errors, so one 400 names everything), a place among the instance's streams when the client asks for a
+    /// stream, then the engine's acquire; 201 with the lease (or the stream holding it), 429 when there was no room to wait,
+    /// or the kind's answer to a lease held by others.
     /// </summary>
     public static async Task<Results<Created<TBody>, LeaseStream, ProblemHttpResult>> AcquireAsync<TRequest, TLease, TInfo, TBusy, TBody>(
         HttpContext http,
         LeaseRoutes routes,
         string key,
-        OperationParameters operation,
         LeaseEngine engine,
         LeaseStore<TRequest, TLease, TInfo, TBusy> store,
-        (Func<LeaseParameters, AcquireRequest, TRequest> Request, Func<TLease, TBody> Body, JsonTypeInfo<TBody> Json) kind,
-        (Func<string, TRequest, AcquireResult<TLease, TBusy>, ProblemHttpResult> Answer, LeaseOutcome Outcome) taken,
+        AcquireShape<TRequest, TLease, TBusy, TBody> shape,
         CancellationToken cancellationToken)
         where TRequest : ILeaseRequest<TRequest>
         where TLease : class, IKeptLease
         where TInfo : class, ILeaseInfo
     {
         var limits = engine.Limits;
-        var (parameters, problem, errors) = await ReadAsync(http, routes, key, token: null, operation, cancellationToken);
+        var (parameters, problem, errors) = await ReadAsync(http, routes, key, token: null, shape.Parameters, cancellationToken);
         var stream = LeaseStream.IsWanted(http.Request);
-        var request = kind.Request(parameters, parameters.Terms(limits, stream));
-
-        // What the reader found first (a 'limit' that is not a number is not also "required"), then the kind's rules.
-        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, store.Validate(request)), operation)) is { } invalid)
+        var request = shape.Request(parameters, parameters.Terms(limits));
+        if ((problem ?? Problems.Invalid(RequestErrors.Merge(errors, store.Validate(request, stream)), shape.Parameters)) is { } invalid)
         {
             return invalid;
         }
@@ -117,24 +113,74 @@ internal static class LeaseRequests
         http.Outcome(result.Status switch
         {
             AcquireStatus.Acquired => LeaseOutcome.Acquired,
-            AcquireStatus.Held => taken.Outcome,
+            AcquireStatus.Held => shape.Taken,
             _ => LeaseOutcome.Rejected,
         });
         switch (result.Status)
         {
             case AcquireStatus.Acquired when stream:
                 var held = result.Lease!;
-                return LeaseStream.For(engine, store, name, held, JsonSerializer.Serialize(kind.Body(held), kind.Json), reserved!.Take());
+                return LeaseStream.For(engine, store, name, held, JsonSerializer.Serialize(shape.Body(held), shape.Json), reserved!.Take());
             case AcquireStatus.Acquired:
                 var lease = result.Lease!;
-                return TypedResults.Created($"/{routes.Noun}s/{key}/{lease.Token}", kind.Body(lease));
+                return TypedResults.Created($"/{routes.Noun}s/{key}/{lease.Token}", shape.Body(lease));
             case AcquireStatus.TooManyWaiters or AcquireStatus.TenantTooManyWaiters:
                 http.Response.Headers.RetryAfter = "1";
                 return Problems.TooManyWaiters(result.WaitRefused, limits);
             default:
                 http.Response.Headers.RetryAfter = Problems.RetryAfterSeconds(result.RetryAfterMs);
-                return taken.Answer(key, request, result);
+                return shape.TakenProblem(key, request, result);
         }
+    }
+
+    /// <summary>A release of any kind of lease by its token: 204 (its hold time observed), or why the token holds nothing.</summary>
+    public static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync<TRequest, TLease, TInfo, TBusy>(
+        HttpContext http,
+        LeaseRoutes routes,
+        (string Key, string Token) target,
+        LeaseStore<TRequest, TLease, TInfo, TBusy> store,
+        Prometheus.Histogram holds,
+        Func<string, LeaseEnd, ProblemHttpResult> notHeld,
+        CancellationToken cancellationToken)
+        where TRequest : ILeaseRequest<TRequest>
+        where TLease : class, IKeptLease
+        where TInfo : class, ILeaseInfo
+    {
+        if (await ReadNoneAsync(http, routes, target.Key, target.Token, cancellationToken) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var result = await store.ReleaseAsync(new LeaseName(http.TenantOf(), target.Key), target.Token);
+        http.Outcome(result.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
+        if (!result.Released)
+        {
+            return notHeld(target.Key, result.Ended!.Value);
+        }
+
+        holds.Observe(result.HeldMs / 1000.0);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>An inspection of any kind's name: 200 with what is held (never a token), or the kind's "nothing held".</summary>
+    public static async Task<Results<Ok<TBody>, ProblemHttpResult>> InspectAsync<TState, TBody>(
+        HttpContext http,
+        LeaseRoutes routes,
+        string key,
+        Func<LeaseName, Task<TState?>> inspect,
+        Func<TState, TBody> body,
+        Func<string, ProblemHttpResult> free,
+        CancellationToken cancellationToken)
+        where TState : class
+    {
+        if (await ReadNoneAsync(http, routes, key, token: null, cancellationToken) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var state = await inspect(new LeaseName(http.TenantOf(), key));
+        http.Outcome(state is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
+        return state is null ? free(key) : TypedResults.Ok(body(state));
     }
 
     /// <summary>
@@ -269,3 +315,19 @@ internal static class LeaseRequests
         return LeaseRules.CheckIdempotencyKey(values[0] ?? string.Empty, ref errors) ? values[0] : null;
     }
 }
+
+/// <summary>What a kind's acquire route adds to the shared handler (<see cref="LeaseRequests.AcquireAsync"/>).</summary>
+/// <param name="Parameters">The parameters it reads.</param>
+/// <param name="Request">The kind's typed request from the parameters and the lease terms read from them.</param>
+/// <param name="Body">The 201's body (and a stream's first event) for a granted lease.</param>
+/// <param name="Json">How that body is written into a stream's event.</param>
+/// <param name="Taken">The outcome metrics count for a lease held by others (held, full).</param>
+/// <param name="TakenProblem">The kind's 409 for a lease held by others when the wait ran out.</param>
+internal sealed record AcquireShape<TRequest, TLease, TBusy, TBody>(
+    OperationParameters Parameters,
+    Func<LeaseParameters, AcquireRequest, TRequest> Request,
+    Func<TLease, TBody> Body,
+    JsonTypeInfo<TBody> Json,
+    LeaseOutcome Taken,
+    Func<string, TRequest, AcquireResult<TLease, TBusy>, ProblemHttpResult> TakenProblem)
+    where TLease : class, IKeptLease;

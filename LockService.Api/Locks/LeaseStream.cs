@@ -144,7 +144,7 @@ internal sealed partial class LeaseStream(StreamedLease lease, StreamPlace place
         await response.Body.FlushAsync(cancellationToken);
     }
 
-    private static void BoundUnacknowledgedData(HttpContext http)
+    internal static void BoundUnacknowledgedData(HttpContext http)
     {
         if (OperatingSystem.IsLinux() && http.Features.Get<IConnectionSocketFeature>()?.Socket is { ProtocolType: ProtocolType.Tcp } socket)
         {

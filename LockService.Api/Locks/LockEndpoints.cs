@@ -1,3 +1,4 @@
+using System.Text.Json;
 using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Observability;
@@ -55,53 +56,30 @@ internal static class LockEndpoints
         return app;
     }
 
+    // A lock's request is the lease terms alone; a lock held by others is 409 lock_held.
+    private static readonly AcquireShape<AcquireRequest, LockLease, NoDetail, LeaseResponse> Acquiring = new(
+        OperationParameters.Acquire,
+        static (_, terms) => terms,
+        LeaseResponse.From,
+        LockJsonContext.Default.LeaseResponse,
+        LeaseOutcome.Held,
+        static (key, _, result) => Problems.Held(key, result.RetryAfterMs));
+
     private static Task<Results<Created<LeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
         string key, HttpContext http, LeaseEngine engine, LockStore locks, CancellationToken cancellationToken) =>
-        LeaseRequests.AcquireAsync(
-            http,
-            LeaseRoutes.Locks,
-            key,
-            OperationParameters.Acquire,
-            engine,
-            locks,
-            (static (_, terms) => terms, LeaseResponse.From, LockJsonContext.Default.LeaseResponse),
-            (static (key, _, result) => Problems.Held(key, result.RetryAfterMs), LeaseOutcome.Held),
-            cancellationToken);
+        LeaseRequests.AcquireAsync(http, LeaseRoutes.Locks, key, engine, locks, Acquiring, cancellationToken);
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Locks, key, token, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var result = await locks.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
-        http.Outcome(result.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
-        if (result.Released)
-        {
-            LockMetrics.HoldDuration.Observe(result.HeldMs / 1000.0);
-        }
-
-        return result.Released ? TypedResults.NoContent() : Problems.NotHeld(key, result.Ended!.Value);
-    }
+    private static Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
+        string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.ReleaseAsync(http, LeaseRoutes.Locks, (key, token), locks, LockMetrics.HoldDuration, Problems.NotHeld, cancellationToken);
 
     private static Task<Results<Ok<LeaseResponse>, ProblemHttpResult>> ExtendAsync(
         string key, string token, HttpContext http, LockStore locks, CancellationToken cancellationToken) =>
         LeaseRequests.ExtendAsync(http, LeaseRoutes.Locks, (key, token), OperationParameters.Extend, locks, LeaseResponse.From, Problems.NotHeld, cancellationToken);
 
-    private static async Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, LockStore locks, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Locks, key, token: null, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var info = await locks.InspectAsync(new LeaseName(http.TenantOf(), key));
-        http.Outcome(info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
-        return info is null ? Problems.Free(key) : TypedResults.Ok(LockInfoResponse.From(info));
-    }
+    private static Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> InspectAsync(
+        string key, HttpContext http, LockStore locks, CancellationToken cancellationToken) =>
+        LeaseRequests.InspectAsync(http, LeaseRoutes.Locks, key, locks.InspectAsync, LockInfoResponse.From, Problems.Free, cancellationToken);
 
     private static Task<Results<Ok<LockInfoResponse>, ProblemHttpResult>> CheckAsync(
         string key, string token, HttpContext http, LeaseEngine engine, LockStore locks, CancellationToken cancellationToken) =>

@@ -69,6 +69,18 @@ internal static class LockMetrics
     public static readonly Counter RwLockForcedReleases = Metrics.CreateCounter(
         "lockservice_rwlock_forced_releases_total",
         "Read/write leases released by an operator (DELETE /admin/rwlocks/{key}), one per lease.");
+    /// <summary>Observed on each resign by token and each force of a leader: how long its term lasted, by Redis's clock.</summary>
+    public static readonly Histogram TermDuration = Holds(
+        "lockservice_term_duration_seconds", "Time elections' leaders led, from acquiredAt to their resignation or being forced out.");
+
+    public static readonly Counter ForcedLeaders = Metrics.CreateCounter(
+        "lockservice_forced_leaders_total",
+        "Election leaders forced out by an operator (DELETE /admin/elections/{name}).");
+
+    /// <summary>Set at each scrape from the instance's observers.</summary>
+    public static readonly Gauge ElectionObservers = Metrics.CreateGauge(
+        "lockservice_election_observers",
+        "Observe streams (GET /elections/{name} with Accept: text/event-stream) open on this instance.");
 
     /// <summary>Set by each check of Redis's own settings: masters with that finding, 0 once it is gone.</summary>
     public static readonly Gauge RedisSettingsWarnings = Metrics.CreateGauge(

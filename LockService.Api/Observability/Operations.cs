@@ -1,4 +1,5 @@
 using LockService.Api.Auth;
+using LockService.Core.Elections;
 using LockService.Core.Leases;
 using LockService.Core.Locks;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -23,6 +24,8 @@ internal static partial class Operations
         _ = app.Services.GetRequiredService<IOptions<KeySpaces>>().Value;
         var engine = app.Services.GetRequiredService<LeaseEngine>();
         Metrics.DefaultRegistry.AddBeforeCollectCallback(() => LockMetrics.WaitingRequests.Set(engine.WaitingCount));
+        var observers = app.Services.GetRequiredService<ElectionObservers>();
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => LockMetrics.ElectionObservers.Set(observers.Count));
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("LockService");
         if (!app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.Enabled)

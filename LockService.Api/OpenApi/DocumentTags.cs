@@ -21,7 +21,8 @@ internal sealed class DocumentTags : IDocumentFilter
         ("Locks", "Exclusive locks: acquire (optionally waiting in the server, or held for the life of an event stream), release, extend, inspect, and check or watch a token."),
         ("Semaphores", "Counting semaphores: up to 'limit' holders at once, each with its own token, slot and fencing token; otherwise used as locks are."),
         ("Read/write locks", "Read/write locks: many readers at once or one writer alone, waiting writers before new readers, one fencing sequence for both modes; otherwise used as locks are."),
-        ("Operators", "Operator endpoints under /admin: list the held locks, semaphores and read/write locks of the caller's tenant, force-release, and this instance's activity. With API keys they need a key whose role is admin."),
+        ("Elections", "Leader elections: campaign (a leader holds a lease whose fencing token is its term, and shows a value), proclaim, resign, check or watch a token, and follow who leads with an observe stream that reports every change, no-leader included."),
+        ("Operators", "Operator endpoints under /admin: list the held locks, semaphores, read/write locks and led elections of the caller's tenant, force-release or force a leader out, and this instance's activity. With API keys they need a key whose role is admin."),
         (Health, "Liveness and readiness probes, open whatever Auth:ApiKeys holds."),
         (Metrics, "Prometheus metrics, open whatever Auth:ApiKeys holds."),
     ];

@@ -131,14 +131,27 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
                 ["reason"] = new OpenApiSchema
                 {
                     Type = JsonSchemaType.String,
-                    Description = "lock_not_held and permit_not_held for a token only: why the token does not hold the lock or permit.",
+                    Description = "lock_not_held, permit_not_held and not_leader for a token only: why the token does not hold the lock or permit, or does not lead.",
                     Enum = [.. Reasons.Select(r => (JsonNode)JsonValue.Create(r))],
                 },
                 ["retryAfterMs"] = new OpenApiSchema
                 {
                     Type = JsonSchemaType.Integer,
                     Format = "int64",
-                    Description = "lock_held: the holder's remaining TTL; semaphore_full: when the earliest permit expires; rwlock_held: the earliest expiry in the way (a lease's, or a waiting writer's mark's).",
+                    Description = "lock_held: the holder's remaining TTL; semaphore_full: when the earliest permit expires; rwlock_held: the earliest expiry in the way (a lease's, or a waiting writer's mark's); election_led: the leader's remaining TTL.",
+                },
+                ["leader"] = new OpenApiSchema
+                {
+                    Type = JsonSchemaType.Object | JsonSchemaType.Null,
+                    Description = "election_led only: the current leader's public state (never its token).",
+                    Required = new HashSet<string>(["term", "value", "acquiredAt", "expiresAt"]),
+                    Properties = new Dictionary<string, IOpenApiSchema>
+                    {
+                        ["term"] = new OpenApiSchema { Type = JsonSchemaType.Integer, Format = "int64", Description = "The leader's term (its fencing token)." },
+                        ["value"] = Text("What the leader tells its followers."),
+                        ["acquiredAt"] = new OpenApiSchema { Type = JsonSchemaType.String, Format = "date-time", Description = "When its term began, from Redis's clock." },
+                        ["expiresAt"] = new OpenApiSchema { Type = JsonSchemaType.String, Format = "date-time", Description = "When its term ends unless extended, from Redis's clock." },
+                    },
                 },
             },
         };
@@ -153,6 +166,7 @@ internal sealed class ProblemResponsesFilter : IOperationFilter
         Problems.UnsupportedMediaType, Problems.TooManyRequests, Problems.RedisUnavailable, Problems.RedisDataInvalid, Problems.InternalError,
         Problems.SemaphoreFull, Problems.PermitNotHeld, Problems.SemaphoreEmpty,
         Problems.RwLockHeld, Problems.RwLockNotHeld, Problems.RwLockFree,
+        Elections.ElectionProblems.ElectionLed, Elections.ElectionProblems.NoLeader, Elections.ElectionProblems.NotLeader,
     ];
 }
 

@@ -119,7 +119,7 @@ internal sealed class OperationParametersFilter(IOptions<LeaseOptions> options, 
             });
         }
 
-        if (properties.Count == 0)
+        if (properties.Count == 0 || declared.QueryOnly)
         {
             return;
         }
@@ -145,8 +145,8 @@ internal sealed class OperationParametersFilter(IOptions<LeaseOptions> options, 
         {
             Type = nullable ? type | JsonSchemaType.Null : type,
             Format = parameter.Kind == ParameterKind.Text ? null : "int64",
-            MinLength = parameter.Kind == ParameterKind.Text ? 1 : null,
-            MaxLength = parameter.Kind == ParameterKind.Text ? LeaseRules.MaxOwnerLength : null,
+            MinLength = parameter.Kind == ParameterKind.Text ? parameter.MinLength : null,
+            MaxLength = parameter.Kind == ParameterKind.Text ? parameter.MaxLength : null,
         };
     }
 }

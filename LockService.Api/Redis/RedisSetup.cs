@@ -1,3 +1,4 @@
+using LockService.Core.Elections;
 using LockService.Core.Leases;
 using LockService.Core.Locks;
 using LockService.Core.RwLocks;
@@ -36,6 +37,12 @@ internal static class RedisSetup
         services.AddLeaseKind<SemaphoreOptions, SemaphoreStore>("Semaphores:KeyPrefix", o => o.KeyPrefix, (engine, o) => new SemaphoreStore(engine, o));
         services.AddOptions<RwLockOptions>().BindConfiguration(RwLockOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddLeaseKind<RwLockOptions, RwLockStore>("RwLocks:KeyPrefix", o => o.KeyPrefix, (engine, o) => new RwLockStore(engine, o));
+        services.AddOptions<ElectionOptions>().BindConfiguration(ElectionOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddLeaseKind<ElectionOptions, ElectionStore>("Elections:KeyPrefix", o => o.KeyPrefix, (engine, o) => new ElectionStore(engine, o));
+
+        // Observers of one name on this instance share one subscription and one reader, within Elections:MaxObservers.
+        services.AddSingleton(sp => new ElectionObservers(
+            sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<ElectionStore>(), sp.GetRequiredService<IOptions<ElectionOptions>>().Value));
         services.AddHealthChecks()
             .AddCheck<RedisHealthCheck>("redis", tags: ["ready"])
             .AddCheck<RedisSettingsHealthCheck>("redis_settings", tags: ["ready"]);

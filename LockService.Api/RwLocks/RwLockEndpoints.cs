@@ -58,18 +58,18 @@ internal static class RwLockEndpoints
         return app;
     }
 
+    // A lease's request carries its mode; a lease in the way is 409 rwlock_held saying who holds it and who waits.
+    private static readonly AcquireShape<RwLockRequest, RwLease, RwBusy, RwLeaseResponse> Acquiring = new(
+        OperationParameters.AcquireRwLock,
+        static (parameters, terms) => new RwLockRequest(terms, RwLockRequest.ModeOf(parameters.Mode)),
+        RwLeaseResponse.From,
+        RwLockJsonContext.Default.RwLeaseResponse,
+        LeaseOutcome.Held,
+        Held);
+
     private static Task<Results<Created<RwLeaseResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
         string key, HttpContext http, LeaseEngine engine, RwLockStore rwlocks, CancellationToken cancellationToken) =>
-        LeaseRequests.AcquireAsync(
-            http,
-            LeaseRoutes.RwLocks,
-            key,
-            OperationParameters.AcquireRwLock,
-            engine,
-            rwlocks,
-            (static (parameters, terms) => new RwLockRequest(terms, RwLockRequest.ModeOf(parameters.Mode)), RwLeaseResponse.From, RwLockJsonContext.Default.RwLeaseResponse),
-            (Held, LeaseOutcome.Held),
-            cancellationToken);
+        LeaseRequests.AcquireAsync(http, LeaseRoutes.RwLocks, key, engine, rwlocks, Acquiring, cancellationToken);
 
     // Who is in the way. A writer that waited counts itself among the writers waiting; the detail names the others.
     private static ProblemHttpResult Held(string key, RwLockRequest request, AcquireResult<RwLease, RwBusy> result)
@@ -80,41 +80,17 @@ internal static class RwLockEndpoints
         return Problems.RwHeld(key, RwModes.Name(mode), busy with { WritersWaiting = busy.WritersWaiting - itself }, result.RetryAfterMs);
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, RwLockStore rwlocks, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.RwLocks, key, token, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var released = await rwlocks.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
-        http.Outcome(released.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
-        if (!released.Released)
-        {
-            return Problems.NotHeldRwLease(key, released.Ended!.Value);
-        }
-
-        LockMetrics.RwLockHoldDuration.Observe(released.HeldMs / 1000.0);
-        return TypedResults.NoContent();
-    }
+    private static Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
+        string key, string token, HttpContext http, RwLockStore rwlocks, CancellationToken cancellationToken) =>
+        LeaseRequests.ReleaseAsync(http, LeaseRoutes.RwLocks, (key, token), rwlocks, LockMetrics.RwLockHoldDuration, Problems.NotHeldRwLease, cancellationToken);
 
     private static Task<Results<Ok<RwLeaseResponse>, ProblemHttpResult>> ExtendAsync(
         string key, string token, HttpContext http, RwLockStore rwlocks, CancellationToken cancellationToken) =>
         LeaseRequests.ExtendAsync(http, LeaseRoutes.RwLocks, (key, token), OperationParameters.ExtendRwLock, rwlocks, RwLeaseResponse.From, Problems.NotHeldRwLease, cancellationToken);
 
-    private static async Task<Results<Ok<RwLockInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, RwLockStore rwlocks, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.RwLocks, key, token: null, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var info = await rwlocks.InspectAsync(new LeaseName(http.TenantOf(), key));
-        http.Outcome(info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
-        return info is null ? Problems.RwFree(key) : TypedResults.Ok(RwLockInfoResponse.From(info));
-    }
+    private static Task<Results<Ok<RwLockInfoResponse>, ProblemHttpResult>> InspectAsync(
+        string key, HttpContext http, RwLockStore rwlocks, CancellationToken cancellationToken) =>
+        LeaseRequests.InspectAsync(http, LeaseRoutes.RwLocks, key, rwlocks.InspectAsync, RwLockInfoResponse.From, Problems.RwFree, cancellationToken);
 
     private static Task<Results<Ok<RwLeaseInfoResponse>, ProblemHttpResult>> CheckAsync(
         string key, string token, HttpContext http, LeaseEngine engine, RwLockStore rwlocks, CancellationToken cancellationToken) =>

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using LockService.Api.Auth;
 using LockService.Api.Errors;
 using LockService.Api.Locks;
@@ -56,54 +57,30 @@ internal static class SemaphoreEndpoints
         return app;
     }
 
+    // A permit's request carries the caller's limit; a full semaphore is 409 semaphore_full with the count held.
+    private static readonly AcquireShape<PermitRequest, PermitLease, SemaphoreBusy, PermitResponse> Acquiring = new(
+        OperationParameters.AcquirePermit,
+        static (parameters, terms) => new PermitRequest(terms, parameters.Limit),
+        PermitResponse.From,
+        SemaphoreJsonContext.Default.PermitResponse,
+        LeaseOutcome.Full,
+        static (key, request, result) => Problems.Full(key, result.Busy.Held, (int)request.Limit!.Value, result.RetryAfterMs));
+
     private static Task<Results<Created<PermitResponse>, LeaseStream, ProblemHttpResult>> AcquireAsync(
         string key, HttpContext http, LeaseEngine engine, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
-        LeaseRequests.AcquireAsync(
-            http,
-            LeaseRoutes.Semaphores,
-            key,
-            OperationParameters.AcquirePermit,
-            engine,
-            semaphores,
-            (static (parameters, terms) => new PermitRequest(terms, parameters.Limit), PermitResponse.From, SemaphoreJsonContext.Default.PermitResponse),
-            (static (key, request, result) => Problems.Full(key, result.Busy.Held, (int)request.Limit!.Value, result.RetryAfterMs), LeaseOutcome.Full),
-            cancellationToken);
+        LeaseRequests.AcquireAsync(http, LeaseRoutes.Semaphores, key, engine, semaphores, Acquiring, cancellationToken);
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
-        string key, string token, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Semaphores, key, token, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var released = await semaphores.ReleaseAsync(new LeaseName(http.TenantOf(), key), token);
-        http.Outcome(released.Released ? LeaseOutcome.Released : LeaseOutcome.NotHeld);
-        if (!released.Released)
-        {
-            return Problems.NotHeldPermit(key, released.Ended!.Value);
-        }
-
-        LockMetrics.PermitHoldDuration.Observe(released.HeldMs / 1000.0);
-        return TypedResults.NoContent();
-    }
+    private static Task<Results<NoContent, ProblemHttpResult>> ReleaseAsync(
+        string key, string token, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
+        LeaseRequests.ReleaseAsync(http, LeaseRoutes.Semaphores, (key, token), semaphores, LockMetrics.PermitHoldDuration, Problems.NotHeldPermit, cancellationToken);
 
     private static Task<Results<Ok<PermitResponse>, ProblemHttpResult>> ExtendAsync(
         string key, string token, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
         LeaseRequests.ExtendAsync(http, LeaseRoutes.Semaphores, (key, token), OperationParameters.ExtendPermit, semaphores, PermitResponse.From, Problems.NotHeldPermit, cancellationToken);
 
-    private static async Task<Results<Ok<SemaphoreInfoResponse>, ProblemHttpResult>> InspectAsync(
-        string key, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken)
-    {
-        if (await LeaseRequests.ReadNoneAsync(http, LeaseRoutes.Semaphores, key, token: null, cancellationToken) is { } invalid)
-        {
-            return invalid;
-        }
-
-        var info = await semaphores.InspectAsync(new LeaseName(http.TenantOf(), key));
-        http.Outcome(info is null ? LeaseOutcome.NotHeld : LeaseOutcome.Held);
-        return info is null ? Problems.Empty(key) : TypedResults.Ok(SemaphoreInfoResponse.From(info));
-    }
+    private static Task<Results<Ok<SemaphoreInfoResponse>, ProblemHttpResult>> InspectAsync(
+        string key, HttpContext http, SemaphoreStore semaphores, CancellationToken cancellationToken) =>
+        LeaseRequests.InspectAsync(http, LeaseRoutes.Semaphores, key, semaphores.InspectAsync, SemaphoreInfoResponse.From, Problems.Empty, cancellationToken);
 
     private static Task<Results<Ok<PermitInfoResponse>, ProblemHttpResult>> CheckAsync(
         string key, string token, HttpContext http, LeaseEngine engine, SemaphoreStore semaphores, CancellationToken cancellationToken) =>

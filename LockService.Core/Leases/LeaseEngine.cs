@@ -78,29 +78,31 @@ public sealed class LeaseEngine : IDisposable
         }
 
         request = request.WithTerms(request.Terms.WithDefaults(Limits));
-        var lease = store.RefOf(name);
+
+        // The name is a parameter already: only the key is kept beside it (each local here is a field of every acquire's state machine).
+        var key = store.RefOf(name).Key;
         var token = LeaseToken.New();
-        var waitMs = request.Terms.WaitMs;
-        if (waitMs <= 0 || !_queues.HasQueue(lease.Key))
+        if (request.Terms.WaitMs <= 0 || !_queues.HasQueue(key))
         {
-            var first = await TryAcquireAsync(store, lease, token, request, waited: false).ConfigureAwait(false);
-            if (first.Result.Status != AcquireStatus.Held || waitMs <= 0)
+            var first = await TryAcquireAsync(store, new LeaseRef(name, key), token, request, waiter: null).ConfigureAwait(false);
+            if (first.Status != AcquireStatus.Held || request.Terms.WaitMs <= 0)
             {
-                await first.Result.ReleaseIfCancelledAsync(cancellationToken).ConfigureAwait(false);
-                return first.Result;
+                await first.ReleaseIfCancelledAsync(cancellationToken).ConfigureAwait(false);
+                return first;
             }
         }
 
-        var claim = store.ClaimWhileWaiting(lease, token, request);
+        var leaseRef = new LeaseRef(name, key);
+        var claim = store.ClaimWhileWaiting(leaseRef, token, request);
         if (claim is null)
         {
-            return await WaitAsync(store, lease, token, request, cancellationToken).ConfigureAwait(false);
+            return await WaitAsync(store, leaseRef, token, request, cancellationToken).ConfigureAwait(false);
         }
 
         var acquired = false;
         try
         {
-            var result = await WaitAsync(store, lease, token, request, cancellationToken).ConfigureAwait(false);
+            var result = await WaitAsync(store, leaseRef, token, request, cancellationToken).ConfigureAwait(false);
             acquired = result.Acquired;
             return result;
         }
@@ -197,7 +199,6 @@ public sealed class LeaseEngine : IDisposable
         }
 
         var acquired = false;
-        long stateAfter = -1;
         try
         {
             // Subscribed before this attempt, so a release after it cannot go unheard.
@@ -212,16 +213,10 @@ public sealed class LeaseEngine : IDisposable
                 // At the deadline one last try, when the lease in the way should have run out by then.
                 if (attempt || (remaining <= TimeSpan.Zero && retryAfterMs <= 0))
                 {
-                    var (result, nextLookMs, state) = await TryAcquireAsync(store, lease, token, request, waited: true).ConfigureAwait(false);
+                    var result = await TryAcquireAsync(store, lease, token, request, waiter).ConfigureAwait(false);
                     if (result.Status != AcquireStatus.Held)
                     {
                         acquired = result.Acquired;
-                        if (acquired && nextLookMs >= 0)
-                        {
-                            // If the lease this one now holds vanishes, this is when the head must look again.
-                            _queues.WakeHeadAfter(waiter.Queue, nextLookMs);
-                            stateAfter = state;
-                        }
 
                         await result.ReleaseIfCancelledAsync(cancellationToken).ConfigureAwait(false);
                         return result;
@@ -245,20 +240,23 @@ public sealed class LeaseEngine : IDisposable
         }
         finally
         {
-            _queues.Leave(waiter, acquired, stateAfter);
+            _queues.Leave(waiter, acquired, waiter.StateAfter);
         }
     }
 
-    private async Task<(AcquireResult<TLease, TBusy> Result, long NextLookMs, long StateAfter)> TryAcquireAsync<TRequest, TLease, TInfo, TBusy>(
-        LeaseStore<TRequest, TLease, TInfo, TBusy> store, LeaseRef lease, string token, TRequest request, bool waited)
+    // Few locals live across an await here, on purpose: each one is a field of the state machine that every acquire
+    // allocates, and the decoded attempt is large. Only a write that replicas must confirm takes a second await.
+    // A waiter's grant also sets its queue's timer and tells its policy the kind's state (see WakeAfterGrant).
+    private async Task<AcquireResult<TLease, TBusy>> TryAcquireAsync<TRequest, TLease, TInfo, TBusy>(
+        LeaseStore<TRequest, TLease, TInfo, TBusy> store, LeaseRef lease, string token, TRequest request, WaitQueues.Waiter? waiter)
         where TRequest : ILeaseRequest<TRequest>
         where TLease : class, IKeptLease
         where TInfo : class, ILeaseInfo
     {
-        LeaseAttempt<TLease, TBusy> attempt;
+        RedisScriptRunner.Written written;
         try
         {
-            attempt = store.DecodeAcquire(lease, token, request, await store.SendAcquireAsync(lease, token, request).ConfigureAwait(false));
+            written = await store.SendAcquireAsync(lease, token, request).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisFaults.IsUnavailable(ex))
         {
@@ -269,27 +267,68 @@ public sealed class LeaseEngine : IDisposable
             throw;
         }
 
+        var attempt = store.DecodeAcquire(lease, token, request, written);
+        return attempt.Outcome == AttemptOutcome.Granted && written.Server is not null
+            ? await ConfirmedAsync(store, lease, token, attempt, waiter).ConfigureAwait(false)
+            : ResultOf(store, lease, attempt, waiter);
+    }
+
+    // A grant that replicas must confirm (Redis:ReplicaAcks): when they do not, the lease is released and the caller told.
+    private async Task<AcquireResult<TLease, TBusy>> ConfirmedAsync<TRequest, TLease, TInfo, TBusy>(
+        LeaseStore<TRequest, TLease, TInfo, TBusy> store, LeaseRef lease, string token, LeaseAttempt<TLease, TBusy> attempt, WaitQueues.Waiter? waiter)
+        where TRequest : ILeaseRequest<TRequest>
+        where TLease : class, IKeptLease
+        where TInfo : class, ILeaseInfo
+    {
+        try
+        {
+            await Redis.ConfirmAsync(attempt.Written).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Sent behind the write on the same connection, so Redis runs it next. The 503 does not wait for it: it may
+            // queue behind another request's WAIT, and the answer must stay within the bound.
+            _ = ReleaseAbandonedAsync(store, lease, token);
+            throw;
+        }
+
+        return ResultOf(store, lease, attempt, waiter);
+    }
+
+    private AcquireResult<TLease, TBusy> ResultOf<TLease, TBusy>(ILeaseReleaser store, LeaseRef lease, in LeaseAttempt<TLease, TBusy> attempt, WaitQueues.Waiter? waiter)
+        where TLease : class, IKeptLease
+    {
+        var waited = waiter is not null;
         switch (attempt.Outcome)
         {
             case AttemptOutcome.Granted:
-                try
+                if (waiter is not null)
                 {
-                    await Redis.ConfirmAsync(attempt.Written).ConfigureAwait(false);
-                }
-                catch
-                {
-                    // Sent behind the write on the same connection, so Redis runs it next. The 503 does not wait for it:
-                    // it may queue behind another request's WAIT, and the answer must stay within the bound.
-                    _ = ReleaseAbandonedAsync(store, lease, token);
-                    throw;
+                    WakeAfterGrant(waiter, attempt.NextLookMs, attempt.StateAfter);
                 }
 
-                return (AcquireResult<TLease, TBusy>.Granted(attempt.Lease!, replayed: false, waited, store, lease), attempt.NextLookMs, attempt.StateAfter);
+                return AcquireResult<TLease, TBusy>.Granted(attempt.Lease!, replayed: false, waited, store, lease.Name);
             case AttemptOutcome.Replayed:
+                if (waiter is not null)
+                {
+                    WakeAfterGrant(waiter, attempt.NextLookMs, -1);
+                }
+
                 // The same lease, so the same handle: disposing a replay releases it like disposing the original.
-                return (AcquireResult<TLease, TBusy>.Granted(attempt.Lease!, replayed: true, waited, store, lease), attempt.NextLookMs, -1);
+                return AcquireResult<TLease, TBusy>.Granted(attempt.Lease!, replayed: true, waited, store, lease.Name);
             default:
-                return (AcquireResult<TLease, TBusy>.Taken(attempt.RetryAfterMs, attempt.Busy, waited), -1, -1);
+                return AcquireResult<TLease, TBusy>.Taken(attempt.RetryAfterMs, attempt.Busy, waited);
+        }
+    }
+
+    // A waiter that obtained the lease: if the lease it now holds vanishes, its kind's next look is when the head must look
+    // again (a lock's TTL, a semaphore's earliest expiry), and its policy learns the kind's state for whom its leaving wakes.
+    private void WakeAfterGrant(WaitQueues.Waiter waiter, long nextLookMs, long stateAfter)
+    {
+        if (nextLookMs >= 0)
+        {
+            _queues.WakeHeadAfter(waiter.Queue, nextLookMs);
+            waiter.StateAfter = stateAfter;
         }
     }
 

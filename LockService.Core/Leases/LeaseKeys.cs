@@ -24,7 +24,7 @@ public static class LeaseKeys
     /// <summary>
     /// The <c>SCAN MATCH</c> pattern of the leases of <paramref name="tenant"/> whose names start with
     /// <paramref name="namePrefix"/>: <c>lock:{orders-*}</c>, <c>lock:billing:{orders-*}</c>. It ends with the closing
-    /// brace, so the keys that share a lock's hash tag (<c>:fence</c>, <c>:leases</c>) never match, and the brace right
+    /// brace, so the keys that share a lease's hash tag (<c>:fence</c>, <c>:leases</c>) never match, and the brace right
     /// after the tenant keeps one tenant's pattern from matching another's (tenants hold no <c>:</c>). Glob characters
     /// (<c>* ? [ ] \</c>) in the prefixes are escaped, so they match only themselves.
     /// </summary>
@@ -47,7 +47,7 @@ public static class LeaseKeys
         return LeaseName.IsValid(name) ? name : null;
     }
 
-    // Everything before a lock's name: the prefix, the tenant and the opening brace of the hash tag.
+    // Everything before a name: the prefix, the tenant and the opening brace of the hash tag.
     private static string HeadOf(string prefix, string tenant) =>
         tenant.Length == 0 ? prefix + "{" : string.Concat(prefix, tenant, ":{");
 

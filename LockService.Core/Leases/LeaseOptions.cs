@@ -2,18 +2,21 @@ using System.ComponentModel.DataAnnotations;
 
 namespace LockService.Core.Leases;
 
-/// <summary>Limits and defaults of the lock engine, bound from the <c>Locks</c> configuration section.</summary>
+/// <summary>
+/// Limits and defaults of every kind of lease, bound from the <c>Locks</c> configuration section (its name since locks were
+/// the only kind; every kind's TTL, wait, hold cap, waiters, watches and streams are these), and the lock kind's key prefix.
+/// </summary>
 public sealed class LeaseOptions : IValidatableObject
 {
     /// <summary>The configuration section these options are bound from.</summary>
     public const string SectionName = "Locks";
 
-    /// <summary>Prefix of every Redis key the engine writes; may not contain a hash-tag brace.</summary>
+    /// <summary>Prefix of every Redis key of a lock; may not contain a hash-tag brace.</summary>
     [Required(ErrorMessage = "Locks:KeyPrefix must be set (it may be empty only by choice, not by accident).")]
     [RegularExpression(@"^[^{}]*$", ErrorMessage = "Locks:KeyPrefix must not contain '{{' or '}}': the braces are reserved for the lock's hash tag.")]
     public string KeyPrefix { get; set; } = "lock:";
 
-    /// <summary>TTL of a lock when the caller gives none.</summary>
+    /// <summary>TTL of a lease when the caller gives none.</summary>
     [Range(10, long.MaxValue, ErrorMessage = "Locks:DefaultTtlMs must be at least 10.")]
     public long DefaultTtlMs { get; set; } = 30_000;
 
@@ -29,7 +32,7 @@ public sealed class LeaseOptions : IValidatableObject
     [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxWaiters must be a positive number.")]
     public int MaxWaiters { get; set; } = 10_000;
 
-    /// <summary>How many watches (<c>GET /locks/{key}/{token}?waitMs=</c>) one instance keeps open at once; more get "too many requests".</summary>
+    /// <summary>How many watches (<c>GET /locks/{key}/{token}?waitMs=</c>, and the other kinds' alike) one instance keeps open at once; more get "too many requests".</summary>
     [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxWatchers must be a positive number.")]
     public int MaxWatchers { get; set; } = 10_000;
 
@@ -47,7 +50,7 @@ public sealed class LeaseOptions : IValidatableObject
     [Range(1, int.MaxValue, ErrorMessage = "Locks:MaxWaitersPerTenant must be a positive number.")]
     public int? MaxWaitersPerTenant { get; set; }
 
-    /// <summary>Hold cap of a lock whose acquire gives none; 0 = no cap. A TTL longer than it is cut to it.</summary>
+    /// <summary>Hold cap of a lease whose acquire gives none; 0 = no cap. A TTL longer than it is cut to it.</summary>
     [Range(0, long.MaxValue, ErrorMessage = "Locks:DefaultMaxHoldMs must be 0 (no cap) or a positive number.")]
     public long DefaultMaxHoldMs { get; set; }
 

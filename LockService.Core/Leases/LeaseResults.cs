@@ -110,10 +110,10 @@ public sealed class AcquireResult<TLease, TBusy> : IAsyncDisposable
     where TLease : class, IKeptLease
 {
     private readonly ILeaseReleaser? _releaser;
-    private readonly LeaseRef _lease;
+    private readonly LeaseName _name;
     private int _released;
 
-    private AcquireResult(AcquireStatus status, TLease? lease, long retryAfterMs, TBusy busy, bool replayed, bool waited, ILeaseReleaser? releaser, LeaseRef leaseRef)
+    private AcquireResult(AcquireStatus status, TLease? lease, long retryAfterMs, TBusy busy, bool replayed, bool waited, ILeaseReleaser? releaser, LeaseName name)
     {
         Status = status;
         Lease = lease;
@@ -122,7 +122,7 @@ public sealed class AcquireResult<TLease, TBusy> : IAsyncDisposable
         Replayed = replayed;
         Waited = waited;
         _releaser = releaser;
-        _lease = leaseRef;
+        _name = name;
     }
 
     /// <summary>How the acquire ended.</summary>
@@ -159,12 +159,12 @@ public sealed class AcquireResult<TLease, TBusy> : IAsyncDisposable
     {
         if (Lease is not null && _releaser is not null && Interlocked.Exchange(ref _released, 1) == 0)
         {
-            await _releaser.ReleaseAsync(_lease, Lease.Token).ConfigureAwait(false);
+            await _releaser.ReleaseAsync(_name, Lease.Token).ConfigureAwait(false);
         }
     }
 
-    internal static AcquireResult<TLease, TBusy> Granted(TLease lease, bool replayed, bool waited, ILeaseReleaser releaser, LeaseRef leaseRef) =>
-        new(AcquireStatus.Acquired, lease, 0, default!, replayed, waited, releaser, leaseRef);
+    internal static AcquireResult<TLease, TBusy> Granted(TLease lease, bool replayed, bool waited, ILeaseReleaser releaser, LeaseName name) =>
+        new(AcquireStatus.Acquired, lease, 0, default!, replayed, waited, releaser, name);
 
     internal static AcquireResult<TLease, TBusy> Taken(long retryAfterMs, TBusy busy, bool waited) =>
         new(AcquireStatus.Held, null, retryAfterMs, busy, replayed: false, waited, null, default);
@@ -200,15 +200,15 @@ public sealed class AcquireResult<TLease, TBusy> : IAsyncDisposable
 public readonly record struct AcquireRequest(long TtlMs, long WaitMs = 0, string? Owner = null, string? IdempotencyKey = null, long? MaxHoldMs = null)
     : ILeaseRequest<AcquireRequest>
 {
-    /// <summary>For a lease held by a stream: the stream's rules apply too (<see cref="LeaseRules.CheckStream"/>).</summary>
-    public bool Stream { get; init; }
-
     AcquireRequest ILeaseRequest<AcquireRequest>.Terms => this;
 
     long ILeaseRequest<AcquireRequest>.Claim => 0;
 
-    /// <summary>What breaks <see cref="LeaseRules"/> under <paramref name="options"/>, or null when the request is valid.</summary>
-    public RequestErrors? Validate(LeaseOptions options)
+    /// <summary>
+    /// What breaks <see cref="LeaseRules"/> under <paramref name="options"/> (and, for a lease a stream will hold, the
+    /// stream's rules: <see cref="LeaseRules.CheckStream"/>), or null when the request is valid.
+    /// </summary>
+    public RequestErrors? Validate(LeaseOptions options, bool stream = false)
     {
         RequestErrors? errors = null;
         LeaseRules.CheckTtl(TtlMs, options, ref errors);
@@ -228,7 +228,7 @@ public readonly record struct AcquireRequest(long TtlMs, long WaitMs = 0, string
             LeaseRules.CheckMaxHold(maxHold, TtlMs, options, ref errors);
         }
 
-        if (Stream)
+        if (stream)
         {
             LeaseRules.CheckStream(this, ref errors);
         }
@@ -252,8 +252,11 @@ public readonly record struct AcquireRequest(long TtlMs, long WaitMs = 0, string
 /// <param name="TtlMs">The new remaining TTL; null keeps the TTL the lease was acquired with.</param>
 public readonly record struct ExtendRequest(long? TtlMs = null)
 {
-    /// <summary>What breaks <see cref="LeaseRules"/> under <paramref name="options"/>, or null when the request is valid.</summary>
-    public RequestErrors? Validate(LeaseOptions options)
+    /// <summary>
+    /// What breaks <see cref="LeaseRules"/> under <paramref name="options"/> (and, for a lease a stream will hold, the
+    /// stream's rules: <see cref="LeaseRules.CheckStream"/>), or null when the request is valid.
+    /// </summary>
+    public RequestErrors? Validate(LeaseOptions options, bool stream = false)
     {
         RequestErrors? errors = null;
         if (TtlMs is long ttl)
@@ -283,7 +286,7 @@ public interface ILeaseRequest<TSelf>
 /// <summary>Releases a lease by its token: what a handle (<see cref="AcquireResult{TLease, TBusy}"/>) and the engine need of its store.</summary>
 internal interface ILeaseReleaser
 {
-    Task<ReleaseResult> ReleaseAsync(LeaseRef lease, string token);
+    Task<ReleaseResult> ReleaseAsync(LeaseName name, string token);
 
     /// <summary>A release sent without the call's time bound, for a lease whose acquire the caller was told failed.</summary>
     Task SendReleaseAsync(LeaseRef lease, string token);

@@ -15,7 +15,10 @@ namespace LockService.Core.Leases;
 /// option registered in <see cref="KeySpaces"/>.</item>
 /// <item>Its wake policy: a <see cref="WakePolicy"/>, or the base one when a release frees the place for one waiter; and,
 /// when a waiting request must hold something in Redis (a read/write lock's waiting writer), <see cref="ClaimWhileWaiting"/>.</item>
-/// <item>Its routes: a route table in the API that names the store, the request and the problems of the kind.</item>
+/// <item>Its routes: in the API, one line registering the store and its key prefix (<c>AddLeaseKind</c> in RedisSetup),
+/// a route table shaped as the lock's (<c>LockEndpoints</c>: <c>LeaseRoutes</c>, <c>LeaseRequests</c>, <c>LeaseStream</c>,
+/// <c>WithOperation(kind, operation)</c> and the handler's typed outcome for metrics), its problems, and a listing
+/// (<c>AddListing</c>) for operators.</item>
 /// <item>Its tests: the scripts' replies, the kind's rules, and the engine's guarantees (wake-ups, reasons) through the API.</item>
 /// </list>
 /// </summary>
@@ -55,8 +58,8 @@ public abstract class LeaseStore<TRequest, TLease, TInfo, TBusy> : ILeaseRelease
     /// <exception cref="ArgumentException">The name is not a valid name.</exception>
     public LeaseRef RefOf(LeaseName name) => new(name, LeaseKeys.KeyOf(KeyPrefix, name));
 
-    /// <summary>What breaks the kind's rules in <paramref name="request"/>, or null when it is valid.</summary>
-    public abstract RequestErrors? Validate(TRequest request);
+    /// <summary>What breaks the kind's rules in <paramref name="request"/> (with a stream's, for a lease a stream will hold), or null when it is valid.</summary>
+    public abstract RequestErrors? Validate(TRequest request, bool stream = false);
 
     /// <summary>Releases the lease if <paramref name="token"/> holds it (its place goes to whom the kind's policy says); else says why it does not.</summary>
     public Task<ReleaseResult> ReleaseAsync(LeaseName name, string token) => ReleaseAsync(RefOf(name), token);
@@ -102,6 +105,8 @@ public abstract class LeaseStore<TRequest, TLease, TInfo, TBusy> : ILeaseRelease
     internal virtual IWaitClaim? ClaimWhileWaiting(LeaseRef lease, string token, TRequest request) => null;
 
     Task ILeaseReleaser.SendReleaseAsync(LeaseRef lease, string token) => SendReleaseAsync(lease, token);
+
+    Task<ReleaseResult> ILeaseReleaser.ReleaseAsync(LeaseName name, string token) => ReleaseAsync(name, token);
 
     /// <summary>The pub/sub channel the kind's scripts announce on, for the lease with main key <paramref name="key"/>.</summary>
     internal abstract string ChannelOf(string key);

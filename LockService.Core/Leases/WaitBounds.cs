@@ -56,7 +56,7 @@ public sealed class WaitBounds
 
     // One bound and its tenants' shares. Taken under the gates of several engines' queues, so it has a lock of its own;
     // a tenant's entry lives only while it has places, so tenants that come and go leave nothing behind.
-    private sealed class Bound(int max, int perTenant)
+    internal sealed class Bound(int max, int perTenant)
     {
         private readonly Dictionary<string, int> _tenants = new(StringComparer.Ordinal);
         private int _count;

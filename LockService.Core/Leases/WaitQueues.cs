@@ -340,6 +340,9 @@ internal sealed class WaitQueues : IDisposable
 
         public LinkedListNode<Waiter>? Node { get; set; }
 
+        /// <summary>When it obtained the lease: the kind's state after the grant (a semaphore's count), for its policy; -1: none.</summary>
+        public long StateAfter { get; set; } = -1;
+
         /// <summary>Woken and not yet past its wait: a try is coming.</summary>
         public bool Pending => _signal.CurrentCount > 0;
 

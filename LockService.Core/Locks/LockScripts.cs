@@ -49,7 +49,7 @@ internal static class LockScripts
     // A hash is read field by field: versions before 2026-11-30 wrote a lock as a hash, and a lock held across the upgrade
     // (kept alive by extends) must still be released and extended. Remove that branch after 2027-03-01: a hash lock still
     // held then answers 503 redis_data_invalid naming its key, and an operator force-releases it (which deletes any type).
-    private const string Lease = $$"""
+    internal const string Lease = $$"""
         local function lease(key)
           local v = redis.pcall('GET', key)
           if not v then
@@ -130,7 +130,7 @@ internal static class LockScripts
 
         """;
 
-    private const string NowMs = """
+    internal const string NowMs = """
         local function nowMs()
           local t = redis.call('TIME')
           return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

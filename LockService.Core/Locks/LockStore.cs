@@ -26,7 +26,7 @@ public sealed class LockStore : LeaseStore<AcquireRequest, LockLease, LockInfo, 
     }
 
     /// <inheritdoc />
-    public override RequestErrors? Validate(AcquireRequest request) => request.Validate(Limits);
+    public override RequestErrors? Validate(AcquireRequest request, bool stream = false) => request.Validate(Limits, stream);
 
     /// <inheritdoc />
     public override async Task<ReleaseResult> ReleaseAsync(LeaseRef lease, string token)

@@ -72,8 +72,8 @@ public readonly record struct RwLockRequest(AcquireRequest Terms, RwLockMode? Mo
         return false;
     }
 
-    /// <summary>What breaks <see cref="LeaseRules"/> or the mode's rule, or null when the request is valid.</summary>
-    public RequestErrors? Validate(LeaseOptions limits)
+    /// <summary>What breaks <see cref="LeaseRules"/> (with a stream's, when <paramref name="stream"/>) or the mode's rule, or null when the request is valid.</summary>
+    public RequestErrors? Validate(LeaseOptions limits, bool stream = false)
     {
         RequestErrors? errors = null;
         if (Mode is null)
@@ -81,7 +81,7 @@ public readonly record struct RwLockRequest(AcquireRequest Terms, RwLockMode? Mo
             RequestErrors.Add(ref errors, ModeName, "'mode' is required: read (shared with other readers) or write (alone).");
         }
 
-        return RequestErrors.Merge(errors, Terms.Validate(limits));
+        return RequestErrors.Merge(errors, Terms.Validate(limits, stream));
     }
 
     RwLockRequest ILeaseRequest<RwLockRequest>.WithTerms(AcquireRequest terms) => this with { Terms = terms };

@@ -44,7 +44,7 @@ public sealed class RwLockStore : LeaseStore<RwLockRequest, RwLease, RwLeaseInfo
     }
 
     /// <inheritdoc />
-    public override RequestErrors? Validate(RwLockRequest request) => request.Validate(Limits);
+    public override RequestErrors? Validate(RwLockRequest request, bool stream = false) => request.Validate(Limits, stream);
 
     /// <inheritdoc />
     public override async Task<ReleaseResult> ReleaseAsync(LeaseRef lease, string token)

@@ -60,7 +60,7 @@ public readonly record struct PermitRequest(AcquireRequest Terms, long? Limit) :
     long ILeaseRequest<PermitRequest>.Claim => Limit ?? 0;
 
     /// <summary>What breaks <see cref="LeaseRules"/> or the limit's rule, or null when the request is valid.</summary>
-    public RequestErrors? Validate(LeaseOptions limits, SemaphoreOptions options)
+    public RequestErrors? Validate(LeaseOptions limits, SemaphoreOptions options, bool stream = false)
     {
         RequestErrors? errors = null;
         if (Limit is null)
@@ -72,7 +72,7 @@ public readonly record struct PermitRequest(AcquireRequest Terms, long? Limit) :
             RequestErrors.Add(ref errors, LimitName, $"'limit' must be between 1 and {options.MaxLimit}; got {Limit}.");
         }
 
-        return RequestErrors.Merge(errors, Terms.Validate(limits));
+        return RequestErrors.Merge(errors, Terms.Validate(limits, stream));
     }
 
     PermitRequest ILeaseRequest<PermitRequest>.WithTerms(AcquireRequest terms) => this with { Terms = terms };

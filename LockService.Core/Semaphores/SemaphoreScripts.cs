@@ -1,6 +1,5 @@
 using System.Buffers.Text;
 using LockService.Core.Leases;
-using LockService.Core.Locks;
 using StackExchange.Redis;
 
 namespace LockService.Core.Semaphores;
@@ -28,7 +27,7 @@ namespace LockService.Core.Semaphores;
 /// token below 2^53 can exceed; a fencing value that is not a number, or below the clock, counts as none, as for locks.</para>
 /// </summary>
 /// <remarks>
-/// Numbers go to Redis through <c>string.format('%d')</c> and come back as integer replies, as in <see cref="LockScripts"/>;
+/// Numbers go to Redis through <c>string.format('%d')</c> and come back as integer replies, as in the lock's scripts;
 /// an optional reply field is <c>false</c>, never nil (a reply array ends at its first nil).
 /// </remarks>
 internal static class SemaphoreScripts

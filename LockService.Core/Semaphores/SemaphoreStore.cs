@@ -33,7 +33,7 @@ public sealed class SemaphoreStore : LeaseStore<PermitRequest, PermitLease, Perm
     }
 
     /// <inheritdoc />
-    public override RequestErrors? Validate(PermitRequest request) => request.Validate(Limits, _options);
+    public override RequestErrors? Validate(PermitRequest request, bool stream = false) => request.Validate(Limits, _options, stream);
 
     /// <inheritdoc />
     public override async Task<ReleaseResult> ReleaseAsync(LeaseRef lease, string token)

@@ -114,7 +114,8 @@ public sealed class OpenApiSecurityTests(AuthFixture fixture) : IClassFixture<Au
         foreach (var (path, method, operation) in OpenApiDocumentTests.Operations(document))
         {
             var admin = path.StartsWith("/admin", StringComparison.Ordinal);
-            var open = !path.StartsWith("/locks", StringComparison.Ordinal) && !path.StartsWith("/semaphores", StringComparison.Ordinal) && !path.StartsWith("/rwlocks", StringComparison.Ordinal) && !admin;
+            var lease = new[] { "/locks", "/semaphores", "/rwlocks", "/elections" }.Any(kind => path.StartsWith(kind, StringComparison.Ordinal));
+            var open = !lease && !admin;
             Assert.True(operation.TryGetProperty("security", out var security) != open, $"{method} {path}");
             Assert.True(operation.GetProperty("responses").TryGetProperty("401", out _) != open, $"{method} {path} and 401");
             if (!open)

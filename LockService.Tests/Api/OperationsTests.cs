@@ -213,6 +213,8 @@ public sealed class ConfigurationTests
     [InlineData("Semaphores:KeyPrefix", "sem:{x}", "Semaphores:KeyPrefix")]
     [InlineData("Semaphores:MaxLimit", "0", "Semaphores:MaxLimit")]
     [InlineData("Semaphores:MaxLimit", "lots", "Semaphores:MaxLimit")]
+    [InlineData("Elections:KeyPrefix", "elect:{x}", "Elections:KeyPrefix")]
+    [InlineData("Elections:MaxObservers", "0", "Elections:MaxObservers")]
     [InlineData("Redis:ConnectionString", "", "Redis:ConnectionString")]
     [InlineData("Redis:TimeoutMs", "0", "Redis:TimeoutMs")]
     [InlineData("Auth:ApiKeys:0:Key", "a-key-that-is-long-enough", "Auth:ApiKeys:0:Tenant")]

@@ -39,7 +39,7 @@ public sealed class SilentNetworkTests(ApiFixture fixture) : IClassFixture<ApiFi
         }
     }
 
-    private static async Task ReadUntilAsync(Socket socket, string marker)
+    internal static async Task ReadUntilAsync(Socket socket, string marker)
     {
         var seen = new StringBuilder();
         var buffer = new byte[4096];

@@ -73,6 +73,51 @@
       none: 'No semaphore has a permit held.',
       noneWithPrefix: 'No semaphore with a permit held starts with this prefix.',
     },
+    rwlocks: {
+      title: 'held read/write locks',
+      heldLabel: 'leases held',
+      path: '/admin/rwlocks',
+      pageLimit: 100,           // each read/write lock on a page costs the service an inspection of its holders
+      columns: [KEY, column('Mode', 'mode', (r) => r.mode), OWNER, FENCE, column('Writers waiting', 'waiting num', (r) => String(r.writersWaiting)), HELD, TTL, CAP, ACTION],
+      entries: (body) => body.rwlocks,
+      rowsOf: (rwlock) => rwlock.holders.map((holder) => ({
+        ...holder, key: rwlock.key, writersWaiting: rwlock.writersWaiting, id: rwlock.key + '/' + holder.fencingToken,
+      })),
+      without: (rwlock, lease) => {
+        const holders = rwlock.holders.filter((h) => h.fencingToken !== lease.fencingToken);
+        return holders.length > 0 ? { ...rwlock, holders } : null;
+      },
+      incomplete: (rwlock) => rwlock.truncated,
+      // One lease, by its fencing token: the other readers keep theirs.
+      releasePath: (lease) => '/admin/rwlocks/' + encodeURIComponent(lease.key) + '?fencingToken=' + lease.fencingToken,
+      label: (lease) => lease.key + ' (' + lease.mode + ')',
+      which: (lease) => 'the ' + lease.mode + ' lease of ',
+      noun: 'lease',
+      gets: 'its place',
+      unit: 'leases',
+      none: 'No read/write lock is held.',
+      noneWithPrefix: 'No held read/write lock starts with this prefix.',
+    },
+    elections: {
+      title: 'elections with a leader',
+      heldLabel: 'leaders',
+      path: '/admin/elections',
+      pageLimit: 500,
+      columns: [column('Election', 'key mono', (r) => r.key), column('Value', 'owner', (r) => r.value || '—'), column('Term', 'fence num mono', (r) => String(r.term)), HELD, TTL, ACTION],
+      entries: (body) => body.elections,
+      // The leader's term is its fencing token, its value what the dialog and the rows show as its owner.
+      rowsOf: (election) => [{ ...election, key: election.name, owner: election.value || null, fencingToken: election.term, id: election.name }],
+      without: () => null,
+      incomplete: () => false,
+      releasePath: (leader) => '/admin/elections/' + encodeURIComponent(leader.key),
+      label: (leader) => leader.key,
+      which: () => 'the leader of ',
+      noun: 'leader',
+      gets: 'the leadership',
+      unit: 'elections',
+      none: 'No election has a leader.',
+      noneWithPrefix: 'No election with a leader starts with this prefix.',
+    },
   };
 
   let view = VIEWS.locks;
@@ -131,7 +176,7 @@
         return { next, clock, reply };
       }
       const receivedAt = Date.now();
-      const entries = shown.entries(reply.body);
+      const entries = shown.entries(reply.body).map((e) => (e.key === undefined && e.name !== undefined ? { ...e, key: e.name } : e));
       const listed = entries.flatMap(shown.rowsOf);
       if (listed.length > 0) {
         // expiresAt - ttlMs is Redis's clock when it answered: the offset keeps "held for" and the bars on Redis's time.

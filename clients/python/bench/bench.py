@@ -4,8 +4,9 @@
 
 Phases (each bounded by --seconds): sync acquire+release cycles in one thread, with ``client.lock()`` (renewed and
 watched in the background), with the plain calls, and with plain httpx; the same with asyncio and 50 tasks (each on
-its own key); then the hand-off latency from a release to a Python waiter that waits in the service. Local use only
-(a service on 127.0.0.1 with authentication off); nothing is asserted.
+its own key); then the hand-off latency from a release to a Python waiter that waits in the service, and from a
+leader's proclaim to a Python observer of the election. Local use only (a service on 127.0.0.1 with authentication
+off); nothing is asserted.
 """
 
 from __future__ import annotations
@@ -63,7 +64,12 @@ def sync_phases(url: str, seconds: float) -> Dict[str, Result]:
         def plain(_: int) -> None:
             client.release(key, client.acquire(key, ttl=10).token)
 
+        def read(_: int) -> None:
+            with client.read_lock(key, ttl=10):
+                pass
+
         results["client.lock() (renewed and watched)"] = rate(held, seconds)
+        results["client.read_lock() (renewed and watched)"] = rate(read, seconds)
         results["client.acquire() + release()"] = rate(plain, seconds)
     with httpx.Client(base_url=url) as http:
         def raw(_: int) -> None:
@@ -129,23 +135,64 @@ def hand_off(url: str, rounds: int) -> List[float]:
     return latencies
 
 
+def proclaim_to_observer(url: str, rounds: int) -> List[float]:
+    """Milliseconds from just before a leader's proclaim is sent to a Python observer yielding the new value."""
+    name = f"bench-observe-{uuid.uuid4().hex[:8]}"
+    seen: Dict[str, float] = {}
+    with LockServiceClient(url) as leader_client, LockServiceClient(url) as observer_client:
+        with leader_client.campaign(name, value="start", ttl=30) as leading:
+            observation = observer_client.observe(name)
+
+            def follow() -> None:
+                with observation:
+                    for event in observation:
+                        seen[event.value or ""] = time.perf_counter()
+                        if event.value == str(rounds - 1):
+                            return
+
+            follower = threading.Thread(target=follow, daemon=True)
+            follower.start()
+            deadline = time.monotonic() + 5
+            while "start" not in seen and time.monotonic() < deadline:
+                time.sleep(0.002)
+            sent: Dict[str, float] = {}
+            for index in range(rounds):
+                value = str(index)
+                sent[value] = time.perf_counter()
+                leading.proclaim(value)
+                # One change at a time: the service may report changes a few ms apart as one state.
+                deadline = time.monotonic() + 2
+                while value not in seen and time.monotonic() < deadline:
+                    time.sleep(0.0005)
+            follower.join(5)
+    return [(seen[v] - sent[v]) * 1000 for v in sent if v in seen]
+
+
+def percentiles(latencies: List[float]) -> str:
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"p50 {statistics.median(ordered):.2f} ms, p99 {p99:.2f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8080/")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--handoffs", type=int, default=200)
+    parser.add_argument("--proclaims", type=int, default=200)
     options = parser.parse_args()
     url = options.url if options.url.endswith("/") else options.url + "/"
     for name, (value, cpu) in sync_phases(url, options.seconds).items():
         print(f"sync   {name:<45} {value:8.0f} cycles/s {cpu:8.0f} us CPU/cycle")
     for name, (value, cpu) in asyncio.run(async_phases(url, options.seconds, options.tasks)).items():
         print(f"async  {name:<45} {value:8.0f} cycles/s {cpu:8.0f} us CPU/cycle")
-    latencies = sorted(hand_off(url, options.handoffs))
+    latencies = hand_off(url, options.handoffs)
     if latencies:
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        print(f"hand-off release -> Python waiter: p50 {statistics.median(latencies):.2f} ms, p99 {p99:.2f} ms "
-              f"({len(latencies)} hand-offs)")
+        print(f"hand-off release -> Python waiter: {percentiles(latencies)} ({len(latencies)} hand-offs)")
+    observed = proclaim_to_observer(url, options.proclaims)
+    if observed:
+        print(f"proclaim -> Python observer: {percentiles(observed)} ({len(observed)} of {options.proclaims} seen)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Tuple
+from typing import Callable, Iterator, Optional, Tuple
 
 import httpx
 import pytest
@@ -83,10 +83,11 @@ def _dll() -> Path:
 
 
 @contextmanager
-def _api(redis_port: int, directory: Path, name: str, **settings: str) -> Iterator[Service]:
-    """A LockService process on a free port over the given redis-server, with the test keys and ``settings``."""
+def _api(redis_port: int, directory: Path, name: str, port: Optional[int] = None, **settings: str) -> Iterator[Service]:
+    """A LockService process on ``port`` (else a free one) over the given redis-server, with the test keys and
+    ``settings``."""
     dll = _dll()
-    port = free_port()
+    port = port or free_port()
     environment = dict(
         os.environ,
         Redis__ConnectionString=f"127.0.0.1:{redis_port}",

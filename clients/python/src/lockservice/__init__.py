@@ -1,4 +1,5 @@
-"""Python client for LockService: distributed locks and semaphores over its HTTP API, synchronous and asyncio.
+"""Python client for LockService: distributed locks, semaphores, read/write locks and leader elections over its HTTP
+API, synchronous and asyncio.
 
     from lockservice import LockServiceClient
 
@@ -9,9 +10,17 @@
 The seed's interface works unchanged: ``from lockservice import Lock, LockTimeout``.
 """
 
-from ._async import AsyncLeaseContext, AsyncLockHandle, AsyncLockServiceClient, AsyncPermitHandle
+from ._async import (
+    AsyncLeadershipHandle,
+    AsyncLeaseContext,
+    AsyncLockHandle,
+    AsyncLockServiceClient,
+    AsyncObservation,
+    AsyncPermitHandle,
+    AsyncRwLockHandle,
+)
 from ._seed import Lock
-from ._sync import LeaseContext, LockHandle, LockServiceClient, PermitHandle
+from ._sync import LeadershipHandle, LeaseContext, LockHandle, LockServiceClient, Observation, PermitHandle, RwLockHandle
 from .errors import (
     Forbidden,
     InvalidRequest,
@@ -23,17 +32,37 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
-from .models import Lease, LockInfo, Permit, PermitInfo, SemaphoreInfo, Stats
+from .models import (
+    ElectionEvent,
+    Leader,
+    Leadership,
+    Lease,
+    LockInfo,
+    Permit,
+    PermitInfo,
+    RwLease,
+    RwLeaseInfo,
+    RwLockInfo,
+    SemaphoreInfo,
+    Stats,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncLeadershipHandle",
     "AsyncLeaseContext",
     "AsyncLockHandle",
     "AsyncLockServiceClient",
+    "AsyncObservation",
     "AsyncPermitHandle",
+    "AsyncRwLockHandle",
+    "ElectionEvent",
     "Forbidden",
     "InvalidRequest",
+    "Leader",
+    "Leadership",
+    "LeadershipHandle",
     "Lease",
     "LeaseContext",
     "Lock",
@@ -44,9 +73,14 @@ __all__ = [
     "LockServiceError",
     "LockTimeout",
     "NotHeld",
+    "Observation",
     "Permit",
     "PermitHandle",
     "PermitInfo",
+    "RwLease",
+    "RwLeaseInfo",
+    "RwLockHandle",
+    "RwLockInfo",
     "SemaphoreInfo",
     "Stats",
     "TooManyRequests",

@@ -7,14 +7,27 @@ import asyncio
 import inspect
 import weakref
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Generator, Generic, List, Mapping, Optional, Sequence, Type, TypeVar
+from typing import Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Generic, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
 import httpx
 
 from . import _wire
-from ._lease import HeldLease, HeldPermit, OnLost
+from ._lease import HeldLease, HeldLeadership, HeldPermit, HeldRwLease, OnLost
 from .errors import LockServiceError
-from .models import Lease, LockInfo, Permit, PermitInfo, SemaphoreInfo, Stats
+from .models import (
+    ElectionEvent,
+    Leader,
+    Leadership,
+    Lease,
+    LockInfo,
+    Permit,
+    PermitInfo,
+    RwLease,
+    RwLeaseInfo,
+    RwLockInfo,
+    SemaphoreInfo,
+    Stats,
+)
 
 T = TypeVar("T")
 H = TypeVar("H", bound="_AsyncHeld[Any]")
@@ -60,6 +73,40 @@ class AsyncLockServiceClient:
             return AsyncPermitHandle(self, _wire.SEMAPHORE, grant, on_lost)
         return AsyncLeaseContext(acquire)
 
+    def rwlock(self, key: str, mode: _wire.Mode, ttl: float = 30.0, wait: float = 0.0, owner: Optional[str] = None,
+               max_hold: Optional[float] = None, on_lost: Optional[OnLost] = None) -> AsyncLeaseContext[AsyncRwLockHandle]:
+        """As :meth:`LockServiceClient.rwlock`, with ``async with``."""
+        async def acquire() -> AsyncRwLockHandle:
+            grant = await self._run(_wire.acquire(
+                _wire.RWLOCK, key, ttl=ttl, wait=wait, owner=owner, max_hold=max_hold, extra=_wire.mode_param(mode)))
+            return AsyncRwLockHandle(self, _wire.RWLOCK, grant, on_lost)
+        return AsyncLeaseContext(acquire)
+
+    def read_lock(self, key: str, ttl: float = 30.0, wait: float = 0.0, owner: Optional[str] = None,
+                  max_hold: Optional[float] = None, on_lost: Optional[OnLost] = None) -> AsyncLeaseContext[AsyncRwLockHandle]:
+        return self.rwlock(key, "read", ttl, wait, owner, max_hold, on_lost)
+
+    def write_lock(self, key: str, ttl: float = 30.0, wait: float = 0.0, owner: Optional[str] = None,
+                   max_hold: Optional[float] = None, on_lost: Optional[OnLost] = None) -> AsyncLeaseContext[AsyncRwLockHandle]:
+        return self.rwlock(key, "write", ttl, wait, owner, max_hold, on_lost)
+
+    def campaign(self, name: str, value: str = "", ttl: float = 30.0, wait: float = 0.0, max_hold: Optional[float] = None,
+                 on_lost: Optional[OnLost] = None) -> AsyncLeaseContext[AsyncLeadershipHandle]:
+        """As :meth:`LockServiceClient.campaign`, with ``async with``."""
+        async def acquire() -> AsyncLeadershipHandle:
+            grant = await self._run(_wire.acquire(
+                _wire.ELECTION, name, ttl=ttl, wait=wait, owner=None, max_hold=max_hold, extra=_wire.value_param(value)))
+            return AsyncLeadershipHandle(self, _wire.ELECTION, grant, on_lost)
+        return AsyncLeaseContext(acquire)
+
+    async def leader(self, name: str) -> Optional[Leader]:
+        found: Optional[Leader] = await self._run(_wire.inspect(_wire.ELECTION, name))
+        return found
+
+    def observe(self, name: str) -> AsyncObservation:
+        """As :meth:`LockServiceClient.observe`: ``async for event in client.observe(name)``; ``aclose()`` ends it."""
+        return AsyncObservation(self, _wire.observe(name))
+
     # -- plain calls (see LockServiceClient) ------------------------------------------------------------------------
 
     async def acquire(self, key: str, ttl: Optional[float] = None, wait: float = 0.0, owner: Optional[str] = None,
@@ -79,7 +126,8 @@ class AsyncLockServiceClient:
         return found
 
     async def check(self, key: str, token: str, wait: float = 0.0) -> LockInfo:
-        return await self._run(_wire.check(_wire.LOCK, key, token, wait))
+        info: LockInfo = await self._run(_wire.check(_wire.LOCK, key, token, wait))
+        return info
 
     async def acquire_permit(self, key: str, limit: int, ttl: Optional[float] = None, wait: float = 0.0, owner: Optional[str] = None,
                              max_hold: Optional[float] = None, idempotency_key: Optional[str] = None) -> Permit:
@@ -103,6 +151,28 @@ class AsyncLockServiceClient:
         found: Optional[SemaphoreInfo] = await self._run(_wire.inspect(_wire.SEMAPHORE, key))
         return found
 
+    async def acquire_rwlock(self, key: str, mode: _wire.Mode, ttl: Optional[float] = None, wait: float = 0.0,
+                             owner: Optional[str] = None, max_hold: Optional[float] = None,
+                             idempotency_key: Optional[str] = None) -> RwLease:
+        grant = await self._run(_wire.acquire(
+            _wire.RWLOCK, key, ttl=ttl, wait=wait, owner=owner, max_hold=max_hold, idempotency_key=idempotency_key,
+            extra=_wire.mode_param(mode)))
+        return grant.lease
+
+    async def release_rwlock(self, key: str, token: str) -> None:
+        await self._run(_wire.release(_wire.RWLOCK, key, token))
+
+    async def extend_rwlock(self, key: str, token: str, ttl: Optional[float] = None) -> RwLease:
+        return await self._run(_wire.extend(_wire.RWLOCK, key, token, ttl))
+
+    async def check_rwlock(self, key: str, token: str, wait: float = 0.0) -> RwLeaseInfo:
+        info: RwLeaseInfo = await self._run(_wire.check(_wire.RWLOCK, key, token, wait))
+        return info
+
+    async def inspect_rwlock(self, key: str) -> Optional[RwLockInfo]:
+        found: Optional[RwLockInfo] = await self._run(_wire.inspect(_wire.RWLOCK, key))
+        return found
+
     # -- operators --------------------------------------------------------------------------------------------------
 
     async def list_locks(self, prefix: Optional[str] = None, page_size: Optional[int] = None) -> List[LockInfo]:
@@ -116,6 +186,18 @@ class AsyncLockServiceClient:
 
     async def force_release_permit(self, key: str, slot: int) -> bool:
         return await self._run(_wire.force_release(_wire.SEMAPHORE, key, slot))
+
+    async def list_rwlocks(self, prefix: Optional[str] = None, page_size: Optional[int] = None) -> List[RwLockInfo]:
+        return await self._run(_wire.list_all(_wire.RWLOCK, prefix, page_size))
+
+    async def force_release_rwlock(self, key: str, fencing_token: Optional[int] = None) -> bool:
+        return await self._run(_wire.force_release(_wire.RWLOCK, key, fencing_token=fencing_token))
+
+    async def list_elections(self, prefix: Optional[str] = None, page_size: Optional[int] = None) -> List[Leader]:
+        return await self._run(_wire.list_all(_wire.ELECTION, prefix, page_size))
+
+    async def force_resign(self, name: str) -> bool:
+        return await self._run(_wire.force_release(_wire.ELECTION, name))
 
     async def stats(self) -> Stats:
         return await self._run(_wire.stats())
@@ -179,10 +261,13 @@ class _AsyncHeld(HeldLease[_wire.L]):
             return
         # The keeper is not waited for: the release answers its watch at once, and it stops when it sees _stop
         # (aclose() cancels one still running).
-        reason = await self._client._run(self._release_op())
+        await self._ended(await self._client._run(self._release_op()))
+
+    async def _ended(self, reason: Optional[str]) -> None:
+        """A request of the holder's found the lease lost (``reason``): noted as the keeper notes a loss, then raised."""
         if reason is not None:
             await self._note_loss(reason)
-        self._lost_on_release(reason)
+        self._raise_if_lost(reason)
 
     async def __aenter__(self: H) -> H:
         return self
@@ -224,6 +309,105 @@ class AsyncPermitHandle(_AsyncHeld[Permit], HeldPermit):
     """A held permit of a semaphore (see :meth:`AsyncLockServiceClient.semaphore`)."""
 
 
+class AsyncRwLockHandle(_AsyncHeld[RwLease], HeldRwLease):
+    """A held read or write lease (see :meth:`AsyncLockServiceClient.rwlock`)."""
+
+
+class AsyncLeadershipHandle(_AsyncHeld[Leadership], HeldLeadership):
+    """A held leadership (see :meth:`AsyncLockServiceClient.campaign`)."""
+
+    async def proclaim(self, value: str) -> None:
+        """As :meth:`LeadershipHandle.proclaim`."""
+        await self._ended(await self._client._run(self._proclaim_op(value)))
+
+    async def resign(self) -> None:
+        await self.release()
+
+
+class AsyncObservation:
+    """The events of an observed election (see :meth:`AsyncLockServiceClient.observe`): an async iterator;
+    ``await aclose()`` (or leaving ``async with``) ends its stream, also while another task waits on it."""
+
+    def __init__(self, client: AsyncLockServiceClient, op: _wire.StreamOp) -> None:
+        self._client = client
+        self._stopped = False
+        # Made by the iteration, in its event loop (an asyncio.Event made outside one binds to another on 3.9).
+        self._stop: Optional[asyncio.Event] = None
+        self._response: Optional[httpx.Response] = None
+        self._events = self._drive(op)
+
+    def __aiter__(self) -> AsyncIterator[ElectionEvent]:
+        return self
+
+    async def __anext__(self) -> ElectionEvent:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        """Ends the observation: an iteration waiting in another task stops at once (its loop ends)."""
+        self._stopped = True
+        if self._stop is not None:
+            self._stop.set()
+        try:
+            await self._events.aclose()
+        except RuntimeError:
+            # Another task is iterating, waiting for the stream: closing the response ends that read at once.
+            if self._response is not None:
+                await self._response.aclose()
+
+    async def __aenter__(self) -> AsyncObservation:
+        return self
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        await self.aclose()
+
+    async def _drive(self, op: _wire.StreamOp) -> AsyncGenerator[ElectionEvent, None]:
+        """Sends what ``op`` yields: requests (an event stream left open for its reads), sleeps, reads, and events;
+        returns at the first step after :meth:`aclose`."""
+        chunks: Optional[AsyncIterator[bytes]] = None
+        stop = self._stop = asyncio.Event()
+        run = _wire.Running(op, lambda: self._stopped)
+        try:
+            for step in run:
+                if isinstance(step, _wire.Emit):
+                    yield step.event
+                elif isinstance(step, _wire.Sleep):
+                    try:
+                        await asyncio.wait_for(stop.wait(), step.seconds)
+                    except asyncio.TimeoutError:
+                        pass
+                elif isinstance(step, _wire.Read):
+                    run.outcome = await self._read(chunks)
+                else:
+                    if self._response is not None:
+                        await self._response.aclose()
+                    self._response, chunks, run.outcome = await self._open(step)
+        except _wire.Stopped:
+            return
+        finally:
+            if self._response is not None:
+                await self._response.aclose()
+
+    async def _open(self, request: _wire.Request) -> Tuple[Optional[httpx.Response], Optional[AsyncIterator[bytes]], _wire.Outcome]:
+        http = self._client._http
+        try:
+            response = await http.send(http.build_request(**_wire.http_arguments(request, self._client._timeout)), stream=True)
+            if response.status_code != 200:
+                await response.aread()
+                await response.aclose()
+                return None, None, _wire.Response(response.status_code, response.headers, response.content)
+        except httpx.TransportError as error:
+            return None, None, _wire.failure(error, self._client.url)
+        return response, response.aiter_bytes(), _wire.Response(200, response.headers, b"")
+
+    async def _read(self, chunks: Optional[AsyncIterator[bytes]]) -> _wire.StreamOutcome:
+        try:
+            return _wire.Chunk(await chunks.__anext__() if chunks is not None else b"")
+        except StopAsyncIteration:
+            return _wire.Chunk(b"")
+        except httpx.TransportError as error:
+            return _wire.failure(error, self._client.url)
+
+
 class AsyncLeaseContext(Generic[H]):
     """What :meth:`AsyncLockServiceClient.lock` returns: ``async with`` it, or ``await`` it for the held handle."""
 
@@ -248,4 +432,6 @@ class AsyncLeaseContext(Generic[H]):
             await handle.__aexit__(exc_type, exc, tb)
 
 
-__all__: Sequence[str] = ["AsyncLockServiceClient", "AsyncLockHandle", "AsyncPermitHandle", "AsyncLeaseContext"]
+__all__: Sequence[str] = [
+    "AsyncLockServiceClient", "AsyncLockHandle", "AsyncPermitHandle", "AsyncRwLockHandle", "AsyncLeadershipHandle",
+    "AsyncLeaseContext", "AsyncObservation"]

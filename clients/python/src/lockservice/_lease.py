@@ -7,13 +7,14 @@ only its waiting and I/O: the event it sets, the thread or task that keeps the l
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Generic, Iterator, Optional, Type
 
 from . import _wire
 from .errors import LockLost, LockServiceError, NotHeld
-from .models import Permit
+from .models import Leadership, Permit, RwLease
 
 log = logging.getLogger("lockservice")
 # Called once with the handle when the lease is lost; for the asyncio client it may be a coroutine function.
@@ -95,8 +96,8 @@ class HeldLease(Generic[_wire.L]):
             return ended.reason
         return None
 
-    def _lost_on_release(self, reason: Optional[str]) -> None:
-        """After the driver noted the loss a release found (if any): raises it to the holder."""
+    def _raise_if_lost(self, reason: Optional[str]) -> None:
+        """After the driver noted the loss a release (a proclaim) found, if any: raises it to the holder."""
         if reason is not None:
             raise LockLost(self.key, reason)
 
@@ -145,3 +146,53 @@ class HeldPermit(HeldLease[Permit]):
     @property
     def limit(self) -> int:
         return self.lease.limit
+
+
+class HeldRwLease(HeldLease[RwLease]):
+    """What a read/write lease's handle adds to a lock's: its mode."""
+
+    @property
+    def mode(self) -> str:
+        """``read`` (shared with other readers) or ``write`` (alone)."""
+        return self.lease.mode
+
+
+class HeldLeadership(HeldLease[Leadership]):
+    """What a leader's handle adds to a lock's: its term, its value, and proclaiming a new value.
+
+    The value is the one this leader last proclaimed (only its token can change it), kept apart from the lease as last
+    granted, whose value a renewal that crossed a proclaim may still carry."""
+
+    def __init__(self, kind: _wire.Kind[Leadership], grant: _wire.Grant[Leadership], on_lost: Optional[OnLost]) -> None:
+        super().__init__(kind, grant, on_lost)
+        self._value = grant.lease.value
+
+    @property
+    def name(self) -> str:
+        """The election's name."""
+        return self.key
+
+    @property
+    def term(self) -> int:
+        """This leadership's term: its fencing token, strictly increasing per election name."""
+        return self.fencing_token
+
+    @property
+    def value(self) -> str:
+        """What this leader tells its followers (observers and ``leader()`` see it)."""
+        return self._value
+
+    def _proclaim_op(self, value: str) -> _wire.Op[Optional[str]]:
+        """Sets the value (and extends the term, as every PATCH does); returns the reason when this token no longer
+        leads, which the holder must hear of as a loss (:meth:`_raise_if_lost`), else None."""
+        if not self.held:
+            self.ensure_held()
+            raise LockServiceError(f"The leadership of '{self.key}' was resigned; it cannot proclaim any more.")
+        sent = time.monotonic()
+        try:
+            lease = yield from _wire.extend(self._kind, self.key, self.token, None, extra=(("value", value),))
+        except NotHeld as ended:
+            return ended.reason
+        self._value = value
+        self._state.granted(lease, sent)
+        return None

@@ -3,18 +3,32 @@ background thread each."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import weakref
 from types import TracebackType
-from typing import Any, Callable, Generic, List, Mapping, Optional, Sequence, Type, TypeVar
+from typing import Any, Callable, Generator, Generic, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
 
 import httpx
 
 from . import _wire
-from ._lease import HeldLease, HeldPermit, OnLost
+from ._lease import HeldLease, HeldLeadership, HeldPermit, HeldRwLease, OnLost
 from .errors import LockServiceError
-from .models import Lease, LockInfo, Permit, PermitInfo, SemaphoreInfo, Stats
+from .models import (
+    ElectionEvent,
+    Leader,
+    Leadership,
+    Lease,
+    LockInfo,
+    Permit,
+    PermitInfo,
+    RwLease,
+    RwLeaseInfo,
+    RwLockInfo,
+    SemaphoreInfo,
+    Stats,
+)
 
 T = TypeVar("T")
 H = TypeVar("H", bound="_Held[Any]")
@@ -58,6 +72,43 @@ class LockServiceClient:
         return LeaseContext(lambda: PermitHandle(self, _wire.SEMAPHORE, self._run(_wire.acquire(
             _wire.SEMAPHORE, key, ttl=ttl, wait=wait, owner=owner, max_hold=max_hold, extra=(("limit", str(limit)),))), on_lost))
 
+    def rwlock(self, key: str, mode: _wire.Mode, ttl: float = 30.0, wait: float = 0.0, owner: Optional[str] = None,
+               max_hold: Optional[float] = None, on_lost: Optional[OnLost] = None) -> LeaseContext[RwLockHandle]:
+        """A lease of the read/write lock ``key`` in ``mode`` (``read``: shared with other readers, granted while no
+        writer holds or waits; ``write``: alone), held as :meth:`lock` holds a lock; the handle has its ``mode``."""
+        return LeaseContext(lambda: RwLockHandle(self, _wire.RWLOCK, self._run(_wire.acquire(
+            _wire.RWLOCK, key, ttl=ttl, wait=wait, owner=owner, max_hold=max_hold, extra=_wire.mode_param(mode))), on_lost))
+
+    def read_lock(self, key: str, ttl: float = 30.0, wait: float = 0.0, owner: Optional[str] = None,
+                  max_hold: Optional[float] = None, on_lost: Optional[OnLost] = None) -> LeaseContext[RwLockHandle]:
+        """``rwlock(key, "read", ...)``."""
+        return self.rwlock(key, "read", ttl, wait, owner, max_hold, on_lost)
+
+    def write_lock(self, key: str, ttl: float = 30.0, wait: float = 0.0, owner: Optional[str] = None,
+                   max_hold: Optional[float] = None, on_lost: Optional[OnLost] = None) -> LeaseContext[RwLockHandle]:
+        """``rwlock(key, "write", ...)``."""
+        return self.rwlock(key, "write", ttl, wait, owner, max_hold, on_lost)
+
+    def campaign(self, name: str, value: str = "", ttl: float = 30.0, wait: float = 0.0, max_hold: Optional[float] = None,
+                 on_lost: Optional[OnLost] = None) -> LeaseContext[LeadershipHandle]:
+        """Leadership of election ``name``, held as :meth:`lock` holds a lock: entering campaigns (waiting in the
+        server up to ``wait`` seconds, ``float("inf")`` for ever; else :class:`LockTimeout` with the ``leader`` in the
+        way), the block leads while it runs (renewed, watched: ``lost`` and ``on_lost`` as for a lock), and leaving
+        resigns. The handle has ``term``, ``value`` and ``proclaim(value)``."""
+        return LeaseContext(lambda: LeadershipHandle(self, _wire.ELECTION, self._run(_wire.acquire(
+            _wire.ELECTION, name, ttl=ttl, wait=wait, owner=None, max_hold=max_hold, extra=_wire.value_param(value))), on_lost))
+
+    def leader(self, name: str) -> Optional[Leader]:
+        """Who leads election ``name`` now (term, value, never the token), or None when nobody does."""
+        found: Optional[Leader] = self._run(_wire.inspect(_wire.ELECTION, name))
+        return found
+
+    def observe(self, name: str) -> Observation:
+        """The leadership states of election ``name`` as they change: the current one first, then one per change (a
+        new term, a proclaimed value, no leader) made on any instance. Iterate it (``for event in ...``); it reconnects
+        by itself and never yields the state it yielded last again. Close it (or use ``with``) to stop."""
+        return Observation(self, _wire.observe(name))
+
     # -- plain calls ------------------------------------------------------------------------------------------------
 
     def acquire(self, key: str, ttl: Optional[float] = None, wait: float = 0.0, owner: Optional[str] = None,
@@ -81,7 +132,8 @@ class LockServiceClient:
 
     def check(self, key: str, token: str, wait: float = 0.0) -> LockInfo:
         """The lock while ``token`` holds it, else :class:`NotHeld`; with ``wait`` > 0, answered as soon as it ends."""
-        return self._run(_wire.check(_wire.LOCK, key, token, wait))
+        info: LockInfo = self._run(_wire.check(_wire.LOCK, key, token, wait))
+        return info
 
     def acquire_permit(self, key: str, limit: int, ttl: Optional[float] = None, wait: float = 0.0, owner: Optional[str] = None,
                        max_hold: Optional[float] = None, idempotency_key: Optional[str] = None) -> Permit:
@@ -104,6 +156,27 @@ class LockServiceClient:
         found: Optional[SemaphoreInfo] = self._run(_wire.inspect(_wire.SEMAPHORE, key))
         return found
 
+    def acquire_rwlock(self, key: str, mode: _wire.Mode, ttl: Optional[float] = None, wait: float = 0.0, owner: Optional[str] = None,
+                       max_hold: Optional[float] = None, idempotency_key: Optional[str] = None) -> RwLease:
+        return self._run(_wire.acquire(
+            _wire.RWLOCK, key, ttl=ttl, wait=wait, owner=owner, max_hold=max_hold, idempotency_key=idempotency_key,
+            extra=_wire.mode_param(mode))).lease
+
+    def release_rwlock(self, key: str, token: str) -> None:
+        self._run(_wire.release(_wire.RWLOCK, key, token))
+
+    def extend_rwlock(self, key: str, token: str, ttl: Optional[float] = None) -> RwLease:
+        return self._run(_wire.extend(_wire.RWLOCK, key, token, ttl))
+
+    def check_rwlock(self, key: str, token: str, wait: float = 0.0) -> RwLeaseInfo:
+        info: RwLeaseInfo = self._run(_wire.check(_wire.RWLOCK, key, token, wait))
+        return info
+
+    def inspect_rwlock(self, key: str) -> Optional[RwLockInfo]:
+        """The mode held, the holders and the writers waiting, or None when nobody holds ``key``."""
+        found: Optional[RwLockInfo] = self._run(_wire.inspect(_wire.RWLOCK, key))
+        return found
+
     # -- operators --------------------------------------------------------------------------------------------------
 
     def list_locks(self, prefix: Optional[str] = None, page_size: Optional[int] = None) -> List[LockInfo]:
@@ -119,6 +192,22 @@ class LockServiceClient:
 
     def force_release_permit(self, key: str, slot: int) -> bool:
         return self._run(_wire.force_release(_wire.SEMAPHORE, key, slot))
+
+    def list_rwlocks(self, prefix: Optional[str] = None, page_size: Optional[int] = None) -> List[RwLockInfo]:
+        return self._run(_wire.list_all(_wire.RWLOCK, prefix, page_size))
+
+    def force_release_rwlock(self, key: str, fencing_token: Optional[int] = None) -> bool:
+        """Releases every lease of ``key``, or only the one with ``fencing_token``; False when there was none."""
+        return self._run(_wire.force_release(_wire.RWLOCK, key, fencing_token=fencing_token))
+
+    def list_elections(self, prefix: Optional[str] = None, page_size: Optional[int] = None) -> List[Leader]:
+        """The elections that have a leader, each with its leader (never a token)."""
+        return self._run(_wire.list_all(_wire.ELECTION, prefix, page_size))
+
+    def force_resign(self, name: str) -> bool:
+        """Forces the leader of ``name`` out (admin): a waiting candidate leads, the leader hears ``forced``; False
+        when nobody led."""
+        return self._run(_wire.force_release(_wire.ELECTION, name))
 
     def stats(self) -> Stats:
         """This instance's waiting requests, watches and rates (the dashboard's numbers)."""
@@ -183,10 +272,13 @@ class _Held(HeldLease[_wire.L]):
             if not self._begin_release():
                 return
         # The keeper is not waited for: the release answers its watch at once, and it stops when it sees _stop.
-        reason = self._client._run(self._release_op())
+        self._ended(self._client._run(self._release_op()))
+
+    def _ended(self, reason: Optional[str]) -> None:
+        """A request of the holder's found the lease lost (``reason``): noted as the keeper notes a loss, then raised."""
         if reason is not None:
             self._note_loss(reason)
-        self._lost_on_release(reason)
+        self._raise_if_lost(reason)
 
     def __enter__(self: H) -> H:
         return self
@@ -228,6 +320,107 @@ class PermitHandle(_Held[Permit], HeldPermit):
     """A held permit of a semaphore (see :meth:`LockServiceClient.semaphore`)."""
 
 
+class RwLockHandle(_Held[RwLease], HeldRwLease):
+    """A held read or write lease (see :meth:`LockServiceClient.rwlock`)."""
+
+
+class LeadershipHandle(_Held[Leadership], HeldLeadership):
+    """A held leadership (see :meth:`LockServiceClient.campaign`)."""
+
+    def proclaim(self, value: str) -> None:
+        """Tells the followers a new value (observers see it); :class:`LockLost` when this candidate no longer leads."""
+        self._ended(self._client._run(self._proclaim_op(value)))
+
+    def resign(self) -> None:
+        """Stops leading now (a waiting candidate leads within milliseconds); as :meth:`release`."""
+        self.release()
+
+
+class Observation:
+    """The events of an observed election (see :meth:`LockServiceClient.observe`): an iterator that blocks until the
+    next change; ``close()`` (or leaving ``with``) ends its stream, also from another thread while it waits."""
+
+    def __init__(self, client: LockServiceClient, op: _wire.StreamOp) -> None:
+        self._client = client
+        self._stop = threading.Event()
+        self._response: Optional[httpx.Response] = None
+        self._events = self._drive(op)
+
+    def __iter__(self) -> Iterator[ElectionEvent]:
+        return self
+
+    def __next__(self) -> ElectionEvent:
+        return next(self._events)
+
+    def close(self) -> None:
+        """Ends the observation: an iteration running on another thread stops at once (its loop ends)."""
+        self._stop.set()
+        try:
+            self._events.close()
+        except ValueError:
+            # Iterating on another thread now, most likely blocked in a read of the stream: closing a socket does not
+            # wake a read blocked on it, shutting it down does (else the read ends at its timeout, OBSERVE_SILENCE).
+            _interrupt(self._response)
+
+    def __enter__(self) -> Observation:
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    def _drive(self, op: _wire.StreamOp) -> Generator[ElectionEvent, None, None]:
+        """Sends what ``op`` yields: requests (an event stream left open for its reads), sleeps, reads, and events;
+        returns at the first step after :meth:`close`."""
+        chunks: Optional[Iterator[bytes]] = None
+        run = _wire.Running(op, self._stop.is_set)
+        try:
+            for step in run:
+                if isinstance(step, _wire.Emit):
+                    yield step.event
+                elif isinstance(step, _wire.Sleep):
+                    self._stop.wait(step.seconds)
+                elif isinstance(step, _wire.Read):
+                    run.outcome = self._read(chunks)
+                else:
+                    if self._response is not None:
+                        self._response.close()
+                    self._response, chunks, run.outcome = self._open(step)
+        except _wire.Stopped:
+            return
+        finally:
+            if self._response is not None:
+                self._response.close()
+
+    def _open(self, request: _wire.Request) -> Tuple[Optional[httpx.Response], Optional[Iterator[bytes]], _wire.Outcome]:
+        http = self._client._http
+        try:
+            response = http.send(http.build_request(**_wire.http_arguments(request, self._client._timeout)), stream=True)
+            if response.status_code != 200:
+                response.read()
+                response.close()
+                return None, None, _wire.Response(response.status_code, response.headers, response.content)
+        except httpx.TransportError as error:
+            return None, None, _wire.failure(error, self._client.url)
+        return response, response.iter_bytes(), _wire.Response(200, response.headers, b"")
+
+    def _read(self, chunks: Optional[Iterator[bytes]]) -> _wire.StreamOutcome:
+        try:
+            return _wire.Chunk(next(chunks, b"") if chunks is not None else b"")
+        except httpx.TransportError as error:
+            return _wire.failure(error, self._client.url)
+
+
+def _interrupt(response: Optional[httpx.Response]) -> None:
+    """Ends a read blocked on ``response``'s connection now, where httpx tells its socket (httpcore 0.16 and later)."""
+    stream = None if response is None else response.extensions.get("network_stream")
+    connection = None if stream is None else stream.get_extra_info("socket")
+    if isinstance(connection, socket.socket):
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed: the read has ended
+
+
 class LeaseContext(Generic[H]):
     """What :meth:`LockServiceClient.lock` returns: ``with`` it, or call :meth:`acquire` and release the handle."""
 
@@ -249,4 +442,5 @@ class LeaseContext(Generic[H]):
             handle.__exit__(exc_type, exc, tb)
 
 
-__all__: Sequence[str] = ["LockServiceClient", "LockHandle", "PermitHandle", "LeaseContext"]
+__all__: Sequence[str] = [
+    "LockServiceClient", "LockHandle", "PermitHandle", "RwLockHandle", "LeadershipHandle", "LeaseContext", "Observation"]

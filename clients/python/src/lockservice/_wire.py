@@ -5,9 +5,10 @@ Every operation is a generator: it yields a :class:`Request` (or a :class:`Sleep
 raises a typed exception. The synchronous and the asyncio clients are only drivers that send what an operation yields
 (``_sync.py``, ``_async.py``), so request building, retries, problem parsing and decoding cannot drift between them.
 
-Adding a kind of lease (read/write locks, elections) means: a :class:`Kind` (its routes, codes and decoders), and, when
-its acquire takes more parameters (``mode``, ``value``), passing them as ``extra``. The acquire, release, extend,
-check, keep (renew and watch) and listing operations below serve every kind unchanged.
+A kind of lease (lock, semaphore, read/write lock, election) is a :class:`Kind` (its routes, codes and decoders); the
+parameters only some kinds take (``limit``, ``mode``, ``value``) are passed as ``extra``. The acquire, release, extend,
+check, keep (renew and watch) and listing operations below serve every kind unchanged. Observing an election (an
+event stream that the operation reconnects by itself) uses two more steps, :class:`Read` and :class:`Emit`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, Generator, Generic, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Generator, Generic, Iterator, List, Literal, Mapping, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote
 
 import httpx
@@ -36,10 +37,24 @@ from .errors import (
     Unauthorized,
     Unavailable,
 )
-from .models import Lease, LockInfo, Permit, PermitInfo, SemaphoreInfo, Stats
+from .models import (
+    ElectionEvent,
+    Leader,
+    Leadership,
+    Lease,
+    LockInfo,
+    Permit,
+    PermitInfo,
+    RwLease,
+    RwLeaseInfo,
+    RwLockInfo,
+    SemaphoreInfo,
+    Stats,
+)
 
 T = TypeVar("T")
 L = TypeVar("L", bound=Lease)
+log = logging.getLogger("lockservice")
 
 # The service's default Locks:MaxWaitMs. A longer wait is asked for in pieces of this size, each one request that waits
 # in the server, so that a caller may wait longer than one request can without the client ever polling.
@@ -82,6 +97,26 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class Read:
+    """Read what comes next from the open event stream: the driver answers with a :class:`Chunk`, or a :class:`Failure`
+    when the connection broke or stayed silent past the request's timeout."""
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Hand ``event`` to the caller of an iterating operation (observe); the driver answers with nothing."""
+
+    event: ElectionEvent
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Bytes read from an open event stream; empty when the service ended it."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Response:
     status: int
     headers: Mapping[str, str]
@@ -99,23 +134,29 @@ class Failure:
 Step = Union[Request, Sleep]
 Outcome = Union[Response, Failure, None]
 Op = Generator[Step, Outcome, T]
+# An operation that reads an event stream and hands events to its caller as it goes (observe).
+StreamStep = Union[Request, Sleep, Read, Emit]
+StreamOutcome = Union[Response, Failure, Chunk, None]
+StreamOp = Generator[StreamStep, StreamOutcome, None]
+S = TypeVar("S")
 
 
 class Stopped(Exception):
     """The holder released the lease (or closed the client): its keeper stops (raised by :class:`Running`)."""
 
 
-class Running(Generic[T]):
+class Running(Generic[S, T]):
     """An operation as a driver runs it: iterate over its steps and set :attr:`outcome` for each (a request's
-    :class:`Response` or :class:`Failure`; nothing after a :class:`Sleep`); :attr:`result` holds what it returned.
-    With ``stopped``, the iteration raises :class:`Stopped` after the first step at whose end it says True."""
+    :class:`Response` or :class:`Failure`, a :class:`Read`'s :class:`Chunk`; nothing after a :class:`Sleep` or an
+    :class:`Emit`); :attr:`result` holds what it returned. With ``stopped``, the iteration raises :class:`Stopped` after
+    the first step at whose end it says True."""
 
-    def __init__(self, op: Op[T], stopped: Optional[Callable[[], bool]] = None) -> None:
+    def __init__(self, op: Generator[S, Any, T], stopped: Optional[Callable[[], bool]] = None) -> None:
         self._op = op
         self._stopped = stopped
-        self.outcome: Outcome = None
+        self.outcome: StreamOutcome = None
 
-    def __iter__(self) -> Iterator[Step]:
+    def __iter__(self) -> Iterator[S]:
         try:
             step = next(self._op)
             while True:
@@ -198,6 +239,37 @@ def decode_semaphore_info(body: Mapping[str, Any]) -> SemaphoreInfo:
         truncated=bool(body.get("truncated", False)))
 
 
+def decode_rw_lease(body: Mapping[str, Any]) -> RwLease:
+    return RwLease(**dict(decode_lease(body).__dict__, mode=str(body["mode"])))
+
+
+def decode_rw_info(body: Mapping[str, Any], key: Optional[str] = None) -> RwLeaseInfo:
+    # As for permits: an inspection's holders come without the key (it is the parent's); a check's body carries it.
+    info = decode_lock_info({**body, "key": body.get("key", key)})
+    return RwLeaseInfo(**dict(info.__dict__, mode=str(body["mode"])))
+
+
+def decode_rwlock_info(body: Mapping[str, Any]) -> RwLockInfo:
+    key = str(body["key"])
+    return RwLockInfo(
+        key=key, mode=str(body["mode"]), holders=tuple(decode_rw_info(h, key) for h in body.get("holders") or ()),
+        writers_waiting=int(body.get("writersWaiting") or 0), truncated=bool(body.get("truncated", False)))
+
+
+def decode_leadership(body: Mapping[str, Any]) -> Leadership:
+    # An election's lease names its election ``name`` and its fencing token ``term``; it has no owner.
+    return Leadership(
+        key=str(body["name"]), token=str(body["token"]), fencing_token=int(body["term"]), ttl=int(body["ttlMs"]) / 1000.0,
+        expires_at=parse_time(body["expiresAt"]), acquired_at=parse_time(body["acquiredAt"]),
+        max_hold=_seconds(body.get("maxHoldMs")), owner=None, value=str(body.get("value") or ""))
+
+
+def decode_leader(body: Mapping[str, Any], name: Optional[str] = None) -> Leader:
+    return Leader(
+        name=str(body.get("name", name)), term=int(body["term"]), value=str(body.get("value") or ""),
+        acquired_at=parse_time(body["acquiredAt"]), expires_at=parse_time(body["expiresAt"]), ttl=int(body["ttlMs"]) / 1000.0)
+
+
 def decode_stats(body: Mapping[str, Any]) -> Stats:
     return Stats(
         waiting_requests=int(body["waitingRequests"]), watches=int(body["watches"]),
@@ -217,8 +289,14 @@ class Kind(Generic[L]):
     admin_route: str
     list_member: str
     decode_lease: Callable[[Mapping[str, Any]], L]
-    decode_info: Callable[[Mapping[str, Any]], LockInfo]
+    decode_info: Callable[[Mapping[str, Any]], Any]  # a check's 200
     decode_inspect: Callable[[Mapping[str, Any]], Any]
+    #: The member that names an entry of the operator listing (elections are named, not keyed).
+    name_member: str = "key"
+    #: The 404 of a force-release that found nothing to force, when it is not ``not_held_code``.
+    force_absent_code: Optional[str] = None
+    #: What a 409 says about the holder in the way, beyond ``retryAfterMs`` (an election's leader), from its members.
+    decode_conflict: Optional[Callable[[str, Mapping[str, Any]], Any]] = None
 
     # The key and token are escaped so that no value can change the route: a bad one is the service's 400.
     def path(self, key: str, token: Optional[str] = None) -> str:
@@ -236,6 +314,25 @@ SEMAPHORE: Kind[Permit] = Kind(
     admin_route="admin/semaphores", list_member="semaphores", decode_lease=decode_permit, decode_info=decode_permit_info,
     decode_inspect=decode_semaphore_info)
 
+RWLOCK: Kind[RwLease] = Kind(
+    noun="read/write lock", route="rwlocks", held_code="rwlock_held", not_held_code="rwlock_not_held", empty_code="rwlock_free",
+    admin_route="admin/rwlocks", list_member="rwlocks", decode_lease=decode_rw_lease, decode_info=decode_rw_info,
+    decode_inspect=decode_rwlock_info)
+
+
+def _leader_in_way(name: str, members: Mapping[str, Any]) -> Optional[Leader]:
+    # A 409 election_led's ``leader`` has no name (the election asked for) nor TTL (the problem's retryAfterMs).
+    leader = members.get("leader")
+    if not isinstance(leader, dict):
+        return None
+    return decode_leader({"name": name, "ttlMs": members.get("retryAfterMs") or 0, **leader})
+
+
+ELECTION: Kind[Leadership] = Kind(
+    noun="election", route="elections", held_code="election_led", not_held_code="not_leader", empty_code="no_leader",
+    admin_route="admin/elections", list_member="elections", decode_lease=decode_leadership, decode_info=decode_leader,
+    decode_inspect=decode_leader, name_member="name", force_absent_code="no_leader", decode_conflict=_leader_in_way)
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Problems
@@ -252,6 +349,8 @@ class Problem:
     reason: Optional[str] = None
     retry_after: Optional[float] = None
     errors: Dict[str, List[str]] = field(default_factory=dict)
+    #: The problem's whole body, for the members only some answers carry (an election's ``leader``).
+    members: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def message(self) -> str:
@@ -300,7 +399,7 @@ def parse_problem(response: Response) -> Problem:
     if isinstance(body.get("errors"), dict):
         for name, value in body["errors"].items():
             errors[str(name)] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
-    return Problem(response.status, text("code"), text("title"), text("detail"), text("reason"), retry_after, errors)
+    return Problem(response.status, text("code"), text("title"), text("detail"), text("reason"), retry_after, errors, body)
 
 
 def _json(response: Response) -> Dict[str, Any]:
@@ -336,6 +435,19 @@ def _exchange(request: Request) -> Generator[Step, Outcome, Response]:
 def ms(seconds: float) -> str:
     """Seconds as the contract's whole milliseconds, rounded up so that a wait or TTL is never shorter than asked."""
     return str(max(0, math.ceil(seconds * 1000 - 1e-9)))
+
+
+# A read/write lease's mode: the service refuses anything else (400 naming ``mode``).
+Mode = Literal["read", "write"]
+
+
+def mode_param(mode: Mode) -> Tuple[Tuple[str, str], ...]:
+    return (("mode", mode),)
+
+
+def value_param(value: str) -> Tuple[Tuple[str, str], ...]:
+    """A campaign's value; the empty default is left out (a proclaim sends even an empty one: it clears the value)."""
+    return (("value", value),) if value else ()
 
 
 def _params(**values: Optional[str]) -> Tuple[Tuple[str, str], ...]:
@@ -421,7 +533,8 @@ def acquire(
                 continue  # one piece of a long wait ran out: the next request waits for the rest
             raise LockTimeout(
                 f"{kind.noun.capitalize()} '{key}' is held by others and the wait ran out.",
-                status=409, code=problem.code, detail=problem.detail, retry_after=problem.retry_after)
+                status=409, code=problem.code, detail=problem.detail, retry_after=problem.retry_after,
+                leader=None if kind.decode_conflict is None else kind.decode_conflict(key, problem.members))
         if outcome.status == 400 and limit.refused(piece, problem.errors):
             continue
         raise problem.error()
@@ -446,15 +559,17 @@ def release(kind: Kind[Any], key: str, token: str) -> Op[None]:
         raise ended
 
 
-def extend(kind: Kind[L], key: str, token: str, ttl: Optional[float], timeout: Optional[float] = None) -> Op[L]:
+def extend(kind: Kind[L], key: str, token: str, ttl: Optional[float], timeout: Optional[float] = None,
+           extra: Tuple[Tuple[str, str], ...] = ()) -> Op[L]:
+    """Extends (an election's proclaim too: ``extra`` then carries the ``value``); :class:`NotHeld` with the reason."""
     response = yield from _exchange(
-        Request("PATCH", kind.path(key, token), _params(ttlMs=None if ttl is None else ms(ttl)), timeout=timeout))
+        Request("PATCH", kind.path(key, token), extra + _params(ttlMs=None if ttl is None else ms(ttl)), timeout=timeout))
     if response.status != 200:
         raise _not_held(response, kind.not_held_code)
     return kind.decode_lease(_json(response))
 
 
-def check(kind: Kind[Any], key: str, token: str, wait: float = 0.0, timeout: Optional[float] = None) -> Op[LockInfo]:
+def check(kind: Kind[Any], key: str, token: str, wait: float = 0.0, timeout: Optional[float] = None) -> Op[Any]:
     """Whether the token holds it (its description), or :class:`NotHeld` with the reason; ``wait`` > 0 watches."""
     params = _params(waitMs=ms(wait) if wait > 0 else None)
     response = yield from _exchange(Request("GET", kind.path(key, token), params, wait=wait, timeout=timeout))
@@ -490,18 +605,20 @@ def list_all(kind: Kind[Any], prefix: Optional[str], page_size: Optional[int]) -
         refused = 0
         page = _json(response)
         for item in page.get(kind.list_member) or ():
-            entries.setdefault(str(item["key"]), kind.decode_inspect(item))
+            entries.setdefault(str(item[kind.name_member]), kind.decode_inspect(item))
         cursor = page.get("cursor")
         if not cursor:
             return list(entries.values())
 
 
-def force_release(kind: Kind[Any], key: str, slot: Optional[int] = None) -> Op[bool]:
+def force_release(kind: Kind[Any], key: str, slot: Optional[int] = None, fencing_token: Optional[int] = None) -> Op[bool]:
+    """An operator's force-release: a semaphore's ``slot``, or the one read/write lease with ``fencing_token``."""
     path = f"{kind.admin_route}/{quote(key, safe='')}" + ("" if slot is None else f"/{int(slot)}")
-    response = yield from _exchange(Request("DELETE", path))
+    params = _params(fencingToken=None if fencing_token is None else str(int(fencing_token)))
+    response = yield from _exchange(Request("DELETE", path, params))
     if response.status == 204:
         return True
-    _not_held(response, kind.not_held_code)
+    _not_held(response, kind.force_absent_code or kind.not_held_code)
     return False
 
 
@@ -524,10 +641,17 @@ class KeepState(Generic[L]):
         self.interval = max(0.001, lease.ttl / 3)
         self.next_renewal = anchor + self.interval
         self.deadline = anchor
+        self.anchor = -math.inf
         self.granted(lease, anchor)
 
     def granted(self, lease: L, anchor: float) -> None:
-        """A grant counted from ``anchor`` (before its request left): the lease is safe until just before its TTL."""
+        """A grant counted from ``anchor`` (before its request left): the lease is safe until just before its TTL.
+
+        A grant whose request left before the last one counted is ignored: the holder's own extend (an election's
+        proclaim) may cross the keeper's renewal, and the later-sent one's deadline holds for both."""
+        if anchor < self.anchor:
+            return
+        self.anchor = anchor
         self.lease = lease
         # The margin covers timer lateness and the holder's own reaction time: a tenth of the TTL, at most a second.
         self.deadline = anchor + lease.ttl - min(1.0, lease.ttl / 10)
@@ -584,6 +708,131 @@ def keep(kind: Kind[L], state: KeepState[L], clock: Callable[[], float] = time.m
             state.next_renewal = clock() + retry_delay(error.retry_after, state.interval / 4)
             continue
         state.granted(lease, sent)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Observing an election: an event stream, reconnected by the operation itself
+
+# The service sends a comment at least every 15 s; a stream silent for twice that is taken as a dead connection (a
+# proxy or a network that dropped it without a word) and opened again.
+OBSERVE_SILENCE = 35.0
+# Reconnection delays: the first one short (an instance that stopped ends its streams; another one answers at once),
+# then doubling up to a bound that keeps a follower of a service that is down from hammering it.
+MIN_OBSERVE_DELAY = 0.05
+MAX_OBSERVE_DELAY = 5.0
+# A stream that lived this long, or reported a state, counts as a success: the next reconnection starts short again.
+HEALTHY_STREAM = 1.0
+
+
+class EventStreamParser:
+    """Server-Sent Events from bytes as they arrive (a line or an event may span reads): the events, each as its
+    ``event`` name, its ``id`` (the last one the stream set) and its ``data``; comments are dropped."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event = ""
+        self._data: List[str] = []
+        self.last_id: Optional[str] = None
+
+    def feed(self, data: bytes) -> List[Tuple[str, Optional[str], str]]:
+        events: List[Tuple[str, Optional[str], str]] = []
+        self._buffer += data
+        *lines, self._buffer = re.split(b"\r\n|\n|\r(?!\\Z)", self._buffer)
+        for raw in lines:
+            line = raw.decode("utf-8", errors="replace")
+            if not line:
+                if self._data or self._event:
+                    events.append((self._event or "message", self.last_id, "\n".join(self._data)))
+                self._event, self._data = "", []
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                self._event = value
+            elif name == "data":
+                self._data.append(value)
+            elif name == "id" and "\0" not in value:
+                self.last_id = value
+        return events
+
+
+def decode_event(name: str, event: str, event_id: Optional[str], data: str) -> Optional[ElectionEvent]:
+    """An observer's event (``leader`` or ``no-leader``), or None for a kind of event this client does not know."""
+    if event not in ("leader", "no-leader"):
+        return None
+    body = json.loads(data) if data else {}
+    leader = decode_leader(body, name) if event == "leader" else None
+    return ElectionEvent(event=event, name=str(body.get("name", name)), id=event_id or "", leader=leader)
+
+
+class ObserveState:
+    """What an observer remembers across reconnections: the last state it handed out (its id, sent back as
+    ``Last-Event-ID``) and the highest term it reported, so that it never hands out a state it already reported last,
+    nor a leader older than one it reported (terms only increase: a lower one is stale, from a lagging answer)."""
+
+    def __init__(self) -> None:
+        self.last_id: Optional[str] = None
+        self.top_term = 0
+
+    def fresh(self, event: ElectionEvent) -> bool:
+        if event.id and event.id == self.last_id:
+            return False
+        if event.leader is not None and event.leader.term < self.top_term:
+            return False
+        self.last_id = event.id or None
+        if event.leader is not None:
+            self.top_term = event.leader.term
+        return True
+
+
+def observe(name: str, clock: Callable[[], float] = time.monotonic) -> StreamOp:
+    """Observes election ``name`` for ever: emits its current state, then each change (:class:`Emit`), reconnecting
+    after a broken or silent stream, a 503 or a 429 with ``Last-Event-ID``, so that the service sends the current state
+    again only when it differs from the last one emitted. Raises only what retrying cannot mend (401, 403, 400)."""
+    state = ObserveState()
+    delay = MIN_OBSERVE_DELAY
+    failing = False
+    while True:
+        headers: Tuple[Tuple[str, str], ...] = (("Accept", "text/event-stream"),)
+        if state.last_id is not None:
+            headers += (("Last-Event-ID", state.last_id),)
+        opened = clock()
+        outcome = yield Request("GET", ELECTION.path(name), headers=headers, timeout=OBSERVE_SILENCE)
+        problem: Optional[LockServiceError] = None
+        asked: Optional[float] = None
+        if isinstance(outcome, Failure):
+            problem = outcome.error
+        elif isinstance(outcome, Response) and outcome.status == 200 and "text/event-stream" in outcome.headers.get("content-type", ""):
+            if failing:
+                log.info("lockservice: observing election %r again", name)
+            failing = False
+            parser = EventStreamParser()
+            healthy = False
+            while True:
+                chunk = yield Read()
+                if not isinstance(chunk, Chunk) or not chunk.data:
+                    break  # the service ended the stream (an instance stopping), or the connection broke
+                for event, event_id, data in parser.feed(chunk.data):
+                    decoded = decode_event(name, event, event_id, data)
+                    if decoded is not None and state.fresh(decoded):
+                        healthy = True
+                        yield Emit(decoded)
+            if healthy or clock() - opened >= HEALTHY_STREAM:
+                delay = MIN_OBSERVE_DELAY
+        elif isinstance(outcome, Response):
+            found = parse_problem(outcome)
+            if outcome.status == 200 or outcome.status in (429, 502, 503, 504):
+                # A 200 that is not a stream is a proxy's page; the others heal by themselves.
+                problem, asked = found.error(), found.retry_after
+            else:
+                raise found.error()
+        if problem is not None and not failing:
+            failing = True
+            log.warning("lockservice: observing election %r failed (%s); reconnecting", name, problem)
+        yield Sleep(min(MAX_OBSERVE_DELAY, max(delay, asked or 0.0)))
+        delay = min(MAX_OBSERVE_DELAY, delay * 2)
 
 
 # The routes whose third segment is a token ({route}/{key}/{token}), and query parameters that may hold one. Every

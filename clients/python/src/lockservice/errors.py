@@ -7,7 +7,9 @@ raises about the service.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
+
+from .models import Leader
 
 
 class LockServiceError(Exception):
@@ -34,7 +36,12 @@ class LockServiceError(Exception):
 
 
 class LockTimeout(LockServiceError):
-    """The lock was held (the semaphore full) by others and the wait ran out. ``retry_after``: the holder's TTL left."""
+    """The lock was held (the semaphore full, another candidate leading) and the wait ran out. ``retry_after``: the
+    holder's TTL left; ``leader``: for a campaign, the :class:`~lockservice.Leader` in the way (its term and value)."""
+
+    def __init__(self, message: str, *, leader: Optional[Leader] = None, **problem: Any) -> None:
+        super().__init__(message, **problem)
+        self.leader = leader
 
 
 class LockLost(LockServiceError):

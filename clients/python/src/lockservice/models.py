@@ -69,6 +69,85 @@ class SemaphoreInfo:
 
 
 @dataclass(frozen=True)
+class RwLease(Lease):
+    """A lease of a read/write lock: ``mode`` is ``read`` (shared with other readers) or ``write`` (alone).
+
+    One fencing sequence per key covers both modes, so a writer's fencing token exceeds every earlier reader's.
+    """
+
+    mode: str = "read"
+
+
+@dataclass(frozen=True)
+class RwLeaseInfo(LockInfo):
+    """A read/write lease as its check and an inspection's holder list describe it: never with its token."""
+
+    mode: str = "read"
+
+
+@dataclass(frozen=True)
+class RwLockInfo:
+    """A read/write lock as inspection and listing describe it: the mode held, its holders (at most 1000, those that
+    expire first) and how many writers wait for it on any instance (readers queue behind them)."""
+
+    key: str
+    mode: str
+    holders: Tuple[RwLeaseInfo, ...]
+    writers_waiting: int
+    #: True when more leases are held than listed.
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Leadership(Lease):
+    """A candidate's leadership of an election: a lease whose fencing token is the ``term`` (strictly increasing per
+    election name) and that carries the ``value`` the leader tells its followers. ``key`` is the election's name."""
+
+    value: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.key
+
+    @property
+    def term(self) -> int:
+        return self.fencing_token
+
+
+@dataclass(frozen=True)
+class Leader:
+    """Who leads an election, as anyone may see it (never the token): ``term`` and ``value``; ``ttl`` is what remained
+    of the term, when the service answered, unless the leader renews it (as leaders do every TTL/3)."""
+
+    name: str
+    term: int
+    value: str
+    acquired_at: datetime
+    expires_at: datetime
+    ttl: float
+
+
+@dataclass(frozen=True)
+class ElectionEvent:
+    """One state an observer is told: ``event`` is ``leader`` (``leader`` says who, with its term and value) or
+    ``no-leader``. ``id`` names the state; two events of one id report the same state (the client never yields it twice
+    in a row)."""
+
+    event: str
+    name: str
+    id: str
+    leader: Optional[Leader]
+
+    @property
+    def term(self) -> Optional[int]:
+        return None if self.leader is None else self.leader.term
+
+    @property
+    def value(self) -> Optional[str]:
+        return None if self.leader is None else self.leader.value
+
+
+@dataclass(frozen=True)
 class Stats:
     """What one service instance is doing (``GET /admin/stats``): its waiting requests, watches and rates."""
 
