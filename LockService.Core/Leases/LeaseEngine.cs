@@ -92,17 +92,26 @@ public sealed class LeaseEngine : IDisposable
             }
         }
 
-        var leaseRef = new LeaseRef(name, key);
-        var claim = store.ClaimWhileWaiting(leaseRef, token, request);
-        if (claim is null)
-        {
-            return await WaitAsync(store, leaseRef, token, request, cancellationToken).ConfigureAwait(false);
-        }
+        // What the kind keeps while a request waits (a waiting writer's mark) is a method of its own, so that the plain
+        // acquire's state machine carries no field for it.
+        var lease = new LeaseRef(name, key);
+        var claim = store.ClaimWhileWaiting(lease, token, request);
+        return claim is null
+            ? await WaitAsync(store, lease, token, request, cancellationToken).ConfigureAwait(false)
+            : await WaitClaimingAsync(store, lease, token, request, claim, cancellationToken).ConfigureAwait(false);
+    }
 
+    // A wait that keeps the kind's claim for as long as it lasts, and ends it however the wait ends.
+    private async Task<AcquireResult<TLease, TBusy>> WaitClaimingAsync<TRequest, TLease, TInfo, TBusy>(
+        LeaseStore<TRequest, TLease, TInfo, TBusy> store, LeaseRef lease, string token, TRequest request, IWaitClaim claim, CancellationToken cancellationToken)
+        where TRequest : ILeaseRequest<TRequest>
+        where TLease : class, IKeptLease
+        where TInfo : class, ILeaseInfo
+    {
         var acquired = false;
         try
         {
-            var result = await WaitAsync(store, leaseRef, token, request, cancellationToken).ConfigureAwait(false);
+            var result = await WaitAsync(store, lease, token, request, cancellationToken).ConfigureAwait(false);
             acquired = result.Acquired;
             return result;
         }
