@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Text.Json;
 using LockService.Api.Admin;
 using LockService.Core.Leases;
 using LockService.Core.Locks;
@@ -199,6 +200,68 @@ public sealed class DashboardBrowserTests(DashboardFixture fixture) : IClassFixt
         browser.FindElement(By.Id("confirm-release")).Click();
         browser.WaitFor(d => d.FindElement(By.Id("toast")).Text.Contains($"{key} slot {second.Slot} was already free", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the toast");
         browser.WaitFor(d => d.FindElement(By.Id("empty")) is { Displayed: true } empty && empty.Text.Contains("No semaphore with a permit held starts with this prefix", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the empty list");
+    }
+
+    [BrowserFact]
+    public async Task The_read_write_lock_view_lists_each_lease_and_force_releases_one_reader_leaving_the_other()
+    {
+        var key = Keys.Unique("dash-rw");
+        var readers = new List<JsonElement>();
+        foreach (var owner in new[] { "reader-a", "reader-b" })
+        {
+            var reply = await Client.SendAsync(HttpMethod.Post, $"/rwlocks/{key}?mode=read&ttlMs=60000&owner={owner}");
+            Assert.Equal(HttpStatusCode.Created, reply.Status);
+            readers.Add(reply.Json);
+        }
+
+        string Fence(int i) => readers[i].GetProperty("fencingToken").GetInt64().ToString(CultureInfo.InvariantCulture);
+        string Token(int i) => readers[i].GetProperty("token").GetString()!;
+        using var browser = Browser.Start();
+        SignIn(browser, OperatorFixture.BillingAdmin);
+        browser.FindElement(By.Id("tab-rwlocks")).Click();
+        browser.FindElement(By.Id("prefix")).SendKeys(key);
+
+        var rows = browser.WaitFor(d => d.FindElements(By.CssSelector($"tr[data-key='{key}']")) is { Count: 2 } found ? found : null, TimeSpan.FromSeconds(10), "the two read leases")!;
+        Assert.All(rows, row => Assert.Equal("read", row.FindElement(By.CssSelector("td.mode")).Text));
+        Assert.Equal(new[] { Fence(0), Fence(1) }.Order(), rows.Select(r => r.FindElement(By.CssSelector("td.fence")).Text).Order());
+        Assert.DoesNotContain(Token(0), browser.PageSource, StringComparison.Ordinal);
+        Assert.EndsWith("#rwlocks", browser.Url, StringComparison.Ordinal);
+
+        // Confirmed: the first reader's lease (by its fencing token) is released, the other reader keeps its own.
+        PressRelease(browser, $"tr[data-key='{key}'][data-fence='{Fence(0)}']");
+        Assert.Contains("reader-a", browser.FindElement(By.Id("confirm-what")).Text, StringComparison.Ordinal);
+        browser.FindElement(By.Id("confirm-release")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("toast")).Text.Contains($"Released {key} (read)", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the toast");
+        Assert.Equal("forced", (await Client.SendAsync(HttpMethod.Get, $"/rwlocks/{key}/{Token(0)}")).RwReasonOf());
+        Assert.Equal(HttpStatusCode.OK, (await Client.SendAsync(HttpMethod.Get, $"/rwlocks/{key}/{Token(1)}")).Status);
+        browser.WaitFor(d => d.FindElements(By.CssSelector($"tr[data-key='{key}']")).Count == 1, TimeSpan.FromSeconds(5), "the released lease's row to go");
+    }
+
+    [BrowserFact]
+    public async Task The_elections_view_shows_the_leader_its_term_and_value_and_forces_it_out_after_its_confirmation()
+    {
+        var name = Keys.Unique("dash-elect");
+        var campaign = await Client.SendAsync(HttpMethod.Post, $"/elections/{name}?ttlMs=60000&value=host-7:8080");
+        Assert.Equal(HttpStatusCode.Created, campaign.Status);
+        var term = campaign.Json.GetProperty("term").GetInt64().ToString(CultureInfo.InvariantCulture);
+        var token = campaign.Json.GetProperty("token").GetString()!;
+        using var browser = Browser.Start();
+        SignIn(browser, OperatorFixture.BillingAdmin);
+        browser.FindElement(By.Id("tab-elections")).Click();
+        browser.FindElement(By.Id("prefix")).SendKeys(name);
+
+        var row = browser.WaitFor(d => d.FindElements(By.CssSelector($"tr[data-key='{name}']")) is { Count: 1 } found ? found[0] : null, TimeSpan.FromSeconds(10), "the election's row")!;
+        Assert.Equal(term, row.FindElement(By.CssSelector("td.fence")).Text);
+        Assert.Equal("host-7:8080", row.FindElement(By.CssSelector("td.owner")).Text);
+        Assert.DoesNotContain(token, browser.PageSource, StringComparison.Ordinal);
+
+        PressRelease(browser, $"tr[data-key='{name}']");
+        Assert.Contains("leader", browser.FindElement(By.Id("confirm-title")).Text, StringComparison.Ordinal);
+        browser.FindElement(By.Id("confirm-release")).Click();
+        browser.WaitFor(d => d.FindElement(By.Id("toast")).Text.Contains($"Released {name}", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the toast");
+        Assert.Equal("forced", (await Client.SendAsync(HttpMethod.Get, $"/elections/{name}/{token}")).AssertProblem(HttpStatusCode.NotFound, "not_leader").GetProperty("reason").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await Client.SendAsync(HttpMethod.Get, $"/elections/{name}")).Status);
+        browser.WaitFor(d => d.FindElement(By.Id("empty")) is { Displayed: true } empty && empty.Text.Contains("No election with a leader starts with this prefix", StringComparison.Ordinal), TimeSpan.FromSeconds(5), "the empty list");
     }
 
     // Clicks a row's force-release button and waits for the confirmation.

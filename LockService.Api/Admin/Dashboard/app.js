@@ -375,6 +375,7 @@
     if (item.slot != null) {
       tr.dataset.slot = String(item.slot);
     }
+    tr.dataset.fence = String(item.fencingToken);   // the lease a row stands for (a read/write lock has several per key)
     for (const c of view.columns) {
       const td = document.createElement('td');
       td.className = c.classes;
