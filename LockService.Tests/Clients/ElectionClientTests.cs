@@ -46,7 +46,7 @@ public sealed class ElectionClientTests(ApiFixture fixture) : IClassFixture<ApiF
         using var next = LockCtl.Start(
             service.BaseAddress,
             ["elect", name, "--value", "second", "--", "sh", "-c", $"echo \"$LOCK_TERM\" > {_dir}/second-started; s={firstState}; touch {_dir}/second-saw-first-$([ -n \"$s\" ] && [ \"$s\" != Z ] && echo running || echo gone)"]);
-        await service.WaitForWaitersAsync(1);
+        await RedisServer.WaitUntilAsync(async () => (await client.LeaderAsync(name))?.Value == "first", Bound, "the first candidate to lead");
         Assert.False(File.Exists(Path.Combine(_dir, "second-started")));
 
         leader.Process.Kill();
