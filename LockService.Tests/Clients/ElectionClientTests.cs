@@ -317,54 +317,19 @@ public sealed class ElectionClientTests(ApiFixture fixture) : IClassFixture<ApiF
     }
 
     /// <summary>A response stream whose reads fail as on a reset connection once <c>drop</c> fires.</summary>
-    private sealed class DroppableStream(Stream inner, CancellationToken drop) : Stream
+    private sealed class DroppableStream(Stream inner, CancellationToken drop) : ReadOnlyWrapper(inner)
     {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, drop);
             try
             {
-                return await inner.ReadAsync(buffer, either.Token);
+                return await Inner.ReadAsync(buffer, either.Token);
             }
             catch (OperationCanceledException) when (drop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
                 throw new IOException("The connection was reset (dropped by the test).");
             }
-        }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
         }
     }
 }
