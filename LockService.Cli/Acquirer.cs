@@ -6,8 +6,8 @@ namespace LockService.Cli;
 /// <summary>
 /// Acquires with lockctl's waiting rules: the wait happens in the server, in pieces no longer than the service's
 /// Locks:MaxWaitMs, re-sent with one Idempotency-Key so that a retried piece whose answer got lost returns the lease it
-/// obtained instead of a second acquisition; <c>forever</c> re-sends until the lock comes. A lock, or with a limit a
-/// semaphore's permit: the same rules.
+/// obtained instead of a second acquisition; <c>forever</c> re-sends until the lock comes. A lock, a semaphore's permit,
+/// a read/write lease or an election's leadership: the same rules.
 /// </summary>
 internal static class Acquirer
 {
@@ -15,7 +15,7 @@ internal static class Acquirer
     private static readonly TimeSpan Piece = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan SmallestPiece = TimeSpan.FromSeconds(1);
 
-    /// <summary>The lease (a <see cref="Permit"/> with a limit) and the timestamp taken before the request that granted it; null when held and the wait ran out.</summary>
+    /// <summary>The lease (of the settings' kind) and the timestamp taken before the request that granted it; null when held and the wait ran out.</summary>
     public static async Task<(Lease Lease, long GrantedAt)?> AcquireAsync(LockClient client, AcquireSettings settings, CancellationToken cancellationToken)
     {
         var time = TimeProvider.System;
@@ -31,9 +31,7 @@ internal static class Acquirer
             AcquireResult result;
             try
             {
-                result = settings.Limit is { } limit
-                    ? await client.AcquirePermitOnceAsync(settings.Key, limit, settings.Ttl, wait, settings.Owner, settings.MaxHold, idempotencyKey, cancellationToken)
-                    : await client.AcquireOnceAsync(settings.Key, settings.Ttl, wait, settings.Owner, settings.MaxHold, idempotencyKey, cancellationToken);
+                result = await settings.AcquireOnceAsync(client, wait, idempotencyKey, cancellationToken);
             }
             catch (LockServiceException ex) when (ex.Status == HttpStatusCode.BadRequest && ex.Errors.ContainsKey("waitMs") && wait > SmallestPiece)
             {

@@ -2,11 +2,12 @@ using System.CommandLine;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using LockService.Client;
 
 namespace LockService.Cli;
 
 /// <summary>
-/// The command line: <c>run</c>, and the script subcommands, each declaring its options once; help is generated from
+/// The command line: <c>run</c>, <c>elect</c>, <c>observe</c>, and the script subcommands, each declaring its options once; help is generated from
 /// these declarations. Exit codes: see <see cref="ExitCodes"/>.
 /// </summary>
 internal static class LockCtl
@@ -43,6 +44,25 @@ internal static class LockCtl
     private static readonly Option<int?> SemaphoreLimit = Number(
         "--limit", "KEY is a counting semaphore: hold one of its permits, at most N holders at once (1..10000), instead of the lock KEY", max: 10000);
 
+    private static readonly Option<bool> Read = new("--read")
+    {
+        Description = "KEY is a read/write lock: hold a read lease, shared with other readers (LOCK_MODE=read), instead of the lock KEY",
+    };
+
+    private static readonly Option<bool> Write = new("--write")
+    {
+        Description = "KEY is a read/write lock: hold its write lease, alone (LOCK_MODE=write); readers wait for it, and it for every reader",
+    };
+
+    private static readonly Option<string?> Value = new("--value")
+    {
+        Description = "what the leader tells its followers (observers see it; 0-1024 characters)",
+        HelpName = "V",
+    };
+
+    // Campaigning is waiting to lead, unlike run's acquire, which by default does not wait.
+    private static readonly Option<TimeSpan?> CampaignWait = Duration("--wait", "how long to campaign before giving up: forever (default) or a duration", allowForever: true);
+
     private static readonly Option<bool> Semaphore = new("--semaphore")
     {
         Description = "KEY is a counting semaphore and TOKEN one of its permits (the default when TOKEN comes from LOCK_TOKEN and LOCK_LIMIT is set)",
@@ -64,6 +84,7 @@ internal static class LockCtl
     };
 
     private static readonly Argument<string> Key = new("KEY") { Description = "the lock's name (with --limit, --semaphore or --slot: the semaphore's)" };
+    private static readonly Argument<string> Name = new("NAME") { Description = "the election's name" };
     private static readonly Argument<string?> TokenArgument = new("TOKEN") { Description = "the lease's (or permit's) token (else LOCK_TOKEN)", Arity = ArgumentArity.ZeroOrOne };
 
     public static async Task<int> InvokeAsync(string[] args)
@@ -89,20 +110,41 @@ internal static class LockCtl
 
     private static RootCommand Root(string[] command)
     {
-        var run = new Command("run", "run COMMAND while holding KEY (with --limit N: one of N permits of the semaphore KEY): lockctl run KEY [options] -- COMMAND [ARGS...]")
+        var run = new Command(
+            "run",
+            "run COMMAND while holding KEY (with --limit N: one of N permits of the semaphore KEY; with --read or --write: a lease of the read/write lock KEY): lockctl run KEY [options] -- COMMAND [ARGS...]")
         {
-            Key, SemaphoreLimit, Ttl, Wait, Owner, MaxHold, Grace, ConflictExitCode,
+            Key, SemaphoreLimit, Read, Write, Ttl, Wait, Owner, MaxHold, Grace, ConflictExitCode,
         };
-        run.SetAction(async result =>
+        run.Validators.Add(result =>
         {
-            if (command.Length == 0)
+            var kinds = new[] { (Option)SemaphoreLimit, Read, Write }.Where(option => result.GetResult(option) is { Implicit: false }).Select(option => option.Name).ToList();
+            if (kinds.Count > 1)
             {
-                await Console.Error.WriteLineAsync("lockctl: run needs a COMMAND after --: lockctl run KEY [options] -- COMMAND [ARGS...]");
-                return ExitCodes.Usage;
+                result.AddError($"{string.Join(" and ", kinds)} exclude each other: KEY is one kind of lock");
             }
-
-            return await RunCommand.RunAsync(Connection(result), Acquire(result), result.GetValue(Grace) ?? TimeSpan.FromSeconds(10), command, Console.Error);
         });
+        run.SetAction(result => RunAsync(result, "run KEY", Acquire(result), command));
+
+        var elect = new Command(
+            "elect",
+            "campaign for NAME and run COMMAND only while leading (LOCK_TERM); stopped as run stops it when leadership is lost: lockctl elect NAME [--value V] [options] -- COMMAND [ARGS...]")
+        {
+            Name, Value, Ttl, CampaignWait, MaxHold, Grace, ConflictExitCode,
+        };
+        elect.SetAction(result => RunAsync(
+            result,
+            "elect NAME",
+            new AcquireSettings(
+                result.GetValue(Name)!, new Target.Election(result.GetValue(Value)), result.GetValue(Ttl), result.GetValue(CampaignWait) ?? Timeout.InfiniteTimeSpan, null,
+                result.GetValue(MaxHold), null, result.GetValue(ConflictExitCode)),
+            command));
+
+        var observe = new Command("observe", "print one JSON line per leadership change of NAME ({\"event\":\"leader\",...} or {\"event\":\"no-leader\",...}), the current state first, reconnecting by itself, until SIGINT or SIGTERM")
+        {
+            Name,
+        };
+        observe.SetAction(result => ObserveCommand.RunAsync(Connection(result), result.GetValue(Name)!));
 
         var acquire = new Command("acquire", "acquire KEY (with --limit N: a permit of the semaphore KEY); prints the lease (with its token) as JSON")
         {
@@ -136,21 +178,40 @@ internal static class LockCtl
 
         return new RootCommand(
             """
-            lockctl: the LockService command-line client, for locks and (run/acquire --limit N; release, extend,
-            inspect --semaphore; list --semaphores; force-release --slot N) counting semaphores. Exit codes: 0 done
-            (run: COMMAND's code), 1 not held, 64 bad argument or 400, 69 service unreachable or 503, 70 lock (permit)
-            lost while COMMAND ran, 75 held (semaphore full) and the wait ran out (--conflict-exit-code), 77 401/403.
+            lockctl: the LockService command-line client, for locks, counting semaphores (run/acquire --limit N;
+            release, extend, inspect --semaphore; list --semaphores; force-release --slot N), read/write locks (run
+            --read|--write) and elections (elect, observe). Exit codes: 0 done (run, elect: COMMAND's code), 1 not held,
+            64 bad argument or 400, 69 service unreachable or 503, 70 lock (permit, lease, leadership) lost while
+            COMMAND ran, 75 held (semaphore full, election led) and the wait ran out (--conflict-exit-code), 77 401/403.
             """)
         {
-            Url, ApiKey, run, acquire, release, extend, inspect, list, force,
+            Url, ApiKey, run, elect, observe, acquire, release, extend, inspect, list, force,
         };
     }
 
     private static Connection Connection(ParseResult result) => new(result.GetValue(Url)!, result.GetValue(ApiKey));
 
+    /// <summary>run and elect: COMMAND under the lease <paramref name="settings"/> names.</summary>
+    private static async Task<int> RunAsync(ParseResult result, string usage, AcquireSettings settings, string[] command)
+    {
+        if (command.Length == 0)
+        {
+            await Console.Error.WriteLineAsync($"lockctl: {usage.Split(' ')[0]} needs a COMMAND after --: lockctl {usage} [options] -- COMMAND [ARGS...]");
+            return ExitCodes.Usage;
+        }
+
+        return await RunCommand.RunAsync(Connection(result), settings, result.GetValue(Grace) ?? TimeSpan.FromSeconds(10), command, Console.Error);
+    }
+
+    /// <summary>The acquire options of run and acquire; the kind from --limit (a permit), --read or --write (a read/write lease).</summary>
     private static AcquireSettings Acquire(ParseResult result) => new(
-        result.GetValue(Key)!, result.GetValue(SemaphoreLimit), result.GetValue(Ttl), result.GetValue(Wait) ?? TimeSpan.Zero, result.GetValue(Owner),
-        result.GetValue(MaxHold), result.GetValue(IdempotencyKey), result.GetValue(ConflictExitCode));
+        result.GetValue(Key)!,
+        result.GetValue(SemaphoreLimit) is { } limit ? new Target.Permit(limit)
+            : result.GetValue(Read) ? new Target.RwLock(RwLockMode.Read)
+            : result.GetValue(Write) ? new Target.RwLock(RwLockMode.Write)
+            : new Target.Lock(),
+        result.GetValue(Ttl), result.GetValue(Wait) ?? TimeSpan.Zero, result.GetValue(Owner), result.GetValue(MaxHold), result.GetValue(IdempotencyKey),
+        result.GetValue(ConflictExitCode));
 
     /// <summary>
     /// KEY and TOKEN of release and extend. Without TOKEN it is LOCK_TOKEN, the one `lockctl run` gave COMMAND, and then

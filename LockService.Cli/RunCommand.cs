@@ -9,7 +9,9 @@ namespace LockService.Cli;
 /// watches the lock, release when COMMAND exits. A loss stops COMMAND's whole group (SIGTERM, SIGKILL after the
 /// grace) and exits 70, whatever COMMAND's own code, so that a script can tell a lost lock from a failed job. Should
 /// lockctl itself die (SIGKILL included), its <see cref="Watchdog"/> stops COMMAND's group before the lease ends. With a
-/// limit, the same for a permit of the semaphore KEY (a <see cref="PermitHandle"/>; COMMAND also gets LOCK_SLOT and LOCK_LIMIT).
+/// limit, the same for a permit of the semaphore KEY (a <see cref="PermitHandle"/>; COMMAND also gets LOCK_SLOT and LOCK_LIMIT);
+/// with a mode, for a lease of the read/write lock KEY (LOCK_MODE); for <c>elect</c>, for the leadership of the election
+/// KEY, which COMMAND then has only while it leads (LOCK_TERM, which is also its LOCK_FENCING_TOKEN).
 /// </summary>
 internal static class RunCommand
 {
@@ -72,13 +74,7 @@ internal static class RunCommand
             ["LOCK_FENCING_TOKEN"] = lease.FencingToken.ToString(CultureInfo.InvariantCulture),
             ["LOCKSERVICE_URL"] = connection.Url.ToString().TrimEnd('/'),
         };
-        var held = $"the lock '{lease.Key}'";
-        if (lease is Permit permit)
-        {
-            environment["LOCK_SLOT"] = permit.Slot.ToString(CultureInfo.InvariantCulture);
-            environment["LOCK_LIMIT"] = permit.Limit.ToString(CultureInfo.InvariantCulture);
-            held = $"the permit (slot {permit.Slot}) of '{lease.Key}'";
-        }
+        var held = Describe(lease, environment);
 
         if (!await watchdog.ReadyAsync())
         {
@@ -155,6 +151,29 @@ internal static class RunCommand
 
         watchdog.Done();
         return ExitCodes.Lost;
+    }
+
+    /// <summary>
+    /// What COMMAND holds, as stderr names it; adds to <paramref name="environment"/> what the lease's kind has besides
+    /// the LOCK_* variables of every kind.
+    /// </summary>
+    private static string Describe(Lease lease, Dictionary<string, string> environment)
+    {
+        switch (lease)
+        {
+            case Permit permit:
+                environment["LOCK_SLOT"] = permit.Slot.ToString(CultureInfo.InvariantCulture);
+                environment["LOCK_LIMIT"] = permit.Limit.ToString(CultureInfo.InvariantCulture);
+                return $"the permit (slot {permit.Slot}) of '{lease.Key}'";
+            case RwLease rw:
+                environment["LOCK_MODE"] = rw.Mode.ToString().ToLowerInvariant();
+                return $"the {rw.Mode.ToString().ToLowerInvariant()} lease of '{lease.Key}'";
+            case Leadership leadership:
+                environment["LOCK_TERM"] = leadership.Term.ToString(CultureInfo.InvariantCulture);
+                return $"the leadership (term {leadership.Term}) of '{lease.Key}'";
+            default:
+                return $"the lock '{lease.Key}'";
+        }
     }
 
     /// <summary>The stderr wording of each loss reason.</summary>

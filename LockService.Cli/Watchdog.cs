@@ -175,15 +175,4 @@ internal sealed class Watchdog : IDisposable
             }
         }
     }
-
-    private sealed class CompositeRegistration(IReadOnlyList<IDisposable> parts) : IDisposable
-    {
-        public void Dispose()
-        {
-            foreach (var part in parts)
-            {
-                part.Dispose();
-            }
-        }
-    }
 }

@@ -12,5 +12,12 @@ namespace LockService.Client;
 [JsonSerializable(typeof(PermitInfo))]
 [JsonSerializable(typeof(SemaphoreInfo))]
 [JsonSerializable(typeof(SemaphorePage))]
+[JsonSerializable(typeof(RwLease))]
+[JsonSerializable(typeof(RwLeaseInfo))]
+[JsonSerializable(typeof(RwLockInfo))]
+[JsonSerializable(typeof(RwLockPage))]
+[JsonSerializable(typeof(Leadership))]
+[JsonSerializable(typeof(LeaderInfo))]
+[JsonSerializable(typeof(ElectionPage))]
 [JsonSerializable(typeof(LeaseEndReason))]
 public sealed partial class ClientJson : JsonSerializerContext;

@@ -15,7 +15,22 @@ namespace LockService.Client;
 /// <param name="MaxHoldMs">The hold cap, or null without one.</param>
 /// <param name="Owner">Free text shown by inspection, or null.</param>
 public record Lease(
-    string Key, string Token, long FencingToken, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs, string? Owner);
+    string Key, [property: JsonPropertyOrder(-2)] string Token, long FencingToken, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs, string? Owner)
+{
+    // Virtual, so that a kind whose body names them otherwise (an election's name and term, and no owner) says so in
+    // its own record (see Leadership) while every handle reads them here; ordered as the contract lists them.
+
+    /// <summary>The lock's name.</summary>
+    [JsonPropertyOrder(-3)]
+    public virtual string Key { get; init; } = Key;
+
+    /// <summary>Strictly increasing per key; pass it to the protected resource so it can refuse stale writers.</summary>
+    [JsonPropertyOrder(-1)]
+    public virtual long FencingToken { get; init; } = FencingToken;
+
+    /// <summary>Free text shown by inspection, or null.</summary>
+    public virtual string? Owner { get; init; } = Owner;
+}
 
 /// <summary>
 /// A permit of a counting semaphore (<c>POST /semaphores/{key}?limit=N</c>): a lease with its slot and its limit (which
@@ -48,7 +63,25 @@ public sealed record Permit(
 /// <param name="AcquiredAt">When the lease began, from Redis's clock.</param>
 /// <param name="MaxHoldMs">The hold cap, or null without one.</param>
 public record LockInfo(
-    string Key, long FencingToken, string? Owner, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs);
+    string Key, long FencingToken, string? Owner, long TtlMs, DateTimeOffset ExpiresAt, DateTimeOffset AcquiredAt, long? MaxHoldMs)
+{
+    // Virtual for the same reason as Lease's (see LeaderInfo, which has none of the last three).
+
+    /// <summary>The lock's name.</summary>
+    [JsonPropertyOrder(-3)]
+    public virtual string Key { get; init; } = Key;
+
+    /// <summary>The holder's fencing token.</summary>
+    [JsonPropertyOrder(-2)]
+    public virtual long FencingToken { get; init; } = FencingToken;
+
+    /// <summary>Free text given at acquire, or null.</summary>
+    [JsonPropertyOrder(-1)]
+    public virtual string? Owner { get; init; } = Owner;
+
+    /// <summary>The hold cap, or null without one.</summary>
+    public virtual long? MaxHoldMs { get; init; } = MaxHoldMs;
+}
 
 /// <summary>A held permit as its check or watch describes it: never with its token.</summary>
 /// <param name="Key">The semaphore's name.</param>
@@ -131,6 +164,9 @@ public sealed record ReleaseResult(bool Released, LeaseEndReason? EndReason);
 /// </summary>
 public sealed record AcquireResult(Lease? Lease, TimeSpan? RetryAfter)
 {
+    /// <summary>For a campaign that another candidate's leadership refused (<c>409 election_led</c>): who leads.</summary>
+    public LeaderInfo? Leader { get; init; }
+
     /// <summary>True when this caller got the lock.</summary>
     [System.Diagnostics.CodeAnalysis.MemberNotNullWhen(true, nameof(Lease))]
     public bool Acquired => Lease is not null;

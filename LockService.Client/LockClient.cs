@@ -56,14 +56,14 @@ public sealed partial class LockClient(HttpClient http)
     /// Acquires <paramref name="key"/> and holds it: the handle renews it (every TTL/3), watches it, and releases it
     /// when disposed. Throws <see cref="LockHeldException"/> when it is held and <paramref name="wait"/> ran out.
     /// </summary>
-    public async Task<LockHandle> AcquireAsync(
+    public Task<LockHandle> AcquireAsync(
         string key, TimeSpan? ttl = null, TimeSpan? wait = null, string? owner = null, TimeSpan? maxHold = null,
-        string? idempotencyKey = null, CancellationToken cancellationToken = default)
-    {
-        var started = TimeProvider.System.GetTimestamp();
-        var result = await AcquireOnceAsync(key, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
-        return result.Lease is { } lease ? new LockHandle(this, lease, started, wait > TimeSpan.Zero) : throw new LockHeldException(key, result.RetryAfter);
-    }
+        string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
+        HoldAsync<LockHandle>(
+            TimeProvider.System.GetTimestamp(),
+            AcquireOnceAsync(key, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken),
+            wait,
+            result => new LockHeldException(key, result.RetryAfter));
 
     /// <summary>
     /// Holds a lease obtained otherwise (by <see cref="TryAcquireAsync"/>, or a <see cref="Permit"/>, which gives a
@@ -72,7 +72,7 @@ public sealed partial class LockClient(HttpClient http)
     /// comes: since that request may have waited in the server, the grant is counted from at most a tenth of its TTL (up
     /// to a second) before this call.
     /// </summary>
-    public LockHandle Hold(Lease lease, long grantedAt) => lease is Permit permit ? HoldPermit(permit, grantedAt) : new LockHandle(this, lease, grantedAt);
+    public LockHandle Hold(Lease lease, long grantedAt) => LockHandle.For(this, lease, grantedAt, mayHaveWaited: true);
 
     /// <summary>One acquire request: the lease, or the holder's remaining TTL when held.</summary>
     public Task<AcquireResult> AcquireOnceAsync(
@@ -140,23 +140,23 @@ public sealed partial class LockClient(HttpClient http)
     /// disposed). Throws <see cref="PermitsHeldException"/> when <paramref name="limit"/> permits are held and
     /// <paramref name="wait"/> ran out.
     /// </summary>
-    public async Task<PermitHandle> AcquirePermitAsync(
+    public Task<PermitHandle> AcquirePermitAsync(
         string key, int limit, TimeSpan? ttl = null, TimeSpan? wait = null, string? owner = null, TimeSpan? maxHold = null,
-        string? idempotencyKey = null, CancellationToken cancellationToken = default)
-    {
-        var started = TimeProvider.System.GetTimestamp();
-        var result = await AcquirePermitOnceAsync(key, limit, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
-        return result.Lease is Permit permit ? new PermitHandle(this, permit, started, wait > TimeSpan.Zero) : throw new PermitsHeldException(key, limit, result.RetryAfter);
-    }
+        string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
+        HoldAsync<PermitHandle>(
+            TimeProvider.System.GetTimestamp(),
+            AcquirePermitOnceAsync(key, limit, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken),
+            wait,
+            result => new PermitsHeldException(key, limit, result.RetryAfter));
 
     /// <summary>Holds a permit obtained otherwise (by <see cref="TryAcquirePermitAsync"/>), as <see cref="Hold"/> holds a lease.</summary>
-    public PermitHandle HoldPermit(Permit permit, long grantedAt) => new(this, permit, grantedAt);
+    public PermitHandle HoldPermit(Permit permit, long grantedAt) => (PermitHandle)Hold(permit, grantedAt);
 
     /// <summary>One acquire request for a permit: the <see cref="Permit"/>, or when the earliest permit expires when full.</summary>
     public Task<AcquireResult> AcquirePermitOnceAsync(
         string key, int limit, TimeSpan? ttl = null, TimeSpan? wait = null, string? owner = null, TimeSpan? maxHold = null,
         string? idempotencyKey = null, CancellationToken cancellationToken = default) =>
-        AcquireOnceAsync(LeaseKind.Permit, key, limit, ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
+        AcquireOnceAsync(LeaseKind.Permit, key, ("limit", limit.ToString(CultureInfo.InvariantCulture)), ttl, wait, owner, maxHold, idempotencyKey, cancellationToken);
 
     /// <summary>Releases the permit held by <paramref name="token"/>; not released (with the reason) when it did not hold it.</summary>
     public Task<ReleaseResult> ReleasePermitAsync(string key, string token, CancellationToken cancellationToken = default) =>
@@ -203,12 +203,16 @@ public sealed partial class LockClient(HttpClient http)
             semaphore => semaphore.Key,
             cancellationToken);
 
+    /// <summary>
+    /// One acquire of <paramref name="kind"/>, with the parameter that kind adds (a semaphore's <c>limit</c>, a read/write
+    /// lock's <c>mode</c>, a campaign's <c>value</c>) when given.
+    /// </summary>
     internal async Task<AcquireResult> AcquireOnceAsync(
-        LeaseKind kind, string key, int? limit, TimeSpan? ttl, TimeSpan? wait, string? owner, TimeSpan? maxHold, string? idempotencyKey,
-        CancellationToken cancellationToken)
+        LeaseKind kind, string key, (string Name, string? Value)? kindParameter, TimeSpan? ttl, TimeSpan? wait, string? owner, TimeSpan? maxHold,
+        string? idempotencyKey, CancellationToken cancellationToken)
     {
         var query = Query(
-            ("limit", limit?.ToString(CultureInfo.InvariantCulture)), ("ttlMs", Ms(ttl)), ("waitMs", Ms(wait)), ("owner", owner), ("maxHoldMs", Ms(maxHold)));
+            kindParameter ?? ("", null), ("ttlMs", Ms(ttl)), ("waitMs", Ms(wait)), ("owner", owner), ("maxHoldMs", Ms(maxHold)));
         using var request = new HttpRequestMessage(HttpMethod.Post, kind.Path(key) + query);
         if (idempotencyKey is not null)
         {
@@ -223,8 +227,19 @@ public sealed partial class LockClient(HttpClient http)
 
         var problem = await Problem.ReadAsync(response, cancellationToken);
         return response.StatusCode == HttpStatusCode.Conflict && problem.Code == kind.HeldCode
-            ? new AcquireResult(null, problem.RetryAfter)
+            ? new AcquireResult(null, problem.RetryAfter) { Leader = problem.LeaderOf(key) }
             : throw problem.ToException();
+    }
+
+    /// <summary>
+    /// The handle of an acquire sent after <paramref name="started"/> (a timestamp taken before it left), or the
+    /// exception <paramref name="refused"/> makes of its answer when it did not get the lease.
+    /// </summary>
+    private async Task<THandle> HoldAsync<THandle>(long started, Task<AcquireResult> acquiring, TimeSpan? wait, Func<AcquireResult, LockServiceException> refused)
+        where THandle : LockHandle
+    {
+        var result = await acquiring;
+        return result.Lease is { } lease ? (THandle)LockHandle.For(this, lease, started, wait > TimeSpan.Zero) : throw refused(result);
     }
 
     internal async Task<ReleaseResult> ReleaseAsync(LeaseKind kind, string key, string token, CancellationToken cancellationToken)
@@ -239,9 +254,11 @@ public sealed partial class LockClient(HttpClient http)
         return new ReleaseResult(false, await NotHeldReasonAsync(response, kind.NotHeldCode, cancellationToken));
     }
 
-    internal async Task<ExtendResult> ExtendAsync(LeaseKind kind, string key, string token, TimeSpan? ttl, CancellationToken cancellationToken)
+    /// <summary>One extend (with an election's <c>value</c>: a proclaim).</summary>
+    internal async Task<ExtendResult> ExtendAsync(
+        LeaseKind kind, string key, string token, TimeSpan? ttl, CancellationToken cancellationToken, (string Name, string? Value)? kindParameter = null)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Patch, kind.Path(key, token) + Query(("ttlMs", Ms(ttl))));
+        using var request = new HttpRequestMessage(HttpMethod.Patch, kind.Path(key, token) + Query(("ttlMs", Ms(ttl)), kindParameter ?? ("", null)));
         using var response = await SendAsync(request, cancellationToken);
         if (response.StatusCode == HttpStatusCode.OK)
         {

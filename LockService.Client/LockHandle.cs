@@ -21,10 +21,12 @@ public class LockHandle : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _running;
     private readonly CancellationTokenSource _deadline = new();
+    private readonly Lock _granting = new();
     private readonly Task _renewing;
     private readonly Task _watching;
     private TimeSpan _interval;
     private long _heldUntil;
+    private long _grantSent;
     private Lease _lease;
     private int _lossReason = -1;
     private int _disposed;
@@ -38,10 +40,20 @@ public class LockHandle : IAsyncDisposable
         _lease = lease;
         _running = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, _lost.Token);
         _deadline.Token.Register(() => Lose(CapReached(_lease) ? LeaseEndReason.Expired : LeaseEndReason.Unavailable));
+        _grantSent = grantedAt;
         var firstRenewal = Granted(grantedAt, lease.TtlMs, mayHaveWaited);
         _renewing = Task.Run(() => RenewAsync(firstRenewal));
         _watching = Task.Run(WatchAsync);
     }
+
+    /// <summary>The handle of <paramref name="lease"/>'s kind: a permit's, a read/write lease's, a leadership's, or a lock's.</summary>
+    internal static LockHandle For(LockClient client, Lease lease, long grantedAt, bool mayHaveWaited) => lease switch
+    {
+        Permit permit => new PermitHandle(client, permit, grantedAt, mayHaveWaited),
+        RwLease rw => new RwLockHandle(client, rw, grantedAt, mayHaveWaited),
+        Leadership leadership => new CampaignHandle(client, leadership, grantedAt, mayHaveWaited),
+        _ => new LockHandle(client, lease, grantedAt, mayHaveWaited),
+    };
 
     /// <summary>The lock's name.</summary>
     public string Key => _lease.Key;
@@ -106,6 +118,49 @@ public class LockHandle : IAsyncDisposable
         {
             _running.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Extends the lease now, out of the renewals' turn, with the parameter its kind adds (an election's <c>value</c>: a
+    /// proclaim), and times the grant as a renewal's. Not extended (with the reason) when the lease was lost: the handle
+    /// counts it lost then, as a renewal would.
+    /// </summary>
+    private protected async Task<ExtendResult> ExtendNowAsync((string Name, string? Value) kindParameter, CancellationToken cancellationToken)
+    {
+        var sent = _time.GetTimestamp();
+        var result = await _client.ExtendAsync(_kind, Key, Token, null, cancellationToken, kindParameter);
+        if (!result.Extended)
+        {
+            Lose(result.EndReason ?? LeaseEndReason.Unknown);
+            return result;
+        }
+
+        Grant(sent, result.Lease);
+        return result;
+    }
+
+    /// <summary>
+    /// Takes <paramref name="lease"/>, granted by a request sent at <paramref name="sent"/>, unless a request sent later
+    /// was granted first (a renewal and a proclaim may cross: the later one's value and expiry stand); the time until
+    /// the next renewal.
+    /// </summary>
+    private TimeSpan Grant(long sent, Lease lease)
+    {
+        TimeSpan untilRenewal;
+        lock (_granting)
+        {
+            if (sent < _grantSent)
+            {
+                return _interval;
+            }
+
+            _grantSent = sent;
+            Volatile.Write(ref _lease, lease);
+            untilRenewal = Granted(sent, lease.TtlMs, mayHaveWaited: false);
+        }
+
+        Renewed?.Invoke(this, EventArgs.Empty);
+        return untilRenewal;
     }
 
     /// <summary>With a hold cap, an expiry at the cap's end is the cap running out, not the service being gone.</summary>
@@ -181,9 +236,7 @@ public class LockHandle : IAsyncDisposable
                     return;
                 }
 
-                Volatile.Write(ref _lease, result.Lease);
-                wait = Granted(sent, result.Lease.TtlMs, mayHaveWaited: false);
-                Renewed?.Invoke(this, EventArgs.Empty);
+                wait = Grant(sent, result.Lease);
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
@@ -261,4 +314,61 @@ public sealed class PermitHandle : LockHandle
 
     /// <summary>The permit as last granted (acquire, then each renewal).</summary>
     public Permit Permit => (Permit)Lease;
+}
+
+/// <summary>
+/// A held lease of a read/write lock: renewed, watched, lost and released exactly as <see cref="LockHandle"/> holds a
+/// lock, with the lease's <see cref="Mode"/> besides.
+/// </summary>
+public sealed class RwLockHandle : LockHandle
+{
+    internal RwLockHandle(LockClient client, RwLease lease, long grantedAt, bool mayHaveWaited)
+        : base(client, lease, grantedAt, mayHaveWaited)
+    {
+    }
+
+    /// <summary>Read (shared with other readers) or write (alone).</summary>
+    public RwLockMode Mode => RwLease.Mode;
+
+    /// <summary>The lease as last granted (acquire, then each renewal).</summary>
+    public RwLease RwLease => (RwLease)Lease;
+}
+
+/// <summary>
+/// The leadership of an election, held as <see cref="LockHandle"/> holds a lock: renewed and watched while this
+/// candidate leads, <see cref="LockHandle.LostToken"/> fired within a second of losing it (forced out, its hold cap
+/// reached, the service out of reach until just before its last granted expiry), and disposing resigns. Its
+/// <see cref="LockHandle.FencingToken"/> is the <see cref="Term"/>.
+/// </summary>
+public sealed class CampaignHandle : LockHandle
+{
+    internal CampaignHandle(LockClient client, Leadership leadership, long grantedAt, bool mayHaveWaited)
+        : base(client, leadership, grantedAt, mayHaveWaited)
+    {
+    }
+
+    /// <summary>The election's name.</summary>
+    public string Name => Key;
+
+    /// <summary>The term: strictly increasing per election name; fence the resource the leader writes with it.</summary>
+    public long Term => FencingToken;
+
+    /// <summary>The value as last granted (campaign, proclaim, renewal).</summary>
+    public string Value => Leadership.Value;
+
+    /// <summary>The leadership as last granted.</summary>
+    public Leadership Leadership => (Leadership)Lease;
+
+    /// <summary>
+    /// Proclaims <paramref name="value"/> (observers see it) and extends the term as a renewal does; false (and the
+    /// handle counts the leadership lost, with the reason) when this candidate no longer leads.
+    /// </summary>
+    public async Task<bool> ProclaimAsync(string value, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        return (await ExtendNowAsync(("value", value), cancellationToken)).Extended;
+    }
+
+    /// <summary>Resigns (once): the next candidate leads within milliseconds. As <see cref="LockHandle.ReleaseAsync"/>.</summary>
+    public Task<ReleaseResult?> ResignAsync(CancellationToken cancellationToken = default) => ReleaseAsync(cancellationToken);
 }

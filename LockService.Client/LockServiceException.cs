@@ -76,3 +76,37 @@ public sealed class PermitsHeldException(string key, int limit, TimeSpan? retryA
     /// <summary>When the earliest permit expires, from <c>retryAfterMs</c>.</summary>
     public TimeSpan? RetryAfter { get; } = retryAfter;
 }
+
+/// <summary>
+/// Thrown only by <see cref="LockClient.AcquireRwLockAsync"/>: the read/write lock is held in a way that keeps this
+/// <see cref="Mode"/> out (or, for a read, a writer waits) and the wait ran out.
+/// </summary>
+public sealed class RwLockHeldException(string key, RwLockMode mode, TimeSpan? retryAfter)
+    : LockServiceException(HttpStatusCode.Conflict, "rwlock_held", $"Read/write lock '{key}' cannot be had for {LockClient.ModeName(mode)} now.")
+{
+    /// <summary>The read/write lock's name.</summary>
+    public string Key { get; } = key;
+
+    /// <summary>The mode asked for.</summary>
+    public RwLockMode Mode { get; } = mode;
+
+    /// <summary>When the lease in the way expires, from <c>retryAfterMs</c>.</summary>
+    public TimeSpan? RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>
+/// Thrown only by <see cref="LockClient.CampaignAsync"/>: another candidate leads and the wait ran out.
+/// <see cref="LockClient.TryCampaignAsync"/> returns this outcome instead.
+/// </summary>
+public sealed class ElectionLedException(string name, LeaderInfo? leader, TimeSpan? retryAfter)
+    : LockServiceException(HttpStatusCode.Conflict, "election_led", $"Election '{name}' is led by another candidate{(leader is null ? "" : $" (term {leader.Term})")}.")
+{
+    /// <summary>The election's name.</summary>
+    public string Name { get; } = name;
+
+    /// <summary>Who leads (never its token), from the problem's <c>leader</c>; its TtlMs is when its term runs out unless extended.</summary>
+    public LeaderInfo? Leader { get; } = leader;
+
+    /// <summary>When the leader's term runs out unless extended, from <c>retryAfterMs</c>.</summary>
+    public TimeSpan? RetryAfter { get; } = retryAfter;
+}

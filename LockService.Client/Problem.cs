@@ -12,6 +12,7 @@ internal sealed record Problem(HttpStatusCode Status, string? Code, string? Titl
         string? code = null, title = null, detail = null, reason = null;
         TimeSpan? retryAfter = response.Headers.RetryAfter?.Delta;
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        JsonElement? leader = null;
         var text = await response.Content.ReadAsStringAsync(cancellationToken);
         try
         {
@@ -23,6 +24,11 @@ internal sealed record Problem(HttpStatusCode Status, string? Code, string? Titl
                 title = String(root, "title");
                 detail = String(root, "detail");
                 reason = String(root, "reason");
+                if (root.TryGetProperty("leader", out var led) && led.ValueKind == JsonValueKind.Object)
+                {
+                    leader = led.Clone();
+                }
+
                 if (root.TryGetProperty("retryAfterMs", out var ms) && ms.TryGetInt64(out var retryMs))
                 {
                     retryAfter = TimeSpan.FromMilliseconds(retryMs);
@@ -44,7 +50,28 @@ internal sealed record Problem(HttpStatusCode Status, string? Code, string? Titl
             // Not JSON (a proxy's page): the status alone speaks.
         }
 
-        return new Problem(response.StatusCode, code, title, detail, reason, retryAfter, errors);
+        return new Problem(response.StatusCode, code, title, detail, reason, retryAfter, errors) { Leader = leader };
+    }
+
+    /// <summary>The member <c>leader</c> of a <c>409 election_led</c>: <c>{"term","value","acquiredAt","expiresAt"}</c>.</summary>
+    public JsonElement? Leader { get; init; }
+
+    /// <summary>
+    /// The leader of election <paramref name="name"/> that <see cref="Leader"/> describes, its remaining TTL the
+    /// <c>retryAfterMs</c> (when its term runs out unless extended); null without one, or when it is not that shape.
+    /// </summary>
+    public LeaderInfo? LeaderOf(string name)
+    {
+        if (Leader is not { } leader
+            || !leader.TryGetProperty("term", out var term) || !term.TryGetInt64(out var termValue)
+            || !leader.TryGetProperty("acquiredAt", out var acquired) || !acquired.TryGetDateTimeOffset(out var acquiredAt)
+            || !leader.TryGetProperty("expiresAt", out var expires) || !expires.TryGetDateTimeOffset(out var expiresAt))
+        {
+            return null;
+        }
+
+        var value = leader.TryGetProperty("value", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
+        return new LeaderInfo(name, termValue, value, acquiredAt, expiresAt, (long)(RetryAfter ?? TimeSpan.Zero).TotalMilliseconds);
     }
 
     /// <summary>One readable line: status, code, detail and the parameter errors.</summary>

@@ -417,7 +417,7 @@ public sealed class OpenApiConformanceHandler(Func<Task<OpenApiContract>> contra
 }
 
 /// <summary>A stream's body that checks each event against the document as the test reads it.</summary>
-internal sealed class EventStreamCheck(Stream inner, Func<string, IEnumerable<string>> check) : Stream
+internal sealed class EventStreamCheck(Stream inner, Func<string, IEnumerable<string>> check) : ReadOnlyWrapper(inner)
 {
     private readonly StringBuilder _pending = new();
     private readonly Decoder _decoder = Encoding.UTF8.GetDecoder();
@@ -443,7 +443,7 @@ internal sealed class EventStreamCheck(Stream inner, Func<string, IEnumerable<st
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var read = await inner.ReadAsync(buffer, cancellationToken);
+        var read = await Inner.ReadAsync(buffer, cancellationToken);
         var chars = new char[_decoder.GetCharCount(buffer.Span[..read], flush: read == 0)];
         _decoder.GetChars(buffer.Span[..read], chars, flush: read == 0);
         _pending.Append(chars).Replace("\r\n", "\n");
@@ -461,40 +461,5 @@ internal sealed class EventStreamCheck(Stream inner, Func<string, IEnumerable<st
         }
 
         return read;
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            inner.Dispose();
-        }
-
-        base.Dispose(disposing);
     }
 }
