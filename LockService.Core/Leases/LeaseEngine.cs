@@ -226,7 +226,6 @@ public sealed class LeaseEngine : IDisposable
                     if (result.Status != AcquireStatus.Held)
                     {
                         acquired = result.Acquired;
-
                         await result.ReleaseIfCancelledAsync(cancellationToken).ConfigureAwait(false);
                         return result;
                     }
@@ -249,7 +248,7 @@ public sealed class LeaseEngine : IDisposable
         }
         finally
         {
-            _queues.Leave(waiter, acquired, waiter.StateAfter);
+            _queues.Leave(waiter, acquired);
         }
     }
 
@@ -308,26 +307,18 @@ public sealed class LeaseEngine : IDisposable
         where TLease : class, IKeptLease
     {
         var waited = waiter is not null;
-        switch (attempt.Outcome)
+        if (attempt.Outcome == AttemptOutcome.Taken)
         {
-            case AttemptOutcome.Granted:
-                if (waiter is not null)
-                {
-                    WakeAfterGrant(waiter, attempt.NextLookMs, attempt.StateAfter);
-                }
-
-                return AcquireResult<TLease, TBusy>.Granted(attempt.Lease!, replayed: false, waited, store, lease.Name);
-            case AttemptOutcome.Replayed:
-                if (waiter is not null)
-                {
-                    WakeAfterGrant(waiter, attempt.NextLookMs, -1);
-                }
-
-                // The same lease, so the same handle: disposing a replay releases it like disposing the original.
-                return AcquireResult<TLease, TBusy>.Granted(attempt.Lease!, replayed: true, waited, store, lease.Name);
-            default:
-                return AcquireResult<TLease, TBusy>.Taken(attempt.RetryAfterMs, attempt.Busy, waited);
+            return AcquireResult<TLease, TBusy>.Taken(attempt.RetryAfterMs, attempt.Busy, waited);
         }
+
+        if (waiter is not null)
+        {
+            WakeAfterGrant(waiter, attempt.NextLookMs, attempt.StateAfter);
+        }
+
+        // A replay is the same lease, so the same handle: disposing it releases the lease like disposing the original.
+        return AcquireResult<TLease, TBusy>.Granted(attempt.Lease!, replayed: attempt.Outcome == AttemptOutcome.Replayed, waited, store, lease.Name);
     }
 
     // A waiter that obtained the lease: if the lease it now holds vanishes, its kind's next look is when the head must look

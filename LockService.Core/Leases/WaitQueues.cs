@@ -128,9 +128,9 @@ internal sealed class WaitQueues : IDisposable
 
     /// <summary>
     /// Removes a waiter or watch. Whom a waiter's leaving wakes is its kind's policy's (<see cref="WakePolicy.OnLeave"/>),
-    /// told whether it leaves with the lease and the kind's <paramref name="stateAfter"/> its grant reported.
+    /// told whether it leaves with the lease (and the kind's state its grant reported: <see cref="Waiter.StateAfter"/>).
     /// </summary>
-    public void Leave(Waiter waiter, bool acquired, long stateAfter = -1)
+    public void Leave(Waiter waiter, bool acquired)
     {
         Task? unsubscribe = null;
         lock (_gate)
@@ -160,7 +160,7 @@ internal sealed class WaitQueues : IDisposable
             }
             else if (!waiter.Watcher)
             {
-                queue.Policy.OnLeave(queue, waiter, wasHead, acquired, stateAfter);
+                queue.Policy.OnLeave(queue, waiter, wasHead, acquired);
             }
         }
 

@@ -49,10 +49,11 @@ internal class WakePolicy
     public virtual bool MayTry(WaitQueues.Waiter waiter) => waiter.Queue.Waiters.First == waiter.Node;
 
     /// <summary>
-    /// A waiter left, with the lease (<paramref name="acquired"/>, the kind's <paramref name="stateAfter"/>) or without. A head
-    /// that leaves without it passes on a wake-up it may have consumed to the next.
+    /// A waiter left, with the lease (<paramref name="acquired"/>; the kind's state after its grant is the waiter's
+    /// <see cref="WaitQueues.Waiter.StateAfter"/>) or without. A head that leaves without it passes on a wake-up it may have
+    /// consumed to the next.
     /// </summary>
-    public virtual void OnLeave(WaitQueues.KeyQueue queue, WaitQueues.Waiter waiter, bool wasHead, bool acquired, long stateAfter)
+    public virtual void OnLeave(WaitQueues.KeyQueue queue, WaitQueues.Waiter waiter, bool wasHead, bool acquired)
     {
         if (wasHead && !acquired)
         {

@@ -41,7 +41,7 @@ internal sealed class RwLockWake : WakePolicy
         queue.WakeWatchers();
     }
 
-    public override void OnLeave(WaitQueues.KeyQueue queue, WaitQueues.Waiter waiter, bool wasHead, bool acquired, long stateAfter)
+    public override void OnLeave(WaitQueues.KeyQueue queue, WaitQueues.Waiter waiter, bool wasHead, bool acquired)
     {
         if (acquired && waiter.Claim == Reader)
         {

@@ -217,8 +217,9 @@ internal sealed class SemaphoreWake : WakePolicy
         return true;
     }
 
-    public override void OnLeave(WaitQueues.KeyQueue queue, WaitQueues.Waiter waiter, bool wasHead, bool acquired, long stateAfter)
+    public override void OnLeave(WaitQueues.KeyQueue queue, WaitQueues.Waiter waiter, bool wasHead, bool acquired)
     {
+        var stateAfter = waiter.StateAfter;
         if (acquired && stateAfter >= 0 && !waiter.Pending)
         {
             // With room left after this one (places freed while those behind slept), the next that can use it is woken.
