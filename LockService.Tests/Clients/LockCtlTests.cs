@@ -271,7 +271,11 @@ public sealed class LockCtlTests(ApiFixture fixture) : IClassFixture<ApiFixture>
 
         Assert.True(await HeldAsync(service, key, permit: false));
 
-        // The command ends while the page is back: its exit code stands, and the lock is left to its TTL.
+        // The command ends while the page is back: its exit code stands, and the lock is left to its TTL. The page comes
+        // back right after a renewal was granted, so that the command's end has the whole lease left to happen in, not
+        // whatever remained of it since a renewal up to a second earlier.
+        var renewals = proxy.ExtendsAnswered;
+        await Eventually(() => proxy.ExtendsAnswered > renewals, "a renewal before the page comes back");
         proxy.Maintenance = true;
         await File.WriteAllTextAsync(Path.Combine(_dir, "stop"), "");
         Assert.Equal(7, await run.ExitAsync());

@@ -24,6 +24,7 @@ internal sealed class MaintenanceProxy : IAsyncDisposable
     private readonly HttpClient _upstream;
     private volatile bool _maintenance;
     private int _pagesServed;
+    private int _extendsAnswered;
 
     private MaintenanceProxy(WebApplication app, HttpClient upstream) => (_app, _upstream) = (app, upstream);
 
@@ -42,6 +43,9 @@ internal sealed class MaintenanceProxy : IAsyncDisposable
 
     /// <summary>How many requests got the maintenance page.</summary>
     public int PagesServed => Volatile.Read(ref _pagesServed);
+
+    /// <summary>How many extends (PATCH: a held lease's renewals) the service answered through the proxy, their answer sent on.</summary>
+    public int ExtendsAnswered => Volatile.Read(ref _extendsAnswered);
 
     /// <summary>Starts a proxy to <paramref name="upstream"/> (null: none, the page for everything from the start).</summary>
     public static async Task<MaintenanceProxy> StartAsync(Uri? upstream)
@@ -108,5 +112,9 @@ internal sealed class MaintenanceProxy : IAsyncDisposable
         }
 
         await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+        if (HttpMethods.IsPatch(context.Request.Method))
+        {
+            Interlocked.Increment(ref _extendsAnswered);
+        }
     }
 }
